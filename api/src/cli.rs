@@ -1,0 +1,199 @@
+//! The `checkout-crm` command line.
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use entity::{tenants, users};
+use tokio::net::TcpListener;
+
+use crate::{
+    app::{self, AppError},
+    auth::TokenKeys,
+    config::{Config, ConfigArgs},
+    graphql,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "checkout-crm",
+    version,
+    about = "CRM back end for checkout-platform events (Hotmart)"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// HTTP server and background workers (the default).
+    Serve {
+        /// Serve HTTP only; run workers as separate `worker` processes.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Background workers only.
+    Worker,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Print a token for a user.
+    Token {
+        #[arg(long)]
+        email: String,
+        /// The account id, when the e-mail exists in several accounts.
+        #[arg(long)]
+        account: Option<String>,
+        /// Days until the token expires.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+    },
+    /// Manage accounts (one installation can host several companies).
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account with its admin, and print the admin's token.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long)]
+        admin_name: Option<String>,
+    },
+}
+
+/// Token lifetime for `account create`.
+const ACCOUNT_ADMIN_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let command = cli.command.unwrap_or(Command::Serve { no_workers: false });
+    if let Command::Schema = command {
+        print!("{}", graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let config = match cli.config.resolve() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match execute(&config, command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(config: &Config, command: Command) -> Result<(), AppError> {
+    let db = app::open_database(config).await?;
+    match command {
+        Command::Migrate => {
+            println!("database is up to date");
+        }
+        Command::Serve { no_workers } => {
+            if let Some(path) = app::first_start(config, &db).await? {
+                println!("Created the first account. Admin token: {}", path.display());
+            }
+            let listener =
+                TcpListener::bind(&config.bind)
+                    .await
+                    .map_err(|source| AppError::Io {
+                        context: format!("cannot listen on {}", config.bind),
+                        source,
+                    })?;
+            let address = listener.local_addr().map_err(|source| AppError::Io {
+                context: "listener".into(),
+                source,
+            })?;
+            println!("GraphQL: http://{address}/graphql");
+            println!("Token:   {}", config.data_dir.join("admin.jwt").display());
+            if !no_workers {
+                tracing::info!("workers run in this process");
+            }
+            app::serve(config, db, listener, shutdown_signal())
+                .await
+                .map_err(|source| AppError::Io {
+                    context: "server".into(),
+                    source,
+                })?;
+        }
+        Command::Worker => {
+            tracing::info!("worker started");
+            shutdown_signal().await;
+        }
+        Command::Token {
+            email,
+            account,
+            days,
+        } => {
+            let user = tenants::find_user_by_email(&db.conn, &email, account.as_deref()).await?;
+            let token = TokenKeys::new(&config.jwt_secret).mint(
+                &user.id,
+                &user.account_id,
+                users::role_of(&user),
+                Duration::from_secs(u64::from(days) * 24 * 3600),
+            );
+            println!("{token}");
+        }
+        Command::Account {
+            command:
+                AccountCommand::Create {
+                    name,
+                    admin_email,
+                    admin_name,
+                },
+        } => {
+            let tenant =
+                tenants::create_account(&db.conn, &name, &admin_email, admin_name.as_deref())
+                    .await?;
+            let token = TokenKeys::new(&config.jwt_secret).mint(
+                &tenant.admin.id,
+                &tenant.account.id,
+                entity::Role::Admin,
+                ACCOUNT_ADMIN_TOKEN_TTL,
+            );
+            eprintln!(
+                "Created account {} ({}) with admin {}",
+                tenant.account.name, tenant.account.id, tenant.admin.email
+            );
+            println!("{token}");
+        }
+        Command::Schema => unreachable!("handled before configuration"),
+    }
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,250 @@
+//! Configuration from environment variables (flags mirror them), and the secrets the
+//! server needs: given in production, generated once under the data folder in development.
+
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use clap::Args;
+
+/// Secrets shorter than this are refused: they would be guessable.
+pub const MIN_SECRET_LEN: usize = 32;
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Database: sqlite://path or postgres://user@host/db.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: String,
+    /// Public base URL of this server, used in webhook URLs (default: http://{BIND}).
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Folder for the embedded database, development secrets and the admin token.
+    #[arg(
+        long,
+        env = "CHECKOUT_CRM_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// `production` makes JWT_SECRET and CRM_SECRET_KEY mandatory.
+    #[arg(
+        long = "env",
+        env = "CHECKOUT_CRM_ENV",
+        default_value = "development",
+        global = true
+    )]
+    pub environment: String,
+    /// Database connections per process.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<u32>,
+    /// Base URL of the Hotmart REST API.
+    #[arg(
+        long,
+        env = "HOTMART_API_URL",
+        default_value = "https://developers.hotmart.com",
+        global = true
+    )]
+    pub hotmart_api_url: String,
+    /// Base URL of Hotmart's OAuth token endpoint.
+    #[arg(
+        long,
+        env = "HOTMART_AUTH_URL",
+        default_value = "https://api-sec-vlc.hotmart.com",
+        global = true
+    )]
+    pub hotmart_auth_url: String,
+}
+
+/// Secrets are read from the environment only: flags would show in process lists.
+const JWT_SECRET_VAR: &str = "JWT_SECRET";
+const SECRET_KEY_VAR: &str = "CRM_SECRET_KEY";
+
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub bind: String,
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub production: bool,
+    pub max_connections: u32,
+    pub hotmart_api_url: String,
+    pub hotmart_auth_url: String,
+    pub jwt_secret: Vec<u8>,
+    pub secret_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("data_dir", &self.data_dir)
+            .field("production", &self.production)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ConfigArgs {
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let production = match self.environment.as_str() {
+            "production" => true,
+            "development" | "dev" | "test" => false,
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "CHECKOUT_CRM_ENV must be `production` or `development`, not {other:?}"
+                )));
+            }
+        };
+        let database_url = match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.trim().to_owned(),
+            _ => format!(
+                "sqlite://{}",
+                self.data_dir.join("checkout-crm.db").display()
+            ),
+        };
+        let public_url = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.bind))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "PUBLIC_URL must start with http:// or https://, got {public_url:?}"
+            )));
+        }
+        let max_connections =
+            self.max_connections
+                .unwrap_or(if database_url.starts_with("sqlite:") {
+                    8
+                } else {
+                    16
+                });
+        let jwt_secret = secret(JWT_SECRET_VAR, "jwt_secret", production, &self.data_dir)?;
+        let secret_key = secret(SECRET_KEY_VAR, "secret_key", production, &self.data_dir)?;
+        Ok(Config {
+            database_url,
+            bind: self.bind.clone(),
+            public_url,
+            data_dir: self.data_dir.clone(),
+            production,
+            max_connections,
+            hotmart_api_url: self.hotmart_api_url.trim_end_matches('/').to_owned(),
+            hotmart_auth_url: self.hotmart_auth_url.trim_end_matches('/').to_owned(),
+            jwt_secret,
+            secret_key,
+        })
+    }
+}
+
+/// A secret from the environment; in development, generated once into `data_dir/file`.
+fn secret(
+    var: &str,
+    file: &str,
+    production: bool,
+    data_dir: &Path,
+) -> Result<Vec<u8>, ConfigError> {
+    if let Ok(value) = std::env::var(var) {
+        if value.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::Invalid(format!(
+                "{var} must be at least {MIN_SECRET_LEN} characters long"
+            )));
+        }
+        return Ok(value.into_bytes());
+    }
+    if production {
+        return Err(ConfigError::Invalid(format!(
+            "{var} is required when CHECKOUT_CRM_ENV=production \
+             (at least {MIN_SECRET_LEN} random characters, e.g. `openssl rand -base64 48`)"
+        )));
+    }
+    let path = data_dir.join(file);
+    let io = |source| ConfigError::Io {
+        path: path.clone(),
+        source,
+    };
+    match fs::read_to_string(&path) {
+        Ok(stored) if stored.trim().len() >= MIN_SECRET_LEN => {
+            Ok(stored.trim().as_bytes().to_vec())
+        }
+        Ok(_) => Err(ConfigError::Invalid(format!(
+            "{} is too short; delete it to generate a new one",
+            path.display()
+        ))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(data_dir).map_err(io)?;
+            let mut bytes = [0u8; 48];
+            rand::fill(&mut bytes[..]);
+            let value = URL_SAFE_NO_PAD.encode(bytes);
+            write_private(&path, value.as_bytes()).map_err(io)?;
+            Ok(value.into_bytes())
+        }
+        Err(err) => Err(io(err)),
+    }
+}
+
+/// Writes a file readable only by its owner (mode 0600 on Unix).
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    }
+}

@@ -1,0 +1,35 @@
+//! What every resolver may reach: the application services and the caller.
+
+use entity::{Caller, database::Database, secrets::SecretKeys};
+
+use super::error::{ApiError, ApiResult};
+
+/// Application services, stored once in the schema.
+#[derive(Clone)]
+pub struct AppContext {
+    pub db: Database,
+    pub keys: SecretKeys,
+    pub public_url: String,
+}
+
+impl AppContext {
+    pub fn webhook_url(&self, token: &str) -> String {
+        format!("{}/webhooks/hotmart/{token}", self.public_url)
+    }
+}
+
+pub trait ContextExt {
+    fn app(&self) -> &AppContext;
+    fn caller(&self) -> ApiResult<&Caller>;
+}
+
+impl ContextExt for async_graphql::Context<'_> {
+    fn app(&self) -> &AppContext {
+        self.data_unchecked::<AppContext>()
+    }
+
+    fn caller(&self) -> ApiResult<&Caller> {
+        self.data_opt::<Caller>()
+            .ok_or_else(|| ApiError::new("UNAUTHENTICATED", "authentication required"))
+    }
+}

@@ -1,0 +1,46 @@
+//! The GraphQL API: a transport-agnostic schema. Resolvers parse input, call a domain
+//! service with the caller, and map the result.
+
+pub mod account;
+pub mod context;
+pub mod error;
+pub mod setup;
+pub mod types;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema};
+
+pub use context::AppContext;
+
+/// Nesting deeper than this is refused (PRODUCT.md §5).
+pub const MAX_DEPTH: usize = 12;
+/// Upper bound on the number of fields one request may resolve.
+pub const MAX_COMPLEXITY: usize = 2_000;
+
+#[derive(MergedObject, Default)]
+pub struct Query(account::AccountQuery, setup::SetupQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(account::AccountMutation, setup::SetupMutation);
+
+pub type CrmSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema with its limits. `app` is `None` only for printing the SDL.
+pub fn build_schema(app: Option<AppContext>, introspection: bool) -> CrmSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(32)
+        .limit_directives(8);
+    if !introspection {
+        builder = builder.disable_introspection();
+    }
+    if let Some(app) = app {
+        builder = builder.data(app);
+    }
+    builder.finish()
+}
+
+/// The SDL of the live schema (`checkout-crm schema`, and the committed snapshot).
+pub fn sdl() -> String {
+    build_schema(None, true).sdl()
+}

@@ -1,0 +1,389 @@
+//! GraphQL object types: thin views over domain rows. Fields that need more data load it
+//! through domain services; nothing here decides a business rule.
+
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{
+    deliveries, groups, integrations, origins,
+    page::PageRequest,
+    products,
+    tables::{
+        group, integration, label, origin, product, product_variation, user, webhook_delivery,
+    },
+};
+
+use super::{
+    context::ContextExt,
+    error::{ApiError, ApiResult},
+};
+
+pub fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::Role")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum Platform {
+    Hotmart,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::integrations::IntegrationStatus")]
+pub enum IntegrationStatus {
+    Draft,
+    Active,
+    Paused,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::hotmart_event::DealStatus")]
+pub enum DealStatus {
+    Open,
+    Won,
+    Lost,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::deliveries::DeliveryStatus")]
+pub enum DeliveryStatus {
+    Pending,
+    Processed,
+    Duplicate,
+    Ignored,
+    Test,
+    Failed,
+    Rejected,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ImportStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum VariationKind {
+    Offer,
+    Plan,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::HotmartEvent")]
+pub enum HotmartEvent {
+    PurchaseOutOfShoppingCart,
+    PurchaseBilletPrinted,
+    PurchaseCanceled,
+    PurchaseExpired,
+    PurchaseApproved,
+    PurchaseComplete,
+    PurchaseDelayed,
+    PurchaseProtest,
+    PurchaseRefunded,
+    PurchaseChargeback,
+    SubscriptionCancellation,
+    SwitchPlan,
+    UpdateSubscriptionChargeDate,
+    ClubFirstAccess,
+    ClubModuleCompleted,
+}
+
+pub fn domain_events(events: &[HotmartEvent]) -> Vec<entity::HotmartEvent> {
+    events.iter().map(|e| (*e).into()).collect()
+}
+
+pub struct User(pub user::Model);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn role(&self) -> Role {
+        entity::users::role_of(&self.0).into()
+    }
+}
+
+pub struct Label(pub label::Model);
+
+#[Object]
+impl Label {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn color(&self) -> Option<&str> {
+        self.0.color.as_deref()
+    }
+}
+
+pub struct Integration(pub integration::Model);
+
+#[Object]
+impl Integration {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn platform(&self) -> Platform {
+        Platform::Hotmart
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn label(&self) -> Option<&str> {
+        self.0.label.as_deref()
+    }
+    async fn status(&self) -> IntegrationStatus {
+        integrations::status(&self.0).into()
+    }
+    async fn events(&self) -> ApiResult<Vec<HotmartEvent>> {
+        Ok(integrations::events(&self.0)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+    async fn keep_deal_owner(&self) -> bool {
+        self.0.keep_deal_owner
+    }
+    async fn tag_contacts_with_product_name(&self) -> bool {
+        self.0.tag_contacts_with_product_name
+    }
+    async fn merge_products(&self) -> bool {
+        self.0.merge_products
+    }
+    /// The URL to paste into Hotmart (webhook version 2.0, all events).
+    async fn webhook_url(&self, ctx: &Context<'_>) -> String {
+        ctx.app().webhook_url(&self.0.webhook_token)
+    }
+    async fn has_credentials(&self) -> bool {
+        self.0.credentials.is_some()
+    }
+    async fn products(&self, ctx: &Context<'_>) -> ApiResult<Vec<Product>> {
+        let rows = products::of_integration(&ctx.app().db.conn, &self.0.id).await?;
+        Ok(rows.into_iter().map(Product).collect())
+    }
+    async fn group(&self, ctx: &Context<'_>) -> ApiResult<Group> {
+        Ok(Group(
+            integrations::group_of(&ctx.app().db.conn, &self.0).await?,
+        ))
+    }
+    async fn last_event_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_event_at.map(time)
+    }
+    async fn last_test_event_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_test_event_at.map(time)
+    }
+    /// Authentication failures (missing or wrong hottok) since the integration was created.
+    async fn hottok_failures(&self) -> i64 {
+        self.0.hottok_failures
+    }
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<DeliveryStatus>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> ApiResult<DeliveryConnection> {
+        let page = PageRequest::parse(Some(first), after.as_deref())?;
+        let page = deliveries::page_of_integration(
+            &ctx.app().db.conn,
+            &self.0.id,
+            status.map(Into::into),
+            page,
+        )
+        .await?;
+        Ok(DeliveryConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor: page.end_cursor,
+            },
+            total_count: page.total_count as i64,
+            nodes: page.nodes.into_iter().map(WebhookDelivery).collect(),
+        })
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        time(self.0.created_at)
+    }
+}
+
+pub struct Product(pub product::Model);
+
+#[Object]
+impl Product {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn hotmart_product_id(&self) -> &str {
+        &self.0.hotmart_product_id
+    }
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+    async fn label(&self) -> Option<&str> {
+        self.0.label.as_deref()
+    }
+    /// The last 4 characters of the hottok; the hottok itself is never returned.
+    async fn hottok_hint(&self) -> &str {
+        &self.0.hottok_hint
+    }
+    async fn variations(&self, ctx: &Context<'_>) -> ApiResult<Vec<ProductVariation>> {
+        let rows = products::variations(&ctx.app().db.conn, &self.0.id).await?;
+        Ok(rows.into_iter().map(ProductVariation).collect())
+    }
+    async fn refreshed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.refreshed_at.map(time)
+    }
+    async fn refresh_error(&self) -> Option<&str> {
+        self.0.refresh_error.as_deref()
+    }
+}
+
+pub struct ProductVariation(pub product_variation::Model);
+
+#[Object]
+impl ProductVariation {
+    async fn kind(&self) -> VariationKind {
+        if self.0.kind == "PLAN" {
+            VariationKind::Plan
+        } else {
+            VariationKind::Offer
+        }
+    }
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+    async fn price(&self) -> Option<f64> {
+        self.0.price
+    }
+    async fn currency(&self) -> Option<&str> {
+        self.0.currency.as_deref()
+    }
+}
+
+pub struct Group(pub group::Model);
+
+#[Object]
+impl Group {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn origins(&self, ctx: &Context<'_>) -> ApiResult<Vec<Origin>> {
+        let rows = origins::of_group(&ctx.app().db.conn, &self.0.id).await?;
+        Ok(rows.into_iter().map(Origin).collect())
+    }
+    async fn visibility(&self, ctx: &Context<'_>) -> ApiResult<GroupVisibility> {
+        let users = groups::viewers(&ctx.app().db.conn, &self.0.id).await?;
+        Ok(GroupVisibility {
+            everyone: self.0.visible_to_everyone,
+            users: users.into_iter().map(User).collect(),
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct GroupVisibility {
+    pub everyone: bool,
+    pub users: Vec<User>,
+}
+
+pub struct Origin(pub origin::Model);
+
+#[Object]
+impl Origin {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn event(&self) -> ApiResult<HotmartEvent> {
+        entity::HotmartEvent::parse(&self.0.event)
+            .map(Into::into)
+            .ok_or_else(|| ApiError::new("INTERNAL", "origin has an unknown event"))
+    }
+    async fn entry_status(&self) -> DealStatus {
+        entity::hotmart_event::DealStatus::parse(&self.0.entry_status)
+            .unwrap_or(entity::hotmart_event::DealStatus::Open)
+            .into()
+    }
+    async fn assignees(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
+        let users = origins::assignees(&ctx.app().db.conn, &self.0.id).await?;
+        Ok(users.into_iter().map(User).collect())
+    }
+    async fn deal_count(&self, ctx: &Context<'_>, status: Option<DealStatus>) -> ApiResult<i64> {
+        let count =
+            origins::deal_count(&ctx.app().db.conn, &self.0.id, status.map(Into::into)).await?;
+        Ok(count as i64)
+    }
+}
+
+pub struct WebhookDelivery(pub webhook_delivery::Model);
+
+#[Object]
+impl WebhookDelivery {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn event_id(&self) -> Option<&str> {
+        self.0.event_id.as_deref()
+    }
+    async fn event(&self) -> Option<&str> {
+        self.0.event.as_deref()
+    }
+    async fn status(&self) -> DeliveryStatus {
+        deliveries::DeliveryStatus::parse(&self.0.status)
+            .unwrap_or(deliveries::DeliveryStatus::Pending)
+            .into()
+    }
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    async fn received_at(&self) -> DateTime<Utc> {
+        time(self.0.received_at)
+    }
+    async fn processed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.processed_at.map(time)
+    }
+    /// The body exactly as received.
+    async fn payload(&self) -> &str {
+        &self.0.payload
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct DeliveryConnection {
+    pub nodes: Vec<WebhookDelivery>,
+    pub page_info: PageInfo,
+    pub total_count: i64,
+}

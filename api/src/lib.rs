@@ -1,0 +1,9 @@
+//! checkout-crm's transport layer: configuration, authentication, the GraphQL API, the
+//! HTTP routes and the `checkout-crm` command line.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod graphql;
+pub mod http;

@@ -1,0 +1,52 @@
+//! Who is asking: the authenticated user, their account and role.
+
+use crate::error::{DomainError, DomainResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "ADMIN",
+            Role::Member => "MEMBER",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Role> {
+        match value {
+            "ADMIN" => Some(Role::Admin),
+            "MEMBER" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+/// The identity every service call runs as. Built only by the API's authentication step,
+/// from a verified token and the user row it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    pub account_id: String,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Members cannot manage integrations, users, credentials, labels or imports (PRODUCT.md §5).
+    pub fn require_admin(&self) -> DomainResult<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(DomainError::forbidden(
+                "this operation needs the ADMIN role",
+            ))
+        }
+    }
+}

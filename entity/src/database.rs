@@ -1,0 +1,96 @@
+//! Opening the database. One sqlx pool per process is shared by sea-orm and the job queue.
+//!
+//! SQLite gets WAL, `synchronous=NORMAL`, a busy timeout and foreign keys on **every**
+//! connection (set through the connect options, so no pooled connection is left with
+//! another setting), and an explicit pool size.
+
+use std::{str::FromStr, time::Duration};
+
+use sea_orm::{
+    DatabaseConnection, DbErr, SqlxPostgresConnector, SqlxSqliteConnector,
+    sqlx::{
+        self,
+        postgres::{PgConnectOptions, PgPoolOptions},
+        sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    },
+};
+
+/// How long a SQLite connection waits for a lock before reporting "database is locked".
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub conn: DatabaseConnection,
+    pub pool: Pool,
+}
+
+impl Database {
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.pool, Pool::Sqlite(_))
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.conn.ping().await
+    }
+
+    pub async fn close(self) {
+        match self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Connects to `url` (`sqlite://path` or `postgres://…`) with at most `max_connections`.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr> {
+    let max_connections = max_connections.max(1);
+    if url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| DbErr::Custom(format!("invalid DATABASE_URL: {err}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .foreign_keys(true);
+        if let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|err| DbErr::Custom(format!("cannot create {}: {err}", dir.display())))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|err| DbErr::Custom(format!("cannot open {url}: {err}")))?;
+        Ok(Database {
+            conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone()),
+            pool: Pool::Sqlite(pool),
+        })
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|err| DbErr::Custom(format!("invalid DATABASE_URL: {err}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|err| DbErr::Custom(format!("cannot connect to PostgreSQL: {err}")))?;
+        Ok(Database {
+            conn: SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
+            pool: Pool::Postgres(pool),
+        })
+    } else {
+        Err(DbErr::Custom(
+            "DATABASE_URL must start with sqlite:// or postgres://".into(),
+        ))
+    }
+}

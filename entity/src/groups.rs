@@ -1,0 +1,122 @@
+//! Groups (pipeline folders) and who may see them (PRODUCT.md §5).
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
+    sea_query::Query,
+};
+
+use crate::{
+    Caller, DomainError, DomainResult,
+    scope::{find_scoped, scoped},
+    tables::{group, group_viewer, user},
+    users,
+};
+
+/// The condition "visible to this caller" on `groups`: everything for admins; for members,
+/// groups open to everyone or listing them as viewers.
+pub fn visible_condition(caller: &Caller) -> Condition {
+    if caller.is_admin() {
+        return Condition::all();
+    }
+    Condition::any()
+        .add(group::Column::VisibleToEveryone.eq(true))
+        .add(
+            group::Column::Id.in_subquery(
+                Query::select()
+                    .column(group_viewer::Column::GroupId)
+                    .from(group_viewer::Entity)
+                    .and_where(group_viewer::Column::UserId.eq(caller.user_id.as_str()))
+                    .to_owned(),
+            ),
+        )
+}
+
+pub async fn list(db: &impl ConnectionTrait, caller: &Caller) -> DomainResult<Vec<group::Model>> {
+    Ok(scoped::<group::Entity>(caller)
+        .filter(visible_condition(caller))
+        .order_by_asc(group::Column::CreatedAt)
+        .order_by_asc(group::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Ids of the groups the caller may see; `None` means all groups of the account.
+pub async fn visible_ids(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+) -> DomainResult<Option<Vec<String>>> {
+    if caller.is_admin() {
+        return Ok(None);
+    }
+    let ids: Vec<String> = scoped::<group::Entity>(caller)
+        .filter(visible_condition(caller))
+        .select_only()
+        .column(group::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(Some(ids))
+}
+
+/// A group the caller may see; hidden groups are `NOT_FOUND` to members.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+) -> DomainResult<group::Model> {
+    scoped::<group::Entity>(caller)
+        .filter(group::Column::Id.eq(id))
+        .filter(visible_condition(caller))
+        .one(db)
+        .await?
+        .ok_or(DomainError::NotFound("group"))
+}
+
+pub async fn set_visibility<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    caller: &Caller,
+    id: &str,
+    everyone: bool,
+    user_ids: &[String],
+) -> DomainResult<group::Model> {
+    caller.require_admin()?;
+    let current = find_scoped::<group::Entity>(db, caller, id).await?;
+    let viewers = users::resolve_ids(db, caller, "userIds", user_ids).await?;
+    let txn = db.begin().await?;
+    group_viewer::Entity::delete_many()
+        .filter(group_viewer::Column::GroupId.eq(current.id.as_str()))
+        .exec(&txn)
+        .await?;
+    for viewer in &viewers {
+        group_viewer::ActiveModel {
+            group_id: Set(current.id.clone()),
+            user_id: Set(viewer.id.clone()),
+            account_id: Set(caller.account_id.clone()),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    let mut model = current.into_active_model();
+    model.visible_to_everyone = Set(everyone);
+    let updated = model.update(&txn).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// The users listed as viewers of a group.
+pub async fn viewers(db: &impl ConnectionTrait, group_id: &str) -> DomainResult<Vec<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(
+            user::Column::Id.in_subquery(
+                Query::select()
+                    .column(group_viewer::Column::UserId)
+                    .from(group_viewer::Entity)
+                    .and_where(group_viewer::Column::GroupId.eq(group_id))
+                    .to_owned(),
+            ),
+        )
+        .order_by_asc(user::Column::Name)
+        .all(db)
+        .await?)
+}

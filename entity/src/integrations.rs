@@ -1,0 +1,313 @@
+//! Hotmart integrations and the set-up flow (PRODUCT.md §2).
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, Set, TransactionSession, TransactionTrait,
+};
+
+use crate::{
+    Caller, DomainError, DomainResult, HotmartEvent,
+    hotmart_event::{decode_events, encode_events},
+    labels, new_id, now_ms, origins,
+    scope::{find_scoped, scoped},
+    secrets::random_token,
+    tables::{deal, deal_event, group, integration, product},
+    values,
+};
+
+pub const PLATFORM_HOTMART: &str = "HOTMART";
+
+/// 32 random bytes: the webhook URL token is well over the 128 bits the spec asks for.
+const WEBHOOK_TOKEN_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntegrationStatus {
+    Draft,
+    Active,
+    Paused,
+}
+
+impl IntegrationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "DRAFT",
+            Self::Active => "ACTIVE",
+            Self::Paused => "PAUSED",
+        }
+    }
+
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "ACTIVE" => Self::Active,
+            "PAUSED" => Self::Paused,
+            _ => Self::Draft,
+        }
+    }
+}
+
+pub fn status(model: &integration::Model) -> IntegrationStatus {
+    IntegrationStatus::parse(&model.status)
+}
+
+pub fn events(model: &integration::Model) -> DomainResult<Vec<HotmartEvent>> {
+    decode_events(&model.events)
+}
+
+fn selected_events(field: &str, events: &[HotmartEvent]) -> DomainResult<Vec<HotmartEvent>> {
+    if events.is_empty() {
+        return Err(DomainError::bad_input(field, "select at least one event"));
+    }
+    let mut events = events.to_vec();
+    events.sort();
+    events.dedup();
+    Ok(events)
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+) -> DomainResult<Vec<integration::Model>> {
+    caller.require_admin()?;
+    Ok(scoped::<integration::Entity>(caller)
+        .order_by_asc(integration::Column::CreatedAt)
+        .order_by_asc(integration::Column::Id)
+        .all(db)
+        .await?)
+}
+
+pub async fn get(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+) -> DomainResult<integration::Model> {
+    caller.require_admin()?;
+    find_scoped::<integration::Entity>(db, caller, id).await
+}
+
+/// Step 1: a `DRAFT` integration with its group and one origin per deal-moving event.
+pub async fn create<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    caller: &Caller,
+    name: &str,
+    events: &[HotmartEvent],
+) -> DomainResult<integration::Model> {
+    caller.require_admin()?;
+    let name = values::name("name", name)?;
+    let events = selected_events("events", events)?;
+    let now = now_ms();
+    let txn = db.begin().await?;
+    let integration = integration::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(caller.account_id.clone()),
+        platform: Set(PLATFORM_HOTMART.to_owned()),
+        name: Set(name.clone()),
+        label: Set(None),
+        status: Set(IntegrationStatus::Draft.as_str().to_owned()),
+        events: Set(encode_events(&events)),
+        keep_deal_owner: Set(false),
+        tag_contacts_with_product_name: Set(false),
+        merge_products: Set(false),
+        webhook_token: Set(random_token(WEBHOOK_TOKEN_BYTES)),
+        credentials: Set(None),
+        hottok_failures: Set(0),
+        last_event_at: Set(None),
+        last_test_event_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    let group = group::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(caller.account_id.clone()),
+        integration_id: Set(integration.id.clone()),
+        name: Set(name),
+        visible_to_everyone: Set(true),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    origins::sync_with_events(&txn, &group, &events).await?;
+    txn.commit().await?;
+    Ok(integration)
+}
+
+/// Step 3 (and later edits). `None` leaves a setting unchanged; a blank label clears it.
+#[derive(Debug, Default, Clone)]
+pub struct IntegrationChanges {
+    pub name: Option<String>,
+    pub label: Option<String>,
+    pub events: Option<Vec<HotmartEvent>>,
+    pub keep_deal_owner: Option<bool>,
+    pub tag_contacts_with_product_name: Option<bool>,
+    pub merge_products: Option<bool>,
+}
+
+pub async fn update<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    caller: &Caller,
+    id: &str,
+    changes: IntegrationChanges,
+) -> DomainResult<integration::Model> {
+    caller.require_admin()?;
+    let name = changes
+        .name
+        .as_deref()
+        .map(|n| values::name("name", n))
+        .transpose()?;
+    let label = changes
+        .label
+        .as_deref()
+        .map(|l| labels::optional_label_name("label", Some(l)))
+        .transpose()?;
+    let events = changes
+        .events
+        .as_deref()
+        .map(|e| selected_events("events", e))
+        .transpose()?;
+
+    let txn = db.begin().await?;
+    let current = find_scoped::<integration::Entity>(&txn, caller, id).await?;
+    let group = group_of(&txn, &current).await?;
+    let mut model = current.into_active_model();
+    if let Some(name) = name {
+        model.name = Set(name.clone());
+        let mut group = group.clone().into_active_model();
+        group.name = Set(name);
+        group.update(&txn).await?;
+    }
+    if let Some(label) = label {
+        model.label = Set(match label {
+            Some(name) => Some(labels::ensure(&txn, caller, "label", &name).await?.name),
+            None => None,
+        });
+    }
+    if let Some(events) = events {
+        origins::sync_with_events(&txn, &group, &events).await?;
+        model.events = Set(encode_events(&events));
+    }
+    if let Some(on) = changes.keep_deal_owner {
+        model.keep_deal_owner = Set(on);
+    }
+    if let Some(on) = changes.tag_contacts_with_product_name {
+        model.tag_contacts_with_product_name = Set(on);
+    }
+    if let Some(on) = changes.merge_products {
+        model.merge_products = Set(on);
+    }
+    model.updated_at = Set(now_ms());
+    let updated = model.update(&txn).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Step 4: needs at least one product and one event.
+pub async fn activate(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+) -> DomainResult<integration::Model> {
+    let current = get(db, caller, id).await?;
+    let products = product::Entity::find()
+        .filter(product::Column::IntegrationId.eq(current.id.as_str()))
+        .count(db)
+        .await?;
+    if products == 0 {
+        return Err(DomainError::bad_input(
+            "products",
+            "add at least one product before activating the integration",
+        ));
+    }
+    if events(&current)?.is_empty() {
+        return Err(DomainError::bad_input(
+            "events",
+            "select at least one event before activating the integration",
+        ));
+    }
+    set_status(db, current, IntegrationStatus::Active).await
+}
+
+/// Stops processing; deliveries are still received and stored.
+pub async fn pause(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+) -> DomainResult<integration::Model> {
+    let current = get(db, caller, id).await?;
+    match status(&current) {
+        IntegrationStatus::Active => set_status(db, current, IntegrationStatus::Paused).await,
+        IntegrationStatus::Paused => Ok(current),
+        IntegrationStatus::Draft => Err(DomainError::bad_input(
+            "id",
+            "only an ACTIVE integration can be paused; activate it first",
+        )),
+    }
+}
+
+async fn set_status(
+    db: &impl ConnectionTrait,
+    current: integration::Model,
+    status: IntegrationStatus,
+) -> DomainResult<integration::Model> {
+    let mut model = current.into_active_model();
+    model.status = Set(status.as_str().to_owned());
+    model.updated_at = Set(now_ms());
+    Ok(model.update(db).await?)
+}
+
+/// A new webhook URL; the old one stops working at once.
+pub async fn rotate_webhook_token(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+) -> DomainResult<integration::Model> {
+    let current = get(db, caller, id).await?;
+    let mut model = current.into_active_model();
+    model.webhook_token = Set(random_token(WEBHOOK_TOKEN_BYTES));
+    model.updated_at = Set(now_ms());
+    Ok(model.update(db).await?)
+}
+
+/// Deletes the integration with its group, origins, products, deals, deliveries and
+/// import runs. Contacts stay: they belong to the account.
+pub async fn delete<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    caller: &Caller,
+    id: &str,
+) -> DomainResult<bool> {
+    let current = get(db, caller, id).await?;
+    let txn = db.begin().await?;
+    if let Some(group) = group::Entity::find()
+        .filter(group::Column::IntegrationId.eq(current.id.as_str()))
+        .one(&txn)
+        .await?
+    {
+        deal_event::Entity::delete_many()
+            .filter(deal_event::Column::GroupId.eq(group.id.as_str()))
+            .exec(&txn)
+            .await?;
+        deal::Entity::delete_many()
+            .filter(deal::Column::GroupId.eq(group.id.as_str()))
+            .exec(&txn)
+            .await?;
+    }
+    integration::Entity::delete_by_id(current.id)
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// The group an integration owns (created with it).
+pub async fn group_of(
+    db: &impl ConnectionTrait,
+    integration: &integration::Model,
+) -> DomainResult<group::Model> {
+    group::Entity::find()
+        .filter(group::Column::IntegrationId.eq(integration.id.as_str()))
+        .one(db)
+        .await?
+        .ok_or_else(|| {
+            DomainError::Internal(format!("integration {} has no group", integration.id))
+        })
+}

@@ -1,0 +1,37 @@
+//! The domain of checkout-crm: tables, and the services that hold every business rule.
+//!
+//! Services are plain `async fn`s over `&impl ConnectionTrait` taking the caller's
+//! [`Caller`], so the same code runs inside or outside a transaction and every read is
+//! scoped to the caller's account through [`scope`].
+
+pub mod caller;
+pub mod database;
+pub mod deliveries;
+pub mod error;
+pub mod groups;
+pub mod hotmart_event;
+pub mod integrations;
+pub mod labels;
+pub mod origins;
+pub mod page;
+pub mod products;
+pub mod scope;
+pub mod secrets;
+pub mod tables;
+pub mod tenants;
+pub mod users;
+pub mod values;
+
+pub use caller::{Caller, Role};
+pub use error::{DomainError, DomainResult};
+pub use hotmart_event::{EventClass, HotmartEvent};
+
+/// Milliseconds since the Unix epoch: the one time representation in the database.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A new opaque, time-ordered id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

@@ -1,0 +1,235 @@
+//! Hotmart products registered in an integration, with their hottoks.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ModelTrait,
+    QueryFilter, QueryOrder, Set,
+};
+
+use crate::{
+    Caller, DomainError, DomainResult,
+    error::is_unique_violation,
+    integrations, labels, new_id, now_ms,
+    scope::find_scoped,
+    secrets::SecretKeys,
+    tables::{product, product_variation},
+    values,
+};
+
+pub const MAX_HOTMART_PRODUCT_ID_LEN: usize = 64;
+pub const MIN_HOTTOK_LEN: usize = 8;
+pub const MAX_HOTTOK_LEN: usize = 256;
+
+/// Hotmart's test events use product id `0` (and `"00000"`): never a real product.
+pub fn is_test_product_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c == '0')
+}
+
+fn hotmart_product_id(value: &str) -> DomainResult<String> {
+    let id = value.trim();
+    let field = "hotmartProductId";
+    if id.is_empty() {
+        return Err(DomainError::bad_input(field, "must not be empty"));
+    }
+    if id.len() > MAX_HOTMART_PRODUCT_ID_LEN
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(DomainError::bad_input(
+            field,
+            "must be the product id shown in Hotmart (letters and digits, at most 64)",
+        ));
+    }
+    if is_test_product_id(id) {
+        return Err(DomainError::bad_input(
+            field,
+            "0 is the id of Hotmart's test events, not a product",
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+fn hottok(value: &str) -> DomainResult<String> {
+    let token = value.trim();
+    if token.len() < MIN_HOTTOK_LEN || token.len() > MAX_HOTTOK_LEN {
+        return Err(DomainError::bad_input(
+            "hottok",
+            format!("must be the Hotmart hottok ({MIN_HOTTOK_LEN} to {MAX_HOTTOK_LEN} characters)"),
+        ));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(DomainError::bad_input("hottok", "must not contain spaces"));
+    }
+    Ok(token.to_owned())
+}
+
+/// The last 4 characters: enough for a person to recognise which hottok is stored.
+fn hint(hottok: &str) -> String {
+    let chars: Vec<char> = hottok.chars().collect();
+    chars[chars.len().saturating_sub(4)..].iter().collect()
+}
+
+pub struct NewProduct<'a> {
+    pub hotmart_product_id: &'a str,
+    pub hottok: &'a str,
+    pub name: Option<&'a str>,
+    pub label: Option<&'a str>,
+}
+
+pub async fn add(
+    db: &impl ConnectionTrait,
+    keys: &SecretKeys,
+    caller: &Caller,
+    integration_id: &str,
+    input: NewProduct<'_>,
+) -> DomainResult<product::Model> {
+    let integration = integrations::get(db, caller, integration_id).await?;
+    let hotmart_id = hotmart_product_id(input.hotmart_product_id)?;
+    let hottok = hottok(input.hottok)?;
+    let name = values::optional_name("name", input.name)?;
+    let label = labels::optional_label_name("label", input.label)?;
+    let duplicate = || {
+        DomainError::bad_input(
+            "hotmartProductId",
+            format!("product {hotmart_id} is already registered in this integration"),
+        )
+    };
+    let exists = product::Entity::find()
+        .filter(product::Column::IntegrationId.eq(integration.id.as_str()))
+        .filter(product::Column::HotmartProductId.eq(hotmart_id.as_str()))
+        .one(db)
+        .await?
+        .is_some();
+    if exists {
+        return Err(duplicate());
+    }
+    let label = match label {
+        Some(name) => Some(labels::ensure(db, caller, "label", &name).await?.name),
+        None => None,
+    };
+    product::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(caller.account_id.clone()),
+        integration_id: Set(integration.id),
+        hotmart_product_id: Set(hotmart_id.clone()),
+        name: Set(name),
+        label: Set(label),
+        hottok_mac: Set(keys.hottok_mac(&hottok)),
+        hottok_hint: Set(hint(&hottok)),
+        ucode: Set(None),
+        refreshed_at: Set(None),
+        refresh_error: Set(None),
+        created_at: Set(now_ms()),
+    }
+    .insert(db)
+    .await
+    .map_err(|err| {
+        if is_unique_violation(&err) {
+            duplicate()
+        } else {
+            err.into()
+        }
+    })
+}
+
+/// `None` leaves a field unchanged; a blank name or label clears it.
+pub struct ProductChanges<'a> {
+    pub name: Option<&'a str>,
+    pub label: Option<&'a str>,
+    pub hottok: Option<&'a str>,
+}
+
+pub async fn update(
+    db: &impl ConnectionTrait,
+    keys: &SecretKeys,
+    caller: &Caller,
+    id: &str,
+    changes: ProductChanges<'_>,
+) -> DomainResult<product::Model> {
+    caller.require_admin()?;
+    let current = find_scoped::<product::Entity>(db, caller, id).await?;
+    let name = changes
+        .name
+        .map(|n| values::optional_name("name", Some(n)))
+        .transpose()?;
+    let label = changes
+        .label
+        .map(|l| labels::optional_label_name("label", Some(l)))
+        .transpose()?;
+    let hottok = changes.hottok.map(hottok).transpose()?;
+    let mut model = current.into_active_model();
+    if let Some(name) = name {
+        model.name = Set(name);
+    }
+    if let Some(label) = label {
+        model.label = Set(match label {
+            Some(name) => Some(labels::ensure(db, caller, "label", &name).await?.name),
+            None => None,
+        });
+    }
+    if let Some(hottok) = hottok {
+        model.hottok_mac = Set(keys.hottok_mac(&hottok));
+        model.hottok_hint = Set(hint(&hottok));
+    }
+    Ok(model.update(db).await?)
+}
+
+pub async fn remove(db: &impl ConnectionTrait, caller: &Caller, id: &str) -> DomainResult<bool> {
+    caller.require_admin()?;
+    let current = find_scoped::<product::Entity>(db, caller, id).await?;
+    current.delete(db).await?;
+    Ok(true)
+}
+
+pub async fn of_integration(
+    db: &impl ConnectionTrait,
+    integration_id: &str,
+) -> DomainResult<Vec<product::Model>> {
+    Ok(product::Entity::find()
+        .filter(product::Column::IntegrationId.eq(integration_id))
+        .order_by_asc(product::Column::CreatedAt)
+        .order_by_asc(product::Column::Id)
+        .all(db)
+        .await?)
+}
+
+pub async fn variations(
+    db: &impl ConnectionTrait,
+    product_id: &str,
+) -> DomainResult<Vec<product_variation::Model>> {
+    Ok(product_variation::Entity::find()
+        .filter(product_variation::Column::ProductId.eq(product_id))
+        .order_by_asc(product_variation::Column::Kind)
+        .order_by_asc(product_variation::Column::Code)
+        .all(db)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_product_ids_are_recognised() {
+        assert!(is_test_product_id("0"));
+        assert!(is_test_product_id("00000"));
+        assert!(!is_test_product_id("1234567"));
+        assert!(!is_test_product_id(""));
+    }
+
+    #[test]
+    fn hints_show_only_the_last_four_characters() {
+        assert_eq!(hint("abcdefgh1234"), "1234");
+        assert_eq!(hint("abc"), "abc");
+    }
+
+    #[test]
+    fn product_ids_and_hottoks_are_validated() {
+        assert_eq!(hotmart_product_id(" 1234567 ").unwrap(), "1234567");
+        assert!(hotmart_product_id("0").is_err());
+        assert!(hotmart_product_id("12 34").is_err());
+        assert!(hottok("short").is_err());
+        assert!(hottok("with space inside").is_err());
+        assert!(hottok(&"x".repeat(MAX_HOTTOK_LEN + 1)).is_err());
+    }
+}

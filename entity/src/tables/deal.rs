@@ -1,0 +1,30 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "deals")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub account_id: String,
+    pub group_id: String,
+    pub origin_id: String,
+    pub contact_id: String,
+    pub product_id: Option<String>,
+    pub deal_key: String,
+    pub open_key: Option<String>,
+    pub status: String,
+    pub paid: bool,
+    pub owner_id: Option<String>,
+    pub value: Option<f64>,
+    pub currency: Option<String>,
+    pub lost_reason: Option<String>,
+    pub created_at: i64,
+    pub closed_at: Option<i64>,
+    pub last_event_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,28 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "deal_events")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub account_id: String,
+    pub group_id: String,
+    pub contact_id: String,
+    pub deal_key: String,
+    pub dedup_id: String,
+    pub event: String,
+    pub source: String,
+    pub occurred_at: i64,
+    pub data: String,
+    pub delivery_id: Option<String>,
+    pub import_run_id: Option<String>,
+    pub deal_id: Option<String>,
+    pub effect: Option<String>,
+    pub description: Option<String>,
+    pub recorded_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

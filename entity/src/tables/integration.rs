@@ -1,0 +1,29 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "integrations")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub account_id: String,
+    pub platform: String,
+    pub name: String,
+    pub label: Option<String>,
+    pub status: String,
+    pub events: String,
+    pub keep_deal_owner: bool,
+    pub tag_contacts_with_product_name: bool,
+    pub merge_products: bool,
+    pub webhook_token: String,
+    pub credentials: Option<String>,
+    pub hottok_failures: i64,
+    pub last_event_at: Option<i64>,
+    pub last_test_event_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,26 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "webhook_deliveries")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub account_id: String,
+    pub integration_id: String,
+    pub event_id: Option<String>,
+    pub dedup_event_id: Option<String>,
+    pub event: Option<String>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub attempts: i32,
+    pub payload: String,
+    pub payload_sha256: String,
+    pub body_differs: bool,
+    pub received_at: i64,
+    pub processed_at: Option<i64>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,107 @@
+//! Users of an account.
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Set};
+
+use crate::{
+    Caller, DomainError, DomainResult, Role,
+    error::is_unique_violation,
+    new_id, now_ms,
+    scope::{find_scoped, scoped},
+    tables::user,
+    values,
+};
+
+pub struct NewUser<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub role: Role,
+}
+
+pub async fn me(db: &impl ConnectionTrait, caller: &Caller) -> DomainResult<user::Model> {
+    find_scoped::<user::Entity>(db, caller, &caller.user_id).await
+}
+
+pub async fn list(db: &impl ConnectionTrait, caller: &Caller) -> DomainResult<Vec<user::Model>> {
+    Ok(scoped::<user::Entity>(caller)
+        .order_by_asc(user::Column::CreatedAt)
+        .order_by_asc(user::Column::Id)
+        .all(db)
+        .await?)
+}
+
+pub async fn create(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    input: NewUser<'_>,
+) -> DomainResult<user::Model> {
+    caller.require_admin()?;
+    let name = values::name("name", input.name)?;
+    let email = values::email("email", input.email)?;
+    let taken = scoped::<user::Entity>(caller)
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?
+        .is_some();
+    let duplicate =
+        || DomainError::bad_input("email", format!("a user with {email} already exists"));
+    if taken {
+        return Err(duplicate());
+    }
+    user::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(caller.account_id.clone()),
+        name: Set(name),
+        email: Set(email.clone()),
+        role: Set(input.role.as_str().to_owned()),
+        created_at: Set(now_ms()),
+    }
+    .insert(db)
+    .await
+    .map_err(|err| {
+        if is_unique_violation(&err) {
+            duplicate()
+        } else {
+            err.into()
+        }
+    })
+}
+
+/// Resolves user ids given as input; ids that are unknown in the caller's account are
+/// reported under `field` without telling whether they exist elsewhere.
+pub async fn resolve_ids(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    field: &str,
+    ids: &[String],
+) -> DomainResult<Vec<user::Model>> {
+    let mut unique: Vec<&String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    if unique.len() > 500 {
+        return Err(DomainError::bad_input(field, "at most 500 users"));
+    }
+    let found = scoped::<user::Entity>(caller)
+        .filter(user::Column::Id.is_in(unique.iter().map(|s| s.as_str())))
+        .all(db)
+        .await?;
+    let mut ordered = Vec::with_capacity(unique.len());
+    for id in unique {
+        match found.iter().find(|u| &u.id == id) {
+            Some(user) => ordered.push(user.clone()),
+            None => {
+                return Err(DomainError::bad_input(
+                    field,
+                    format!("unknown user id {id:?}"),
+                ));
+            }
+        }
+    }
+    Ok(ordered)
+}
+
+pub fn role_of(user: &user::Model) -> Role {
+    Role::parse(&user.role).unwrap_or(Role::Member)
+}

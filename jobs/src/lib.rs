@@ -1,0 +1,4 @@
+//! Background work: job types, their handlers, the workers that run them, and the
+//! Hotmart API client. Jobs carry ids only; handlers are thin and call domain services.
+
+pub mod queue;

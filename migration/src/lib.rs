@@ -1,0 +1,18 @@
+//! Schema history of checkout-crm. Every migration runs unchanged on SQLite and PostgreSQL.
+//!
+//! Conventions: ids are opaque strings (UUIDv7 text), times are epoch milliseconds
+//! (`BIGINT`), lists are JSON text. Every business table carries `account_id`, so every
+//! query can be scoped to one tenant.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_create_tables::Migration)]
+    }
+}
