@@ -1,14 +1,16 @@
 //! HTTP transport: the GraphQL endpoint (with authentication), GraphiQL and health.
 
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse, rejection::GraphQLRejection};
+use async_graphql::{ErrorExtensions, http::GraphiQLSource};
+use async_graphql_axum::GraphQLResponse;
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, FromRequest, Request, State},
+    body::Body,
+    extract::{Request, State},
     http::{StatusCode, header::AUTHORIZATION},
     response::{Html, IntoResponse, Response},
     routing::get,
 };
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use crate::{
@@ -28,12 +30,7 @@ pub struct HttpState {
 
 pub fn router(state: HttpState) -> Router {
     Router::new()
-        .route(
-            "/graphql",
-            get(graphiql)
-                .post(graphql)
-                .layer(DefaultBodyLimit::max(MAX_GRAPHQL_BODY)),
-        )
+        .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(healthz))
         .with_state(state)
 }
@@ -56,12 +53,62 @@ async fn graphql(State(state): State<HttpState>, request: Request) -> Response {
         Ok(caller) => caller,
         Err(err) => return auth_error(err),
     };
-    let graphql_request =
-        match GraphQLRequest::<GraphQLRejection>::from_request(request, &state).await {
-            Ok(req) => req.into_inner(),
-            Err(rejection) => return rejection.into_response(),
-        };
-    GraphQLResponse::from(state.schema.execute(graphql_request.data(caller)).await).into_response()
+    let graphql_request = match read_graphql_request(request.into_body()).await {
+        Ok(req) => req,
+        Err(response) => return response,
+    };
+    let mut response = state.schema.execute(graphql_request.data(caller)).await;
+    // Errors raised before any resolver ran (syntax, unknown enum values, wrong variable
+    // types) carry no code yet: they are the client's input errors.
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some());
+        if !has_code {
+            let extended = async_graphql::Error::new(error.message.clone())
+                .extend_with(|_, ext| ext.set("code", "BAD_USER_INPUT"));
+            error.extensions = extended.extensions;
+        }
+    }
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Reads one JSON GraphQL request of at most [`MAX_GRAPHQL_BODY`] bytes, stopping as soon
+/// as the limit is passed. Batches are not accepted.
+async fn read_graphql_request(body: Body) -> Result<async_graphql::Request, Response> {
+    let bytes = match Limited::new(body, MAX_GRAPHQL_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(request_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {MAX_GRAPHQL_BODY} bytes"),
+            ));
+        }
+        Err(err) => {
+            return Err(request_error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read body: {err}"),
+            ));
+        }
+    };
+    serde_json::from_slice::<async_graphql::Request>(&bytes).map_err(|err| {
+        request_error(
+            StatusCode::BAD_REQUEST,
+            format!("body must be one JSON GraphQL request {{\"query\", \"variables\"}}: {err}"),
+        )
+    })
+}
+
+fn request_error(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        Json(json!({
+            "data": null,
+            "errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}],
+        })),
+    )
+        .into_response()
 }
 
 fn auth_error(err: AuthError) -> Response {

@@ -1,1 +1,387 @@
+//! Test support: the real application on a random port over a real database — a fresh
+//! SQLite file, or a fresh PostgreSQL database when `TEST_DATABASE_URL` names a server.
 
+use std::{path::PathBuf, sync::OnceLock, time::Duration};
+
+use checkout_crm::{
+    app::{self, http_state},
+    auth::TokenKeys,
+    config::Config,
+    http::router,
+};
+use entity::{Role, database::Database, tenants};
+use serde_json::{Value, json};
+
+pub use checkout_crm;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
+pub const SECRET_KEY: &str = "test-crm-secret-key-0123456789abcdef012345";
+
+/// Runs `body` once per backend: `#[tokio::test]`s named `<name>_sqlite` and
+/// `<name>_postgres` (the latter skips with a notice when `TEST_DATABASE_URL` is unset).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        pub mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await;
+                }
+            )*
+        }
+        pub mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::postgres_url().is_none() {
+                        $crate::skip_notice(stringify!($name));
+                        return;
+                    }
+                    super::$name($crate::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+pub fn postgres_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+pub fn skip_notice(test: &str) {
+    eprintln!("NOTICE: TEST_DATABASE_URL is not set; skipping PostgreSQL test {test}");
+}
+
+/// A database that exists for one test.
+pub struct TestDatabase {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    postgres_admin: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> TestDatabase {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => TestDatabase {
+                url: format!("sqlite://{}", dir.path().join("crm.db").display()),
+                dir,
+                postgres_admin: None,
+            },
+            Backend::Postgres => {
+                let server = postgres_url().expect("TEST_DATABASE_URL");
+                let name = format!("crm_test_{}", uuid::Uuid::now_v7().simple());
+                let admin = Database::connect_admin(&server).await;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .expect("create test database");
+                admin.close().await;
+                TestDatabase {
+                    url: replace_database(&server, &name),
+                    dir,
+                    postgres_admin: Some((server, name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.postgres_admin.take() {
+            // Best effort, on a thread of its own: Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    runtime.block_on(async {
+                        let admin = Database::connect_admin(&server).await;
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&admin)
+                        .await;
+                        admin.close().await;
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+trait ConnectAdmin {
+    async fn connect_admin(url: &str) -> sqlx::PgPool;
+}
+
+impl ConnectAdmin for Database {
+    async fn connect_admin(url: &str) -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .expect("connect to TEST_DATABASE_URL")
+    }
+}
+
+/// `postgres://u@h:p/db?x` with the database name replaced.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A configuration for tests: fixed secrets, the given database and data folder.
+pub fn test_config(database_url: &str, data_dir: PathBuf) -> Config {
+    Config {
+        database_url: database_url.to_owned(),
+        bind: "127.0.0.1:0".into(),
+        public_url: "https://crm.example.com".into(),
+        data_dir,
+        production: false,
+        max_connections: 8,
+        hotmart_api_url: "http://127.0.0.1:9".into(),
+        hotmart_auth_url: "http://127.0.0.1:9".into(),
+        jwt_secret: JWT_SECRET.as_bytes().to_vec(),
+        secret_key: SECRET_KEY.as_bytes().to_vec(),
+    }
+}
+
+/// The application, served over HTTP on a random local port.
+pub struct TestApp {
+    pub base: String,
+    pub db: Database,
+    pub config: Config,
+    pub http: reqwest::Client,
+    /// Token of the admin of the first account.
+    pub admin: String,
+    pub account_id: String,
+    pub admin_id: String,
+    _database: TestDatabase,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub fn tokens() -> TokenKeys {
+    TokenKeys::new(JWT_SECRET.as_bytes())
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let database = TestDatabase::create(backend).await;
+        let config = test_config(&database.url, database.dir.path().join("data"));
+        let db = app::open_database(&config).await.expect("open database");
+        let tenant =
+            tenants::create_account(&db.conn, "Acme", "admin@acme.test", Some("Ada Admin"))
+                .await
+                .expect("first account");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = router(http_state(&config, db.clone()));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        TestApp {
+            base,
+            admin: tokens().mint(
+                &tenant.admin.id,
+                &tenant.account.id,
+                Role::Admin,
+                Duration::from_secs(3600),
+            ),
+            account_id: tenant.account.id,
+            admin_id: tenant.admin.id,
+            db,
+            config,
+            http: reqwest::Client::new(),
+            _database: database,
+            server,
+        }
+    }
+
+    /// A second, independent account on the same installation, with its admin's token.
+    pub async fn other_account(&self) -> String {
+        let tenant = tenants::create_account(&self.db.conn, "Rival", "admin@rival.test", None)
+            .await
+            .unwrap();
+        tokens().mint(
+            &tenant.admin.id,
+            &tenant.account.id,
+            Role::Admin,
+            Duration::from_secs(3600),
+        )
+    }
+
+    /// Creates a user through the API and returns `(id, token)`.
+    pub async fn user(&self, email: &str, role: &str) -> (String, String) {
+        let data = self
+            .ok(
+                &self.admin,
+                "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }",
+                json!({"i": {"name": email, "email": email, "role": role}}),
+            )
+            .await;
+        let id = data["createUser"]["id"].as_str().unwrap().to_owned();
+        let role = Role::parse(role).unwrap();
+        let token = tokens().mint(&id, &self.account_id, role, Duration::from_secs(3600));
+        (id, token)
+    }
+
+    /// Posts a GraphQL request; returns the HTTP status and the body.
+    pub async fn post_graphql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// A GraphQL request that must succeed; returns `data`.
+    pub async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post_graphql(Some(token), query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// A GraphQL request that must fail; returns the first error's `extensions.code`
+    /// and message.
+    pub async fn err(&self, token: &str, query: &str, variables: Value) -> (String, String) {
+        let (_, body) = self.post_graphql(Some(token), query, variables).await;
+        let error = &body["errors"][0];
+        assert!(!error.is_null(), "expected an error: {body}");
+        (
+            error["extensions"]["code"]
+                .as_str()
+                .unwrap_or("<none>")
+                .to_owned(),
+            error["message"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+
+    /// An integration with one product, ready to activate: `(integration id, group id)`.
+    pub async fn integration_with_product(&self, events: &[&str]) -> (String, String) {
+        let data = self
+            .ok(
+                &self.admin,
+                "mutation($i: CreateIntegrationInput!) { createHotmartIntegration(input: $i) { id group { id } } }",
+                json!({"i": {"name": "Curso X", "events": events}}),
+            )
+            .await;
+        let id = data["createHotmartIntegration"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let group = data["createHotmartIntegration"]["group"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.ok(
+            &self.admin,
+            "mutation($id: ID!, $i: AddProductInput!) { addHotmartProduct(integrationId: $id, input: $i) { id } }",
+            json!({"id": id, "i": {"hotmartProductId": "1234567", "hottok": "hottok-secret-0001"}}),
+        )
+        .await;
+        (id, group)
+    }
+}
+
+/// Path to the `checkout-crm` binary, built once per test process.
+pub fn binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "-q", "-p", "checkout-crm", "--bin", "checkout-crm"])
+                .current_dir(workspace_root())
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building checkout-crm failed");
+            let target = std::env::var("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| workspace_root().join("target"));
+            target.join("debug").join("checkout-crm")
+        })
+        .clone()
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// `extensions.code` of every error in a GraphQL response body.
+pub fn error_codes(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| {
+                    e["extensions"]["code"]
+                        .as_str()
+                        .unwrap_or("<none>")
+                        .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_database;
+
+    #[test]
+    fn database_names_are_replaced_in_urls() {
+        assert_eq!(
+            replace_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://h/test?sslmode=disable", "x"),
+            "postgres://h/x?sslmode=disable"
+        );
+        assert_eq!(replace_database("postgres://h", "x"), "postgres://h/x");
+    }
+}

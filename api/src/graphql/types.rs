@@ -197,10 +197,10 @@ impl Integration {
         &self,
         ctx: &Context<'_>,
         status: Option<DeliveryStatus>,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<DeliveryConnection> {
-        let page = PageRequest::parse(Some(first), after.as_deref())?;
+        let page = PageRequest::parse(first, after.as_deref())?;
         let page = deliveries::page_of_integration(
             &ctx.app().db.conn,
             &self.0.id,

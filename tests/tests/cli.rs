@@ -1,0 +1,308 @@
+//! The `checkout-crm` binary as an operator uses it: first start, tokens, accounts,
+//! configuration errors and the production secret check.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use tests::{binary, postgres_url, skip_notice};
+
+/// A command with a clean environment for the configuration variables.
+fn crm(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(binary());
+    command.current_dir(dir);
+    for var in [
+        "DATABASE_URL",
+        "BIND",
+        "PUBLIC_URL",
+        "JWT_SECRET",
+        "CRM_SECRET_KEY",
+        "CHECKOUT_CRM_ENV",
+        "CHECKOUT_CRM_DATA_DIR",
+        "ADMIN_EMAIL",
+    ] {
+        command.env_remove(var);
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `serve` on a free port and waits for its "GraphQL:" line.
+fn serve(mut command: Command) -> (Server, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = command
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start checkout-crm");
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "server did not start");
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with("GraphQL: ") => {
+                let url = line.trim_start_matches("GraphQL: ").to_owned();
+                std::thread::spawn(move || for _ in lines.by_ref() {});
+                return (server, url);
+            }
+            Some(Ok(_)) => continue,
+            _ => panic!("server exited before listening"),
+        }
+    }
+}
+
+async fn query(url: &str, token: &str, query: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token.trim())
+        .json(&json!({"query": query}))
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn first_start_creates_the_admin_and_its_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url) = serve(crm(dir.path()));
+    let token_path = dir.path().join("data/admin.jwt");
+    let token = std::fs::read_to_string(&token_path).expect("admin.jwt written");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        for secret in ["jwt_secret", "secret_key"] {
+            let mode = std::fs::metadata(dir.path().join("data").join(secret))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{secret}");
+        }
+    }
+    assert!(dir.path().join("data/checkout-crm.db").exists());
+    assert_eq!(url, url.trim());
+    let (status, body) = query(&url, &token, "{ me { email role } }").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"]["me"],
+        json!({"email": "admin@example.com", "role": "ADMIN"})
+    );
+    drop(server);
+
+    // A second start keeps the account, the secrets and so the token.
+    let (_server, url) = serve(crm(dir.path()));
+    assert_eq!(std::fs::read_to_string(&token_path).unwrap(), token);
+    let (status, body) = query(&url, &token, "{ users { email } }").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["users"],
+        json!([{"email": "admin@example.com"}])
+    );
+}
+
+#[test]
+fn production_mode_requires_both_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |jwt: Option<&str>, key: Option<&str>| {
+        let mut command = crm(dir.path());
+        command.env("CHECKOUT_CRM_ENV", "production").arg("migrate");
+        if let Some(jwt) = jwt {
+            command.env("JWT_SECRET", jwt);
+        }
+        if let Some(key) = key {
+            command.env("CRM_SECRET_KEY", key);
+        }
+        command.output().unwrap()
+    };
+    let strong = "s".repeat(40);
+    let missing_jwt = run(None, Some(&strong));
+    assert_eq!(missing_jwt.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing_jwt.stderr);
+    assert!(stderr.contains("JWT_SECRET is required"), "{stderr}");
+
+    let missing_key = run(Some(&strong), None);
+    assert_eq!(missing_key.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing_key.stderr).contains("CRM_SECRET_KEY is required"));
+
+    let weak = run(Some("short"), Some(&strong));
+    assert_eq!(weak.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 32 characters"));
+
+    // Nothing was generated in production mode.
+    assert!(!dir.path().join("data/jwt_secret").exists());
+    assert!(!dir.path().join("data/checkout-crm.db").exists());
+
+    let ok = run(Some(&strong), Some(&strong));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        !dir.path().join("data/jwt_secret").exists(),
+        "given secrets are not written to disk"
+    );
+}
+
+#[tokio::test]
+async fn accounts_and_tokens_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = crm(dir.path())
+        .args([
+            "account",
+            "create",
+            "--name",
+            "Loja B",
+            "--admin-email",
+            "Dono@LojaB.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let account_token = String::from_utf8(created.stdout).unwrap();
+
+    let minted = crm(dir.path())
+        .args(["token", "--email", "dono@lojab.test", "--days", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let user_token = String::from_utf8(minted.stdout).unwrap();
+
+    let (_server, url) = serve(crm(dir.path()));
+    for token in [&account_token, &user_token] {
+        let (status, body) = query(&url, token, "{ me { email role } }").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["data"]["me"],
+            json!({"email": "dono@lojab.test", "role": "ADMIN"})
+        );
+    }
+
+    let unknown = crm(dir.path())
+        .args(["token", "--email", "nobody@x.test"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("user not found"));
+    let bad = crm(dir.path())
+        .args([
+            "account",
+            "create",
+            "--name",
+            "",
+            "--admin-email",
+            "not-an-email",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("name: must not be empty"));
+    let bad_days = crm(dir.path())
+        .args(["token", "--email", "dono@lojab.test", "--days", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_days.status.code(), Some(2));
+}
+
+#[test]
+fn bad_configuration_is_reported_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, &str); 4] = [
+        (
+            "DATABASE_URL",
+            "mysql://x",
+            "DATABASE_URL must start with sqlite:// or postgres://",
+        ),
+        (
+            "PUBLIC_URL",
+            "ftp://x",
+            "PUBLIC_URL must start with http:// or https://",
+        ),
+        ("CHECKOUT_CRM_ENV", "staging", "CHECKOUT_CRM_ENV must be"),
+        (
+            "DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none",
+            "cannot connect to PostgreSQL",
+        ),
+    ];
+    for (var, value, expected) in cases {
+        let output = crm(dir.path())
+            .env(var, value)
+            .arg("migrate")
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{var}={value}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let output = crm(dir.path()).arg("no-such-command").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn the_schema_command_prints_the_committed_sdl() {
+    let output = crm(std::env::temp_dir().as_path())
+        .arg("schema")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let sdl = String::from_utf8(output.stdout).unwrap();
+    assert!(sdl.contains("createHotmartIntegration"));
+    assert_eq!(sdl, checkout_crm::graphql::sdl());
+}
+
+#[tokio::test]
+async fn serves_on_postgresql_when_database_url_says_so() {
+    let Some(server_url) = postgres_url() else {
+        skip_notice("serves_on_postgresql_when_database_url_says_so");
+        return;
+    };
+    let database = tests::TestDatabase::create(tests::Backend::Postgres).await;
+    let _ = server_url;
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = crm(dir.path());
+    command.env("DATABASE_URL", &database.url);
+    let (_server, url) = serve(command);
+    let token = std::fs::read_to_string(dir.path().join("data/admin.jwt")).unwrap();
+    let (status, body) = query(&url, &token, "{ me { role } }").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["me"]["role"], "ADMIN");
+    assert!(
+        !dir.path().join("data/checkout-crm.db").exists(),
+        "no SQLite file on PostgreSQL"
+    );
+}
