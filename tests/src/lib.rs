@@ -329,11 +329,19 @@ pub fn binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = std::process::Command::new(cargo)
+            let mut command = std::process::Command::new(cargo);
+            command
                 .args(["build", "-q", "-p", "checkout-crm", "--bin", "checkout-crm"])
-                .current_dir(workspace_root())
-                .status()
-                .expect("run cargo build");
+                .current_dir(workspace_root());
+            // The test's own CARGO_* variables (CARGO_MANIFEST_DIR, …) would look like a
+            // changed build environment and rebuild dependencies with build scripts.
+            for (key, _) in std::env::vars_os() {
+                let key = key.to_string_lossy().into_owned();
+                if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+                    command.env_remove(&key);
+                }
+            }
+            let status = command.status().expect("run cargo build");
             assert!(status.success(), "building checkout-crm failed");
             let target = std::env::var("CARGO_TARGET_DIR")
                 .map(PathBuf::from)

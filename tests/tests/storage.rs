@@ -1,0 +1,163 @@
+//! Storage: connection settings on every pooled SQLite connection, the queue tables beside
+//! the application's, and the unique indexes that enforce the product's invariants.
+
+use entity::{
+    database::Pool,
+    new_id, now_ms,
+    tables::{contact, deal, webhook_delivery},
+};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set, Statement};
+use tests::{Backend, TestApp, on_both_backends};
+
+#[tokio::test]
+async fn every_sqlite_connection_uses_wal_normal_sync_and_a_busy_timeout() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let Pool::Sqlite(pool) = &app.db.pool else {
+        unreachable!()
+    };
+    // Hold every connection the pool can give, so none is left unchecked.
+    let mut connections = Vec::new();
+    for _ in 0..app.config.max_connections {
+        connections.push(pool.acquire().await.unwrap());
+    }
+    for conn in &mut connections {
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal");
+        assert_eq!(synchronous, 1, "NORMAL");
+        assert_eq!(busy, 5000);
+        assert_eq!(foreign_keys, 1);
+    }
+    assert_eq!(connections.len() as u32, app.config.max_connections);
+}
+
+async fn queue_tables_live_in_the_application_database(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let sql = match backend {
+        Backend::Sqlite => "SELECT count(*) AS n FROM Jobs",
+        Backend::Postgres => "SELECT count(*) AS n FROM apalis.jobs",
+    };
+    let row = app
+        .db
+        .conn
+        .query_one_raw(Statement::from_string(
+            app.db.conn.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0);
+}
+
+fn contact_row(account: &str, email: &str) -> contact::ActiveModel {
+    contact::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(account.to_owned()),
+        email: Set(email.to_owned()),
+        name: Set(None),
+        phone: Set(None),
+        document: Set(None),
+        created_at: Set(now_ms()),
+        updated_at: Set(now_ms()),
+    }
+}
+
+async fn unique_indexes_enforce_the_invariants(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let db = &app.db.conn;
+    // One contact per account and e-mail.
+    let ana = contact_row(&app.account_id, "ana@example.com")
+        .insert(db)
+        .await
+        .unwrap();
+    assert!(
+        contact_row(&app.account_id, "ana@example.com")
+            .insert(db)
+            .await
+            .is_err()
+    );
+
+    // At most one open deal per key; closed deals of the same key are fine.
+    let (integration, group) = app.integration_with_product(&["PURCHASE_APPROVED"]).await;
+    let origin: String = {
+        let data = app
+            .ok(
+                &app.admin,
+                "query($id: ID!) { integration(id: $id) { group { origins { id } } } }",
+                serde_json::json!({"id": integration}),
+            )
+            .await;
+        data["integration"]["group"]["origins"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let deal_row = |open: bool| deal::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(app.account_id.clone()),
+        group_id: Set(group.clone()),
+        origin_id: Set(origin.clone()),
+        contact_id: Set(ana.id.clone()),
+        product_id: Set(None),
+        deal_key: Set("key-1".into()),
+        open_key: Set(open.then(|| "key-1".to_owned())),
+        status: Set(if open { "OPEN" } else { "WON" }.into()),
+        paid: Set(false),
+        owner_id: Set(None),
+        value: Set(None),
+        currency: Set(None),
+        lost_reason: Set(None),
+        created_at: Set(now_ms()),
+        closed_at: Set(None),
+        last_event_at: Set(now_ms()),
+        updated_at: Set(now_ms()),
+    };
+    deal_row(true).insert(db).await.unwrap();
+    deal_row(false).insert(db).await.unwrap();
+    deal_row(false).insert(db).await.unwrap();
+    assert!(
+        deal_row(true).insert(db).await.is_err(),
+        "a second open deal for the key"
+    );
+
+    // One accepted delivery per integration and Hotmart event id.
+    let delivery = |dedup: Option<&str>| webhook_delivery::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(app.account_id.clone()),
+        integration_id: Set(integration.clone()),
+        event_id: Set(Some("evt-1".into())),
+        dedup_event_id: Set(dedup.map(str::to_owned)),
+        event: Set(Some("PURCHASE_APPROVED".into())),
+        status: Set("PENDING".into()),
+        reason: Set(None),
+        attempts: Set(0),
+        payload: Set("{}".into()),
+        payload_sha256: Set("x".into()),
+        body_differs: Set(false),
+        received_at: Set(now_ms()),
+        processed_at: Set(None),
+    };
+    delivery(Some("evt-1")).insert(db).await.unwrap();
+    delivery(None).insert(db).await.unwrap();
+    assert!(delivery(Some("evt-1")).insert(db).await.is_err());
+}
+
+on_both_backends!(
+    queue_tables_live_in_the_application_database,
+    unique_indexes_enforce_the_invariants
+);
