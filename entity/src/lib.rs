@@ -7,8 +7,10 @@
 pub mod caller;
 pub mod database;
 pub mod deliveries;
+pub mod engine;
 pub mod error;
 pub mod groups;
+pub mod hotmart;
 pub mod hotmart_event;
 pub mod integrations;
 pub mod labels;

@@ -322,6 +322,7 @@ impl MigrationTrait for Migration {
                     .col(string_null("name"))
                     .col(string_null("phone"))
                     .col(string_null("document"))
+                    .col(big_integer("data_at").default(0))
                     .col(ms("created_at"))
                     .col(ms("updated_at"))
                     .foreign_key(&mut fk("contacts", "account_id", "accounts"))
@@ -464,6 +465,8 @@ impl MigrationTrait for Migration {
                     .col(flag("body_differs", false))
                     .col(ms("received_at"))
                     .col(ms_null("processed_at"))
+                    .col(string_null("job_id"))
+                    .col(ms_null("enqueued_at"))
                     .foreign_key(&mut fk(
                         "webhook_deliveries",
                         "integration_id",

@@ -72,6 +72,7 @@ fn contact_row(account: &str, email: &str) -> contact::ActiveModel {
         name: Set(None),
         phone: Set(None),
         document: Set(None),
+        data_at: Set(0),
         created_at: Set(now_ms()),
         updated_at: Set(now_ms()),
     }
@@ -151,6 +152,8 @@ async fn unique_indexes_enforce_the_invariants(backend: Backend) {
         body_differs: Set(false),
         received_at: Set(now_ms()),
         processed_at: Set(None),
+        job_id: Set(None),
+        enqueued_at: Set(None),
     };
     delivery(Some("evt-1")).insert(db).await.unwrap();
     delivery(None).insert(db).await.unwrap();

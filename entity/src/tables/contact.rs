@@ -10,6 +10,8 @@ pub struct Model {
     pub name: Option<String>,
     pub phone: Option<String>,
     pub document: Option<String>,
+    /// Event time of the newest data merged into this contact.
+    pub data_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -18,6 +18,9 @@ pub struct Model {
     pub body_differs: bool,
     pub received_at: i64,
     pub processed_at: Option<i64>,
+    /// The queue job currently responsible for this delivery.
+    pub job_id: Option<String>,
+    pub enqueued_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
