@@ -29,6 +29,8 @@ pub enum AppError {
     Queue(#[from] jobs::queue::QueueSetupError),
     #[error("{0}")]
     Domain(#[from] entity::DomainError),
+    #[error("workers: {0}")]
+    Worker(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -51,6 +53,7 @@ pub async fn open_database(config: &Config) -> Result<Database, AppError> {
 /// Everything request handlers need.
 pub fn http_state(config: &Config, db: Database) -> HttpState {
     let app = AppContext {
+        queue: jobs::queue::Queue::new(&db),
         db,
         keys: SecretKeys::new(&config.secret_key),
         public_url: config.public_url.clone(),

@@ -119,19 +119,28 @@ async fn execute(config: &Config, command: Command) -> Result<(), AppError> {
             })?;
             println!("GraphQL: http://{address}/graphql");
             println!("Token:   {}", config.data_dir.join("admin.jwt").display());
-            if !no_workers {
-                tracing::info!("workers run in this process");
-            }
+            let workers = (!no_workers).then(|| {
+                tokio::spawn(jobs::workers::run(
+                    db.clone(),
+                    config.workers.clone(),
+                    shutdown_signal(),
+                ))
+            });
             app::serve(config, db, listener, shutdown_signal())
                 .await
                 .map_err(|source| AppError::Io {
                     context: "server".into(),
                     source,
                 })?;
+            if let Some(workers) = workers {
+                let _ = workers.await;
+            }
         }
         Command::Worker => {
             tracing::info!("worker started");
-            shutdown_signal().await;
+            jobs::workers::run(db, config.workers.clone(), shutdown_signal())
+                .await
+                .map_err(|err| AppError::Worker(err.to_string()))?;
         }
         Command::Token {
             email,

@@ -43,6 +43,32 @@ pub struct ConfigArgs {
     /// Database connections per process.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", global = true)]
     pub max_connections: Option<u32>,
+    /// Jobs processed at once by each worker process.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4, global = true)]
+    pub worker_concurrency: usize,
+    /// How often idle workers poll the queue, in milliseconds.
+    #[arg(long, env = "WORKER_POLL_MS", default_value_t = 200, global = true)]
+    pub worker_poll_ms: u64,
+    /// Attempts before a delivery is marked FAILED.
+    #[arg(long, env = "WORKER_MAX_ATTEMPTS", default_value_t = 8, global = true)]
+    pub worker_max_attempts: i32,
+    /// First retry delay in seconds (doubles each attempt).
+    #[arg(long, env = "WORKER_BACKOFF_SECS", default_value_t = 5, global = true)]
+    pub worker_backoff_secs: u64,
+    /// Seconds between sweeps for pending deliveries whose job vanished.
+    #[arg(long, env = "WORKER_SWEEP_SECS", default_value_t = 30, global = true)]
+    pub worker_sweep_secs: u64,
+    /// Seconds after which a pending delivery not waiting in the queue is re-enqueued.
+    #[arg(long, env = "WORKER_STALE_SECS", default_value_t = 300, global = true)]
+    pub worker_stale_secs: u64,
+    /// Queue heartbeat in seconds (dead workers' jobs are recovered after two missed beats).
+    #[arg(
+        long,
+        env = "WORKER_HEARTBEAT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub worker_heartbeat_secs: u64,
     /// Base URL of the Hotmart REST API.
     #[arg(
         long,
@@ -77,6 +103,7 @@ pub struct Config {
     pub hotmart_auth_url: String,
     pub jwt_secret: Vec<u8>,
     pub secret_key: Vec<u8>,
+    pub workers: jobs::deliveries::WorkerSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -151,6 +178,54 @@ impl ConfigArgs {
             hotmart_auth_url: self.hotmart_auth_url.trim_end_matches('/').to_owned(),
             jwt_secret,
             secret_key,
+            workers: self.worker_settings()?,
+        })
+    }
+}
+
+impl ConfigArgs {
+    fn worker_settings(&self) -> Result<jobs::deliveries::WorkerSettings, ConfigError> {
+        use std::time::Duration;
+        let positive = |name: &str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::Invalid(format!(
+                    "{name} must be greater than 0"
+                )))
+            } else {
+                Ok(value)
+            }
+        };
+        if !(1..=100).contains(&self.worker_max_attempts) {
+            return Err(ConfigError::Invalid(
+                "WORKER_MAX_ATTEMPTS must be between 1 and 100".into(),
+            ));
+        }
+        if !(1..=256).contains(&self.worker_concurrency) {
+            return Err(ConfigError::Invalid(
+                "WORKER_CONCURRENCY must be between 1 and 256".into(),
+            ));
+        }
+        Ok(jobs::deliveries::WorkerSettings {
+            max_attempts: self.worker_max_attempts,
+            backoff_base: Duration::from_secs(positive(
+                "WORKER_BACKOFF_SECS",
+                self.worker_backoff_secs,
+            )?),
+            deadline: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(positive("WORKER_POLL_MS", self.worker_poll_ms)?),
+            sweep_interval: Duration::from_secs(positive(
+                "WORKER_SWEEP_SECS",
+                self.worker_sweep_secs,
+            )?),
+            stale_after: Duration::from_secs(positive(
+                "WORKER_STALE_SECS",
+                self.worker_stale_secs,
+            )?),
+            concurrency: self.worker_concurrency,
+            heartbeat: Duration::from_secs(positive(
+                "WORKER_HEARTBEAT_SECS",
+                self.worker_heartbeat_secs,
+            )?),
         })
     }
 }

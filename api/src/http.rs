@@ -8,7 +8,7 @@ use axum::{
     extract::{Request, State},
     http::{StatusCode, header::AUTHORIZATION},
     response::{Html, IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
@@ -32,6 +32,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(healthz))
+        .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart))
         .with_state(state)
 }
 

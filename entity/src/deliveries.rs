@@ -85,3 +85,436 @@ pub async fn page_of_integration(
         id: row.id.clone(),
     }))
 }
+
+use sea_orm::{
+    ActiveModelTrait, DatabaseConnection, IntoActiveModel, Set, TransactionTrait, TryInsertResult,
+    sea_query::Expr,
+};
+
+use crate::{
+    Caller, DomainError, EventClass,
+    engine::apply::{Applied, IncomingEvent, IntegrationSnapshot, Source, apply_event},
+    hotmart::payload::{self, Envelope},
+    integrations::{self, IntegrationStatus},
+    new_id, now_ms,
+    scope::find_scoped,
+    secrets::{SecretKeys, sha256_hex},
+    tables::{integration, product},
+};
+
+/// The integration a webhook URL token names.
+pub async fn integration_by_token(
+    db: &impl ConnectionTrait,
+    token: &str,
+) -> DomainResult<Option<integration::Model>> {
+    if token.is_empty() || token.len() > 128 {
+        return Ok(None);
+    }
+    Ok(integration::Entity::find()
+        .filter(integration::Column::WebhookToken.eq(token))
+        .one(db)
+        .await?)
+}
+
+/// Checks a presented hottok against every product of the integration. All comparisons
+/// run (constant time each), so the timing does not tell which product matched.
+pub fn hottok_is_valid(keys: &SecretKeys, products: &[product::Model], presented: &str) -> bool {
+    products.iter().fold(false, |ok, p| {
+        keys.hottok_matches(presented, &p.hottok_mac) | ok
+    })
+}
+
+pub async fn record_hottok_failure(
+    db: &impl ConnectionTrait,
+    integration_id: &str,
+) -> DomainResult<()> {
+    integration::Entity::update_many()
+        .col_expr(
+            integration::Column::HottokFailures,
+            sea_orm::sea_query::ExprTrait::add(Expr::col(integration::Column::HottokFailures), 1),
+        )
+        .filter(integration::Column::Id.eq(integration_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Why an authentic delivery will not be processed now (it stays replayable).
+pub fn routing_problem(
+    integration: &integration::Model,
+    products: &[product::Model],
+    envelope: &Envelope,
+) -> DomainResult<Option<String>> {
+    if integrations::status(integration) != IntegrationStatus::Active {
+        return Ok(Some(format!(
+            "integration is {}",
+            integration.status.to_lowercase()
+        )));
+    }
+    let Some(event) = envelope.event else {
+        return Ok(Some(format!("unknown event {:?}", envelope.event_name)));
+    };
+    if !integrations::events(integration)?.contains(&event) {
+        return Ok(Some(format!("event {} is not selected", event.as_str())));
+    }
+    match &envelope.product_id {
+        Some(id) if !products.iter().any(|p| &p.hotmart_product_id == id) => {
+            Ok(Some(format!("product {id} is not registered")))
+        }
+        // Info events may come without a product (plan changes, billing dates).
+        None if event.class() != EventClass::Info => {
+            Ok(Some("no product id in the delivery".into()))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// What the inbox did with an authentic, well-formed delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intake {
+    /// Stored `PENDING`; its job id is the one given.
+    Accepted {
+        delivery_id: String,
+    },
+    Duplicate {
+        delivery_id: String,
+    },
+    Test {
+        delivery_id: String,
+    },
+    Ignored {
+        delivery_id: String,
+        reason: String,
+    },
+}
+
+/// Stores an authentic delivery. `job_id` is the id the caller will enqueue the
+/// processing job under when the delivery is accepted.
+pub async fn intake<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    integration: &integration::Model,
+    products: &[product::Model],
+    envelope: &Envelope,
+    body: &str,
+    job_id: &str,
+) -> DomainResult<Intake> {
+    let now = now_ms();
+    let (status, reason) = if envelope.is_test {
+        (DeliveryStatus::Test, Some("Hotmart test event".to_owned()))
+    } else {
+        match routing_problem(integration, products, envelope)? {
+            Some(reason) => (DeliveryStatus::Ignored, Some(reason)),
+            None => (DeliveryStatus::Pending, None),
+        }
+    };
+    let sha = sha256_hex(body.as_bytes());
+    let id = new_id();
+    let accepted = status == DeliveryStatus::Pending;
+    let row = webhook_delivery::ActiveModel {
+        id: Set(id.clone()),
+        account_id: Set(integration.account_id.clone()),
+        integration_id: Set(integration.id.clone()),
+        event_id: Set(Some(envelope.id.clone())),
+        dedup_event_id: Set(Some(envelope.id.clone())),
+        event: Set(Some(envelope.event_name.clone())),
+        status: Set(status.as_str().to_owned()),
+        reason: Set(reason.clone()),
+        attempts: Set(0),
+        payload: Set(body.to_owned()),
+        payload_sha256: Set(sha.clone()),
+        body_differs: Set(false),
+        received_at: Set(now),
+        processed_at: Set((!accepted).then_some(now)),
+        job_id: Set(accepted.then(|| job_id.to_owned())),
+        enqueued_at: Set(accepted.then_some(now)),
+    };
+    let inserted = webhook_delivery::Entity::insert(row.clone())
+        .on_conflict_do_nothing_on([
+            webhook_delivery::Column::IntegrationId,
+            webhook_delivery::Column::DedupEventId,
+        ])
+        .exec_without_returning(db)
+        .await?;
+    if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+        return Ok(match status {
+            DeliveryStatus::Pending => Intake::Accepted { delivery_id: id },
+            DeliveryStatus::Test => Intake::Test { delivery_id: id },
+            _ => Intake::Ignored {
+                delivery_id: id,
+                reason: reason.unwrap_or_default(),
+            },
+        });
+    }
+    // Seen before: keep this copy too (nothing Hotmart sent is dropped), flagged when its
+    // body differs from the first one.
+    let original = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::IntegrationId.eq(integration.id.as_str()))
+        .filter(webhook_delivery::Column::DedupEventId.eq(envelope.id.as_str()))
+        .one(db)
+        .await?;
+    let differs = original.as_ref().is_some_and(|o| o.payload_sha256 != sha);
+    let mut duplicate = row;
+    duplicate.dedup_event_id = Set(None);
+    duplicate.status = Set(DeliveryStatus::Duplicate.as_str().to_owned());
+    duplicate.reason = Set(Some(match (&original, differs) {
+        (Some(o), true) => format!(
+            "event id already received in delivery {}, with a different body",
+            o.id
+        ),
+        (Some(o), false) => format!("event id already received in delivery {}", o.id),
+        (None, _) => "event id already received".to_owned(),
+    }));
+    duplicate.body_differs = Set(differs);
+    duplicate.processed_at = Set(Some(now));
+    duplicate.job_id = Set(None);
+    duplicate.enqueued_at = Set(None);
+    duplicate.insert(db).await?;
+    Ok(Intake::Duplicate { delivery_id: id })
+}
+
+/// Stores a body that failed validation after the hottok header authenticated it.
+pub async fn record_rejected(
+    db: &impl ConnectionTrait,
+    integration: &integration::Model,
+    body: &[u8],
+    reason: &str,
+) -> DomainResult<()> {
+    let now = now_ms();
+    webhook_delivery::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(integration.account_id.clone()),
+        integration_id: Set(integration.id.clone()),
+        event_id: Set(None),
+        dedup_event_id: Set(None),
+        event: Set(None),
+        status: Set(DeliveryStatus::Rejected.as_str().to_owned()),
+        reason: Set(Some(reason.to_owned())),
+        attempts: Set(0),
+        payload: Set(String::from_utf8_lossy(body).into_owned()),
+        payload_sha256: Set(sha256_hex(body)),
+        body_differs: Set(false),
+        received_at: Set(now),
+        processed_at: Set(Some(now)),
+        job_id: Set(None),
+        enqueued_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// The result of processing one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    Done {
+        reason: Option<String>,
+    },
+    /// Not `PENDING` any more (processed by an earlier run of the job): nothing to do.
+    AlreadyDone,
+}
+
+/// Parses a `PENDING` delivery and applies it through the deal engine. The effects and the
+/// `PROCESSED` mark commit together, so a crash leaves either both or neither.
+pub async fn process(db: &DatabaseConnection, delivery_id: &str) -> DomainResult<Processed> {
+    let Some(delivery) = webhook_delivery::Entity::find_by_id(delivery_id.to_owned())
+        .one(db)
+        .await?
+    else {
+        return Ok(Processed::AlreadyDone);
+    };
+    if delivery.status != DeliveryStatus::Pending.as_str() {
+        return Ok(Processed::AlreadyDone);
+    }
+    let snap = IntegrationSnapshot::load(db, &delivery.integration_id).await?;
+    let value: serde_json::Value = serde_json::from_str(&delivery.payload)
+        .map_err(|err| DomainError::Internal(format!("stored payload is not JSON: {err}")))?;
+    let parsed = payload::payload(&value).map_err(|err| DomainError::Internal(err.to_string()))?;
+    let Some(event) = parsed.envelope.event else {
+        return finish(db, &delivery, Some("unknown event".into())).await;
+    };
+    let txn = db.begin().await?;
+    let applied = apply_event(
+        &txn,
+        &snap,
+        IncomingEvent {
+            payload: &parsed,
+            event,
+            dedup_id: parsed.envelope.id.clone(),
+            occurred_at: parsed.occurred_at.unwrap_or(delivery.received_at),
+            source: Source::Webhook {
+                delivery_id: delivery.id.clone(),
+            },
+        },
+    )
+    .await?;
+    let reason = match applied {
+        Applied::Duplicate => Some("event already in the deal log: no second effect".to_owned()),
+        Applied::NoContact => Some("no buyer e-mail in the delivery: nothing to attach".to_owned()),
+        Applied::Applied { .. } => None,
+    };
+    let outcome = finish(&txn, &delivery, reason).await?;
+    txn.commit().await?;
+    Ok(outcome)
+}
+
+async fn finish(
+    db: &impl ConnectionTrait,
+    delivery: &webhook_delivery::Model,
+    reason: Option<String>,
+) -> DomainResult<Processed> {
+    let result = webhook_delivery::Entity::update_many()
+        .col_expr(
+            webhook_delivery::Column::Status,
+            Expr::val(DeliveryStatus::Processed.as_str()).into(),
+        )
+        .col_expr(
+            webhook_delivery::Column::Reason,
+            Expr::val(reason.clone()).into(),
+        )
+        .col_expr(
+            webhook_delivery::Column::ProcessedAt,
+            Expr::val(now_ms()).into(),
+        )
+        .col_expr(
+            webhook_delivery::Column::Attempts,
+            Expr::val(delivery.attempts + 1).into(),
+        )
+        .filter(webhook_delivery::Column::Id.eq(delivery.id.as_str()))
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        // Another run finished it first; this transaction's effects must not commit.
+        return Err(DomainError::Conflict(
+            "delivery was processed concurrently".into(),
+        ));
+    }
+    Ok(Processed::Done { reason })
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Try again after a delay, under this new job id.
+    RetryAfter { attempt: i32, delay_secs: u64 },
+    /// Out of attempts: the delivery is `FAILED`.
+    Failed,
+    /// The delivery is not pending any more.
+    Nothing,
+}
+
+/// Exponential backoff: `base · 2^(attempt-1)` seconds, capped at one hour.
+pub fn backoff_secs(base_secs: u64, attempt: i32) -> u64 {
+    let exp = (attempt.max(1) - 1).min(20) as u32;
+    base_secs.saturating_mul(1u64 << exp).min(3600)
+}
+
+/// Records a failed attempt; the delivery stays `PENDING` for a retry, or becomes `FAILED`.
+pub async fn record_failure(
+    db: &impl ConnectionTrait,
+    delivery_id: &str,
+    error: &str,
+    max_attempts: i32,
+    backoff_base_secs: u64,
+    next_job_id: &str,
+) -> DomainResult<AfterFailure> {
+    let Some(delivery) = webhook_delivery::Entity::find_by_id(delivery_id.to_owned())
+        .one(db)
+        .await?
+    else {
+        return Ok(AfterFailure::Nothing);
+    };
+    if delivery.status != DeliveryStatus::Pending.as_str() {
+        return Ok(AfterFailure::Nothing);
+    }
+    let attempt = delivery.attempts + 1;
+    let mut model = delivery.into_active_model();
+    model.attempts = Set(attempt);
+    model.reason = Set(Some(format!("attempt {attempt}: {error}")));
+    if attempt >= max_attempts {
+        model.status = Set(DeliveryStatus::Failed.as_str().to_owned());
+        model.processed_at = Set(Some(now_ms()));
+        model.job_id = Set(None);
+        model.update(db).await?;
+        return Ok(AfterFailure::Failed);
+    }
+    let delay_secs = backoff_secs(backoff_base_secs, attempt);
+    model.job_id = Set(Some(next_job_id.to_owned()));
+    model.enqueued_at = Set(Some(now_ms() + (delay_secs as i64) * 1000));
+    model.update(db).await?;
+    Ok(AfterFailure::RetryAfter {
+        attempt,
+        delay_secs,
+    })
+}
+
+/// Re-runs a delivery: the routing rules are checked again (an `IGNORED` delivery whose
+/// product or event was added since is accepted now) and it becomes `PENDING` under
+/// `job_id`. Returns the delivery and whether a job must be enqueued.
+pub async fn replay(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+    job_id: &str,
+) -> DomainResult<(webhook_delivery::Model, bool)> {
+    caller.require_admin()?;
+    let delivery = find_scoped::<webhook_delivery::Entity>(db, caller, id).await?;
+    let status = DeliveryStatus::parse(&delivery.status).unwrap_or(DeliveryStatus::Pending);
+    if matches!(
+        status,
+        DeliveryStatus::Rejected | DeliveryStatus::Duplicate | DeliveryStatus::Test
+    ) {
+        return Err(DomainError::bad_input(
+            "id",
+            format!("a {} delivery cannot be replayed", status.as_str()),
+        ));
+    }
+    let integration = integrations::get(db, caller, &delivery.integration_id).await?;
+    let products = crate::products::of_integration(db, &integration.id).await?;
+    let value: serde_json::Value = serde_json::from_str(&delivery.payload)
+        .map_err(|_| DomainError::bad_input("id", "the stored body is not JSON"))?;
+    let envelope =
+        payload::envelope(&value).map_err(|err| DomainError::bad_input("id", err.to_string()))?;
+    let mut model = delivery.into_active_model();
+    let accepted = match routing_problem(&integration, &products, &envelope)? {
+        Some(reason) => {
+            model.status = Set(DeliveryStatus::Ignored.as_str().to_owned());
+            model.reason = Set(Some(reason));
+            model.processed_at = Set(Some(now_ms()));
+            false
+        }
+        None => {
+            model.status = Set(DeliveryStatus::Pending.as_str().to_owned());
+            model.reason = Set(Some("replayed".into()));
+            model.attempts = Set(0);
+            model.processed_at = Set(None);
+            model.job_id = Set(Some(job_id.to_owned()));
+            model.enqueued_at = Set(Some(now_ms()));
+            true
+        }
+    };
+    Ok((model.update(db).await?, accepted))
+}
+
+/// When the integration last received an authentic delivery, and a test event.
+pub async fn last_received(
+    db: &impl ConnectionTrait,
+    integration_id: &str,
+    test: bool,
+) -> DomainResult<Option<i64>> {
+    let mut query = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::IntegrationId.eq(integration_id));
+    query = if test {
+        query.filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Test.as_str()))
+    } else {
+        query.filter(webhook_delivery::Column::Status.is_not_in([
+            DeliveryStatus::Test.as_str(),
+            DeliveryStatus::Rejected.as_str(),
+        ]))
+    };
+    Ok(query
+        .order_by_desc(webhook_delivery::Column::ReceivedAt)
+        .one(db)
+        .await?
+        .map(|d| d.received_at))
+}

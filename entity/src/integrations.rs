@@ -110,8 +110,6 @@ pub async fn create<C: ConnectionTrait + TransactionTrait>(
         webhook_token: Set(random_token(WEBHOOK_TOKEN_BYTES)),
         credentials: Set(None),
         hottok_failures: Set(0),
-        last_event_at: Set(None),
-        last_test_event_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

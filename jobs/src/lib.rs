@@ -1,4 +1,6 @@
 //! Background work: job types, their handlers, the workers that run them, and the
 //! Hotmart API client. Jobs carry ids only; handlers are thin and call domain services.
 
+pub mod deliveries;
 pub mod queue;
+pub mod workers;

@@ -1,12 +1,33 @@
 //! The job queue lives in the application database (its own tables), on the same pool.
+//!
+//! Retries are not left to the queue: a handler records a failed attempt on the delivery
+//! and schedules the next attempt itself with exponential backoff, so every job runs once
+//! (`max_attempts = 1`) and the spacing of attempts is visible in the delivery.
 
+use std::time::Duration;
+
+use apalis::prelude::{TaskBuilder, TaskId, TaskSink};
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use entity::database::{Database, Pool};
+use serde::{Deserialize, Serialize};
+
+/// Queue of webhook deliveries to process.
+pub const DELIVERY_QUEUE: &str = "checkout-crm.deliveries";
+
+/// A webhook delivery to run through the deal engine (ids only: the row is the truth).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessDelivery {
+    pub delivery_id: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up the job queue: {0}")]
 pub struct QueueSetupError(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot enqueue job: {0}")]
+pub struct EnqueueError(String);
 
 /// Creates or upgrades the queue tables.
 ///
@@ -22,5 +43,57 @@ pub async fn setup(db: &Database) -> Result<(), QueueSetupError> {
         Pool::Postgres(pool) => PostgresStorage::<()>::setup(pool)
             .await
             .map_err(|err| QueueSetupError(err.to_string())),
+    }
+}
+
+/// A new job id (apalis needs ULIDs).
+pub fn new_job_id() -> String {
+    ulid::Ulid::generate().to_string()
+}
+
+/// Handle for pushing jobs.
+#[derive(Clone)]
+pub enum Queue {
+    Sqlite(SqliteStorage<ProcessDelivery>),
+    Postgres(PostgresStorage<ProcessDelivery>),
+}
+
+impl Queue {
+    pub fn new(db: &Database) -> Self {
+        match &db.pool {
+            Pool::Sqlite(pool) => Queue::Sqlite(
+                SqliteStorage::new(pool)
+                    .with_config(apalis_sqlite::Config::default().queue(DELIVERY_QUEUE)),
+            ),
+            Pool::Postgres(pool) => Queue::Postgres(
+                PostgresStorage::new(pool)
+                    .with_config(apalis_postgres::Config::default().queue(DELIVERY_QUEUE)),
+            ),
+        }
+    }
+
+    /// Enqueues the processing of a delivery under `job_id`, optionally delayed.
+    pub async fn enqueue_delivery(
+        &self,
+        job_id: &str,
+        delivery_id: &str,
+        delay: Option<Duration>,
+    ) -> Result<(), EnqueueError> {
+        let mut builder = TaskBuilder::new(ProcessDelivery {
+            delivery_id: delivery_id.to_owned(),
+        })
+        .task_id(TaskId::from_string(job_id))
+        .max_attempts(1);
+        if let Some(delay) = delay {
+            builder = builder.run_after(delay);
+        }
+        let task = builder.build();
+        let result = match self.clone() {
+            Queue::Sqlite(mut storage) => storage.push_task(task).await.map_err(|e| e.to_string()),
+            Queue::Postgres(mut storage) => {
+                storage.push_task(task).await.map_err(|e| e.to_string())
+            }
+        };
+        result.map_err(EnqueueError)
     }
 }

@@ -138,8 +138,6 @@ impl MigrationTrait for Migration {
                     .col(string("webhook_token"))
                     .col(text_null("credentials"))
                     .col(counter("hottok_failures"))
-                    .col(ms_null("last_event_at"))
-                    .col(ms_null("last_test_event_at"))
                     .col(ms("created_at"))
                     .col(ms("updated_at"))
                     .foreign_key(&mut fk("integrations", "account_id", "accounts"))
@@ -494,6 +492,14 @@ impl MigrationTrait for Migration {
         index(
             manager,
             "webhook_deliveries",
+            "ix_deliveries_integration_status",
+            &["integration_id", "status", "received_at"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "webhook_deliveries",
             "ix_deliveries_status",
             &["status", "received_at"],
             false,
@@ -510,6 +516,7 @@ impl MigrationTrait for Migration {
                     .col(string("contact_id"))
                     .col(string("deal_key"))
                     .col(string("dedup_id"))
+                    .col(string_null("sale_key"))
                     .col(string("event"))
                     .col(string("source"))
                     .col(ms("occurred_at"))
@@ -530,6 +537,14 @@ impl MigrationTrait for Migration {
             "ux_deal_events_key_dedup",
             &["deal_key", "dedup_id"],
             true,
+        )
+        .await?;
+        index(
+            manager,
+            "deal_events",
+            "ix_deal_events_sale",
+            &["deal_key", "sale_key"],
+            false,
         )
         .await?;
         index(

@@ -9,7 +9,11 @@ use checkout_crm::{
     config::Config,
     http::router,
 };
-use entity::{Role, database::Database, tenants};
+use entity::{
+    Role, database::Database, deliveries::DeliveryStatus, tables::webhook_delivery, tenants,
+};
+use jobs::deliveries::WorkerSettings;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
 pub use checkout_crm;
@@ -165,6 +169,21 @@ pub fn test_config(database_url: &str, data_dir: PathBuf) -> Config {
         hotmart_auth_url: "http://127.0.0.1:9".into(),
         jwt_secret: JWT_SECRET.as_bytes().to_vec(),
         secret_key: SECRET_KEY.as_bytes().to_vec(),
+        workers: fast_workers(),
+    }
+}
+
+/// Worker settings with short intervals, so tests see retries and sweeps in seconds.
+pub fn fast_workers() -> WorkerSettings {
+    WorkerSettings {
+        max_attempts: 3,
+        backoff_base: Duration::from_secs(1),
+        deadline: Duration::from_secs(30),
+        poll_interval: Duration::from_millis(25),
+        sweep_interval: Duration::from_millis(500),
+        stale_after: Duration::from_secs(2),
+        concurrency: 4,
+        heartbeat: Duration::from_secs(5),
     }
 }
 
@@ -180,11 +199,15 @@ pub struct TestApp {
     pub admin_id: String,
     _database: TestDatabase,
     server: tokio::task::JoinHandle<()>,
+    workers: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(workers) = self.workers.take() {
+            workers.abort();
+        }
     }
 }
 
@@ -193,7 +216,30 @@ pub fn tokens() -> TokenKeys {
 }
 
 impl TestApp {
+    /// The application with its background workers, as `serve` runs it.
     pub async fn spawn(backend: Backend) -> TestApp {
+        let mut app = Self::spawn_without_workers(backend).await;
+        app.start_workers();
+        app
+    }
+
+    /// Starts the delivery workers in this process (again, after `stop_workers`).
+    pub fn start_workers(&mut self) {
+        let db = self.db.clone();
+        let settings = self.config.workers.clone();
+        self.workers = Some(tokio::spawn(async move {
+            let _ = jobs::workers::run(db, settings, std::future::pending()).await;
+        }));
+    }
+
+    pub fn stop_workers(&mut self) {
+        if let Some(workers) = self.workers.take() {
+            workers.abort();
+        }
+    }
+
+    /// The HTTP side only: deliveries stay `PENDING` until workers run.
+    pub async fn spawn_without_workers(backend: Backend) -> TestApp {
         let database = TestDatabase::create(backend).await;
         let config = test_config(&database.url, database.dir.path().join("data"));
         let db = app::open_database(&config).await.expect("open database");
@@ -222,6 +268,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             _database: database,
             server,
+            workers: None,
         }
     }
 
@@ -321,6 +368,98 @@ impl TestApp {
         .await;
         (id, group)
     }
+}
+
+impl TestApp {
+    /// Posts a body to a webhook URL path (as returned in `webhookUrl`) with a hottok header.
+    pub async fn post_webhook(
+        &self,
+        webhook_url: &str,
+        hottok: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let path = webhook_url.trim_start_matches("https://crm.example.com");
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(hottok) = hottok {
+            request = request.header("X-HOTMART-HOTTOK", hottok);
+        }
+        let response = request.send().await.expect("webhook request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until no delivery is `PENDING` (panics after 60 s).
+    pub async fn wait_until_processed(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let pending = webhook_delivery::Entity::find()
+                .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+                .count(&self.db.conn)
+                .await
+                .unwrap();
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{pending} deliveries still pending"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// An active integration for the given events with product 1234567 (hottok
+    /// `hottok-secret-0001`); returns `(integration id, webhook URL)`.
+    pub async fn active_integration(&self, events: &[&str], settings: Value) -> (String, String) {
+        let (id, _) = self.integration_with_product(events).await;
+        if settings.as_object().is_some_and(|o| !o.is_empty()) {
+            self.ok(
+                &self.admin,
+                "mutation($id: ID!, $i: UpdateIntegrationInput!) { updateIntegration(id: $id, input: $i) { id } }",
+                json!({"id": id, "i": settings}),
+            )
+            .await;
+        }
+        let data = self
+            .ok(
+                &self.admin,
+                "mutation($id: ID!) { activateIntegration(id: $id) { webhookUrl } }",
+                json!({"id": id}),
+            )
+            .await;
+        (
+            id,
+            data["activateIntegration"]["webhookUrl"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    }
+}
+
+/// The real Hotmart deliveries under `tests/fixtures/hotmart`, as `(relative path, body)`.
+pub fn fixtures() -> Vec<(String, String)> {
+    let root = workspace_root().join("tests/fixtures/hotmart");
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(&root).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let name = path.strip_prefix(&root).unwrap().display().to_string();
+                files.push((name, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
 }
 
 /// Path to the `checkout-crm` binary, built once per test process.

@@ -8,6 +8,7 @@ use super::error::{ApiError, ApiResult};
 #[derive(Clone)]
 pub struct AppContext {
     pub db: Database,
+    pub queue: jobs::queue::Queue,
     pub keys: SecretKeys,
     pub public_url: String,
 }

@@ -183,11 +183,21 @@ impl Integration {
             integrations::group_of(&ctx.app().db.conn, &self.0).await?,
         ))
     }
-    async fn last_event_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_event_at.map(time)
+    /// When the last authentic delivery (other than a test) arrived.
+    async fn last_event_at(&self, ctx: &Context<'_>) -> ApiResult<Option<DateTime<Utc>>> {
+        Ok(
+            deliveries::last_received(&ctx.app().db.conn, &self.0.id, false)
+                .await?
+                .map(time),
+        )
     }
-    async fn last_test_event_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_test_event_at.map(time)
+    /// When Hotmart's "send test" last reached this integration.
+    async fn last_test_event_at(&self, ctx: &Context<'_>) -> ApiResult<Option<DateTime<Utc>>> {
+        Ok(
+            deliveries::last_received(&ctx.app().db.conn, &self.0.id, true)
+                .await?
+                .map(time),
+        )
     }
     /// Authentication failures (missing or wrong hottok) since the integration was created.
     async fn hottok_failures(&self) -> i64 {

@@ -10,6 +10,8 @@ pub struct Model {
     pub contact_id: String,
     pub deal_key: String,
     pub dedup_id: String,
+    /// `{transaction}:{event}`: how an imported sale recognises a webhook event of the same sale.
+    pub sale_key: Option<String>,
     pub event: String,
     pub source: String,
     pub occurred_at: i64,

@@ -17,8 +17,6 @@ pub struct Model {
     pub webhook_token: String,
     pub credentials: Option<String>,
     pub hottok_failures: i64,
-    pub last_event_at: Option<i64>,
-    pub last_test_event_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }

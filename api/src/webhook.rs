@@ -1,0 +1,247 @@
+//! `POST /webhooks/hotmart/{token}`: Hotmart's deliveries into the inbox (PRODUCT.md §3).
+//!
+//! The checks run in the order of the spec's table, and the cheap ones come before the body
+//! is read: the URL token, the declared length, the content type and the header hottok.
+//! An authentic, well-formed delivery is answered 2xx only after it is durably stored
+//! (and, when accepted, its job enqueued).
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{Path, Request, State},
+    http::{HeaderMap, StatusCode, header::CONTENT_LENGTH, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+};
+use entity::{
+    deliveries::{self, Intake},
+    hotmart::payload::{self, Malformed},
+    products,
+};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+
+use crate::http::HttpState;
+
+/// Largest delivery accepted (PRODUCT.md §3).
+pub const MAX_WEBHOOK_BODY: usize = 256 * 1024;
+/// A body that takes longer than this to arrive is abandoned.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const HOTTOK_HEADER: &str = "x-hotmart-hottok";
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn unavailable(err: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %err, "webhook: database unavailable");
+    reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({"error": "temporarily unavailable, retry later"}),
+    )
+}
+
+fn is_form_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| {
+            v.starts_with("application/x-www-form-urlencoded")
+                || v.starts_with("multipart/form-data")
+        })
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
+    let collect = Limited::new(body, MAX_WEBHOOK_BODY).collect();
+    match tokio::time::timeout(BODY_READ_TIMEOUT, collect).await {
+        Err(_) => Err(reply(
+            StatusCode::REQUEST_TIMEOUT,
+            json!({"error": "the body did not arrive in time"}),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(err)) => Err(reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("cannot read the body: {err}")}),
+        )),
+    }
+}
+
+fn too_large() -> Response {
+    reply(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        json!({"error": format!("body larger than {MAX_WEBHOOK_BODY} bytes")}),
+    )
+}
+
+fn unauthorized(message: &str) -> Response {
+    reply(StatusCode::UNAUTHORIZED, json!({"error": message}))
+}
+
+pub async fn hotmart(
+    State(state): State<HttpState>,
+    Path(token): Path<String>,
+    request: Request,
+) -> Response {
+    let db = &state.app.db;
+    let integration = match deliveries::integration_by_token(&db.conn, &token).await {
+        Ok(Some(integration)) => integration,
+        Ok(None) => {
+            return reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": "unknown webhook URL"}),
+            );
+        }
+        Err(err) => return unavailable(err),
+    };
+    let (parts, body) = request.into_parts();
+    if declared_length(&parts.headers).is_some_and(|len| len > MAX_WEBHOOK_BODY as u64) {
+        return too_large();
+    }
+    if is_form_encoded(&parts.headers) {
+        return reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"error": "this is a Hotmart webhook version 1.0 (form-encoded) delivery; \
+                             select version 2.0 (JSON) for this URL in Hotmart"}),
+        );
+    }
+    let products = match products::of_integration(&db.conn, &integration.id).await {
+        Ok(products) => products,
+        Err(err) => return unavailable(err),
+    };
+    let header_hottok = parts
+        .headers
+        .get(HOTTOK_HEADER)
+        .map(|v| v.to_str().unwrap_or(""));
+    let authenticated_by_header = match header_hottok {
+        Some(presented) => {
+            if !deliveries::hottok_is_valid(&state.app.keys, &products, presented) {
+                return hottok_failure(&state, &integration.id, "wrong hottok").await;
+            }
+            true
+        }
+        None => false,
+    };
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    // A UTF-8 byte-order mark is not JSON, but it is harmless.
+    let body = body
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .map(bytes::Bytes::copy_from_slice)
+        .unwrap_or(body);
+    let parsed = payload::parse_body(&body);
+    if !authenticated_by_header {
+        let body_hottok = parsed
+            .as_ref()
+            .ok()
+            .and_then(|(_, env)| env.body_hottok.clone());
+        match body_hottok {
+            Some(presented)
+                if deliveries::hottok_is_valid(&state.app.keys, &products, &presented) => {}
+            Some(_) => return hottok_failure(&state, &integration.id, "wrong hottok").await,
+            None => {
+                return hottok_failure(
+                    &state,
+                    &integration.id,
+                    "missing hottok: send the X-HOTMART-HOTTOK header",
+                )
+                .await;
+            }
+        }
+    }
+    let envelope = match parsed {
+        Ok((_, envelope)) => envelope,
+        Err(malformed) => return rejected(&state, &integration, &body, malformed).await,
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return rejected(
+            &state,
+            &integration,
+            &body,
+            Malformed::NotJson("invalid UTF-8".into()),
+        )
+        .await;
+    };
+    let job_id = jobs::queue::new_job_id();
+    let intake =
+        match deliveries::intake(&db.conn, &integration, &products, &envelope, text, &job_id).await
+        {
+            Ok(intake) => intake,
+            Err(err) => return unavailable(err),
+        };
+    match intake {
+        Intake::Accepted { delivery_id } => {
+            if let Err(err) = state
+                .app
+                .queue
+                .enqueue_delivery(&job_id, &delivery_id, None)
+                .await
+            {
+                // The delivery is stored; the sweeper will enqueue it. Hotmart's retry of
+                // this request is recognised as a duplicate.
+                return unavailable(err);
+            }
+            reply(
+                StatusCode::OK,
+                json!({"status": "accepted", "deliveryId": delivery_id}),
+            )
+        }
+        Intake::Duplicate { delivery_id } => reply(
+            StatusCode::OK,
+            json!({"status": "duplicate", "deliveryId": delivery_id}),
+        ),
+        Intake::Test { delivery_id } => reply(
+            StatusCode::OK,
+            json!({"status": "test", "deliveryId": delivery_id}),
+        ),
+        Intake::Ignored {
+            delivery_id,
+            reason,
+        } => reply(
+            StatusCode::OK,
+            json!({"status": "ignored", "reason": reason, "deliveryId": delivery_id}),
+        ),
+    }
+}
+
+async fn hottok_failure(state: &HttpState, integration_id: &str, message: &str) -> Response {
+    if let Err(err) = deliveries::record_hottok_failure(&state.app.db.conn, integration_id).await {
+        return unavailable(err);
+    }
+    unauthorized(message)
+}
+
+/// 400 for a malformed body; stored as `REJECTED` only when the header hottok vouched for it.
+async fn rejected(
+    state: &HttpState,
+    integration: &entity::tables::integration::Model,
+    body: &[u8],
+    malformed: Malformed,
+) -> Response {
+    // Bodies authenticated by a body hottok were parsed, so reaching here means the header did it.
+    if let Err(err) = deliveries::record_rejected(
+        &state.app.db.conn,
+        integration,
+        body,
+        &malformed.to_string(),
+    )
+    .await
+    {
+        return unavailable(err);
+    }
+    reply(
+        StatusCode::BAD_REQUEST,
+        json!({"error": malformed.to_string()}),
+    )
+}

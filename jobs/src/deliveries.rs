@@ -1,0 +1,192 @@
+//! Processing webhook deliveries: the job handler, its retry bookkeeping, and the sweeper
+//! that re-enqueues `PENDING` deliveries whose job vanished.
+
+use std::time::Duration;
+
+use entity::{
+    database::{Database, Pool},
+    deliveries::{self, AfterFailure, DeliveryStatus},
+    now_ms,
+    tables::webhook_delivery,
+};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr};
+
+use crate::queue::{Queue, new_job_id};
+
+/// How deliveries are processed. Defaults suit production; tests shorten the intervals.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Attempts before a delivery becomes `FAILED`.
+    pub max_attempts: i32,
+    /// First retry delay; doubles with every attempt.
+    pub backoff_base: Duration,
+    /// A single processing attempt is abandoned (and counted as failed) after this.
+    pub deadline: Duration,
+    /// How often idle workers look for new jobs.
+    pub poll_interval: Duration,
+    /// How often the sweeper looks for deliveries whose job vanished.
+    pub sweep_interval: Duration,
+    /// A `PENDING` delivery whose job was enqueued longer ago than this, and is not
+    /// waiting in the queue, is re-enqueued.
+    pub stale_after: Duration,
+    /// Jobs processed at once per worker process.
+    pub concurrency: usize,
+    /// Worker liveness heartbeat of the queue.
+    pub heartbeat: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            backoff_base: Duration::from_secs(5),
+            deadline: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(200),
+            sweep_interval: Duration::from_secs(30),
+            stale_after: Duration::from_secs(300),
+            concurrency: 4,
+            heartbeat: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What job handlers get.
+#[derive(Clone)]
+pub struct JobContext {
+    pub db: Database,
+    pub queue: Queue,
+    pub settings: WorkerSettings,
+}
+
+/// Runs one attempt for a delivery, with a deadline, and schedules the next attempt (or
+/// marks the delivery `FAILED`) when it fails.
+pub async fn handle_delivery(ctx: &JobContext, delivery_id: &str) {
+    let attempt = tokio::time::timeout(
+        ctx.settings.deadline,
+        deliveries::process(&ctx.db.conn, delivery_id),
+    )
+    .await;
+    let error = match attempt {
+        Ok(Ok(_)) => return,
+        Ok(Err(entity::DomainError::Conflict(_))) => return,
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => format!("processing took longer than {:?}", ctx.settings.deadline),
+    };
+    let next_job = new_job_id();
+    let after = deliveries::record_failure(
+        &ctx.db.conn,
+        delivery_id,
+        &error,
+        ctx.settings.max_attempts,
+        ctx.settings.backoff_base.as_secs().max(1),
+        &next_job,
+    )
+    .await;
+    match after {
+        Ok(AfterFailure::RetryAfter {
+            attempt,
+            delay_secs,
+        }) => {
+            tracing::warn!(delivery = delivery_id, attempt, delay_secs, error = %error, "delivery failed; will retry");
+            if let Err(err) = ctx
+                .queue
+                .enqueue_delivery(
+                    &next_job,
+                    delivery_id,
+                    Some(Duration::from_secs(delay_secs)),
+                )
+                .await
+            {
+                tracing::error!(delivery = delivery_id, error = %err, "cannot enqueue retry; the sweeper will");
+            }
+        }
+        Ok(AfterFailure::Failed) => {
+            tracing::error!(delivery = delivery_id, error = %error, "delivery failed for good");
+        }
+        Ok(AfterFailure::Nothing) => {}
+        Err(err) => tracing::error!(delivery = delivery_id, error = %err, "cannot record failure"),
+    }
+}
+
+/// One pass of the sweeper; returns how many deliveries were re-enqueued.
+pub async fn sweep_once(ctx: &JobContext) -> Result<usize, entity::DomainError> {
+    let cutoff = now_ms() - ctx.settings.stale_after.as_millis() as i64;
+    let stale = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .filter(
+            sea_orm::Condition::any()
+                .add(webhook_delivery::Column::EnqueuedAt.lt(cutoff))
+                .add(webhook_delivery::Column::EnqueuedAt.is_null()),
+        )
+        .order_by_asc(webhook_delivery::Column::ReceivedAt)
+        .limit(500)
+        .all(&ctx.db.conn)
+        .await?;
+    let mut requeued = 0;
+    for delivery in stale {
+        if let Some(job_id) = &delivery.job_id
+            && job_is_waiting(&ctx.db, job_id).await?
+        {
+            continue;
+        }
+        let next_job = new_job_id();
+        let claimed = webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::JobId,
+                Expr::val(next_job.clone()).into(),
+            )
+            .col_expr(
+                webhook_delivery::Column::EnqueuedAt,
+                Expr::val(now_ms()).into(),
+            )
+            .filter(webhook_delivery::Column::Id.eq(delivery.id.as_str()))
+            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(match &delivery.job_id {
+                Some(job) => webhook_delivery::Column::JobId.eq(job.as_str()),
+                None => webhook_delivery::Column::JobId.is_null(),
+            })
+            .exec(&ctx.db.conn)
+            .await?;
+        if claimed.rows_affected == 1 {
+            ctx.queue
+                .enqueue_delivery(&next_job, &delivery.id, None)
+                .await
+                .map_err(|err| entity::DomainError::Internal(err.to_string()))?;
+            tracing::info!(delivery = %delivery.id, "re-enqueued a pending delivery whose job was gone");
+            requeued += 1;
+        }
+    }
+    Ok(requeued)
+}
+
+/// Whether the queue still holds the job, not yet started.
+async fn job_is_waiting(db: &Database, job_id: &str) -> Result<bool, entity::DomainError> {
+    let status: Option<String> = match &db.pool {
+        Pool::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT status FROM Jobs WHERE id = ?")
+                .bind(job_id)
+                .fetch_optional(pool)
+                .await
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar("SELECT status FROM apalis.jobs WHERE id = $1")
+                .bind(job_id)
+                .fetch_optional(pool)
+                .await
+        }
+    }
+    .map_err(|err| entity::DomainError::Database(err.to_string()))?;
+    Ok(matches!(status.as_deref(), Some("Pending" | "Queued")))
+}
+
+/// Runs the sweeper until the process stops.
+pub async fn sweep_forever(ctx: JobContext) {
+    let mut interval = tokio::time::interval(ctx.settings.sweep_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(err) = sweep_once(&ctx).await {
+            tracing::warn!(error = %err, "sweeper pass failed");
+        }
+    }
+}
