@@ -5,7 +5,9 @@
 //! scoped to the caller's account through [`scope`].
 
 pub mod caller;
+pub mod contacts;
 pub mod database;
+pub mod deals;
 pub mod deliveries;
 pub mod engine;
 pub mod error;

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod context;
 pub mod error;
+pub mod pipeline;
 pub mod setup;
 pub mod types;
 
@@ -17,10 +18,18 @@ pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 2_000;
 
 #[derive(MergedObject, Default)]
-pub struct Query(account::AccountQuery, setup::SetupQuery);
+pub struct Query(
+    account::AccountQuery,
+    setup::SetupQuery,
+    pipeline::PipelineQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(account::AccountMutation, setup::SetupMutation);
+pub struct Mutation(
+    account::AccountMutation,
+    setup::SetupMutation,
+    pipeline::PipelineMutation,
+);
 
 pub type CrmSchema = Schema<Query, Mutation, EmptySubscription>;
 

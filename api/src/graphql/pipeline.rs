@@ -1,0 +1,338 @@
+//! Contacts, deals and their timelines; the inbox's replay.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{
+    contacts::{self, ContactFilter as DomainContactFilter},
+    deals::{self, DealFilter as DomainDealFilter},
+    deliveries, groups,
+    hotmart_event::DealStatus as DomainDealStatus,
+    page::PageRequest,
+    scope::find_scoped,
+    tables::{contact, deal, deal_event, origin, product, user},
+};
+
+use super::{
+    context::ContextExt,
+    error::{ApiError, ApiResult},
+    types::{DealStatus, Group, Label, Origin, PageInfo, Product, User, WebhookDelivery, time},
+};
+
+pub struct Contact(pub contact::Model);
+
+#[Object]
+impl Contact {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+    /// E.164.
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    async fn document(&self) -> Option<&str> {
+        self.0.document.as_deref()
+    }
+    async fn labels(&self, ctx: &Context<'_>) -> ApiResult<Vec<Label>> {
+        Ok(contacts::labels(&ctx.app().db.conn, &self.0.id)
+            .await?
+            .into_iter()
+            .map(Label)
+            .collect())
+    }
+    async fn deals(&self, ctx: &Context<'_>) -> ApiResult<Vec<Deal>> {
+        let rows = deals::of_contact(&ctx.app().db.conn, ctx.caller()?, &self.0.id).await?;
+        Ok(rows.into_iter().map(Deal).collect())
+    }
+    /// Events on the contact that belong to no deal (for example a members-area access
+    /// before any purchase).
+    async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Vec<TimelineEntry>> {
+        let rows = contacts::loose_events(&ctx.app().db.conn, &self.0.id).await?;
+        Ok(rows.into_iter().map(TimelineEntry).collect())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        time(self.0.created_at)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        time(self.0.updated_at)
+    }
+}
+
+pub struct Deal(pub deal::Model);
+
+#[Object]
+impl Deal {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn contact(&self, ctx: &Context<'_>) -> ApiResult<Contact> {
+        let caller = ctx.caller()?;
+        Ok(Contact(
+            find_scoped::<contact::Entity>(&ctx.app().db.conn, caller, &self.0.contact_id).await?,
+        ))
+    }
+    async fn group(&self, ctx: &Context<'_>) -> ApiResult<Group> {
+        Ok(Group(
+            groups::get(&ctx.app().db.conn, ctx.caller()?, &self.0.group_id).await?,
+        ))
+    }
+    async fn origin(&self, ctx: &Context<'_>) -> ApiResult<Origin> {
+        let caller = ctx.caller()?;
+        Ok(Origin(
+            find_scoped::<origin::Entity>(&ctx.app().db.conn, caller, &self.0.origin_id).await?,
+        ))
+    }
+    async fn product(&self, ctx: &Context<'_>) -> ApiResult<Option<Product>> {
+        let Some(id) = &self.0.product_id else {
+            return Ok(None);
+        };
+        let caller = ctx.caller()?;
+        match find_scoped::<product::Entity>(&ctx.app().db.conn, caller, id).await {
+            Ok(product) => Ok(Some(Product(product))),
+            Err(entity::DomainError::NotFound(_)) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+    async fn status(&self) -> DealStatus {
+        DomainDealStatus::parse(&self.0.status)
+            .unwrap_or(DomainDealStatus::Open)
+            .into()
+    }
+    async fn owner(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        let Some(id) = &self.0.owner_id else {
+            return Ok(None);
+        };
+        let caller = ctx.caller()?;
+        match find_scoped::<user::Entity>(&ctx.app().db.conn, caller, id).await {
+            Ok(user) => Ok(Some(User(user))),
+            Err(entity::DomainError::NotFound(_)) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+    async fn value(&self) -> Option<f64> {
+        self.0.value
+    }
+    async fn currency(&self) -> Option<&str> {
+        self.0.currency.as_deref()
+    }
+    /// Hotmart transaction codes of the sale(s) in this deal.
+    async fn transactions(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
+        Ok(deals::transactions(&ctx.app().db.conn, &self.0.id).await?)
+    }
+    async fn lost_reason(&self) -> Option<&str> {
+        self.0.lost_reason.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        time(self.0.created_at)
+    }
+    async fn closed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.closed_at.map(time)
+    }
+    async fn last_event_at(&self) -> DateTime<Utc> {
+        time(self.0.last_event_at)
+    }
+    async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Vec<TimelineEntry>> {
+        let rows = deals::timeline(&ctx.app().db.conn, &self.0.id).await?;
+        Ok(rows.into_iter().map(TimelineEntry).collect())
+    }
+}
+
+pub struct TimelineEntry(pub deal_event::Model);
+
+#[Object]
+impl TimelineEntry {
+    async fn at(&self) -> DateTime<Utc> {
+        time(self.0.occurred_at)
+    }
+    async fn event(&self) -> &str {
+        &self.0.event
+    }
+    /// WEBHOOK, IMPORT or USER
+    async fn source(&self) -> &str {
+        &self.0.source
+    }
+    /// What the engine did: CREATED, MOVED, UPDATED, TIMELINE_ONLY, ...
+    async fn effect(&self) -> &str {
+        self.0.effect.as_deref().unwrap_or("PENDING")
+    }
+    async fn description(&self) -> &str {
+        self.0.description.as_deref().unwrap_or_default()
+    }
+    async fn delivery_id(&self) -> Option<ID> {
+        self.0.delivery_id.clone().map(ID)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct DealConnection {
+    pub nodes: Vec<Deal>,
+    pub page_info: PageInfo,
+    pub total_count: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct ContactConnection {
+    pub nodes: Vec<Contact>,
+    pub page_info: PageInfo,
+    pub total_count: i64,
+}
+
+#[derive(InputObject, Default)]
+pub struct DealFilter {
+    pub group_id: Option<ID>,
+    pub origin_id: Option<ID>,
+    pub status: Option<DealStatus>,
+    pub owner_id: Option<ID>,
+    pub product_id: Option<ID>,
+    pub contact_email: Option<String>,
+}
+
+#[derive(InputObject, Default)]
+pub struct ContactFilter {
+    pub email: Option<String>,
+    pub label_id: Option<ID>,
+    pub search: Option<String>,
+}
+
+#[derive(Default)]
+pub struct PipelineQuery;
+
+#[Object]
+impl PipelineQuery {
+    async fn deals(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<DealFilter>,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<DealConnection> {
+        let request = PageRequest::parse(first, after.as_deref())?;
+        let filter = filter.unwrap_or_default();
+        let filter = DomainDealFilter {
+            group_id: filter.group_id.map(|id| id.0),
+            origin_id: filter.origin_id.map(|id| id.0),
+            status: filter.status.map(Into::into),
+            owner_id: filter.owner_id.map(|id| id.0),
+            product_id: filter.product_id.map(|id| id.0),
+            contact_email: filter.contact_email,
+        };
+        let page = deals::page(&ctx.app().db.conn, ctx.caller()?, filter, request).await?;
+        Ok(DealConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor: page.end_cursor,
+            },
+            total_count: page.total_count as i64,
+            nodes: page.nodes.into_iter().map(Deal).collect(),
+        })
+    }
+
+    async fn deal(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Deal>> {
+        Ok(Some(Deal(
+            deals::get(&ctx.app().db.conn, ctx.caller()?, &id).await?,
+        )))
+    }
+
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ContactFilter>,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<ContactConnection> {
+        let request = PageRequest::parse(first, after.as_deref())?;
+        let filter = filter.unwrap_or_default();
+        let filter = DomainContactFilter {
+            email: filter.email,
+            label_id: filter.label_id.map(|id| id.0),
+            search: filter.search,
+        };
+        let page = contacts::page(&ctx.app().db.conn, ctx.caller()?, filter, request).await?;
+        Ok(ContactConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor: page.end_cursor,
+            },
+            total_count: page.total_count as i64,
+            nodes: page.nodes.into_iter().map(Contact).collect(),
+        })
+    }
+
+    async fn contact(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Contact>> {
+        Ok(Some(Contact(
+            contacts::get(&ctx.app().db.conn, ctx.caller()?, &id).await?,
+        )))
+    }
+}
+
+#[derive(Default)]
+pub struct PipelineMutation;
+
+#[Object]
+impl PipelineMutation {
+    /// Sets the owner of a deal (`userId: null` removes it).
+    async fn assign_deal(
+        &self,
+        ctx: &Context<'_>,
+        deal_id: ID,
+        user_id: Option<ID>,
+    ) -> ApiResult<Deal> {
+        let deal = deals::assign(
+            &ctx.app().db.conn,
+            ctx.caller()?,
+            &deal_id,
+            user_id.as_ref().map(|id| id.0.as_str()),
+        )
+        .await?;
+        Ok(Deal(deal))
+    }
+
+    async fn label_contact(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+        label_id: ID,
+    ) -> ApiResult<Contact> {
+        Ok(Contact(
+            contacts::add_label(&ctx.app().db.conn, ctx.caller()?, &contact_id, &label_id).await?,
+        ))
+    }
+
+    async fn unlabel_contact(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+        label_id: ID,
+    ) -> ApiResult<Contact> {
+        Ok(Contact(
+            contacts::remove_label(&ctx.app().db.conn, ctx.caller()?, &contact_id, &label_id)
+                .await?,
+        ))
+    }
+
+    /// Runs a delivery again (for example an IGNORED one after its product was added).
+    async fn replay_delivery(&self, ctx: &Context<'_>, id: ID) -> ApiResult<WebhookDelivery> {
+        let app = ctx.app();
+        let job_id = jobs::queue::new_job_id();
+        let (delivery, enqueue) =
+            deliveries::replay(&app.db.conn, ctx.caller()?, &id, &job_id).await?;
+        if enqueue {
+            app.queue
+                .enqueue_delivery(&job_id, &delivery.id, None)
+                .await
+                .map_err(|err| {
+                    tracing::warn!(error = %err, "replay: enqueue failed; the sweeper will retry");
+                    ApiError::new(
+                        "INTERNAL",
+                        "the delivery is pending but could not be queued yet",
+                    )
+                })?;
+        }
+        Ok(WebhookDelivery(delivery))
+    }
+}

@@ -1,0 +1,194 @@
+//! Contacts: lists, search, labels.
+
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+    sea_query::{Expr, Func, Query},
+};
+
+use crate::{
+    Caller, DomainError, DomainResult, groups,
+    page::{Cursor, Page, PageRequest},
+    scope::{find_scoped, scoped},
+    tables::{contact, contact_label, deal, label},
+};
+
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    pub email: Option<String>,
+    pub label_id: Option<String>,
+    pub search: Option<String>,
+}
+
+/// Members see a contact when one of its deals is in a group visible to them.
+async fn visibility(db: &impl ConnectionTrait, caller: &Caller) -> DomainResult<Condition> {
+    match groups::visible_ids(db, caller).await? {
+        None => Ok(Condition::all()),
+        Some(visible) => Ok(Condition::all().add(
+            contact::Column::Id.in_subquery(
+                Query::select()
+                    .column(deal::Column::ContactId)
+                    .from(deal::Entity)
+                    .and_where(deal::Column::GroupId.is_in(visible))
+                    .to_owned(),
+            ),
+        )),
+    }
+}
+
+pub async fn page(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    filter: ContactFilter,
+    page: PageRequest,
+) -> DomainResult<Page<contact::Model>> {
+    use contact::Column;
+    let mut query = scoped::<contact::Entity>(caller).filter(visibility(db, caller).await?);
+    if let Some(email) = &filter.email {
+        query = query.filter(Column::Email.eq(email.trim().to_lowercase()));
+    }
+    if let Some(label_id) = &filter.label_id {
+        query = query.filter(
+            Column::Id.in_subquery(
+                Query::select()
+                    .column(contact_label::Column::ContactId)
+                    .from(contact_label::Entity)
+                    .and_where(contact_label::Column::LabelId.eq(label_id.as_str()))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if search.chars().count() > 100 {
+            return Err(DomainError::bad_input(
+                "search",
+                "must be at most 100 characters",
+            ));
+        }
+        let escaped = search
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        query = query.filter(
+            Condition::any()
+                .add(sea_orm::sea_query::ExprTrait::like(
+                    Expr::expr(Func::lower(Expr::col(Column::Name))),
+                    sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'),
+                ))
+                .add(Column::Email.like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\')))
+                .add(Column::Phone.contains(search)),
+        );
+    }
+    let total = query.clone().count(db).await?;
+    if let Some(after) = &page.after {
+        query = query.filter(
+            Condition::any().add(Column::CreatedAt.lt(after.at)).add(
+                Condition::all()
+                    .add(Column::CreatedAt.eq(after.at))
+                    .add(Column::Id.lt(after.id.as_str())),
+            ),
+        );
+    }
+    let rows = query
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .limit(page.first + 1)
+        .all(db)
+        .await?;
+    Ok(Page::from_rows(rows, page.first, total, |c| Cursor {
+        at: c.created_at,
+        id: c.id.clone(),
+    }))
+}
+
+pub async fn get(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+) -> DomainResult<contact::Model> {
+    scoped::<contact::Entity>(caller)
+        .filter(contact::Column::Id.eq(id))
+        .filter(visibility(db, caller).await?)
+        .one(db)
+        .await?
+        .ok_or(DomainError::NotFound("contact"))
+}
+
+pub async fn labels(
+    db: &impl ConnectionTrait,
+    contact_id: &str,
+) -> DomainResult<Vec<label::Model>> {
+    Ok(label::Entity::find()
+        .filter(
+            label::Column::Id.in_subquery(
+                Query::select()
+                    .column(contact_label::Column::LabelId)
+                    .from(contact_label::Entity)
+                    .and_where(contact_label::Column::ContactId.eq(contact_id))
+                    .to_owned(),
+            ),
+        )
+        .order_by_asc(label::Column::NameKey)
+        .all(db)
+        .await?)
+}
+
+pub async fn add_label(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    contact_id: &str,
+    label_id: &str,
+) -> DomainResult<contact::Model> {
+    let contact = get(db, caller, contact_id).await?;
+    let label = find_scoped::<label::Entity>(db, caller, label_id).await?;
+    contact_label::Entity::insert(contact_label::ActiveModel {
+        contact_id: Set(contact.id.clone()),
+        label_id: Set(label.id),
+        account_id: Set(caller.account_id.clone()),
+        created_at: Set(crate::now_ms()),
+    })
+    .on_conflict_do_nothing_on([
+        contact_label::Column::ContactId,
+        contact_label::Column::LabelId,
+    ])
+    .exec_without_returning(db)
+    .await?;
+    Ok(contact)
+}
+
+pub async fn remove_label(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    contact_id: &str,
+    label_id: &str,
+) -> DomainResult<contact::Model> {
+    let contact = get(db, caller, contact_id).await?;
+    let label = find_scoped::<label::Entity>(db, caller, label_id).await?;
+    contact_label::Entity::delete_many()
+        .filter(contact_label::Column::ContactId.eq(contact.id.as_str()))
+        .filter(contact_label::Column::LabelId.eq(label.id.as_str()))
+        .exec(db)
+        .await?;
+    Ok(contact)
+}
+
+/// Timeline entries of a contact that are not on any deal (info events without a deal).
+pub async fn loose_events(
+    db: &impl ConnectionTrait,
+    contact_id: &str,
+) -> DomainResult<Vec<crate::tables::deal_event::Model>> {
+    use crate::tables::deal_event;
+    Ok(deal_event::Entity::find()
+        .filter(deal_event::Column::ContactId.eq(contact_id))
+        .filter(deal_event::Column::DealId.is_null())
+        .order_by_asc(deal_event::Column::OccurredAt)
+        .all(db)
+        .await?)
+}

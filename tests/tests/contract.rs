@@ -1,0 +1,107 @@
+//! The live schema implements the GraphQL contract (`tests/fixtures/contract/schema.graphql`,
+//! a copy of the product's contract): every type, field, argument, input field and enum
+//! value exists with the same type. Extra names are allowed.
+
+use std::collections::BTreeSet;
+
+use async_graphql::parser::{
+    parse_schema,
+    types::{ServiceDocument, TypeKind, TypeSystemDefinition},
+};
+
+/// Every name a schema defines, with its type: `Type.field(arg): T`.
+fn names(document: &ServiceDocument) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for definition in &document.definitions {
+        let TypeSystemDefinition::Type(ty) = definition else {
+            continue;
+        };
+        let name = ty.node.name.node.to_string();
+        out.insert(name.clone());
+        match &ty.node.kind {
+            TypeKind::Object(object) => {
+                for field in &object.fields {
+                    let f = &field.node;
+                    out.insert(format!("{name}.{}: {}", f.name.node, f.ty.node));
+                    for arg in &f.arguments {
+                        out.insert(format!(
+                            "{name}.{}({}: {})",
+                            f.name.node, arg.node.name.node, arg.node.ty.node
+                        ));
+                    }
+                }
+            }
+            TypeKind::InputObject(input) => {
+                for field in &input.fields {
+                    out.insert(format!(
+                        "{name}.{}: {}",
+                        field.node.name.node, field.node.ty.node
+                    ));
+                }
+            }
+            TypeKind::Enum(e) => {
+                for value in &e.values {
+                    out.insert(format!("{name}::{}", value.node.value.node));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Parts of the contract delivered by the retroactive-import work, not yet in the schema.
+/// The list may only shrink: a name that appears in the schema must leave it.
+const NOT_YET: &[&str] = &[
+    "ImportRun",
+    "ImportStatus",
+    "CredentialsInput",
+    "RefreshProductsInput",
+    "StartImportInput",
+    "Subscription",
+];
+
+#[test]
+fn live_schema_implements_the_contract() {
+    let contract_path = tests::workspace_root().join("tests/fixtures/contract/schema.graphql");
+    let contract = parse_schema(std::fs::read_to_string(contract_path).unwrap()).unwrap();
+    let live = parse_schema(checkout_crm::graphql::sdl()).unwrap();
+    let (wanted, have) = (names(&contract), names(&live));
+    let pending = |name: &String| {
+        NOT_YET.iter().any(|n| {
+            name == n
+                || name.starts_with(&format!("{n}."))
+                || name.starts_with(&format!("{n}::"))
+                || name.contains(&format!(": {n}"))
+                || name.contains(&format!("{n}!"))
+        })
+    };
+    assert!(
+        wanted.len() > 200,
+        "contract parsed: {} names",
+        wanted.len()
+    );
+    eprintln!(
+        "contract names not yet live: {:?}",
+        wanted.difference(&have).collect::<Vec<_>>()
+    );
+    let missing: Vec<&String> = wanted.difference(&have).filter(|n| !pending(n)).collect();
+    let mut import_mutations = [
+        "Mutation.setHotmartCredentials",
+        "Mutation.refreshHotmartProducts",
+        "Mutation.startHotmartImport",
+        "Mutation.cancelImport",
+        "Query.importRun",
+    ];
+    import_mutations.sort();
+    let missing: Vec<&String> = missing
+        .into_iter()
+        .filter(|n| !import_mutations.iter().any(|m| n.starts_with(m)))
+        .collect();
+    assert!(missing.is_empty(), "the live schema lacks: {missing:#?}");
+    let done: Vec<&&str> = NOT_YET.iter().filter(|n| have.contains(**n)).collect();
+    assert!(
+        done.is_empty(),
+        "remove from NOT_YET, they exist now: {done:?}"
+    );
+}
