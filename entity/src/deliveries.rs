@@ -365,19 +365,13 @@ async fn finish(
     let result = webhook_delivery::Entity::update_many()
         .col_expr(
             webhook_delivery::Column::Status,
-            Expr::val(DeliveryStatus::Processed.as_str()).into(),
+            Expr::val(DeliveryStatus::Processed.as_str()),
         )
-        .col_expr(
-            webhook_delivery::Column::Reason,
-            Expr::val(reason.clone()).into(),
-        )
-        .col_expr(
-            webhook_delivery::Column::ProcessedAt,
-            Expr::val(now_ms()).into(),
-        )
+        .col_expr(webhook_delivery::Column::Reason, Expr::val(reason.clone()))
+        .col_expr(webhook_delivery::Column::ProcessedAt, Expr::val(now_ms()))
         .col_expr(
             webhook_delivery::Column::Attempts,
-            Expr::val(delivery.attempts + 1).into(),
+            Expr::val(delivery.attempts + 1),
         )
         .filter(webhook_delivery::Column::Id.eq(delivery.id.as_str()))
         .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))

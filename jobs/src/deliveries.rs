@@ -131,14 +131,8 @@ pub async fn sweep_once(ctx: &JobContext) -> Result<usize, entity::DomainError> 
         }
         let next_job = new_job_id();
         let claimed = webhook_delivery::Entity::update_many()
-            .col_expr(
-                webhook_delivery::Column::JobId,
-                Expr::val(next_job.clone()).into(),
-            )
-            .col_expr(
-                webhook_delivery::Column::EnqueuedAt,
-                Expr::val(now_ms()).into(),
-            )
+            .col_expr(webhook_delivery::Column::JobId, Expr::val(next_job.clone()))
+            .col_expr(webhook_delivery::Column::EnqueuedAt, Expr::val(now_ms()))
             .filter(webhook_delivery::Column::Id.eq(delivery.id.as_str()))
             .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
             .filter(match &delivery.job_id {

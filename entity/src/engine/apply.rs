@@ -368,12 +368,9 @@ async fn attach_info_without_product(
     deal_event::Entity::update_many()
         .col_expr(
             deal_event::Column::DealId,
-            Expr::val(target.map(|d| d.id.clone())).into(),
+            Expr::val(target.map(|d| d.id.clone())),
         )
-        .col_expr(
-            deal_event::Column::Effect,
-            Expr::val(effect.as_str()).into(),
-        )
+        .col_expr(deal_event::Column::Effect, Expr::val(effect.as_str()))
         .filter(deal_event::Column::DealKey.eq(key))
         .filter(deal_event::Column::DedupId.eq(dedup_id))
         .exec(db)
