@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 
 pub use checkout_crm;
 
+pub mod hotmart;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
