@@ -56,6 +56,8 @@ pub struct JobContext {
     pub db: Database,
     pub queue: Queue,
     pub settings: WorkerSettings,
+    /// When this process last started a job (epoch ms), for the stuck-queue watchdog.
+    pub progress: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Runs one attempt for a delivery, with a deadline, and schedules the next attempt (or

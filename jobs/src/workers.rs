@@ -1,12 +1,13 @@
 //! Worker processes: the delivery workers and the sweeper, until shutdown.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use apalis_core::backend::ext::BackendExt;
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use entity::database::{Database, Pool};
+use futures::FutureExt;
 
 use crate::{
     deliveries::{JobContext, WorkerSettings, handle_delivery, sweep_forever},
@@ -18,6 +19,8 @@ async fn process_delivery_job(
     ctx: Data<JobContext>,
 ) -> Result<(), BoxDynError> {
     // Failures are recorded on the delivery and retried by `handle_delivery` itself.
+    ctx.progress
+        .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed);
     handle_delivery(&ctx, &job.delivery_id).await;
     Ok(())
 }
@@ -32,50 +35,115 @@ pub async fn run(
         queue: Queue::new(&db),
         db: db.clone(),
         settings: settings.clone(),
+        progress: Default::default(),
     };
     let sweeper = tokio::spawn(sweep_forever(ctx.clone()));
-    // Worker names are unique per process: several processes share one queue.
-    let name = format!("deliveries-{}", crate::queue::new_job_id());
-    let monitor = match &db.pool {
-        Pool::Sqlite(pool) => {
-            let pool = pool.clone();
-            Monitor::new().register(move |_| {
-                let config = apalis_sqlite::Config::default()
-                    .queue(DELIVERY_QUEUE)
-                    .heartbeat_interval(settings.heartbeat);
-                let backend = SqliteStorage::<ProcessDelivery>::new(&pool)
-                    .with_config(config)
-                    .poll_with_interval(settings.poll_interval);
-                WorkerBuilder::new(name.as_str())
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .concurrency(settings.concurrency)
-                    .build(process_delivery_job)
+    let shutdown = shutdown.boxed().shared();
+    // A worker stops when its queue backend fails (the database went away); it is started
+    // again after a pause, until shutdown.
+    let result = loop {
+        let stop = shutdown.clone();
+        // A queue backend that failed (the database went away) can leave a worker without
+        // a live task stream. A watchdog restarts the workers when runnable jobs wait while
+        // nothing has been processed for a while.
+        let watchdog = watch_for_stuck_queue(ctx.clone());
+        let result = monitor(&ctx)
+            .with_terminator(tokio::time::sleep(Duration::from_secs(2)))
+            .run_with_signal(async move {
+                tokio::select! {
+                    _ = stop => {}
+                    _ = watchdog => tracing::warn!("queue looks stuck; restarting the workers"),
+                }
+                Ok(())
             })
+            .await;
+        if shutdown.peek().is_some() {
+            break result;
         }
-        Pool::Postgres(pool) => {
-            let pool = pool.clone();
-            Monitor::new().register(move |_| {
-                let config = apalis_postgres::Config::default()
-                    .queue(DELIVERY_QUEUE)
-                    .heartbeat_interval(settings.heartbeat);
-                let backend = PostgresStorage::<ProcessDelivery>::new(&pool)
-                    .with_config(config)
-                    .poll_with_interval(settings.poll_interval);
-                WorkerBuilder::new(name.as_str())
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .concurrency(settings.concurrency)
-                    .build(process_delivery_job)
-            })
-        }
+        tracing::warn!(?result, "workers stopped; restarting in 1 s");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    let result = monitor
-        .run_with_signal(async move {
-            shutdown.await;
-            Ok(())
-        })
-        .await;
     sweeper.abort();
     result.map_err(Into::into)
+}
+
+/// The delivery workers of this process, on the database's queue backend.
+fn monitor(ctx: &JobContext) -> Monitor {
+    let settings = ctx.settings.clone();
+    let ctx = ctx.clone();
+    // Worker names are unique per process (and run): several processes share one queue.
+    let name = format!("deliveries-{}", crate::queue::new_job_id());
+    match ctx.db.pool.clone() {
+        Pool::Sqlite(pool) => Monitor::new().register(move |_| {
+            let config = apalis_sqlite::Config::default()
+                .queue(DELIVERY_QUEUE)
+                .heartbeat_interval(settings.heartbeat);
+            let backend = SqliteStorage::<ProcessDelivery>::new(&pool)
+                .with_config(config)
+                .poll_with_interval(settings.poll_interval);
+            WorkerBuilder::new(name.as_str())
+                .backend(backend)
+                .data(ctx.clone())
+                .concurrency(settings.concurrency)
+                .build(process_delivery_job)
+        }),
+        Pool::Postgres(pool) => Monitor::new().register(move |_| {
+            let config = apalis_postgres::Config::default()
+                .queue(DELIVERY_QUEUE)
+                .heartbeat_interval(settings.heartbeat);
+            let backend = PostgresStorage::<ProcessDelivery>::new(&pool)
+                .with_config(config)
+                .poll_with_interval(settings.poll_interval);
+            WorkerBuilder::new(name.as_str())
+                .backend(backend)
+                .data(ctx.clone())
+                .concurrency(settings.concurrency)
+                .build(process_delivery_job)
+        }),
+    }
+}
+
+/// Completes when runnable jobs have been waiting longer than `stale_after` while this
+/// process has not started a job for that long.
+async fn watch_for_stuck_queue(ctx: JobContext) {
+    let stale = ctx.settings.stale_after;
+    ctx.progress
+        .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(ctx.settings.sweep_interval).await;
+        let idle_ms = entity::now_ms() - ctx.progress.load(std::sync::atomic::Ordering::Relaxed);
+        if idle_ms < stale.as_millis() as i64 {
+            continue;
+        }
+        match runnable_jobs_older_than(&ctx.db, stale).await {
+            Ok(0) => ctx
+                .progress
+                .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed),
+            Ok(_) => return,
+            Err(err) => tracing::debug!(error = %err, "watchdog: cannot read the queue"),
+        }
+    }
+}
+
+async fn runnable_jobs_older_than(db: &Database, age: Duration) -> Result<i64, sqlx::Error> {
+    let cutoff_secs = (entity::now_ms() / 1000) - age.as_secs() as i64;
+    match &db.pool {
+        Pool::Sqlite(pool) => sqlx::query_scalar(
+            "SELECT count(*) FROM Jobs WHERE job_type = ? AND status = 'Pending' AND run_at <= ?",
+        )
+        .bind(DELIVERY_QUEUE)
+        .bind(cutoff_secs)
+        .fetch_one(pool)
+        .await,
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status = 'Pending' \
+                 AND run_at <= to_timestamp($2)",
+            )
+            .bind(DELIVERY_QUEUE)
+            .bind(cutoff_secs as f64)
+            .fetch_one(pool)
+            .await
+        }
+    }
 }

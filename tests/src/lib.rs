@@ -71,7 +71,7 @@ pub fn skip_notice(test: &str) {
 pub struct TestDatabase {
     pub url: String,
     pub dir: tempfile::TempDir,
-    postgres_admin: Option<(String, String)>,
+    pub postgres_admin: Option<(String, String)>,
 }
 
 impl TestDatabase {
@@ -242,6 +242,14 @@ impl TestApp {
 
     /// The HTTP side only: deliveries stay `PENDING` until workers run.
     pub async fn spawn_without_workers(backend: Backend) -> TestApp {
+        // `RUST_LOG=…` shows the application's logs in failing tests.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "off".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let database = TestDatabase::create(backend).await;
         let config = test_config(&database.url, database.dir.path().join("data"));
         let db = app::open_database(&config).await.expect("open database");
@@ -440,6 +448,91 @@ impl TestApp {
                 .unwrap()
                 .to_owned(),
         )
+    }
+}
+
+/// Makes the application's database refuse work until the returned guard is dropped:
+/// SQLite is locked exclusively by another connection (writes fail after the busy
+/// timeout); PostgreSQL stops accepting connections and drops the open ones.
+pub struct DatabaseOutage {
+    restore: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Drop for DatabaseOutage {
+    fn drop(&mut self) {
+        if let Some(restore) = self.restore.take() {
+            restore();
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn database_outage(&self) -> DatabaseOutage {
+        let url = self._database.url.clone();
+        match &self._database.postgres_admin {
+            None => {
+                use sqlx::Connection;
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query("BEGIN EXCLUSIVE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let (release, wait) = std::sync::mpsc::channel::<()>();
+                let holder = std::thread::spawn(move || {
+                    let _ = wait.recv();
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    runtime.block_on(async move {
+                        let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+                        let _ = conn.close().await;
+                    });
+                });
+                DatabaseOutage {
+                    restore: Some(Box::new(move || {
+                        let _ = release.send(());
+                        let _ = holder.join();
+                    })),
+                }
+            }
+            Some((server, name)) => {
+                let admin = Database::connect_admin(server).await;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "ALTER DATABASE {name} ALLOW_CONNECTIONS false"
+                )))
+                .execute(&admin)
+                .await
+                .unwrap();
+                sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+                    .bind(name.as_str())
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+                let (server, name) = (server.clone(), name.clone());
+                DatabaseOutage {
+                    restore: Some(Box::new(move || {
+                        let _ = std::thread::spawn(move || {
+                            let runtime = tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .unwrap();
+                            runtime.block_on(async move {
+                                let admin = Database::connect_admin(&server).await;
+                                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                                    "ALTER DATABASE {name} ALLOW_CONNECTIONS true"
+                                )))
+                                .execute(&admin)
+                                .await;
+                                admin.close().await;
+                            });
+                        })
+                        .join();
+                    })),
+                }
+            }
+        }
     }
 }
 
