@@ -284,7 +284,7 @@ async fn the_same_event_twice_has_one_effect_and_late_events_keep_deal_ids(backe
         let s = Scenario::new(backend, merged).await;
         let email = "twice@x.test";
         let approved = purchase("t2", "PURCHASE_APPROVED", T0 + 1000, email, "HP1");
-        s.post(&[approved.clone()]).await;
+        s.post(std::slice::from_ref(&approved)).await;
         let first = s.full(email).await["deals"]["nodes"][0]["id"].clone();
         let (status, reply) = s
             .app
