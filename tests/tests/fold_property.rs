@@ -1,0 +1,280 @@
+//! Property: for random sequences of events over a few contacts, products and transactions,
+//! applying them shuffled and with duplicates gives the same deals as applying them once
+//! in time order (PRODUCT.md §4.3). Runs the real persistence step on a SQLite file.
+
+use entity::{
+    Caller, HotmartEvent, Role,
+    engine::apply::{IncomingEvent, IntegrationSnapshot, Source, apply_event},
+    hotmart::payload,
+    integrations,
+    products::{self, NewProduct},
+    secrets::SecretKeys,
+    tables::{deal, deal_event, deal_ref},
+};
+use proptest::prelude::*;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use serde_json::Value;
+use tests::{
+    Backend, TestApp,
+    hotmart::{Purchase, cart},
+};
+
+const EVENTS: [&str; 12] = [
+    "PURCHASE_OUT_OF_SHOPPING_CART",
+    "PURCHASE_BILLET_PRINTED",
+    "PURCHASE_CANCELED",
+    "PURCHASE_EXPIRED",
+    "PURCHASE_APPROVED",
+    "PURCHASE_COMPLETE",
+    "PURCHASE_DELAYED",
+    "PURCHASE_PROTEST",
+    "PURCHASE_REFUNDED",
+    "PURCHASE_CHARGEBACK",
+    "SUBSCRIPTION_CANCELLATION",
+    "CLUB_FIRST_ACCESS",
+];
+const PRODUCTS: [u64; 2] = [1_234_567, 7_654_321];
+const EMAILS: [&str; 2] = ["a@x.test", "b@x.test"];
+
+#[derive(Debug, Clone)]
+struct Spec {
+    event: usize,
+    contact: usize,
+    product: usize,
+    transaction: usize,
+    at: i64,
+}
+
+fn body(index: usize, spec: &Spec) -> Value {
+    let id = format!("evt-{index}");
+    let email = EMAILS[spec.contact];
+    let product = PRODUCTS[spec.product];
+    let at = 1_745_000_000_000 + spec.at * 60_000;
+    let event = EVENTS[spec.event];
+    match event {
+        "PURCHASE_OUT_OF_SHOPPING_CART" => cart(&id, at, email, product),
+        "CLUB_FIRST_ACCESS" | "SUBSCRIPTION_CANCELLATION" => serde_json::json!({
+            "id": id, "creation_date": at, "event": event,
+            "data": {"product": {"id": product}, "user": {"email": email}, "subscriber": {"code": format!("S{}", spec.transaction), "email": email}}
+        }),
+        _ => Purchase {
+            id: &id,
+            event,
+            at,
+            email,
+            product,
+            transaction: &format!("HP{}", spec.transaction),
+            price: 10.0 * (spec.transaction as f64 + 1.0),
+            subscriber: (spec.transaction == 0).then_some("S0"),
+        }
+        .body(),
+    }
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (0..EVENTS.len(), 0..2usize, 0..2usize, 0..3usize, 0..20i64).prop_map(
+        |(event, contact, product, transaction, at)| Spec {
+            event,
+            contact,
+            product,
+            transaction,
+            at,
+        },
+    )
+}
+
+/// Deals of an integration, independent of ids: per contact and key, in creation order.
+type Shape = Vec<(
+    String,
+    String,
+    String,
+    Option<i64>,
+    Vec<String>,
+    Vec<(String, Option<String>)>,
+)>;
+
+async fn shape(app: &TestApp, snap: &IntegrationSnapshot) -> Shape {
+    let db = &app.db.conn;
+    let mut deals = deal::Entity::find()
+        .filter(deal::Column::GroupId.eq(snap.group.id.as_str()))
+        .all(db)
+        .await
+        .unwrap();
+    deals.sort_by_key(|d| {
+        (
+            d.contact_id.clone(),
+            d.created_at,
+            d.last_event_at,
+            d.status.clone(),
+        )
+    });
+    let mut out = Vec::new();
+    for d in deals {
+        let origin = snap
+            .origins
+            .iter()
+            .find(|o| o.id == d.origin_id)
+            .unwrap()
+            .event
+            .clone();
+        let mut refs: Vec<String> = deal_ref::Entity::find()
+            .filter(deal_ref::Column::DealId.eq(d.id.as_str()))
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.reference)
+            .collect();
+        refs.sort();
+        let mut timeline: Vec<(String, Option<String>)> = deal_event::Entity::find()
+            .filter(deal_event::Column::DealId.eq(d.id.as_str()))
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.dedup_id, e.effect))
+            .collect();
+        timeline.sort();
+        // Contacts are per account, so both integrations share them.
+        out.push((
+            d.contact_id,
+            origin,
+            d.status,
+            d.value.map(|v| v as i64),
+            refs,
+            timeline,
+        ));
+    }
+    out.sort();
+    out
+}
+
+async fn integration(
+    app: &TestApp,
+    keys: &SecretKeys,
+    caller: &Caller,
+    merged: bool,
+) -> IntegrationSnapshot {
+    let events: Vec<HotmartEvent> = HotmartEvent::ALL.to_vec();
+    let created = integrations::create(&app.db.conn, caller, "Prop", &events)
+        .await
+        .unwrap();
+    for product in PRODUCTS {
+        let id = product.to_string();
+        products::add(
+            &app.db.conn,
+            keys,
+            caller,
+            &created.id,
+            NewProduct {
+                hotmart_product_id: &id,
+                hottok: "hottok-prop-0001",
+                name: None,
+                label: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let changes = integrations::IntegrationChanges {
+        merge_products: Some(merged),
+        ..Default::default()
+    };
+    integrations::update(&app.db.conn, caller, &created.id, changes)
+        .await
+        .unwrap();
+    IntegrationSnapshot::load(&app.db.conn, &created.id)
+        .await
+        .unwrap()
+}
+
+async fn apply_all(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value]) {
+    for body in bodies {
+        let parsed = payload::payload(body).unwrap();
+        let event = parsed.envelope.event.unwrap();
+        let txn = app.db.conn.begin().await.unwrap();
+        apply_event(
+            &txn,
+            snap,
+            IncomingEvent {
+                payload: &parsed,
+                event,
+                dedup_id: parsed.envelope.id.clone(),
+                occurred_at: parsed.occurred_at.unwrap(),
+                source: Source::Webhook {
+                    delivery_id: "prop".into(),
+                },
+            },
+        )
+        .await
+        .unwrap();
+        txn.commit().await.unwrap();
+    }
+}
+
+#[test]
+fn shuffled_and_duplicated_events_converge_on_sqlite() {
+    converge(Backend::Sqlite, 64);
+}
+
+#[test]
+fn shuffled_and_duplicated_events_converge_on_postgres() {
+    if tests::postgres_url().is_none() {
+        tests::skip_notice("shuffled_and_duplicated_events_converge_on_postgres");
+        return;
+    }
+    converge(Backend::Postgres, 24);
+}
+
+fn converge(backend: Backend, cases: u32) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = runtime.block_on(TestApp::spawn_without_workers(backend));
+    let keys = SecretKeys::new(tests::SECRET_KEY.as_bytes());
+    let caller = Caller {
+        user_id: app.admin_id.clone(),
+        account_id: app.account_id.clone(),
+        role: Role::Admin,
+    };
+    let config = ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(specs in prop::collection::vec(spec(), 1..14), shuffle_seed in any::<u64>(), dup_mask in any::<u32>(), merged in any::<bool>())| {
+        runtime.block_on(async {
+            let bodies: Vec<Value> = specs.iter().enumerate().map(|(i, s)| body(i, s)).collect();
+            let mut in_time_order = bodies.clone();
+            in_time_order.sort_by_key(|b| (b["creation_date"].as_i64().unwrap(), b["id"].as_str().unwrap().to_owned()));
+            // A deterministic shuffle from the seed, plus duplicates of some events.
+            let mut arrival = bodies.clone();
+            let mut state = shuffle_seed | 1;
+            for i in (1..arrival.len()).rev() {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                arrival.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            for (i, b) in bodies.iter().enumerate() {
+                if dup_mask & (1 << (i % 32)) != 0 {
+                    arrival.insert((i * 7) % (arrival.len() + 1), b.clone());
+                }
+            }
+            let ordered = integration(&app, &keys, &caller, merged).await;
+            let shuffled = integration(&app, &keys, &caller, merged).await;
+            apply_all(&app, &ordered, &in_time_order).await;
+            apply_all(&app, &shuffled, &arrival).await;
+            let (a, b) = (shape(&app, &ordered).await, shape(&app, &shuffled).await);
+            prop_assert_eq!(a, b);
+            // At most one open deal per key.
+            let open = deal::Entity::find()
+                .filter(deal::Column::GroupId.is_in([ordered.group.id.as_str(), shuffled.group.id.as_str()]))
+                .filter(deal::Column::Status.eq("OPEN"))
+                .all(&app.db.conn).await.unwrap();
+            let mut keys_seen = std::collections::HashSet::new();
+            for d in open { prop_assert!(keys_seen.insert(d.deal_key.clone()), "two open deals for {}", d.deal_key); }
+            Ok(())
+        })?;
+    });
+}
