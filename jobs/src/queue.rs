@@ -85,7 +85,9 @@ impl Queue {
         .task_id(TaskId::from_string(job_id))
         .max_attempts(1);
         if let Some(delay) = delay {
-            builder = builder.run_after(delay);
+            // The queue schedules in whole seconds: round up so a delay is never shortened.
+            let due_ms = entity::now_ms() as u64 + delay.as_millis() as u64;
+            builder = builder.run_at_timestamp(due_ms.div_ceil(1000));
         }
         let task = builder.build();
         let result = match self.clone() {
