@@ -32,6 +32,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart))
         .with_state(state)
 }

@@ -7,4 +7,5 @@ pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod webhook;

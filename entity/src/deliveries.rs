@@ -512,3 +512,18 @@ pub async fn last_received(
         .await?
         .map(|d| d.received_at))
 }
+
+/// Number of deliveries in each status, across the installation (for `/metrics`).
+pub async fn count_by_status(
+    db: &impl ConnectionTrait,
+) -> DomainResult<Vec<(DeliveryStatus, u64)>> {
+    let mut counts = Vec::with_capacity(DeliveryStatus::ALL.len());
+    for status in DeliveryStatus::ALL {
+        let n = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::Status.eq(status.as_str()))
+            .count(db)
+            .await?;
+        counts.push((status, n));
+    }
+    Ok(counts)
+}

@@ -99,3 +99,41 @@ impl Queue {
         result.map_err(EnqueueError)
     }
 }
+
+/// What `/metrics` reports about the queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueueStats {
+    /// Jobs waiting to run (due now or scheduled).
+    pub depth: i64,
+    /// Age in seconds of the oldest job that is due and not started; 0 when none.
+    pub oldest_due_age_secs: i64,
+}
+
+pub async fn stats(db: &Database) -> Result<QueueStats, sqlx::Error> {
+    let now_secs = entity::now_ms() / 1000;
+    let (depth, oldest): (i64, Option<i64>) = match &db.pool {
+        Pool::Sqlite(pool) => {
+            sqlx::query_as(
+                "SELECT count(*), min(CASE WHEN run_at <= ?2 THEN run_at END) FROM Jobs \
+                 WHERE job_type = ?1 AND status IN ('Pending', 'Queued')",
+            )
+            .bind(DELIVERY_QUEUE)
+            .bind(now_secs)
+            .fetch_one(pool)
+            .await?
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query_as(
+                "SELECT count(*), min(CASE WHEN run_at <= now() THEN extract(epoch from run_at)::bigint END) \
+                 FROM apalis.jobs WHERE job_type = $1 AND status IN ('Pending', 'Queued')",
+            )
+            .bind(DELIVERY_QUEUE)
+            .fetch_one(pool)
+            .await?
+        }
+    };
+    Ok(QueueStats {
+        depth,
+        oldest_due_age_secs: oldest.map(|t| (now_secs - t).max(0)).unwrap_or(0),
+    })
+}

@@ -354,7 +354,55 @@ async fn members_see_and_work_only_deals_of_visible_groups(backend: Backend) {
     }
 }
 
+async fn metrics(app: &TestApp) -> String {
+    let response = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+async fn metrics_show_deliveries_and_the_queue(backend: Backend) {
+    let mut app = TestApp::spawn_without_workers(backend).await;
+    let (_, url) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+    for i in 0..3 {
+        let body = purchase(
+            &format!("m{i}"),
+            "PURCHASE_APPROVED",
+            T0,
+            "ana@x.test",
+            &format!("HP{i}"),
+        );
+        app.post_webhook(&url, Some(HOTTOK), body.to_string()).await;
+    }
+    let before = metrics(&app).await;
+    assert!(
+        before.contains("checkout_crm_webhook_deliveries{status=\"PENDING\"} 3"),
+        "{before}"
+    );
+    assert!(before.contains("checkout_crm_queue_depth 3"), "{before}");
+    assert!(before.contains("# TYPE checkout_crm_queue_oldest_pending_seconds gauge"));
+    app.start_workers();
+    app.wait_until_processed().await;
+    let after = metrics(&app).await;
+    assert!(
+        after.contains("checkout_crm_webhook_deliveries{status=\"PROCESSED\"} 3"),
+        "{after}"
+    );
+    assert!(
+        after.contains("checkout_crm_webhook_deliveries{status=\"PENDING\"} 0"),
+        "{after}"
+    );
+    assert!(after.contains("checkout_crm_queue_depth 0"), "{after}");
+}
+
 on_both_backends!(
+    metrics_show_deliveries_and_the_queue,
     a_failure_that_heals_is_retried_with_backoff_and_processed_once,
     a_permanent_failure_ends_failed_and_replay_recovers_it,
     the_sweeper_re_enqueues_a_delivery_whose_job_vanished,
