@@ -467,7 +467,74 @@ async fn contacts_are_tagged_and_merged(backend: Backend) {
     assert_eq!(search["contacts"]["totalCount"], 1);
 }
 
+async fn deals_page_by_cursor_and_filter(backend: Backend) {
+    let s = Scenario::new(backend, false).await;
+    let mut bodies = Vec::new();
+    for i in 0..7 {
+        let email = format!("page{i}@x.test");
+        bodies.push(if i % 2 == 0 {
+            purchase(
+                &format!("pg{i}"),
+                "PURCHASE_APPROVED",
+                T0 + i,
+                &email,
+                &format!("HP{i}"),
+            )
+        } else {
+            cart(&format!("pg{i}"), T0 + i, &email, 1_234_567)
+        });
+    }
+    s.post(&bodies).await;
+    let app = &s.app;
+    let q = "query($after: String, $f: DealFilter) { deals(first: 3, after: $after, filter: $f) { totalCount pageInfo { hasNextPage endCursor } nodes { id status } } }";
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app.ok(&app.admin, q, json!({"after": after})).await["deals"].clone();
+        assert_eq!(page["totalCount"], 7);
+        seen.extend(
+            page["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["id"].as_str().unwrap().to_owned()),
+        );
+        if page["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    let unique: std::collections::BTreeSet<&String> = seen.iter().collect();
+    assert_eq!((seen.len(), unique.len()), (7, 7), "every deal once");
+    let won = app.ok(&app.admin, q, json!({"f": {"status": "WON"}})).await;
+    assert_eq!(won["deals"]["totalCount"], 4);
+    let groups = app
+        .ok(
+            &app.admin,
+            "{ groups { id origins { id event dealCount(status: OPEN) } } }",
+            json!({}),
+        )
+        .await;
+    let group = &groups["groups"][0];
+    let cart_origin = group["origins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["event"] == "PURCHASE_OUT_OF_SHOPPING_CART")
+        .unwrap();
+    assert_eq!(cart_origin["dealCount"], 3);
+    let by_origin = app
+        .ok(
+            &app.admin,
+            q,
+            json!({"f": {"originId": cart_origin["id"], "groupId": group["id"]}}),
+        )
+        .await;
+    assert_eq!(by_origin["deals"]["totalCount"], 3);
+}
+
 on_both_backends!(
+    deals_page_by_cursor_and_filter,
     cart_boleto_approved_is_one_won_deal_in_any_order,
     refused_card_then_other_product_approved,
     approved_then_refunded_is_lost,
