@@ -5,7 +5,6 @@ use std::{path::PathBuf, time::Duration};
 
 use entity::{
     database::{self, Database},
-    secrets::SecretKeys,
     tenants,
 };
 use migration::{Migrator, MigratorTrait};
@@ -55,7 +54,7 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
     let app = AppContext {
         queue: jobs::queue::Queue::new(&db),
         db,
-        keys: SecretKeys::new(&config.secret_key),
+        keys: config.secret_keys(),
         public_url: config.public_url.clone(),
     };
     HttpState {

@@ -123,6 +123,8 @@ async fn execute(config: &Config, command: Command) -> Result<(), AppError> {
                 tokio::spawn(jobs::workers::run(
                     db.clone(),
                     config.workers.clone(),
+                    config.secret_keys(),
+                    config.hotmart_endpoints(),
                     shutdown_signal(),
                 ))
             });
@@ -138,9 +140,15 @@ async fn execute(config: &Config, command: Command) -> Result<(), AppError> {
         }
         Command::Worker => {
             tracing::info!("worker started");
-            jobs::workers::run(db, config.workers.clone(), shutdown_signal())
-                .await
-                .map_err(|err| AppError::Worker(err.to_string()))?;
+            jobs::workers::run(
+                db,
+                config.workers.clone(),
+                config.secret_keys(),
+                config.hotmart_endpoints(),
+                shutdown_signal(),
+            )
+            .await
+            .map_err(|err| AppError::Worker(err.to_string()))?;
         }
         Command::Token {
             email,

@@ -183,6 +183,19 @@ impl ConfigArgs {
     }
 }
 
+impl Config {
+    pub fn secret_keys(&self) -> entity::secrets::SecretKeys {
+        entity::secrets::SecretKeys::new(&self.secret_key)
+    }
+
+    pub fn hotmart_endpoints(&self) -> jobs::deliveries::HotmartEndpoints {
+        jobs::deliveries::HotmartEndpoints {
+            api_url: self.hotmart_api_url.clone(),
+            auth_url: self.hotmart_auth_url.clone(),
+        }
+    }
+}
+
 impl ConfigArgs {
     fn worker_settings(&self) -> Result<jobs::deliveries::WorkerSettings, ConfigError> {
         use std::time::Duration;

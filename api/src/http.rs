@@ -31,6 +31,7 @@ pub struct HttpState {
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::metrics))
         .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart))
@@ -111,6 +112,42 @@ fn request_error(status: StatusCode, message: String) -> Response {
         })),
     )
         .into_response()
+}
+
+/// GraphQL subscriptions over websocket (`graphql-transport-ws` or `graphql-ws`). The
+/// token goes in the `connection_init` payload: `{"Authorization": "Bearer <token>"}`.
+async fn graphql_ws(
+    State(state): State<HttpState>,
+    protocol: async_graphql_axum::GraphQLProtocol,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let schema = state.schema.clone();
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            async_graphql_axum::GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let header = ["Authorization", "authorization", "token"]
+                        .iter()
+                        .find_map(|key| payload.get(*key).and_then(|v| v.as_str()))
+                        .map(|v| {
+                            if v.contains(' ') {
+                                v.to_owned()
+                            } else {
+                                format!("Bearer {v}")
+                            }
+                        });
+                    let token = auth::bearer(header.as_deref())
+                        .map_err(|err| async_graphql::Error::new(err.to_string()))?;
+                    let caller = auth::authenticate(&state.app.db, &state.tokens, token)
+                        .await
+                        .map_err(|err| async_graphql::Error::new(err.to_string()))?;
+                    let mut data = async_graphql::Data::default();
+                    data.insert(caller);
+                    Ok(data)
+                })
+                .serve()
+        })
 }
 
 fn auth_error(err: AuthError) -> Response {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod groups;
 pub mod hotmart;
 pub mod hotmart_event;
+pub mod imports;
 pub mod integrations;
 pub mod labels;
 pub mod origins;

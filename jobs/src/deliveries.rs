@@ -58,6 +58,16 @@ pub struct JobContext {
     pub settings: WorkerSettings,
     /// When this process last started a job (epoch ms), for the stuck-queue watchdog.
     pub progress: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Decrypts stored Hotmart credentials.
+    pub keys: entity::secrets::SecretKeys,
+    pub hotmart: HotmartEndpoints,
+}
+
+/// Base URLs of the Hotmart API (`HOTMART_API_URL`, `HOTMART_AUTH_URL`).
+#[derive(Debug, Clone)]
+pub struct HotmartEndpoints {
+    pub api_url: String,
+    pub auth_url: String,
 }
 
 /// Runs one attempt for a delivery, with a deadline, and schedules the next attempt (or
@@ -183,6 +193,9 @@ pub async fn sweep_forever(ctx: JobContext) {
         interval.tick().await;
         if let Err(err) = sweep_once(&ctx).await {
             tracing::warn!(error = %err, "sweeper pass failed");
+        }
+        if let Err(err) = crate::imports::sweep_windows(&ctx).await {
+            tracing::warn!(error = %err, "import sweeper pass failed");
         }
     }
 }

@@ -2,5 +2,7 @@
 //! Hotmart API client. Jobs carry ids only; handlers are thin and call domain services.
 
 pub mod deliveries;
+pub mod hotmart;
+pub mod imports;
 pub mod queue;
 pub mod workers;

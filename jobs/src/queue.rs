@@ -15,6 +15,15 @@ use serde::{Deserialize, Serialize};
 /// Queue of webhook deliveries to process.
 pub const DELIVERY_QUEUE: &str = "checkout-crm.deliveries";
 
+/// Queue of retroactive-import windows.
+pub const IMPORT_QUEUE: &str = "checkout-crm.imports";
+
+/// One date window of an import run to page through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunImportWindow {
+    pub window_id: String,
+}
+
 /// A webhook delivery to run through the deal engine (ids only: the row is the truth).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessDelivery {
@@ -51,25 +60,80 @@ pub fn new_job_id() -> String {
     ulid::Ulid::generate().to_string()
 }
 
+/// Where jobs of one type are pushed.
+pub enum Sink<T> {
+    Sqlite(SqliteStorage<T>),
+    Postgres(PostgresStorage<T>),
+}
+
+impl<T> Clone for Sink<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Sink::Sqlite(storage) => Sink::Sqlite(storage.clone()),
+            Sink::Postgres(storage) => Sink::Postgres(storage.clone()),
+        }
+    }
+}
+
+impl<T> Sink<T> {
+    fn new(db: &Database, queue: &str) -> Self {
+        match &db.pool {
+            Pool::Sqlite(pool) => Sink::Sqlite(
+                SqliteStorage::new(pool).with_config(apalis_sqlite::Config::default().queue(queue)),
+            ),
+            Pool::Postgres(pool) => Sink::Postgres(
+                PostgresStorage::new(pool)
+                    .with_config(apalis_postgres::Config::default().queue(queue)),
+            ),
+        }
+    }
+}
+
+impl<T: Serialize + serde::de::DeserializeOwned + Send + Sync + Unpin + 'static> Sink<T> {
+    async fn push(
+        &self,
+        job_id: &str,
+        args: T,
+        delay: Option<Duration>,
+    ) -> Result<(), EnqueueError> {
+        let mut builder = TaskBuilder::new(args)
+            .task_id(TaskId::from_string(job_id))
+            .max_attempts(1);
+        if let Some(delay) = delay {
+            // The queue schedules in whole seconds: round up so a delay is never shortened.
+            let due_ms = entity::now_ms() as u64 + delay.as_millis() as u64;
+            builder = builder.run_at_timestamp(due_ms.div_ceil(1000));
+        }
+        let task = builder.build();
+        let result = match self.clone() {
+            Sink::Sqlite(mut storage) => storage.push_task(task).await.map_err(|e| e.to_string()),
+            Sink::Postgres(mut storage) => storage.push_task(task).await.map_err(|e| e.to_string()),
+        };
+        result.map_err(EnqueueError)
+    }
+}
+
 /// Handle for pushing jobs.
 #[derive(Clone)]
-pub enum Queue {
-    Sqlite(SqliteStorage<ProcessDelivery>),
-    Postgres(PostgresStorage<ProcessDelivery>),
+pub struct Queue {
+    deliveries: Sink<ProcessDelivery>,
+    imports: Sink<RunImportWindow>,
 }
 
 impl Queue {
     pub fn new(db: &Database) -> Self {
-        match &db.pool {
-            Pool::Sqlite(pool) => Queue::Sqlite(
-                SqliteStorage::new(pool)
-                    .with_config(apalis_sqlite::Config::default().queue(DELIVERY_QUEUE)),
-            ),
-            Pool::Postgres(pool) => Queue::Postgres(
-                PostgresStorage::new(pool)
-                    .with_config(apalis_postgres::Config::default().queue(DELIVERY_QUEUE)),
-            ),
+        Self {
+            deliveries: Sink::new(db, DELIVERY_QUEUE),
+            imports: Sink::new(db, IMPORT_QUEUE),
         }
+    }
+
+    /// Enqueues one window of an import run.
+    pub async fn enqueue_import_window(&self, window_id: &str) -> Result<(), EnqueueError> {
+        let args = RunImportWindow {
+            window_id: window_id.to_owned(),
+        };
+        self.imports.push(&new_job_id(), args, None).await
     }
 
     /// Enqueues the processing of a delivery under `job_id`, optionally delayed.
@@ -79,24 +143,10 @@ impl Queue {
         delivery_id: &str,
         delay: Option<Duration>,
     ) -> Result<(), EnqueueError> {
-        let mut builder = TaskBuilder::new(ProcessDelivery {
+        let args = ProcessDelivery {
             delivery_id: delivery_id.to_owned(),
-        })
-        .task_id(TaskId::from_string(job_id))
-        .max_attempts(1);
-        if let Some(delay) = delay {
-            // The queue schedules in whole seconds: round up so a delay is never shortened.
-            let due_ms = entity::now_ms() as u64 + delay.as_millis() as u64;
-            builder = builder.run_at_timestamp(due_ms.div_ceil(1000));
-        }
-        let task = builder.build();
-        let result = match self.clone() {
-            Queue::Sqlite(mut storage) => storage.push_task(task).await.map_err(|e| e.to_string()),
-            Queue::Postgres(mut storage) => {
-                storage.push_task(task).await.map_err(|e| e.to_string())
-            }
         };
-        result.map_err(EnqueueError)
+        self.deliveries.push(job_id, args, delay).await
     }
 }
 

@@ -10,9 +10,17 @@ use entity::database::{Database, Pool};
 use futures::FutureExt;
 
 use crate::{
-    deliveries::{JobContext, WorkerSettings, handle_delivery, sweep_forever},
-    queue::{DELIVERY_QUEUE, ProcessDelivery, Queue},
+    deliveries::{HotmartEndpoints, JobContext, WorkerSettings, handle_delivery, sweep_forever},
+    imports::handle_window,
+    queue::{DELIVERY_QUEUE, IMPORT_QUEUE, ProcessDelivery, Queue, RunImportWindow},
 };
+
+async fn import_window_job(job: RunImportWindow, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    ctx.progress
+        .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed);
+    handle_window(&ctx, &job.window_id).await;
+    Ok(())
+}
 
 async fn process_delivery_job(
     job: ProcessDelivery,
@@ -29,6 +37,8 @@ async fn process_delivery_job(
 pub async fn run(
     db: Database,
     settings: WorkerSettings,
+    keys: entity::secrets::SecretKeys,
+    hotmart: HotmartEndpoints,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxDynError> {
     let ctx = JobContext {
@@ -36,6 +46,8 @@ pub async fn run(
         db: db.clone(),
         settings: settings.clone(),
         progress: Default::default(),
+        keys,
+        hotmart,
     };
     let sweeper = tokio::spawn(sweep_forever(ctx.clone()));
     let shutdown = shutdown.boxed().shared();
@@ -73,7 +85,9 @@ fn monitor(ctx: &JobContext) -> Monitor {
     let ctx = ctx.clone();
     // Worker names are unique per process (and run): several processes share one queue.
     let name = format!("deliveries-{}", crate::queue::new_job_id());
-    match ctx.db.pool.clone() {
+    let import_name = format!("imports-{}", crate::queue::new_job_id());
+    let (import_ctx, import_settings) = (ctx.clone(), settings.clone());
+    let monitor = match ctx.db.pool.clone() {
         Pool::Sqlite(pool) => Monitor::new().register(move |_| {
             let config = apalis_sqlite::Config::default()
                 .queue(DELIVERY_QUEUE)
@@ -99,6 +113,34 @@ fn monitor(ctx: &JobContext) -> Monitor {
                 .data(ctx.clone())
                 .concurrency(settings.concurrency)
                 .build(process_delivery_job)
+        }),
+    };
+    match import_ctx.db.pool.clone() {
+        Pool::Sqlite(pool) => monitor.register(move |_| {
+            let config = apalis_sqlite::Config::default()
+                .queue(IMPORT_QUEUE)
+                .heartbeat_interval(import_settings.heartbeat);
+            let backend = SqliteStorage::<RunImportWindow>::new(&pool)
+                .with_config(config)
+                .poll_with_interval(import_settings.poll_interval);
+            WorkerBuilder::new(import_name.as_str())
+                .backend(backend)
+                .data(import_ctx.clone())
+                .concurrency(2)
+                .build(import_window_job)
+        }),
+        Pool::Postgres(pool) => monitor.register(move |_| {
+            let config = apalis_postgres::Config::default()
+                .queue(IMPORT_QUEUE)
+                .heartbeat_interval(import_settings.heartbeat);
+            let backend = PostgresStorage::<RunImportWindow>::new(&pool)
+                .with_config(config)
+                .poll_with_interval(import_settings.poll_interval);
+            WorkerBuilder::new(import_name.as_str())
+                .backend(backend)
+                .data(import_ctx.clone())
+                .concurrency(2)
+                .build(import_window_job)
         }),
     }
 }

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 pub use checkout_crm;
 
+pub mod fake_hotmart;
 pub mod hotmart;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,12 +226,23 @@ impl TestApp {
         app
     }
 
+    /// The application talking to a fake Hotmart API at `hotmart_base`.
+    pub async fn spawn_with_hotmart(backend: Backend, hotmart_base: &str) -> TestApp {
+        let mut app = Self::spawn_without_workers(backend).await;
+        app.config.hotmart_api_url = hotmart_base.to_owned();
+        app.config.hotmart_auth_url = hotmart_base.to_owned();
+        app.start_workers();
+        app
+    }
+
     /// Starts the delivery workers in this process (again, after `stop_workers`).
     pub fn start_workers(&mut self) {
         let db = self.db.clone();
         let settings = self.config.workers.clone();
+        let keys = self.config.secret_keys();
+        let hotmart = self.config.hotmart_endpoints();
         self.workers = Some(tokio::spawn(async move {
-            let _ = jobs::workers::run(db, settings, std::future::pending()).await;
+            let _ = jobs::workers::run(db, settings, keys, hotmart, std::future::pending()).await;
         }));
     }
 

@@ -4,11 +4,12 @@
 pub mod account;
 pub mod context;
 pub mod error;
+pub mod imports;
 pub mod pipeline;
 pub mod setup;
 pub mod types;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
 
 pub use context::AppContext;
 
@@ -22,6 +23,7 @@ pub struct Query(
     account::AccountQuery,
     setup::SetupQuery,
     pipeline::PipelineQuery,
+    imports::ImportQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -29,13 +31,14 @@ pub struct Mutation(
     account::AccountMutation,
     setup::SetupMutation,
     pipeline::PipelineMutation,
+    imports::ImportMutation,
 );
 
-pub type CrmSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type CrmSchema = Schema<Query, Mutation, imports::Subscription>;
 
 /// The schema with its limits. `app` is `None` only for printing the SDL.
 pub fn build_schema(app: Option<AppContext>, introspection: bool) -> CrmSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), imports::Subscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)

@@ -1,0 +1,223 @@
+//! Hotmart API credentials and retroactive imports (PRODUCT.md §6).
+
+use std::time::Duration;
+
+use async_graphql::{Context, ID, InputObject, Object, Subscription};
+use chrono::{DateTime, Utc};
+use entity::{
+    imports::{self, ImportStatus as DomainImportStatus, NewImport},
+    integrations,
+    tables::import_run,
+};
+use futures::Stream;
+
+use super::{
+    context::ContextExt,
+    error::{ApiError, ApiResult},
+    types::{HotmartEvent, ImportStatus, Integration, domain_events, time},
+};
+
+pub struct ImportRun(pub import_run::Model);
+
+#[Object]
+impl ImportRun {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn integration(&self, ctx: &Context<'_>) -> ApiResult<Integration> {
+        Ok(Integration(
+            integrations::get(&ctx.app().db.conn, ctx.caller()?, &self.0.integration_id).await?,
+        ))
+    }
+    async fn from(&self) -> DateTime<Utc> {
+        time(self.0.range_from)
+    }
+    async fn to(&self) -> DateTime<Utc> {
+        time(self.0.range_to)
+    }
+    async fn events(&self) -> ApiResult<Vec<HotmartEvent>> {
+        Ok(imports::events_of(&self.0)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+    async fn hotmart_product_ids(&self) -> Vec<String> {
+        imports::product_ids_of(&self.0)
+    }
+    async fn label(&self) -> Option<&str> {
+        self.0.label.as_deref()
+    }
+    async fn status(&self) -> ImportStatus {
+        match DomainImportStatus::parse(&self.0.status) {
+            DomainImportStatus::Queued => ImportStatus::Queued,
+            DomainImportStatus::Running => ImportStatus::Running,
+            DomainImportStatus::Succeeded => ImportStatus::Succeeded,
+            DomainImportStatus::Failed => ImportStatus::Failed,
+            DomainImportStatus::Canceled => ImportStatus::Canceled,
+        }
+    }
+    async fn windows_total(&self) -> i64 {
+        self.0.windows_total
+    }
+    async fn windows_done(&self) -> i64 {
+        self.0.windows_done
+    }
+    async fn sales_seen(&self) -> i64 {
+        self.0.sales_seen
+    }
+    async fn deals_created(&self) -> i64 {
+        self.0.deals_created
+    }
+    async fn deals_updated(&self) -> i64 {
+        self.0.deals_updated
+    }
+    async fn skipped(&self) -> i64 {
+        self.0.skipped
+    }
+    async fn failed_sales(&self) -> i64 {
+        self.0.failed_sales
+    }
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        time(self.0.created_at)
+    }
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at.map(time)
+    }
+}
+
+#[derive(InputObject)]
+pub struct CredentialsInput {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+#[derive(InputObject)]
+pub struct StartImportInput {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub events: Vec<HotmartEvent>,
+    pub hotmart_product_ids: Option<Vec<String>>,
+    pub label: Option<String>,
+}
+
+#[derive(Default)]
+pub struct ImportQuery;
+
+#[Object]
+impl ImportQuery {
+    async fn import_run(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<ImportRun>> {
+        Ok(Some(ImportRun(
+            imports::get(&ctx.app().db.conn, ctx.caller()?, &id).await?,
+        )))
+    }
+
+    async fn import_runs(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+    ) -> ApiResult<Vec<ImportRun>> {
+        let runs =
+            imports::of_integration(&ctx.app().db.conn, ctx.caller()?, &integration_id).await?;
+        Ok(runs.into_iter().map(ImportRun).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct ImportMutation;
+
+#[Object]
+impl ImportMutation {
+    /// Stores the Hotmart API credentials, encrypted; they are never returned.
+    async fn set_hotmart_credentials(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        input: CredentialsInput,
+    ) -> ApiResult<Integration> {
+        let app = ctx.app();
+        let integration = imports::set_credentials(
+            &app.db.conn,
+            &app.keys,
+            ctx.caller()?,
+            &integration_id,
+            &input.client_id,
+            &input.client_secret,
+        )
+        .await?;
+        Ok(Integration(integration))
+    }
+
+    async fn start_hotmart_import(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        input: StartImportInput,
+    ) -> ApiResult<ImportRun> {
+        let app = ctx.app();
+        let events = domain_events(&input.events);
+        let (run, windows) = imports::start(
+            &app.db.conn,
+            &app.keys,
+            ctx.caller()?,
+            &integration_id,
+            NewImport {
+                from: input.from.timestamp_millis(),
+                to: input.to.timestamp_millis(),
+                events: &events,
+                hotmart_product_ids: input.hotmart_product_ids.as_deref(),
+                label: input.label.as_deref(),
+            },
+        )
+        .await?;
+        for window in windows {
+            if let Err(err) = app.queue.enqueue_import_window(&window).await {
+                // The window row exists; the sweeper enqueues it.
+                tracing::warn!(error = %err, "cannot enqueue import window yet");
+            }
+        }
+        Ok(ImportRun(run))
+    }
+
+    async fn cancel_import(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ImportRun> {
+        Ok(ImportRun(
+            imports::cancel(&ctx.app().db.conn, ctx.caller()?, &id).await?,
+        ))
+    }
+}
+
+#[derive(Default)]
+pub struct Subscription;
+
+#[Subscription]
+impl Subscription {
+    /// Emits the run whenever its status or counters change, until it ends.
+    async fn import_run_updated(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = ImportRun>> {
+        let app = ctx.app().clone();
+        let caller = ctx.caller().map_err(async_graphql::Error::from)?.clone();
+        let first = imports::get(&app.db.conn, &caller, &id)
+            .await
+            .map_err(|err| async_graphql::Error::from(ApiError::from(err)))?;
+        Ok(async_stream::stream! {
+            let mut last = first.clone();
+            yield ImportRun(first);
+            loop {
+                if DomainImportStatus::parse(&last.status).is_final() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let Ok(current) = imports::get(&app.db.conn, &caller, &last.id).await else { break };
+                if current != last {
+                    last = current.clone();
+                    yield ImportRun(current);
+                }
+            }
+        })
+    }
+}

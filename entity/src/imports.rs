@@ -1,0 +1,644 @@
+//! Retroactive imports of past sales (PRODUCT.md §6): runs split into date windows, each
+//! processed by one job that pages through Hotmart's sales history.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, Set, sea_query::Expr,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Caller, DomainError, DomainResult, HotmartEvent,
+    hotmart::payload::{ContactData, Envelope, HotmartPayload},
+    hotmart_event::{decode_events, encode_events},
+    integrations, labels, new_id, now_ms,
+    scope::{find_scoped, scoped},
+    secrets::SecretKeys,
+    tables::{import_run, import_window, integration, product},
+};
+
+pub const DEFAULT_WINDOW_MS: i64 = 30 * 86_400_000;
+pub const MAX_RANGE_MS: i64 = 5 * 366 * 86_400_000;
+/// Windows are not split below this when Hotmart answers 502 (query too slow).
+pub const MIN_WINDOW_MS: i64 = 3_600_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl ImportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Canceled => "CANCELED",
+        }
+    }
+
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "RUNNING" => Self::Running,
+            "SUCCEEDED" => Self::Succeeded,
+            "FAILED" => Self::Failed,
+            "CANCELED" => Self::Canceled,
+            _ => Self::Queued,
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
+    }
+}
+
+/// The Sales API `transaction_status` values that report each importable event.
+pub fn statuses_for(event: HotmartEvent) -> &'static [&'static str] {
+    use HotmartEvent::*;
+    match event {
+        PurchaseApproved => &["APPROVED"],
+        PurchaseComplete => &["COMPLETE"],
+        PurchaseCanceled => &["CANCELLED"],
+        PurchaseRefunded => &["REFUNDED", "PARTIALLY_REFUNDED"],
+        PurchaseChargeback => &["CHARGEBACK"],
+        PurchaseProtest => &["PROTESTED"],
+        PurchaseExpired => &["EXPIRED"],
+        PurchaseDelayed => &["OVERDUE"],
+        PurchaseBilletPrinted => &["PRINTED_BILLET", "WAITING_PAYMENT"],
+        _ => &[],
+    }
+}
+
+/// The event a Sales API status stands for (both spellings accepted).
+pub fn event_for_status(status: &str) -> Option<HotmartEvent> {
+    use HotmartEvent::*;
+    Some(match status {
+        "APPROVED" => PurchaseApproved,
+        "COMPLETE" | "COMPLETED" => PurchaseComplete,
+        "CANCELLED" | "CANCELED" => PurchaseCanceled,
+        "REFUNDED" | "PARTIALLY_REFUNDED" => PurchaseRefunded,
+        "CHARGEBACK" => PurchaseChargeback,
+        "PROTESTED" | "DISPUTE" => PurchaseProtest,
+        "EXPIRED" => PurchaseExpired,
+        "OVERDUE" | "DELAYED" => PurchaseDelayed,
+        "PRINTED_BILLET" | "BILLET_PRINTED" | "WAITING_PAYMENT" => PurchaseBilletPrinted,
+        _ => return None,
+    })
+}
+
+/// Hotmart API credentials of an integration, sealed at rest.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+pub async fn set_credentials(
+    db: &impl ConnectionTrait,
+    keys: &SecretKeys,
+    caller: &Caller,
+    integration_id: &str,
+    client_id: &str,
+    client_secret: &str,
+) -> DomainResult<integration::Model> {
+    let current = integrations::get(db, caller, integration_id).await?;
+    let check = |field: &str, value: &str| {
+        let value = value.trim();
+        if value.is_empty()
+            || value.len() > 512
+            || value.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            Err(DomainError::bad_input(
+                field,
+                "must be the value shown in Hotmart's developer credentials",
+            ))
+        } else {
+            Ok(value.to_owned())
+        }
+    };
+    let credentials = Credentials {
+        client_id: check("clientId", client_id)?,
+        client_secret: check("clientSecret", client_secret)?,
+    };
+    let sealed = keys.seal(&serde_json::to_vec(&credentials).expect("credentials serialise"));
+    let mut model = current.into_active_model();
+    model.credentials = Set(Some(sealed));
+    model.updated_at = Set(now_ms());
+    Ok(model.update(db).await?)
+}
+
+pub fn credentials(
+    keys: &SecretKeys,
+    integration: &integration::Model,
+) -> DomainResult<Credentials> {
+    let sealed = integration.credentials.as_deref().ok_or_else(|| {
+        DomainError::bad_input("integrationId", "set the Hotmart API credentials first")
+    })?;
+    serde_json::from_slice(&keys.open(sealed)?)
+        .map_err(|_| DomainError::Internal("stored credentials are corrupt".into()))
+}
+
+pub struct NewImport<'a> {
+    pub from: i64,
+    pub to: i64,
+    pub events: &'a [HotmartEvent],
+    pub hotmart_product_ids: Option<&'a [String]>,
+    pub label: Option<&'a str>,
+}
+
+/// Validates and creates a run with its windows; returns the run and the window ids to enqueue.
+pub async fn start(
+    db: &impl ConnectionTrait,
+    keys: &SecretKeys,
+    caller: &Caller,
+    integration_id: &str,
+    input: NewImport<'_>,
+) -> DomainResult<(import_run::Model, Vec<String>)> {
+    let integration = integrations::get(db, caller, integration_id).await?;
+    if input.from >= input.to {
+        return Err(DomainError::bad_input("from", "must be before `to`"));
+    }
+    if input.to - input.from > MAX_RANGE_MS {
+        return Err(DomainError::bad_input(
+            "to",
+            "the range may cover at most 5 years",
+        ));
+    }
+    if input.to > now_ms() + 86_400_000 {
+        return Err(DomainError::bad_input("to", "must not be in the future"));
+    }
+    if input.events.is_empty() {
+        return Err(DomainError::bad_input(
+            "events",
+            "select at least one event",
+        ));
+    }
+    if let Some(bad) = input.events.iter().find(|e| statuses_for(**e).is_empty()) {
+        return Err(DomainError::bad_input(
+            "events",
+            format!(
+                "{} cannot be imported: Hotmart's sales history does not report it",
+                bad.as_str()
+            ),
+        ));
+    }
+    credentials(keys, &integration)?;
+    let products = crate::products::of_integration(db, &integration.id).await?;
+    let product_ids: Vec<String> = match input.hotmart_product_ids {
+        Some(ids) if !ids.is_empty() => {
+            for id in ids {
+                if !products
+                    .iter()
+                    .any(|p: &product::Model| &p.hotmart_product_id == id)
+                {
+                    return Err(DomainError::bad_input(
+                        "hotmartProductIds",
+                        format!("product {id} is not registered in this integration"),
+                    ));
+                }
+            }
+            ids.to_vec()
+        }
+        _ => {
+            if products.is_empty() {
+                return Err(DomainError::bad_input(
+                    "hotmartProductIds",
+                    "register a product first",
+                ));
+            }
+            products
+                .iter()
+                .map(|p| p.hotmart_product_id.clone())
+                .collect()
+        }
+    };
+    let label = match labels::optional_label_name("label", input.label)? {
+        Some(name) => Some(labels::ensure(db, caller, "label", &name).await?.name),
+        None => None,
+    };
+    let now = now_ms();
+    let run = import_run::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(caller.account_id.clone()),
+        integration_id: Set(integration.id.clone()),
+        range_from: Set(input.from),
+        range_to: Set(input.to),
+        events: Set(encode_events(input.events)),
+        hotmart_product_ids: Set(serde_json::to_string(&product_ids).expect("ids serialise")),
+        label: Set(label),
+        status: Set(ImportStatus::Queued.as_str().to_owned()),
+        windows_total: Set(0),
+        windows_done: Set(0),
+        sales_seen: Set(0),
+        deals_created: Set(0),
+        deals_updated: Set(0),
+        skipped: Set(0),
+        failed_sales: Set(0),
+        error: Set(None),
+        created_at: Set(now),
+        finished_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    let mut windows = Vec::new();
+    let mut start = input.from;
+    while start < input.to {
+        let end = (start + DEFAULT_WINDOW_MS).min(input.to);
+        windows.push(insert_window(db, &run, start, end, None).await?);
+        start = end;
+    }
+    let mut model = run.into_active_model();
+    model.windows_total = Set(windows.len() as i64);
+    let run = model.update(db).await?;
+    Ok((run, windows))
+}
+
+async fn insert_window(
+    db: &impl ConnectionTrait,
+    run: &import_run::Model,
+    from: i64,
+    to: i64,
+    cursor_status: Option<String>,
+) -> DomainResult<String> {
+    let id = new_id();
+    import_window::ActiveModel {
+        id: Set(id.clone()),
+        account_id: Set(run.account_id.clone()),
+        run_id: Set(run.id.clone()),
+        range_from: Set(from),
+        range_to: Set(to),
+        status: Set("PENDING".into()),
+        cursor_status: Set(cursor_status),
+        page_token: Set(None),
+        attempts: Set(0),
+        error: Set(None),
+        updated_at: Set(now_ms()),
+    }
+    .insert(db)
+    .await?;
+    Ok(id)
+}
+
+pub async fn get(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+) -> DomainResult<import_run::Model> {
+    caller.require_admin()?;
+    find_scoped::<import_run::Entity>(db, caller, id).await
+}
+
+pub async fn of_integration(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    integration_id: &str,
+) -> DomainResult<Vec<import_run::Model>> {
+    let integration = integrations::get(db, caller, integration_id).await?;
+    Ok(scoped::<import_run::Entity>(caller)
+        .filter(import_run::Column::IntegrationId.eq(integration.id.as_str()))
+        .order_by_desc(import_run::Column::CreatedAt)
+        .all(db)
+        .await?)
+}
+
+pub async fn cancel(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+) -> DomainResult<import_run::Model> {
+    let run = get(db, caller, id).await?;
+    if ImportStatus::parse(&run.status).is_final() {
+        return Err(DomainError::bad_input(
+            "id",
+            format!("the run already ended ({})", run.status),
+        ));
+    }
+    let mut model = run.into_active_model();
+    model.status = Set(ImportStatus::Canceled.as_str().to_owned());
+    model.finished_at = Set(Some(now_ms()));
+    Ok(model.update(db).await?)
+}
+
+pub fn events_of(run: &import_run::Model) -> DomainResult<Vec<HotmartEvent>> {
+    decode_events(&run.events)
+}
+
+pub fn product_ids_of(run: &import_run::Model) -> Vec<String> {
+    serde_json::from_str(&run.hotmart_product_ids).unwrap_or_default()
+}
+
+/// The Sales API statuses a run pages through, in a fixed order.
+pub fn statuses_of(run: &import_run::Model) -> DomainResult<Vec<&'static str>> {
+    let mut statuses: Vec<&'static str> = events_of(run)?
+        .into_iter()
+        .flat_map(statuses_for)
+        .copied()
+        .collect();
+    statuses.sort();
+    statuses.dedup();
+    Ok(statuses)
+}
+
+/// One sale of the Sales API as an event for the deal engine: id `import:{tx}:{status}`,
+/// time `approved_date` or `order_date`.
+pub fn sale_event(sale: &serde_json::Value) -> Option<(HotmartEvent, String, i64, HotmartPayload)> {
+    use crate::hotmart::payload::{at, text};
+    let purchase = sale.get("purchase")?;
+    let transaction = purchase.get("transaction").and_then(text)?;
+    let status = purchase.get("status").and_then(text)?;
+    let event = event_for_status(&status)?;
+    let time = ["approved_date", "order_date"]
+        .iter()
+        .find_map(|k| purchase.get(*k).and_then(serde_json::Value::as_i64))?;
+    let product_id = at(sale, &["product", "id"]).and_then(text);
+    let dedup = format!("import:{transaction}:{status}");
+    let payload = HotmartPayload {
+        envelope: Envelope {
+            id: dedup.clone(),
+            event_name: event.as_str().to_owned(),
+            event: Some(event),
+            product_id,
+            is_test: false,
+            body_hottok: None,
+        },
+        occurred_at: Some(time),
+        product_name: at(sale, &["product", "name"]).and_then(text),
+        contact: ContactData {
+            email: at(sale, &["buyer", "email"]).and_then(text),
+            name: at(sale, &["buyer", "name"]).and_then(text),
+            phone: None,
+            document: None,
+        },
+        transaction: Some(transaction),
+        subscriber_code: None,
+        price: at(purchase, &["price", "value"]).and_then(serde_json::Value::as_f64),
+        currency: at(purchase, &["price", "currency_code"]).and_then(text),
+        refusal_reason: None,
+        payment_type: at(purchase, &["payment", "type"]).and_then(text),
+    };
+    Some((event, dedup, time, payload))
+}
+
+/// Counters a page of sales adds to its run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageCounts {
+    pub sales_seen: i64,
+    pub deals_created: i64,
+    pub deals_updated: i64,
+    pub skipped: i64,
+    pub failed_sales: i64,
+}
+
+pub async fn add_counts(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    counts: PageCounts,
+) -> DomainResult<()> {
+    use import_run::Column;
+    use sea_orm::sea_query::ExprTrait;
+    import_run::Entity::update_many()
+        .col_expr(
+            Column::SalesSeen,
+            Expr::col(Column::SalesSeen).add(counts.sales_seen),
+        )
+        .col_expr(
+            Column::DealsCreated,
+            Expr::col(Column::DealsCreated).add(counts.deals_created),
+        )
+        .col_expr(
+            Column::DealsUpdated,
+            Expr::col(Column::DealsUpdated).add(counts.deals_updated),
+        )
+        .col_expr(
+            Column::Skipped,
+            Expr::col(Column::Skipped).add(counts.skipped),
+        )
+        .col_expr(
+            Column::FailedSales,
+            Expr::col(Column::FailedSales).add(counts.failed_sales),
+        )
+        .filter(Column::Id.eq(run_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Marks a run RUNNING (if it was queued).
+pub async fn mark_running(db: &impl ConnectionTrait, run_id: &str) -> DomainResult<()> {
+    import_run::Entity::update_many()
+        .col_expr(
+            import_run::Column::Status,
+            Expr::val(ImportStatus::Running.as_str()),
+        )
+        .filter(import_run::Column::Id.eq(run_id))
+        .filter(import_run::Column::Status.eq(ImportStatus::Queued.as_str()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Where a window is: the status it pages through and the next page's token.
+pub type WindowCursor = (Option<String>, Option<String>);
+
+/// Moves a window's cursor from `from` to `to`, after a page was applied. Returns false
+/// when the window is no longer where this job left it (another job took the page, or the
+/// window ended): the caller must roll the page back.
+pub async fn advance_cursor(
+    db: &impl ConnectionTrait,
+    window_id: &str,
+    from: &WindowCursor,
+    to: &WindowCursor,
+) -> DomainResult<bool> {
+    use import_window::Column;
+    let same = |column: Column, value: &Option<String>| match value {
+        Some(v) => column.eq(v.as_str()),
+        None => column.is_null(),
+    };
+    let result = import_window::Entity::update_many()
+        .col_expr(Column::Status, Expr::val("RUNNING"))
+        .col_expr(Column::CursorStatus, Expr::val(to.0.clone()))
+        .col_expr(Column::PageToken, Expr::val(to.1.clone()))
+        .col_expr(Column::UpdatedAt, Expr::val(now_ms()))
+        .filter(Column::Id.eq(window_id))
+        .filter(Column::Status.is_in(["PENDING", "RUNNING"]))
+        .filter(same(Column::CursorStatus, &from.0))
+        .filter(same(Column::PageToken, &from.1))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// A window finished: count it, and end the run when it was the last one.
+pub async fn finish_window(
+    db: &impl ConnectionTrait,
+    window: &import_window::Model,
+) -> DomainResult<()> {
+    use sea_orm::sea_query::ExprTrait;
+    let updated = import_window::Entity::update_many()
+        .col_expr(import_window::Column::Status, Expr::val("DONE"))
+        .col_expr(import_window::Column::UpdatedAt, Expr::val(now_ms()))
+        .filter(import_window::Column::Id.eq(window.id.as_str()))
+        .filter(import_window::Column::Status.is_in(["PENDING", "RUNNING"]))
+        .exec(db)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Ok(());
+    }
+    import_run::Entity::update_many()
+        .col_expr(
+            import_run::Column::WindowsDone,
+            Expr::col(import_run::Column::WindowsDone).add(1),
+        )
+        .filter(import_run::Column::Id.eq(window.run_id.as_str()))
+        .exec(db)
+        .await?;
+    settle_run(db, &window.run_id).await
+}
+
+/// Ends a run when no window is left.
+async fn settle_run(db: &impl ConnectionTrait, run_id: &str) -> DomainResult<()> {
+    let open = import_window::Entity::find()
+        .filter(import_window::Column::RunId.eq(run_id))
+        .filter(import_window::Column::Status.is_in(["PENDING", "RUNNING"]))
+        .count(db)
+        .await?;
+    if open > 0 {
+        return Ok(());
+    }
+    let failed = import_window::Entity::find()
+        .filter(import_window::Column::RunId.eq(run_id))
+        .filter(import_window::Column::Status.eq("FAILED"))
+        .one(db)
+        .await?;
+    let (status, error) = match failed {
+        Some(window) => (ImportStatus::Failed, window.error),
+        None => (ImportStatus::Succeeded, None),
+    };
+    import_run::Entity::update_many()
+        .col_expr(import_run::Column::Status, Expr::val(status.as_str()))
+        .col_expr(import_run::Column::Error, Expr::val(error))
+        .col_expr(import_run::Column::FinishedAt, Expr::val(now_ms()))
+        .filter(import_run::Column::Id.eq(run_id))
+        .filter(import_run::Column::Status.is_in([
+            ImportStatus::Queued.as_str(),
+            ImportStatus::Running.as_str(),
+        ]))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A window that cannot be completed: the run fails with its error.
+pub async fn fail_window(
+    db: &impl ConnectionTrait,
+    window: &import_window::Model,
+    error: &str,
+) -> DomainResult<()> {
+    import_window::Entity::update_many()
+        .col_expr(import_window::Column::Status, Expr::val("FAILED"))
+        .col_expr(import_window::Column::Error, Expr::val(error))
+        .col_expr(import_window::Column::UpdatedAt, Expr::val(now_ms()))
+        .filter(import_window::Column::Id.eq(window.id.as_str()))
+        .exec(db)
+        .await?;
+    // Other windows stop at their next page; the run ends now.
+    import_run::Entity::update_many()
+        .col_expr(
+            import_run::Column::Status,
+            Expr::val(ImportStatus::Failed.as_str()),
+        )
+        .col_expr(import_run::Column::Error, Expr::val(error))
+        .col_expr(import_run::Column::FinishedAt, Expr::val(now_ms()))
+        .filter(import_run::Column::Id.eq(window.run_id.as_str()))
+        .filter(import_run::Column::Status.is_in([
+            ImportStatus::Queued.as_str(),
+            ImportStatus::Running.as_str(),
+        ]))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Hotmart said the query was too slow: the window becomes two halves (from the status it
+/// was on). Returns the new window ids, or `None` when it is already minimal.
+pub async fn split_window(
+    db: &impl ConnectionTrait,
+    window: &import_window::Model,
+    run: &import_run::Model,
+) -> DomainResult<Option<[String; 2]>> {
+    use sea_orm::sea_query::ExprTrait;
+    if window.range_to - window.range_from < 2 * MIN_WINDOW_MS {
+        return Ok(None);
+    }
+    let mid = window.range_from + (window.range_to - window.range_from) / 2;
+    let first = insert_window(
+        db,
+        run,
+        window.range_from,
+        mid,
+        window.cursor_status.clone(),
+    )
+    .await?;
+    let second = insert_window(db, run, mid, window.range_to, window.cursor_status.clone()).await?;
+    import_window::Entity::update_many()
+        .col_expr(import_window::Column::Status, Expr::val("SPLIT"))
+        .col_expr(import_window::Column::UpdatedAt, Expr::val(now_ms()))
+        .filter(import_window::Column::Id.eq(window.id.as_str()))
+        .exec(db)
+        .await?;
+    import_run::Entity::update_many()
+        .col_expr(
+            import_run::Column::WindowsTotal,
+            Expr::col(import_run::Column::WindowsTotal).add(1),
+        )
+        .filter(import_run::Column::Id.eq(run.id.as_str()))
+        .exec(db)
+        .await?;
+    Ok(Some([first, second]))
+}
+
+/// Windows of unfinished runs that nothing has touched for `stale_ms` (their job was lost,
+/// or the process restarted): to be enqueued again.
+pub async fn stale_windows(
+    db: &impl ConnectionTrait,
+    stale_ms: i64,
+) -> DomainResult<Vec<import_window::Model>> {
+    let cutoff = now_ms() - stale_ms;
+    let windows = import_window::Entity::find()
+        .filter(import_window::Column::Status.is_in(["PENDING", "RUNNING"]))
+        .filter(import_window::Column::UpdatedAt.lt(cutoff))
+        .all(db)
+        .await?;
+    let mut live = Vec::new();
+    for window in windows {
+        let run = import_run::Entity::find_by_id(window.run_id.clone())
+            .one(db)
+            .await?;
+        if run.is_some_and(|r| !ImportStatus::parse(&r.status).is_final()) {
+            live.push(window);
+        }
+    }
+    Ok(live)
+}
+
+pub async fn touch_window(db: &impl ConnectionTrait, window_id: &str) -> DomainResult<()> {
+    import_window::Entity::update_many()
+        .col_expr(import_window::Column::UpdatedAt, Expr::val(now_ms()))
+        .filter(import_window::Column::Id.eq(window_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,536 @@
+//! Retroactive import against a fake Hotmart API (PRODUCT.md §6).
+
+use std::{
+    collections::BTreeMap,
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use tests::{
+    Backend, TestApp,
+    fake_hotmart::{CLIENT_ID, CLIENT_SECRET, FakeHotmart, sale},
+    hotmart::purchase,
+    on_both_backends,
+};
+
+const DAY: i64 = 86_400_000;
+/// 2025-01-01T00:00:00Z
+const FROM: i64 = 1_735_689_600_000;
+const EVENTS: [&str; 5] = [
+    "PURCHASE_APPROVED",
+    "PURCHASE_COMPLETE",
+    "PURCHASE_CANCELED",
+    "PURCHASE_REFUNDED",
+    "PURCHASE_BILLET_PRINTED",
+];
+const STATUSES: [(&str, &str, &str); 5] = [
+    ("APPROVED", "Purchase approved", "WON"),
+    ("COMPLETE", "Purchase complete", "WON"),
+    ("CANCELLED", "Card refused", "OPEN"),
+    ("REFUNDED", "Refunded", "LOST"),
+    ("PRINTED_BILLET", "Boleto/Pix pending", "OPEN"),
+];
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339()
+}
+
+async fn setup(app: &TestApp, events: &[&str]) -> String {
+    let (id, _) = app.active_integration(events, json!({})).await;
+    app.ok(
+        &app.admin,
+        "mutation($id: ID!, $i: CredentialsInput!) { setHotmartCredentials(integrationId: $id, input: $i) { hasCredentials } }",
+        json!({"id": id, "i": {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET}}),
+    )
+    .await;
+    id
+}
+
+const RUN_FIELDS: &str = "id status windowsTotal windowsDone salesSeen dealsCreated dealsUpdated skipped failedSales error finishedAt label";
+
+async fn start(
+    app: &TestApp,
+    integration: &str,
+    from: i64,
+    to: i64,
+    events: &[&str],
+    label: Option<&str>,
+) -> Value {
+    app.ok(
+        &app.admin,
+        &format!("mutation($id: ID!, $i: StartImportInput!) {{ startHotmartImport(integrationId: $id, input: $i) {{ {RUN_FIELDS} }} }}"),
+        json!({"id": integration, "i": {"from": iso(from), "to": iso(to), "events": events, "label": label}}),
+    )
+    .await["startHotmartImport"]
+        .clone()
+}
+
+async fn run(app: &TestApp, id: &Value) -> Value {
+    app.ok(
+        &app.admin,
+        &format!("query($id: ID!) {{ importRun(id: $id) {{ {RUN_FIELDS} }} }}"),
+        json!({"id": id}),
+    )
+    .await["importRun"]
+        .clone()
+}
+
+async fn wait_finished(app: &TestApp, id: &Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let current = run(app, id).await;
+        if ["SUCCEEDED", "FAILED", "CANCELED"].contains(&current["status"].as_str().unwrap()) {
+            return current;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "import did not finish: {current}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn a_three_month_import_lands_the_right_deals_through_faults_and_a_restart(backend: Backend) {
+    let hotmart = FakeHotmart::start().await;
+    let total: usize = if backend == Backend::Sqlite {
+        10_000
+    } else {
+        10_000
+    };
+    let mut expected: BTreeMap<&str, usize> = BTreeMap::new();
+    {
+        let mut sales = hotmart.state.sales.lock().unwrap();
+        for n in 0..total {
+            let (status, _, _) = STATUSES[n % STATUSES.len()];
+            let at = FROM + (n as i64 * 90 * DAY) / total as i64;
+            sales.push(sale(
+                &format!("HP{n:08}"),
+                status,
+                1_234_567,
+                &format!("buyer{n}@x.test"),
+                at,
+                97.0,
+            ));
+            *expected.entry(status).or_default() += 1;
+        }
+        // Another product's sale, and an unrequested status: not imported.
+        sales.push(sale(
+            "HPOTHER",
+            "APPROVED",
+            999,
+            "other@x.test",
+            FROM + DAY,
+            1.0,
+        ));
+        sales.push(sale(
+            "HPCHARGE",
+            "CHARGEBACK",
+            1_234_567,
+            "cb@x.test",
+            FROM + DAY,
+            1.0,
+        ));
+    }
+    hotmart.state.faults.rate_limited.store(3, Ordering::SeqCst);
+    hotmart
+        .state
+        .faults
+        .server_errors
+        .store(2, Ordering::SeqCst);
+    hotmart
+        .state
+        .faults
+        .slow_window_ms
+        .store((20 * DAY) as u64, Ordering::SeqCst);
+    hotmart.state.faults.too_slow.store(1, Ordering::SeqCst);
+    hotmart.state.faults.token_uses.store(9, Ordering::SeqCst);
+
+    let mut app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
+    let integration = setup(&app, &EVENTS).await;
+    let started = start(
+        &app,
+        &integration,
+        FROM,
+        FROM + 90 * DAY,
+        &EVENTS,
+        Some("Importados"),
+    )
+    .await;
+    assert_eq!(started["status"], "QUEUED");
+    assert_eq!(started["windowsTotal"], 3, "30-day windows");
+
+    // Restart in the middle: stop the workers once some sales have landed.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let current = run(&app, &started["id"]).await;
+        if current["salesSeen"].as_i64().unwrap() >= 1000
+            || current["status"] != "QUEUED" && current["status"] != "RUNNING"
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress: {current}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop_workers();
+    let paused = run(&app, &started["id"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.start_workers();
+
+    let finished = wait_finished(&app, &started["id"]).await;
+    assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
+    assert_eq!(
+        finished["windowsTotal"], 4,
+        "one window split after a 502: {finished}"
+    );
+    assert_eq!(finished["windowsDone"], 4);
+    // The product filter keeps the other product's sale out; the chargeback was not asked for.
+    assert_eq!(finished["salesSeen"].as_i64().unwrap(), total as i64);
+    assert_eq!(finished["dealsCreated"].as_i64().unwrap(), total as i64);
+    assert_eq!(finished["skipped"], 0);
+    assert_eq!(finished["failedSales"], 0);
+    assert!(
+        paused["status"] != "SUCCEEDED" || paused["salesSeen"] == finished["salesSeen"],
+        "the restart happened mid-run"
+    );
+    assert!(
+        hotmart.state.tokens_issued.load(Ordering::SeqCst) >= 2,
+        "the token expired and was renewed"
+    );
+    assert_eq!(
+        hotmart.state.faults.rate_limited.load(Ordering::SeqCst),
+        0,
+        "429s were served and waited out"
+    );
+
+    // Deals per origin and status.
+    let origins = app
+        .ok(&app.admin, "query($id: ID!) { integration(id: $id) { group { origins { name won: dealCount(status: WON) open: dealCount(status: OPEN) lost: dealCount(status: LOST) } } } }", json!({"id": integration}))
+        .await;
+    for (status, origin, deal_status) in STATUSES {
+        let row = origins["integration"]["group"]["origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == origin)
+            .unwrap();
+        let key = match deal_status {
+            "WON" => "won",
+            "OPEN" => "open",
+            _ => "lost",
+        };
+        assert_eq!(
+            row[key].as_u64().unwrap() as usize,
+            expected[status],
+            "{origin}: {row}"
+        );
+    }
+    let labelled = app
+        .ok(&app.admin, "{ labels { id name } }", json!({}))
+        .await;
+    let label = labelled["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "Importados")
+        .unwrap()["id"]
+        .clone();
+    let tagged = app
+        .ok(
+            &app.admin,
+            "query($l: ID!) { contacts(filter: {labelId: $l}) { totalCount } }",
+            json!({"l": label}),
+        )
+        .await;
+    assert_eq!(
+        tagged["contacts"]["totalCount"].as_u64().unwrap() as usize,
+        total
+    );
+    let runs = app
+        .ok(
+            &app.admin,
+            "query($id: ID!) { importRuns(integrationId: $id) { id } }",
+            json!({"id": integration}),
+        )
+        .await;
+    assert_eq!(runs["importRuns"].as_array().unwrap().len(), 1);
+}
+
+async fn webhooks_and_imports_of_the_same_sale_converge(backend: Backend) {
+    let hotmart = FakeHotmart::start().await;
+    let at = FROM + 5 * DAY;
+    {
+        let mut sales = hotmart.state.sales.lock().unwrap();
+        sales.push(sale(
+            "HPW1",
+            "APPROVED",
+            1_234_567,
+            "first@x.test",
+            at,
+            97.0,
+        ));
+        sales.push(sale(
+            "HPW2",
+            "APPROVED",
+            1_234_567,
+            "second@x.test",
+            at,
+            97.0,
+        ));
+    }
+    let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
+    let integration = setup(&app, &["PURCHASE_APPROVED"]).await;
+    let url = app
+        .ok(
+            &app.admin,
+            "query($id: ID!) { integration(id: $id) { webhookUrl } }",
+            json!({"id": integration}),
+        )
+        .await["integration"]["webhookUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // First sale: webhook, then import. Second sale: import, then webhook.
+    let mut webhook = purchase(
+        "wh-1",
+        "PURCHASE_APPROVED",
+        at + 60_000,
+        "first@x.test",
+        "HPW1",
+    );
+    app.post_webhook(&url, Some("hottok-secret-0001"), webhook.to_string())
+        .await;
+    app.wait_until_processed().await;
+    let first = start(
+        &app,
+        &integration,
+        FROM,
+        FROM + 10 * DAY,
+        &["PURCHASE_APPROVED"],
+        None,
+    )
+    .await;
+    let finished = wait_finished(&app, &first["id"]).await;
+    assert_eq!(finished["status"], "SUCCEEDED");
+    assert_eq!(
+        (
+            finished["dealsCreated"].as_i64(),
+            finished["skipped"].as_i64()
+        ),
+        (Some(1), Some(1)),
+        "{finished}"
+    );
+    webhook = purchase(
+        "wh-2",
+        "PURCHASE_APPROVED",
+        at + 60_000,
+        "second@x.test",
+        "HPW2",
+    );
+    app.post_webhook(&url, Some("hottok-secret-0001"), webhook.to_string())
+        .await;
+    app.wait_until_processed().await;
+    for email in ["first@x.test", "second@x.test"] {
+        let deals = app.ok(&app.admin, "query($e: String) { deals(filter: {contactEmail: $e}) { totalCount nodes { status timeline { source } } } }", json!({"e": email})).await;
+        assert_eq!(deals["deals"]["totalCount"], 1, "{email}: {deals}");
+        assert_eq!(
+            deals["deals"]["nodes"][0]["timeline"],
+            json!([{"source": "WEBHOOK"}]),
+            "{email}"
+        );
+        assert_eq!(deals["deals"]["nodes"][0]["status"], "WON");
+    }
+    // A second import of the same range changes nothing.
+    let again = start(
+        &app,
+        &integration,
+        FROM,
+        FROM + 10 * DAY,
+        &["PURCHASE_APPROVED"],
+        None,
+    )
+    .await;
+    let again = wait_finished(&app, &again["id"]).await;
+    assert_eq!(
+        (again["dealsCreated"].as_i64(), again["skipped"].as_i64()),
+        (Some(0), Some(2)),
+        "{again}"
+    );
+}
+
+async fn bad_import_input_is_refused_and_wrong_credentials_fail_the_run(backend: Backend) {
+    let hotmart = FakeHotmart::start().await;
+    let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
+    let (bare, _) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+    let integration = setup(&app, &["PURCHASE_APPROVED"]).await;
+    let mutation = "mutation($id: ID!, $i: StartImportInput!) { startHotmartImport(integrationId: $id, input: $i) { id } }";
+    let cases = [
+        (
+            &integration,
+            json!({"from": iso(FROM + DAY), "to": iso(FROM), "events": ["PURCHASE_APPROVED"]}),
+            "from",
+        ),
+        (
+            &integration,
+            json!({"from": iso(FROM - 6 * 366 * DAY), "to": iso(FROM), "events": ["PURCHASE_APPROVED"]}),
+            "to",
+        ),
+        (
+            &bare,
+            json!({"from": iso(FROM), "to": iso(FROM + DAY), "events": ["PURCHASE_APPROVED"]}),
+            "integrationId",
+        ),
+        (
+            &integration,
+            json!({"from": iso(FROM), "to": iso(FROM + DAY), "events": ["PURCHASE_APPROVED"], "hotmartProductIds": ["555"]}),
+            "hotmartProductIds",
+        ),
+        (
+            &integration,
+            json!({"from": iso(FROM), "to": iso(FROM + DAY), "events": ["PURCHASE_OUT_OF_SHOPPING_CART"]}),
+            "events",
+        ),
+        (
+            &integration,
+            json!({"from": iso(FROM), "to": iso(FROM + DAY), "events": ["SWITCH_PLAN"]}),
+            "events",
+        ),
+        (
+            &integration,
+            json!({"from": iso(FROM), "to": iso(FROM + DAY), "events": []}),
+            "events",
+        ),
+    ];
+    for (id, input, field) in cases {
+        let (code, message) = app
+            .err(&app.admin, mutation, json!({"id": id, "i": input}))
+            .await;
+        assert_eq!(code, "BAD_USER_INPUT", "{input}: {message}");
+        assert!(
+            message.starts_with(&format!("{field}:")),
+            "{input}: {message}"
+        );
+    }
+    // Credentials are write-only and never logged or returned.
+    let (code, _) = app
+        .err(&app.admin, "mutation($id: ID!) { setHotmartCredentials(integrationId: $id, input: {clientId: \"\", clientSecret: \"x\"}) { id } }", json!({"id": integration}))
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    app.ok(
+        &app.admin,
+        "mutation($id: ID!) { setHotmartCredentials(integrationId: $id, input: {clientId: \"wrong\", clientSecret: \"credentials\"}) { hasCredentials } }",
+        json!({"id": integration}),
+    )
+    .await;
+    use sea_orm::EntityTrait;
+    let stored = entity::tables::integration::Entity::find_by_id(integration.clone())
+        .one(&app.db.conn)
+        .await
+        .unwrap()
+        .unwrap()
+        .credentials;
+    assert!(!stored.unwrap().contains("credentials"), "sealed at rest");
+    let failed = start(
+        &app,
+        &integration,
+        FROM,
+        FROM + DAY,
+        &["PURCHASE_APPROVED"],
+        None,
+    )
+    .await;
+    let failed = wait_finished(&app, &failed["id"]).await;
+    assert_eq!(failed["status"], "FAILED");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("rejected the API credentials"),
+        "{failed}"
+    );
+    // Members cannot import; another account cannot see the run.
+    let (_, member) = app.user("member@acme.test", "MEMBER").await;
+    let (code, _) = app.err(&member, mutation, json!({"id": integration, "i": {"from": iso(FROM), "to": iso(FROM + DAY), "events": ["PURCHASE_APPROVED"]}})).await;
+    assert_eq!(code, "FORBIDDEN");
+    let rival = app.other_account().await;
+    let (code, _) = app
+        .err(
+            &rival,
+            "query($id: ID!) { importRun(id: $id) { id } }",
+            json!({"id": failed["id"]}),
+        )
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+    let (code, _) = app
+        .err(
+            &rival,
+            "mutation($id: ID!) { cancelImport(id: $id) { id } }",
+            json!({"id": failed["id"]}),
+        )
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+}
+
+async fn a_canceled_import_stops(backend: Backend) {
+    let hotmart = FakeHotmart::start().await;
+    {
+        let mut sales = hotmart.state.sales.lock().unwrap();
+        for n in 0..3000 {
+            sales.push(sale(
+                &format!("HPC{n}"),
+                "APPROVED",
+                1_234_567,
+                &format!("c{n}@x.test"),
+                FROM + n as i64 * 60_000,
+                10.0,
+            ));
+        }
+    }
+    // Slow every request down a little, through rate limiting, so cancel lands mid-run.
+    hotmart.state.faults.rate_limited.store(2, Ordering::SeqCst);
+    let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
+    let integration = setup(&app, &["PURCHASE_APPROVED"]).await;
+    let started = start(
+        &app,
+        &integration,
+        FROM,
+        FROM + 60 * DAY,
+        &["PURCHASE_APPROVED"],
+        None,
+    )
+    .await;
+    let canceled = app
+        .ok(
+            &app.admin,
+            "mutation($id: ID!) { cancelImport(id: $id) { status finishedAt } }",
+            json!({"id": started["id"]}),
+        )
+        .await;
+    assert_eq!(canceled["cancelImport"]["status"], "CANCELED");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = run(&app, &started["id"]).await;
+    assert_eq!(after["status"], "CANCELED");
+    assert!(
+        after["salesSeen"].as_i64().unwrap() < 3000,
+        "stopped early: {after}"
+    );
+    let (code, _) = app
+        .err(
+            &app.admin,
+            "mutation($id: ID!) { cancelImport(id: $id) { id } }",
+            json!({"id": started["id"]}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+}
+
+on_both_backends!(
+    a_three_month_import_lands_the_right_deals_through_faults_and_a_restart,
+    webhooks_and_imports_of_the_same_sale_converge,
+    bad_import_input_is_refused_and_wrong_credentials_fail_the_run,
+    a_canceled_import_stops,
+);
