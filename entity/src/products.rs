@@ -233,3 +233,99 @@ mod tests {
         assert!(hottok(&"x".repeat(MAX_HOTTOK_LEN + 1)).is_err());
     }
 }
+
+/// A product's data as Hotmart's product API reports it.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshedProduct {
+    pub name: Option<String>,
+    pub ucode: Option<String>,
+    /// `(kind, code, name, price, currency)`, kind `OFFER` or `PLAN`.
+    pub variations: Vec<(
+        &'static str,
+        String,
+        Option<String>,
+        Option<f64>,
+        Option<String>,
+    )>,
+}
+
+/// Stores a refresh result (or its failure) on a product.
+pub async fn record_refresh(
+    db: &impl ConnectionTrait,
+    product: &product::Model,
+    result: Result<RefreshedProduct, String>,
+    label: Option<&str>,
+) -> DomainResult<()> {
+    let mut model = product.clone().into_active_model();
+    if let Some(label) = label {
+        model.label = Set(Some(label.to_owned()));
+    }
+    match result {
+        Ok(refreshed) => {
+            product_variation::Entity::delete_many()
+                .filter(product_variation::Column::ProductId.eq(product.id.as_str()))
+                .exec(db)
+                .await?;
+            for (kind, code, name, price, currency) in refreshed.variations {
+                product_variation::ActiveModel {
+                    id: Set(new_id()),
+                    account_id: Set(product.account_id.clone()),
+                    product_id: Set(product.id.clone()),
+                    kind: Set(kind.to_owned()),
+                    code: Set(code),
+                    name: Set(name),
+                    price: Set(price),
+                    currency: Set(currency),
+                }
+                .insert(db)
+                .await?;
+            }
+            if refreshed.name.is_some() {
+                model.name = Set(refreshed.name);
+            }
+            if refreshed.ucode.is_some() {
+                model.ucode = Set(refreshed.ucode);
+            }
+            model.refreshed_at = Set(Some(now_ms()));
+            model.refresh_error = Set(None);
+        }
+        Err(error) => {
+            model.refresh_error = Set(Some(error));
+        }
+    }
+    model.update(db).await?;
+    Ok(())
+}
+
+/// Validates a refresh request; returns the products to refresh and the label to set.
+pub async fn plan_refresh(
+    db: &impl ConnectionTrait,
+    keys: &SecretKeys,
+    caller: &Caller,
+    integration_id: &str,
+    hotmart_product_id: Option<&str>,
+    label: Option<&str>,
+) -> DomainResult<(crate::tables::integration::Model, Option<String>)> {
+    let integration = integrations::get(db, caller, integration_id).await?;
+    crate::imports::credentials(keys, &integration)?;
+    let products = of_integration(db, &integration.id).await?;
+    if let Some(id) = hotmart_product_id
+        && !products.iter().any(|p| p.hotmart_product_id == id)
+    {
+        return Err(DomainError::bad_input(
+            "hotmartProductId",
+            format!("product {id} is not registered in this integration"),
+        ));
+    }
+    if products.is_empty() {
+        return Err(DomainError::bad_input(
+            "integrationId",
+            "register a product first",
+        ));
+    }
+    let label = match labels::optional_label_name("label", label)? {
+        Some(name) => Some(labels::ensure(db, caller, "label", &name).await?.name),
+        None => None,
+    };
+    Ok((integration, label))
+}

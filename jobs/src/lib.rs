@@ -4,5 +4,6 @@
 pub mod deliveries;
 pub mod hotmart;
 pub mod imports;
+pub mod products;
 pub mod queue;
 pub mod workers;

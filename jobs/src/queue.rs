@@ -15,13 +15,20 @@ use serde::{Deserialize, Serialize};
 /// Queue of webhook deliveries to process.
 pub const DELIVERY_QUEUE: &str = "checkout-crm.deliveries";
 
-/// Queue of retroactive-import windows.
-pub const IMPORT_QUEUE: &str = "checkout-crm.imports";
+/// Queue of work against the Hotmart API: import windows and product refreshes.
+pub const IMPORT_QUEUE: &str = "checkout-crm.hotmart";
 
-/// One date window of an import run to page through.
+/// A job that calls the Hotmart API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunImportWindow {
-    pub window_id: String,
+pub enum HotmartJob {
+    /// One date window of an import run to page through.
+    ImportWindow { window_id: String },
+    /// Refresh names, offers and plans of an integration's products (one, or all).
+    RefreshProducts {
+        integration_id: String,
+        hotmart_product_id: Option<String>,
+        label: Option<String>,
+    },
 }
 
 /// A webhook delivery to run through the deal engine (ids only: the row is the truth).
@@ -117,7 +124,7 @@ impl<T: Serialize + serde::de::DeserializeOwned + Send + Sync + Unpin + 'static>
 #[derive(Clone)]
 pub struct Queue {
     deliveries: Sink<ProcessDelivery>,
-    imports: Sink<RunImportWindow>,
+    imports: Sink<HotmartJob>,
 }
 
 impl Queue {
@@ -130,8 +137,23 @@ impl Queue {
 
     /// Enqueues one window of an import run.
     pub async fn enqueue_import_window(&self, window_id: &str) -> Result<(), EnqueueError> {
-        let args = RunImportWindow {
+        let args = HotmartJob::ImportWindow {
             window_id: window_id.to_owned(),
+        };
+        self.imports.push(&new_job_id(), args, None).await
+    }
+
+    /// Enqueues a product refresh.
+    pub async fn enqueue_refresh(
+        &self,
+        integration_id: &str,
+        hotmart_product_id: Option<&str>,
+        label: Option<&str>,
+    ) -> Result<(), EnqueueError> {
+        let args = HotmartJob::RefreshProducts {
+            integration_id: integration_id.to_owned(),
+            hotmart_product_id: hotmart_product_id.map(str::to_owned),
+            label: label.map(str::to_owned),
         };
         self.imports.push(&new_job_id(), args, None).await
     }

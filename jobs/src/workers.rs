@@ -12,13 +12,28 @@ use futures::FutureExt;
 use crate::{
     deliveries::{HotmartEndpoints, JobContext, WorkerSettings, handle_delivery, sweep_forever},
     imports::handle_window,
-    queue::{DELIVERY_QUEUE, IMPORT_QUEUE, ProcessDelivery, Queue, RunImportWindow},
+    queue::{DELIVERY_QUEUE, HotmartJob, IMPORT_QUEUE, ProcessDelivery, Queue},
 };
 
-async fn import_window_job(job: RunImportWindow, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+async fn hotmart_job(job: HotmartJob, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
     ctx.progress
         .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed);
-    handle_window(&ctx, &job.window_id).await;
+    match job {
+        HotmartJob::ImportWindow { window_id } => handle_window(&ctx, &window_id).await,
+        HotmartJob::RefreshProducts {
+            integration_id,
+            hotmart_product_id,
+            label,
+        } => {
+            crate::products::refresh(
+                &ctx,
+                &integration_id,
+                hotmart_product_id.as_deref(),
+                label.as_deref(),
+            )
+            .await
+        }
+    }
     Ok(())
 }
 
@@ -120,27 +135,27 @@ fn monitor(ctx: &JobContext) -> Monitor {
             let config = apalis_sqlite::Config::default()
                 .queue(IMPORT_QUEUE)
                 .heartbeat_interval(import_settings.heartbeat);
-            let backend = SqliteStorage::<RunImportWindow>::new(&pool)
+            let backend = SqliteStorage::<HotmartJob>::new(&pool)
                 .with_config(config)
                 .poll_with_interval(import_settings.poll_interval);
             WorkerBuilder::new(import_name.as_str())
                 .backend(backend)
                 .data(import_ctx.clone())
                 .concurrency(2)
-                .build(import_window_job)
+                .build(hotmart_job)
         }),
         Pool::Postgres(pool) => monitor.register(move |_| {
             let config = apalis_postgres::Config::default()
                 .queue(IMPORT_QUEUE)
                 .heartbeat_interval(import_settings.heartbeat);
-            let backend = PostgresStorage::<RunImportWindow>::new(&pool)
+            let backend = PostgresStorage::<HotmartJob>::new(&pool)
                 .with_config(config)
                 .poll_with_interval(import_settings.poll_interval);
             WorkerBuilder::new(import_name.as_str())
                 .backend(backend)
                 .data(import_ctx.clone())
                 .concurrency(2)
-                .build(import_window_job)
+                .build(hotmart_job)
         }),
     }
 }

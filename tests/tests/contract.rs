@@ -50,58 +50,17 @@ fn names(document: &ServiceDocument) -> BTreeSet<String> {
     out
 }
 
-/// Parts of the contract delivered by the retroactive-import work, not yet in the schema.
-/// The list may only shrink: a name that appears in the schema must leave it.
-const NOT_YET: &[&str] = &[
-    "ImportRun",
-    "ImportStatus",
-    "CredentialsInput",
-    "RefreshProductsInput",
-    "StartImportInput",
-    "Subscription",
-];
-
 #[test]
 fn live_schema_implements_the_contract() {
     let contract_path = tests::workspace_root().join("tests/fixtures/contract/schema.graphql");
     let contract = parse_schema(std::fs::read_to_string(contract_path).unwrap()).unwrap();
     let live = parse_schema(checkout_crm::graphql::sdl()).unwrap();
     let (wanted, have) = (names(&contract), names(&live));
-    let pending = |name: &String| {
-        NOT_YET.iter().any(|n| {
-            name == n
-                || name.starts_with(&format!("{n}."))
-                || name.starts_with(&format!("{n}::"))
-                || name.contains(&format!(": {n}"))
-                || name.contains(&format!("{n}!"))
-        })
-    };
     assert!(
         wanted.len() > 200,
         "contract parsed: {} names",
         wanted.len()
     );
-    eprintln!(
-        "contract names not yet live: {:?}",
-        wanted.difference(&have).collect::<Vec<_>>()
-    );
-    let missing: Vec<&String> = wanted.difference(&have).filter(|n| !pending(n)).collect();
-    let mut import_mutations = [
-        "Mutation.setHotmartCredentials",
-        "Mutation.refreshHotmartProducts",
-        "Mutation.startHotmartImport",
-        "Mutation.cancelImport",
-        "Query.importRun",
-    ];
-    import_mutations.sort();
-    let missing: Vec<&String> = missing
-        .into_iter()
-        .filter(|n| !import_mutations.iter().any(|m| n.starts_with(m)))
-        .collect();
+    let missing: Vec<&String> = wanted.difference(&have).collect();
     assert!(missing.is_empty(), "the live schema lacks: {missing:#?}");
-    let done: Vec<&&str> = NOT_YET.iter().filter(|n| have.contains(**n)).collect();
-    assert!(
-        done.is_empty(),
-        "remove from NOT_YET, they exist now: {done:?}"
-    );
 }

@@ -528,9 +528,183 @@ async fn a_canceled_import_stops(backend: Backend) {
     assert_eq!(code, "BAD_USER_INPUT");
 }
 
+async fn product_refresh_fills_variations_and_reports_failures(backend: Backend) {
+    let hotmart = FakeHotmart::start().await;
+    {
+        let mut products = hotmart.state.products.lock().unwrap();
+        products.push(json!({"id": 1234567, "ucode": "uc-1", "name": "Curso Completo", "status": "ACTIVE", "is_subscription": true}));
+        products.push(json!({"id": 7654321, "ucode": "uc-2", "name": "Ebook", "status": "ACTIVE", "is_subscription": false}));
+        let mut offers = hotmart.state.offers.lock().unwrap();
+        offers.insert("uc-1".into(), vec![json!({"code": "off1", "name": "À vista", "price": {"value": 497.0, "currency_code": "BRL"}, "payment_mode": "PAY_IN_FULL"})]);
+        offers.insert("uc-2".into(), vec![json!({"code": "off2", "name": "Ebook", "price": {"value": 29.9, "currency_code": "BRL"}})]);
+        hotmart.state.plans.lock().unwrap().insert("uc-1".into(), vec![json!({"code": "plan1", "name": "Mensal", "price": {"value": 49.0, "currency_code": "BRL"}, "periodicity": "MONTHLY"})]);
+    }
+    let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
+    let integration = setup(&app, &["PURCHASE_APPROVED"]).await;
+    for id in ["7654321", "5555555"] {
+        app.ok(&app.admin, "mutation($id: ID!, $p: String!) { addHotmartProduct(integrationId: $id, input: {hotmartProductId: $p, hottok: \"hottok-secret-0002\"}) { id } }", json!({"id": integration, "p": id})).await;
+    }
+    let (code, message) = app
+        .err(&app.admin, "mutation($id: ID!) { refreshHotmartProducts(integrationId: $id, input: {hotmartProductId: \"999\"}) { id } }", json!({"id": integration}))
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT", "{message}");
+    app.ok(&app.admin, "mutation($id: ID!) { refreshHotmartProducts(integrationId: $id, input: {label: \"Catálogo\"}) { id } }", json!({"id": integration})).await;
+    let q = "query($id: ID!) { integration(id: $id) { products { hotmartProductId name label refreshedAt refreshError variations { kind code name price currency } } } }";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let products = loop {
+        let data = app.ok(&app.admin, q, json!({"id": integration})).await;
+        let products = data["integration"]["products"].as_array().unwrap().clone();
+        if products
+            .iter()
+            .all(|p| !p["refreshedAt"].is_null() || !p["refreshError"].is_null())
+        {
+            break products;
+        }
+        assert!(Instant::now() < deadline, "refresh did not finish: {data}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let by_id = |id: &str| {
+        products
+            .iter()
+            .find(|p| p["hotmartProductId"] == id)
+            .unwrap()
+            .clone()
+    };
+    let full = by_id("1234567");
+    assert_eq!(full["name"], "Curso Completo");
+    assert_eq!(full["label"], "Catálogo");
+    assert_eq!(
+        full["variations"],
+        json!([
+            {"kind": "OFFER", "code": "off1", "name": "À vista", "price": 497.0, "currency": "BRL"},
+            {"kind": "PLAN", "code": "plan1", "name": "Mensal", "price": 49.0, "currency": "BRL"}
+        ])
+    );
+    let no_plans = by_id("7654321");
+    assert!(
+        no_plans["refreshError"].is_null(),
+        "a product without plans is fine: {no_plans}"
+    );
+    assert_eq!(no_plans["variations"].as_array().unwrap().len(), 1);
+    let missing = by_id("5555555");
+    assert!(missing["refreshedAt"].is_null());
+    assert!(
+        missing["refreshError"]
+            .as_str()
+            .unwrap()
+            .contains("not in this Hotmart account"),
+        "{missing}"
+    );
+}
+
+async fn import_progress_streams_over_a_websocket_subscription(backend: Backend) {
+    use futures::{SinkExt, StreamExt};
+    let hotmart = FakeHotmart::start().await;
+    {
+        let mut sales = hotmart.state.sales.lock().unwrap();
+        for n in 0..1200 {
+            sales.push(sale(
+                &format!("HPS{n}"),
+                "APPROVED",
+                1_234_567,
+                &format!("s{n}@x.test"),
+                FROM + n as i64 * 60_000,
+                10.0,
+            ));
+        }
+    }
+    let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
+    let integration = setup(&app, &["PURCHASE_APPROVED"]).await;
+    let started = start(
+        &app,
+        &integration,
+        FROM,
+        FROM + 40 * DAY,
+        &["PURCHASE_APPROVED"],
+        None,
+    )
+    .await;
+    let ws_url = format!("{}/graphql/ws", app.base.replace("http://", "ws://"));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url)
+            .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    use tokio_tungstenite::tungstenite::Message;
+    socket.send(Message::text(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", app.admin)}}).to_string())).await.unwrap();
+    socket
+        .send(Message::text(json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription($id: ID!) { importRunUpdated(id: $id) { status salesSeen windowsDone } }", "variables": {"id": started["id"]}}}).to_string()))
+        .await
+        .unwrap();
+    let mut updates = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(
+        deadline.saturating_duration_since(Instant::now()),
+        socket.next(),
+    )
+    .await
+    {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let value: Value = serde_json::from_str(&text).unwrap();
+        match value["type"].as_str() {
+            Some("next") => updates.push(value["payload"]["data"]["importRunUpdated"].clone()),
+            Some("complete") => break,
+            Some("error") => panic!("subscription error: {value}"),
+            _ => {}
+        }
+    }
+    assert!(!updates.is_empty());
+    assert_eq!(
+        updates.last().unwrap()["status"],
+        "SUCCEEDED",
+        "{updates:?}"
+    );
+    assert_eq!(updates.last().unwrap()["salesSeen"], 1200);
+    let seen: Vec<i64> = updates
+        .iter()
+        .map(|u| u["salesSeen"].as_i64().unwrap())
+        .collect();
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "progress only grows: {seen:?}"
+    );
+    // Without a token the subscription is refused.
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "{}/graphql/ws",
+            app.base.replace("http://", "ws://")
+        ))
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut anonymous, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    anonymous
+        .send(Message::text(
+            json!({"type": "connection_init", "payload": {}}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), anonymous.next())
+        .await
+        .unwrap();
+    assert!(
+        !matches!(reply, Some(Ok(Message::Text(ref t))) if t.contains("connection_ack")),
+        "{reply:?}"
+    );
+}
+
 on_both_backends!(
     a_three_month_import_lands_the_right_deals_through_faults_and_a_restart,
     webhooks_and_imports_of_the_same_sale_converge,
     bad_import_input_is_refused_and_wrong_credentials_fail_the_run,
     a_canceled_import_stops,
+    product_refresh_fills_variations_and_reports_failures,
+    import_progress_streams_over_a_websocket_subscription,
 );

@@ -103,6 +103,14 @@ pub struct StartImportInput {
     pub label: Option<String>,
 }
 
+#[derive(InputObject)]
+pub struct RefreshProductsInput {
+    /// Only this product; all of the integration's products when absent.
+    pub hotmart_product_id: Option<String>,
+    /// A label to set on the refreshed products.
+    pub label: Option<String>,
+}
+
 #[derive(Default)]
 pub struct ImportQuery;
 
@@ -179,6 +187,42 @@ impl ImportMutation {
             }
         }
         Ok(ImportRun(run))
+    }
+
+    /// Refreshes product names, offers and plans from the Hotmart API in the background;
+    /// each product then shows `refreshedAt`, or `refreshError` with the reason.
+    async fn refresh_hotmart_products(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        input: Option<RefreshProductsInput>,
+    ) -> ApiResult<Integration> {
+        let app = ctx.app();
+        let input = input.unwrap_or(RefreshProductsInput {
+            hotmart_product_id: None,
+            label: None,
+        });
+        let (integration, label) = entity::products::plan_refresh(
+            &app.db.conn,
+            &app.keys,
+            ctx.caller()?,
+            &integration_id,
+            input.hotmart_product_id.as_deref(),
+            input.label.as_deref(),
+        )
+        .await?;
+        app.queue
+            .enqueue_refresh(
+                &integration.id,
+                input.hotmart_product_id.as_deref(),
+                label.as_deref(),
+            )
+            .await
+            .map_err(|err| {
+                tracing::warn!(error = %err, "cannot enqueue product refresh");
+                ApiError::new("INTERNAL", "the refresh could not be queued; try again")
+            })?;
+        Ok(Integration(integration))
     }
 
     async fn cancel_import(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ImportRun> {
