@@ -234,19 +234,23 @@ mod tests {
     }
 }
 
+/// An offer or a plan of a product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variation {
+    /// `OFFER` or `PLAN`.
+    pub kind: &'static str,
+    pub code: String,
+    pub name: Option<String>,
+    pub price: Option<f64>,
+    pub currency: Option<String>,
+}
+
 /// A product's data as Hotmart's product API reports it.
 #[derive(Debug, Clone, Default)]
 pub struct RefreshedProduct {
     pub name: Option<String>,
     pub ucode: Option<String>,
-    /// `(kind, code, name, price, currency)`, kind `OFFER` or `PLAN`.
-    pub variations: Vec<(
-        &'static str,
-        String,
-        Option<String>,
-        Option<f64>,
-        Option<String>,
-    )>,
+    pub variations: Vec<Variation>,
 }
 
 /// Stores a refresh result (or its failure) on a product.
@@ -266,7 +270,14 @@ pub async fn record_refresh(
                 .filter(product_variation::Column::ProductId.eq(product.id.as_str()))
                 .exec(db)
                 .await?;
-            for (kind, code, name, price, currency) in refreshed.variations {
+            for Variation {
+                kind,
+                code,
+                name,
+                price,
+                currency,
+            } in refreshed.variations
+            {
                 product_variation::ActiveModel {
                     id: Set(new_id()),
                     account_id: Set(product.account_id.clone()),

@@ -2,7 +2,7 @@
 
 use entity::{
     imports,
-    products::{self, RefreshedProduct},
+    products::{self, RefreshedProduct, Variation},
     tables::{integration, product},
 };
 use sea_orm::EntityTrait;
@@ -105,13 +105,13 @@ async fn fetch(
             let Some(code) = text(&variation["code"]) else {
                 continue;
             };
-            refreshed.variations.push((
+            refreshed.variations.push(Variation {
                 kind,
                 code,
-                text(&variation["name"]),
-                variation["price"]["value"].as_f64(),
-                text(&variation["price"]["currency_code"]),
-            ));
+                name: text(&variation["name"]),
+                price: variation["price"]["value"].as_f64(),
+                currency: text(&variation["price"]["currency_code"]),
+            });
         }
     }
     Ok(refreshed)

@@ -152,7 +152,8 @@ async fn token(
     Json(json!({"access_token": token, "token_type": "bearer", "expires_in": 86400, "scope": "read write", "jti": "x"})).into_response()
 }
 
-fn authorised(state: &FakeState, headers: &HeaderMap) -> Result<(), Response> {
+/// The refusal for a missing, unknown or expired bearer token; `None` when it is good.
+fn refusal(state: &FakeState, headers: &HeaderMap) -> Option<Response> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -162,14 +163,14 @@ fn authorised(state: &FakeState, headers: &HeaderMap) -> Result<(), Response> {
     match tokens.get_mut(token) {
         Some(uses) if *uses > 0 => {
             *uses -= 1;
-            Ok(())
+            None
         }
-        Some(_) => Err(error(
+        Some(_) => Some(error(
             StatusCode::UNAUTHORIZED,
             "token_expired",
             "The token expired",
         )),
-        None => Err(error(
+        None => Some(error(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "Invalid token",
@@ -188,7 +189,7 @@ async fn sales_history(
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(response) = authorised(&state, &headers) {
+    if let Some(response) = refusal(&state, &headers) {
         return response;
     }
     state.sales_requests.fetch_add(1, Ordering::SeqCst);
@@ -296,7 +297,7 @@ async fn products(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(response) = authorised(&state, &headers) {
+    if let Some(response) = refusal(&state, &headers) {
         return response;
     }
     let items: Vec<Value> = state
@@ -315,7 +316,7 @@ async fn offers(
     headers: HeaderMap,
     Path(ucode): Path<String>,
 ) -> Response {
-    if let Err(response) = authorised(&state, &headers) {
+    if let Some(response) = refusal(&state, &headers) {
         return response;
     }
     let items = state
@@ -334,7 +335,7 @@ async fn plans(
     headers: HeaderMap,
     Path(ucode): Path<String>,
 ) -> Response {
-    if let Err(response) = authorised(&state, &headers) {
+    if let Some(response) = refusal(&state, &headers) {
         return response;
     }
     match state.plans.lock().unwrap().get(&ucode) {

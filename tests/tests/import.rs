@@ -95,11 +95,7 @@ async fn wait_finished(app: &TestApp, id: &Value) -> Value {
 
 async fn a_three_month_import_lands_the_right_deals_through_faults_and_a_restart(backend: Backend) {
     let hotmart = FakeHotmart::start().await;
-    let total: usize = if backend == Backend::Sqlite {
-        10_000
-    } else {
-        10_000
-    };
+    let total: usize = 10_000;
     let mut expected: BTreeMap<&str, usize> = BTreeMap::new();
     {
         let mut sales = hotmart.state.sales.lock().unwrap();
