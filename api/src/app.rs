@@ -56,6 +56,7 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
         db,
         keys: config.secret_keys(),
         public_url: config.public_url.clone(),
+        webhook_body_timeout: config.webhook_body_timeout,
     };
     HttpState {
         schema: build_schema(Some(app.clone()), true),

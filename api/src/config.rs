@@ -43,6 +43,14 @@ pub struct ConfigArgs {
     /// Database connections per process.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", global = true)]
     pub max_connections: Option<u32>,
+    /// Seconds a webhook body may take to arrive.
+    #[arg(
+        long,
+        env = "WEBHOOK_BODY_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub webhook_body_timeout_secs: u64,
     /// Jobs processed at once by each worker process.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4, global = true)]
     pub worker_concurrency: usize,
@@ -104,6 +112,7 @@ pub struct Config {
     pub jwt_secret: Vec<u8>,
     pub secret_key: Vec<u8>,
     pub workers: jobs::deliveries::WorkerSettings,
+    pub webhook_body_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -179,6 +188,9 @@ impl ConfigArgs {
             jwt_secret,
             secret_key,
             workers: self.worker_settings()?,
+            webhook_body_timeout: std::time::Duration::from_secs(
+                self.webhook_body_timeout_secs.clamp(1, 600),
+            ),
         })
     }
 }

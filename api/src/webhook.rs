@@ -26,8 +26,6 @@ use crate::http::HttpState;
 
 /// Largest delivery accepted (PRODUCT.md §3).
 pub const MAX_WEBHOOK_BODY: usize = 256 * 1024;
-/// A body that takes longer than this to arrive is abandoned.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const HOTTOK_HEADER: &str = "x-hotmart-hottok";
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {
@@ -53,6 +51,13 @@ fn is_form_encoded(headers: &HeaderMap) -> bool {
         })
 }
 
+fn has_content_encoding(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().eq_ignore_ascii_case("identity"))
+}
+
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(CONTENT_LENGTH)
@@ -60,9 +65,9 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
+async fn read_body(body: Body, timeout: Duration) -> Result<bytes::Bytes, Response> {
     let collect = Limited::new(body, MAX_WEBHOOK_BODY).collect();
-    match tokio::time::timeout(BODY_READ_TIMEOUT, collect).await {
+    match tokio::time::timeout(timeout, collect).await {
         Err(_) => Err(reply(
             StatusCode::REQUEST_TIMEOUT,
             json!({"error": "the body did not arrive in time"}),
@@ -107,6 +112,12 @@ pub async fn hotmart(
     if declared_length(&parts.headers).is_some_and(|len| len > MAX_WEBHOOK_BODY as u64) {
         return too_large();
     }
+    if has_content_encoding(&parts.headers) {
+        return reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"error": "compressed bodies are not accepted: send plain JSON"}),
+        );
+    }
     if is_form_encoded(&parts.headers) {
         return reply(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -131,7 +142,7 @@ pub async fn hotmart(
         }
         None => false,
     };
-    let body = match read_body(body).await {
+    let body = match read_body(body, state.app.webhook_body_timeout).await {
         Ok(body) => body,
         Err(response) => return response,
     };

@@ -173,6 +173,7 @@ pub fn test_config(database_url: &str, data_dir: PathBuf) -> Config {
         jwt_secret: JWT_SECRET.as_bytes().to_vec(),
         secret_key: SECRET_KEY.as_bytes().to_vec(),
         workers: fast_workers(),
+        webhook_body_timeout: Duration::from_secs(1),
     }
 }
 

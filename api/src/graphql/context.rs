@@ -11,6 +11,8 @@ pub struct AppContext {
     pub queue: jobs::queue::Queue,
     pub keys: SecretKeys,
     pub public_url: String,
+    /// A webhook body that takes longer than this to arrive is abandoned (408).
+    pub webhook_body_timeout: std::time::Duration,
 }
 
 impl AppContext {
