@@ -59,9 +59,11 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
         webhook_body_timeout: config.webhook_body_timeout,
     };
     HttpState {
-        schema: build_schema(Some(app.clone()), true),
+        schema: build_schema(Some(app.clone()), config.graphql_introspection),
         app,
         tokens: TokenKeys::new(&config.jwt_secret),
+        max_concurrency: config.http_max_concurrency,
+        request_timeout: config.http_request_timeout,
     }
 }
 

@@ -43,6 +43,15 @@ pub struct ConfigArgs {
     /// Database connections per process.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", global = true)]
     pub max_connections: Option<u32>,
+    /// Requests handled at once; beyond it the server answers 503 at once.
+    #[arg(long, env = "HTTP_MAX_CONCURRENCY", default_value_t = 512, global = true)]
+    pub http_max_concurrency: usize,
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    pub http_request_timeout_secs: u64,
+    /// Whether GraphQL introspection is enabled (`false` in locked-down production).
+    #[arg(long, env = "GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub graphql_introspection: bool,
     /// Seconds a webhook body may take to arrive.
     #[arg(
         long,
@@ -113,6 +122,9 @@ pub struct Config {
     pub secret_key: Vec<u8>,
     pub workers: jobs::deliveries::WorkerSettings,
     pub webhook_body_timeout: std::time::Duration,
+    pub http_max_concurrency: usize,
+    pub http_request_timeout: std::time::Duration,
+    pub graphql_introspection: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -191,6 +203,11 @@ impl ConfigArgs {
             webhook_body_timeout: std::time::Duration::from_secs(
                 self.webhook_body_timeout_secs.clamp(1, 600),
             ),
+            http_max_concurrency: self.http_max_concurrency.clamp(1, 100_000),
+            http_request_timeout: std::time::Duration::from_secs(
+                self.http_request_timeout_secs.clamp(1, 3600),
+            ),
+            graphql_introspection: self.graphql_introspection,
         })
     }
 }

@@ -26,16 +26,43 @@ pub struct HttpState {
     pub schema: CrmSchema,
     pub app: AppContext,
     pub tokens: TokenKeys,
+    /// Requests served at once; more are answered 503 at once (load shedding).
+    pub max_concurrency: usize,
+    /// Requests slower than this are answered 503.
+    pub request_timeout: std::time::Duration,
 }
 
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    // Beyond capacity the server answers 503 at once instead of queueing without bound; a
+    // request that takes too long is answered 503 too. Websockets stay outside both limits.
+    let limits = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
+        .load_shed()
+        // One semaphore for all routes (a per-route limit would multiply the capacity).
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(state.max_concurrency))
+        .timeout(state.request_timeout);
+    let limited = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
+        .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart))
+        .route("/metrics", get(crate::metrics::metrics))
+        .layer(limits);
+    Router::new()
+        .merge(limited)
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(crate::metrics::metrics))
-        .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart))
         .with_state(state)
+}
+
+async fn overloaded(err: tower::BoxError) -> Response {
+    let (status, message) = if err.is::<tower::load_shed::error::Overloaded>() {
+        (StatusCode::SERVICE_UNAVAILABLE, "server busy, retry shortly")
+    } else if err.is::<tower::timeout::error::Elapsed>() {
+        (StatusCode::SERVICE_UNAVAILABLE, "request took too long, retry")
+    } else {
+        tracing::error!(error = %err, "request failed");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    };
+    (status, [("retry-after", "1")], Json(json!({"error": message}))).into_response()
 }
 
 async fn graphiql() -> Html<String> {

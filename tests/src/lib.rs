@@ -174,6 +174,9 @@ pub fn test_config(database_url: &str, data_dir: PathBuf) -> Config {
         secret_key: SECRET_KEY.as_bytes().to_vec(),
         workers: fast_workers(),
         webhook_body_timeout: Duration::from_secs(1),
+        http_max_concurrency: 256,
+        http_request_timeout: Duration::from_secs(30),
+        graphql_introspection: true,
     }
 }
 
@@ -255,6 +258,11 @@ impl TestApp {
 
     /// The HTTP side only: deliveries stay `PENDING` until workers run.
     pub async fn spawn_without_workers(backend: Backend) -> TestApp {
+        Self::spawn_configured(backend, |_| {}).await
+    }
+
+    /// Like `spawn_without_workers`, with the configuration adjusted first.
+    pub async fn spawn_configured(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
         // `RUST_LOG=…` shows the application's logs in failing tests.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -264,7 +272,8 @@ impl TestApp {
             .with_test_writer()
             .try_init();
         let database = TestDatabase::create(backend).await;
-        let config = test_config(&database.url, database.dir.path().join("data"));
+        let mut config = test_config(&database.url, database.dir.path().join("data"));
+        adjust(&mut config);
         let db = app::open_database(&config).await.expect("open database");
         let tenant =
             tenants::create_account(&db.conn, "Acme", "admin@acme.test", Some("Ada Admin"))
