@@ -44,10 +44,20 @@ pub struct ConfigArgs {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", global = true)]
     pub max_connections: Option<u32>,
     /// Requests handled at once; beyond it the server answers 503 at once.
-    #[arg(long, env = "HTTP_MAX_CONCURRENCY", default_value_t = 512, global = true)]
+    #[arg(
+        long,
+        env = "HTTP_MAX_CONCURRENCY",
+        default_value_t = 512,
+        global = true
+    )]
     pub http_max_concurrency: usize,
     /// Seconds a request may take before it is answered 503.
-    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "HTTP_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
     pub http_request_timeout_secs: u64,
     /// Whether GraphQL introspection is enabled (`false` in locked-down production).
     #[arg(long, env = "GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]

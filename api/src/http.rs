@@ -39,7 +39,9 @@ pub fn router(state: HttpState) -> Router {
         .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
         .load_shed()
         // One semaphore for all routes (a per-route limit would multiply the capacity).
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(state.max_concurrency))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            state.max_concurrency,
+        ))
         .timeout(state.request_timeout);
     let limited = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
@@ -55,14 +57,25 @@ pub fn router(state: HttpState) -> Router {
 
 async fn overloaded(err: tower::BoxError) -> Response {
     let (status, message) = if err.is::<tower::load_shed::error::Overloaded>() {
-        (StatusCode::SERVICE_UNAVAILABLE, "server busy, retry shortly")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server busy, retry shortly",
+        )
     } else if err.is::<tower::timeout::error::Elapsed>() {
-        (StatusCode::SERVICE_UNAVAILABLE, "request took too long, retry")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request took too long, retry",
+        )
     } else {
         tracing::error!(error = %err, "request failed");
         (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     };
-    (status, [("retry-after", "1")], Json(json!({"error": message}))).into_response()
+    (
+        status,
+        [("retry-after", "1")],
+        Json(json!({"error": message})),
+    )
+        .into_response()
 }
 
 async fn graphiql() -> Html<String> {

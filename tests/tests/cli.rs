@@ -318,7 +318,11 @@ async fn secrets_never_appear_in_logs() {
         .env("JWT_SECRET", jwt_secret)
         .env("CRM_SECRET_KEY", secret_key)
         .env("RUST_LOG", "trace,hyper=debug,h2=debug,rustls=debug");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let log = std::fs::File::create(&log_path).unwrap();
     let child = command
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
@@ -339,22 +343,58 @@ async fn secrets_never_appear_in_logs() {
     let hottok = "HOTTOK-must-not-leak-777";
     let client_secret = "CLIENT-SECRET-must-not-leak-888";
     let (_, created) = query(&url, &token, "mutation { createHotmartIntegration(input: {name: \"Curso\", events: [PURCHASE_APPROVED]}) { id } }").await;
-    let id = created["data"]["createHotmartIntegration"]["id"].as_str().unwrap().to_owned();
+    let id = created["data"]["createHotmartIntegration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     query(&url, &token, &format!("mutation {{ addHotmartProduct(integrationId: \"{id}\", input: {{hotmartProductId: \"1234567\", hottok: \"{hottok}\"}}) {{ id }} }}")).await;
     query(&url, &token, &format!("mutation {{ setHotmartCredentials(integrationId: \"{id}\", input: {{clientId: \"client\", clientSecret: \"{client_secret}\"}}) {{ id }} }}")).await;
-    let (_, active) = query(&url, &token, &format!("mutation {{ activateIntegration(id: \"{id}\") {{ webhookUrl }} }}")).await;
-    let webhook = active["data"]["activateIntegration"]["webhookUrl"].as_str().unwrap().to_owned();
+    let (_, active) = query(
+        &url,
+        &token,
+        &format!("mutation {{ activateIntegration(id: \"{id}\") {{ webhookUrl }} }}"),
+    )
+    .await;
+    let webhook = active["data"]["activateIntegration"]["webhookUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let http = reqwest::Client::new();
-    let body = tests::hotmart::purchase("log-1", "PURCHASE_APPROVED", 1_745_952_631_331, "ana@x.test", "HP1").to_string();
+    let body = tests::hotmart::purchase(
+        "log-1",
+        "PURCHASE_APPROVED",
+        1_745_952_631_331,
+        "ana@x.test",
+        "HP1",
+    )
+    .to_string();
     for presented in [hottok, "WRONG-hottok-must-not-leak-999"] {
-        http.post(&webhook).header("X-HOTMART-HOTTOK", presented).body(body.clone()).send().await.unwrap();
+        http.post(&webhook)
+            .header("X-HOTMART-HOTTOK", presented)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
     }
-    http.post(&url).bearer_auth("forged.token.must-not-leak").json(&json!({"query": "{ me { id } }"})).send().await.unwrap();
+    http.post(&url)
+        .bearer_auth("forged.token.must-not-leak")
+        .json(&json!({"query": "{ me { id } }"}))
+        .send()
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     drop(server);
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(logs.len() > 1000, "logging was on: {} bytes", logs.len());
-    for secret in [jwt_secret, secret_key, hottok, "WRONG-hottok-must-not-leak-999", client_secret, token.trim(), "forged.token.must-not-leak"] {
+    for secret in [
+        jwt_secret,
+        secret_key,
+        hottok,
+        "WRONG-hottok-must-not-leak-999",
+        client_secret,
+        token.trim(),
+        "forged.token.must-not-leak",
+    ] {
         assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
     }
 }

@@ -11,16 +11,29 @@ type Feed = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
 /// Starts a webhook request whose body arrives only when the returned sender is dropped.
 fn stalled_request(app: &TestApp, url: &str) -> (Feed, tokio::task::JoinHandle<u16>) {
     let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    let stream = futures::stream::unfold(receiver, |mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    let stream = futures::stream::unfold(
+        receiver,
+        |mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>| async move {
+            rx.recv().await.map(|item| (item, rx))
+        },
+    );
     let request = app
         .http
-        .post(format!("{}{}", app.base, url.trim_start_matches("https://crm.example.com")))
+        .post(format!(
+            "{}{}",
+            app.base,
+            url.trim_start_matches("https://crm.example.com")
+        ))
         .header("content-type", "application/json")
         .header("X-HOTMART-HOTTOK", "hottok-secret-0001")
         .body(reqwest::Body::wrap_stream(stream));
-    let handle = tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) });
+    let handle = tokio::spawn(async move {
+        request
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    });
     (sender, handle)
 }
 
@@ -31,7 +44,9 @@ async fn beyond_capacity_the_server_sheds_load_and_recovers() {
         config.webhook_body_timeout = Duration::from_secs(20);
     })
     .await;
-    let (_, url) = app.active_integration(&["PURCHASE_APPROVED"], json!({})).await;
+    let (_, url) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
     let mut held = Vec::new();
     for _ in 0..3 {
         let (sender, handle) = stalled_request(&app, &url);
@@ -42,22 +57,60 @@ async fn beyond_capacity_the_server_sheds_load_and_recovers() {
     // Past the limit: 503 at once, for webhooks and GraphQL alike.
     for _ in 0..10 {
         let started = Instant::now();
-        let (status, _) = app.post_webhook(&url, Some("hottok-secret-0001"), purchase("x", "PURCHASE_APPROVED", 1, "a@x.test", "HP1").to_string()).await;
+        let (status, _) = app
+            .post_webhook(
+                &url,
+                Some("hottok-secret-0001"),
+                purchase("x", "PURCHASE_APPROVED", 1, "a@x.test", "HP1").to_string(),
+            )
+            .await;
         assert_eq!(status, 503);
         assert!(started.elapsed() < Duration::from_secs(2), "shed quickly");
     }
-    let (status, _) = app.post_graphql(Some(&app.admin), "{ me { id } }", json!({})).await;
+    let (status, _) = app
+        .post_graphql(Some(&app.admin), "{ me { id } }", json!({}))
+        .await;
     assert_eq!(status, 503);
     // Health checks stay outside the limit.
-    assert_eq!(app.http.get(format!("{}/healthz", app.base)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.http
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // Release the held requests: the server recovers.
     for (sender, handle) in held {
         drop(sender);
         assert!([400, 503].contains(&handle.await.unwrap()));
     }
-    let (status, reply) = app.post_webhook(&url, Some("hottok-secret-0001"), purchase("after", "PURCHASE_APPROVED", 1_745_952_631_331, "a@x.test", "HP1").to_string()).await;
-    assert_eq!((status, reply["status"].as_str()), (200, Some("accepted")), "{reply}");
-    assert_eq!(app.post_graphql(Some(&app.admin), "{ me { id } }", json!({})).await.0, 200);
+    let (status, reply) = app
+        .post_webhook(
+            &url,
+            Some("hottok-secret-0001"),
+            purchase(
+                "after",
+                "PURCHASE_APPROVED",
+                1_745_952_631_331,
+                "a@x.test",
+                "HP1",
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("accepted")),
+        "{reply}"
+    );
+    assert_eq!(
+        app.post_graphql(Some(&app.admin), "{ me { id } }", json!({}))
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +120,9 @@ async fn a_request_that_takes_too_long_is_cut_off() {
         config.webhook_body_timeout = Duration::from_secs(20);
     })
     .await;
-    let (_, url) = app.active_integration(&["PURCHASE_APPROVED"], json!({})).await;
+    let (_, url) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
     let (sender, handle) = stalled_request(&app, &url);
     sender.send(Ok(b"{".to_vec())).await.unwrap();
     let started = Instant::now();
@@ -79,11 +134,32 @@ async fn a_request_that_takes_too_long_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_can_be_switched_off() {
-    let app = TestApp::spawn_configured(Backend::Sqlite, |config| config.graphql_introspection = false).await;
-    let (_, body) = app.post_graphql(Some(&app.admin), "{ __schema { types { name } } }", json!({})).await;
-    assert!(body["data"].is_null() || body["data"]["__schema"].is_null(), "no schema revealed: {body}");
-    assert_eq!(app.ok(&app.admin, "{ me { email } }", json!({})).await["me"]["email"], "admin@acme.test");
+    let app = TestApp::spawn_configured(Backend::Sqlite, |config| {
+        config.graphql_introspection = false
+    })
+    .await;
+    let (_, body) = app
+        .post_graphql(
+            Some(&app.admin),
+            "{ __schema { types { name } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        body["data"].is_null() || body["data"]["__schema"].is_null(),
+        "no schema revealed: {body}"
+    );
+    assert_eq!(
+        app.ok(&app.admin, "{ me { email } }", json!({})).await["me"]["email"],
+        "admin@acme.test"
+    );
     let open = TestApp::spawn_without_workers(Backend::Sqlite).await;
-    let schema = open.ok(&open.admin, "{ __schema { queryType { name } } }", json!({})).await;
+    let schema = open
+        .ok(
+            &open.admin,
+            "{ __schema { queryType { name } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(schema["__schema"]["queryType"]["name"], "Query");
 }

@@ -1,0 +1,251 @@
+//! Crash safety at process level: the real binary is killed with SIGKILL at arbitrary
+//! moments while Hotmart keeps (re)posting deliveries; after restarts every event is
+//! applied exactly once and no job is left running. `CRASH_DELIVERIES` sets the size
+//! (default 300 in CI; try 5000 locally).
+
+use std::{
+    collections::BTreeSet,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use entity::database;
+use serde_json::json;
+use tests::{binary, hotmart::purchase};
+
+fn start_server(dir: &std::path::Path, port: u16) -> Child {
+    let mut command = Command::new(binary());
+    command.current_dir(dir);
+    for var in [
+        "DATABASE_URL",
+        "JWT_SECRET",
+        "CRM_SECRET_KEY",
+        "CHECKOUT_CRM_ENV",
+        "CHECKOUT_CRM_DATA_DIR",
+    ] {
+        command.env_remove(var);
+    }
+    command
+        .env("RUST_LOG", "error")
+        .env("WORKER_HEARTBEAT_SECS", "1")
+        .env("WORKER_SWEEP_SECS", "1")
+        .env("WORKER_STALE_SECS", "3")
+        .env("WORKER_POLL_MS", "20")
+        .env("WORKER_BACKOFF_SECS", "1")
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start checkout-crm")
+}
+
+async fn wait_healthy(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reqwest::get(format!("{base}/healthz"))
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_nothing_and_applies_each_event_once() {
+    let total: usize = std::env::var("CRASH_DELIVERIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start_server(dir.path(), port);
+    wait_healthy(&base).await;
+    let token = std::fs::read_to_string(dir.path().join("data/admin.jwt")).unwrap();
+    let http = reqwest::Client::new();
+    let gql = |query: String| {
+        let http = http.clone();
+        let (url, token) = (format!("{base}/graphql"), token.clone());
+        async move {
+            let response = http
+                .post(url)
+                .bearer_auth(token.trim())
+                .json(&json!({"query": query}))
+                .send()
+                .await
+                .unwrap();
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let created = gql("mutation { createHotmartIntegration(input: {name: \"Crash\", events: [PURCHASE_APPROVED, PURCHASE_OUT_OF_SHOPPING_CART]}) { id } }".into()).await;
+    let id = created["data"]["createHotmartIntegration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    gql(format!("mutation {{ addHotmartProduct(integrationId: \"{id}\", input: {{hotmartProductId: \"1234567\", hottok: \"hottok-secret-0001\"}}) {{ id }} }}")).await;
+    let active = gql(format!(
+        "mutation {{ activateIntegration(id: \"{id}\") {{ webhookUrl }} }}"
+    ))
+    .await;
+    let webhook = active["data"]["activateIntegration"]["webhookUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Each contact: a cart then an approval; about 10 % of deliveries are sent twice.
+    let mut bodies = Vec::new();
+    for n in 0..total {
+        let email = format!("c{}@x.test", n / 2);
+        let at = 1_745_952_631_331 + n as i64;
+        bodies.push(if n % 2 == 0 {
+            tests::hotmart::cart(&format!("e{n}"), at, &email, 1_234_567)
+        } else {
+            purchase(
+                &format!("e{n}"),
+                "PURCHASE_APPROVED",
+                at,
+                &email,
+                &format!("HP{n}"),
+            )
+        });
+        if n % 10 == 3 {
+            bodies.push(bodies.last().unwrap().clone());
+        }
+    }
+    let unique: BTreeSet<String> = bodies
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect();
+
+    // Hotmart's side: retry every delivery until it gets a 2xx.
+    let done = Arc::new(AtomicBool::new(false));
+    let poster = {
+        let (http, webhook, done) = (http.clone(), webhook.clone(), done.clone());
+        tokio::spawn(async move {
+            for body in bodies {
+                loop {
+                    let sent = http
+                        .post(&webhook)
+                        .header("X-HOTMART-HOTTOK", "hottok-secret-0001")
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    if sent.is_ok_and(|r| r.status().is_success()) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    // Kill the whole server at pseudo-random moments, and start it again.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut kills = 0;
+    while !done.load(Ordering::SeqCst) && kills < 4 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(150 + seed % 600)).await;
+        server.kill().unwrap();
+        server.wait().unwrap();
+        kills += 1;
+        server = start_server(dir.path(), port);
+        wait_healthy(&base).await;
+    }
+    poster.await.unwrap();
+    assert!(kills >= 1, "the server was killed at least once");
+
+    // Recovery: everything processed, within a few heartbeat/sweep periods.
+    let db = database::connect(
+        &format!(
+            "sqlite://{}",
+            dir.path().join("data/checkout-crm.db").display()
+        ),
+        1,
+    )
+    .await
+    .unwrap();
+    let entity::database::Pool::Sqlite(pool) = &db.pool else {
+        unreachable!()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status = 'PENDING'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM Jobs WHERE status IN ('Running', 'Queued', 'Pending')",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if pending == 0 && running == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not recovered: {pending} pending deliveries, {running} unfinished jobs"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let processed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSED'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let failed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM webhook_deliveries WHERE status IN ('FAILED', 'REJECTED', 'IGNORED')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deal_events WHERE source = 'WEBHOOK'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let distinct: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT dedup_id) FROM deal_events WHERE source = 'WEBHOOK'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let deals: i64 = sqlx::query_scalar("SELECT count(*) FROM deals")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let won: i64 = sqlx::query_scalar("SELECT count(*) FROM deals WHERE status = 'WON'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        processed as usize,
+        unique.len(),
+        "every event id processed once"
+    );
+    assert_eq!(failed, 0);
+    assert_eq!(
+        (events as usize, distinct as usize),
+        (unique.len(), unique.len()),
+        "each event applied exactly once"
+    );
+    let contacts = total.div_ceil(2);
+    assert_eq!(deals as usize, contacts, "one deal per contact");
+    assert_eq!(won as usize, total / 2, "every approved contact is won");
+    server.kill().unwrap();
+    let _ = server.wait();
+}
