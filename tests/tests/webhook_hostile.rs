@@ -37,9 +37,9 @@ async fn hostile_bodies_get_documented_answers(backend: Backend) {
     ];
     let valid = purchase("ok-1", "PURCHASE_APPROVED", T0, "ana@x.test", "HP1").to_string();
     let deep = format!(
-        "{{\"id\":\"d\",\"event\":\"PURCHASE_APPROVED\",\"data\":{}{}}}",
+        "{{\"id\":\"d\",\"event\":\"PURCHASE_APPROVED\",\"data\":{}1{}}}",
         "{\"a\":".repeat(200),
-        format!("1{}", "}".repeat(200))
+        "}".repeat(200)
     );
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("malformed", b"{\"id\": \"x\", \"event\": }".to_vec(), 400),
