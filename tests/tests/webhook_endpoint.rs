@@ -226,8 +226,17 @@ async fn every_row_of_the_webhook_table(backend: Backend) {
         .await;
     assert!(!times["integration"]["lastEventAt"].is_null());
     assert!(!times["integration"]["lastTestEventAt"].is_null());
-    // The stored payload is the body exactly as received.
+    // The stored payload is the body exactly as received, except that a body hottok is
+    // never shown back.
     assert!(all.iter().any(|d| d["payload"] == body.as_str()));
+    assert!(
+        !serde_json::to_string(&all).unwrap().contains(HOTTOK),
+        "hottoks are write-only"
+    );
+    assert!(
+        all.iter()
+            .any(|d| d["payload"].as_str().unwrap().contains(r#""hottok":"***""#))
+    );
     let deals = app
         .ok(&app.admin, "{ deals { totalCount } }", json!({}))
         .await;

@@ -379,9 +379,10 @@ impl WebhookDelivery {
     async fn processed_at(&self) -> Option<DateTime<Utc>> {
         self.0.processed_at.map(time)
     }
-    /// The body exactly as received.
-    async fn payload(&self) -> &str {
-        &self.0.payload
+    /// The body as received, except a `hottok` field in it, which is masked: hottoks are
+    /// write-only.
+    async fn payload(&self) -> String {
+        entity::deliveries::redacted_payload(&self.0.payload)
     }
 }
 
