@@ -249,3 +249,127 @@ async fn sigkill_at_random_moments_loses_nothing_and_applies_each_event_once() {
     server.kill().unwrap();
     let _ = server.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_mid_window_resumes_with_exact_counters() {
+    use tests::fake_hotmart::{CLIENT_ID, CLIENT_SECRET, FakeHotmart, sale};
+    let total = 4000usize;
+    let hotmart = FakeHotmart::start().await;
+    let from = 1_735_689_600_000i64;
+    {
+        let mut sales = hotmart.state.sales.lock().unwrap();
+        for n in 0..total {
+            sales.push(sale(
+                &format!("HPK{n}"),
+                if n % 3 == 0 { "REFUNDED" } else { "APPROVED" },
+                1_234_567,
+                &format!("k{n}@x.test"),
+                from + n as i64 * 600_000,
+                10.0,
+            ));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = |dir: &std::path::Path| {
+        let mut command = Command::new(binary());
+        command
+            .current_dir(dir)
+            .env_remove("DATABASE_URL")
+            .env("HOTMART_API_URL", &hotmart.base)
+            .env("HOTMART_AUTH_URL", &hotmart.base)
+            .env("RUST_LOG", "error")
+            .env("WORKER_HEARTBEAT_SECS", "1")
+            .env("WORKER_SWEEP_SECS", "1")
+            // Longer than a page takes on a loaded machine, so a live window is not re-run.
+            .env("WORKER_STALE_SECS", "10")
+            .env("WORKER_POLL_MS", "20")
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command.spawn().unwrap()
+    };
+    let mut server = start(dir.path());
+    wait_healthy(&base).await;
+    let token = std::fs::read_to_string(dir.path().join("data/admin.jwt"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let gql = |query: &str, vars: serde_json::Value| {
+        let request = http
+            .post(format!("{base}/graphql"))
+            .bearer_auth(&token)
+            .json(&json!({"query": query, "variables": vars}));
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let id = gql("mutation { createHotmartIntegration(input: {name: \"K\", events: [PURCHASE_APPROVED, PURCHASE_REFUNDED]}) { id } }", json!({})).await["data"]["createHotmartIntegration"]["id"].as_str().unwrap().to_owned();
+    gql("mutation($id: ID!) { addHotmartProduct(integrationId: $id, input: {hotmartProductId: \"1234567\", hottok: \"hottok-secret-0001\"}) { id } }", json!({"id": id})).await;
+    gql("mutation($id: ID!, $c: String!, $s: String!) { setHotmartCredentials(integrationId: $id, input: {clientId: $c, clientSecret: $s}) { id } }", json!({"id": id, "c": CLIENT_ID, "s": CLIENT_SECRET})).await;
+    let run = gql("mutation($id: ID!) { startHotmartImport(integrationId: $id, input: {from: \"2025-01-01T00:00:00Z\", to: \"2025-02-01T00:00:00Z\", events: [PURCHASE_APPROVED, PURCHASE_REFUNDED]}) { id } }", json!({"id": id})).await;
+    let run_id = run["data"]["startHotmartImport"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let progress = "query($id: ID!) { importRun(id: $id) { status salesSeen dealsCreated skipped windowsDone windowsTotal } }";
+    // Kill the server mid-window.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let run = gql(progress, json!({"id": run_id})).await;
+        let seen = run["data"]["importRun"]["salesSeen"].as_i64().unwrap_or(0);
+        if seen >= 500 {
+            assert_ne!(
+                run["data"]["importRun"]["status"], "SUCCEEDED",
+                "killed before the end: {run}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress: {run}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    server = start(dir.path());
+    wait_healthy(&base).await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let finished = loop {
+        let run = gql(progress, json!({"id": run_id})).await["data"]["importRun"].clone();
+        if run["status"] == "SUCCEEDED" || run["status"] == "FAILED" {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "did not resume: {run}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
+    assert_eq!(
+        finished["salesSeen"].as_u64().unwrap() as usize,
+        total,
+        "{finished}"
+    );
+    assert_eq!(
+        finished["dealsCreated"].as_u64().unwrap() as usize,
+        total,
+        "{finished}"
+    );
+    assert_eq!(finished["skipped"], 0);
+    let deals = gql("{ deals { totalCount } }", json!({})).await;
+    assert_eq!(
+        deals["data"]["deals"]["totalCount"].as_u64().unwrap() as usize,
+        total
+    );
+    server.kill().unwrap();
+    let _ = server.wait();
+}
