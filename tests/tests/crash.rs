@@ -14,19 +14,44 @@ use std::{
 };
 
 use entity::database;
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
-use tests::{binary, hotmart::purchase};
+use tests::{Backend, TestDatabase, binary, hotmart::purchase, on_both_backends};
 
-fn start_server(dir: &std::path::Path, port: u16) -> Child {
+/// The database a crash test's server runs on: the default SQLite file, or a fresh
+/// PostgreSQL database.
+struct Store {
+    url: String,
+    _postgres: Option<TestDatabase>,
+}
+
+impl Store {
+    async fn new(backend: Backend, dir: &std::path::Path) -> Store {
+        match backend {
+            Backend::Sqlite => Store {
+                url: format!("sqlite://{}", dir.join("data/checkout-crm.db").display()),
+                _postgres: None,
+            },
+            Backend::Postgres => {
+                let database = TestDatabase::create(Backend::Postgres).await;
+                Store { url: database.url.clone(), _postgres: Some(database) }
+            }
+        }
+    }
+
+    /// `SELECT count(*)` on the server's database; `{jobs}` names the queue table.
+    async fn count(&self, db: &database::Database, sql: &str) -> i64 {
+        let jobs = if db.is_sqlite() { "Jobs" } else { "apalis.jobs" };
+        let sql = sql.replace("{jobs}", jobs);
+        let row = db.conn.query_one_raw(Statement::from_string(db.conn.get_database_backend(), sql)).await.unwrap().unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+}
+
+fn start_server(dir: &std::path::Path, port: u16, database_url: &str) -> Child {
     let mut command = Command::new(binary());
-    command.current_dir(dir);
-    for var in [
-        "DATABASE_URL",
-        "JWT_SECRET",
-        "CRM_SECRET_KEY",
-        "CHECKOUT_CRM_ENV",
-        "CHECKOUT_CRM_DATA_DIR",
-    ] {
+    command.current_dir(dir).env("DATABASE_URL", database_url);
+    for var in ["JWT_SECRET", "CRM_SECRET_KEY", "CHECKOUT_CRM_ENV", "CHECKOUT_CRM_DATA_DIR"] {
         command.env_remove(var);
     }
     command
@@ -55,20 +80,20 @@ async fn wait_healthy(base: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_loses_nothing_and_applies_each_event_once() {
+async fn sigkill_at_random_moments_loses_nothing_and_applies_each_event_once(backend: Backend) {
     let total: usize = std::env::var("CRASH_DELIVERIES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(backend, dir.path()).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = start_server(dir.path(), port);
+    let mut server = start_server(dir.path(), port, &store.url);
     wait_healthy(&base).await;
     let token = std::fs::read_to_string(dir.path().join("data/admin.jwt")).unwrap();
     let http = reqwest::Client::new();
@@ -161,97 +186,45 @@ async fn sigkill_at_random_moments_loses_nothing_and_applies_each_event_once() {
         server.kill().unwrap();
         server.wait().unwrap();
         kills += 1;
-        server = start_server(dir.path(), port);
+        server = start_server(dir.path(), port, &store.url);
         wait_healthy(&base).await;
     }
     poster.await.unwrap();
+    let posted = Instant::now();
     assert!(kills >= 1, "the server was killed at least once");
 
     // Recovery: everything processed, within a few heartbeat/sweep periods.
-    let db = database::connect(
-        &format!(
-            "sqlite://{}",
-            dir.path().join("data/checkout-crm.db").display()
-        ),
-        1,
-    )
-    .await
-    .unwrap();
-    let entity::database::Pool::Sqlite(pool) = &db.pool else {
-        unreachable!()
-    };
+    let db = database::connect(&store.url, 2).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status = 'PENDING'")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-        let running: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM Jobs WHERE status IN ('Running', 'Queued', 'Pending')",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if pending == 0 && running == 0 {
+        let pending = store.count(&db, "SELECT count(*) FROM webhook_deliveries WHERE status = 'PENDING'").await;
+        let unfinished = store.count(&db, "SELECT count(*) FROM {jobs} WHERE status IN ('Running', 'Queued', 'Pending')").await;
+        if pending == 0 && unfinished == 0 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "not recovered: {pending} pending deliveries, {running} unfinished jobs"
-        );
+        assert!(Instant::now() < deadline, "not recovered: {pending} pending deliveries, {unfinished} unfinished jobs");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let processed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSED'")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    let failed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM webhook_deliveries WHERE status IN ('FAILED', 'REJECTED', 'IGNORED')",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    let events: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM deal_events WHERE source = 'WEBHOOK'")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    let distinct: i64 = sqlx::query_scalar(
-        "SELECT count(DISTINCT dedup_id) FROM deal_events WHERE source = 'WEBHOOK'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    let deals: i64 = sqlx::query_scalar("SELECT count(*) FROM deals")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let won: i64 = sqlx::query_scalar("SELECT count(*) FROM deals WHERE status = 'WON'")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert_eq!(
-        processed as usize,
-        unique.len(),
-        "every event id processed once"
-    );
+    // Heartbeat 1 s (two missed beats), sweeper 1 s, stale after 3 s: well within 30 s.
+    assert!(posted.elapsed() < Duration::from_secs(30), "recovered in {:?}", posted.elapsed());
+    let processed = store.count(&db, "SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSED'").await;
+    let failed = store.count(&db, "SELECT count(*) FROM webhook_deliveries WHERE status IN ('FAILED', 'REJECTED', 'IGNORED')").await;
+    let events = store.count(&db, "SELECT count(*) FROM deal_events WHERE source = 'WEBHOOK'").await;
+    let distinct = store.count(&db, "SELECT count(DISTINCT dedup_id) FROM deal_events WHERE source = 'WEBHOOK'").await;
+    let deals = store.count(&db, "SELECT count(*) FROM deals").await;
+    let won = store.count(&db, "SELECT count(*) FROM deals WHERE status = 'WON'").await;
+    assert_eq!(processed as usize, unique.len(), "every event id processed once");
     assert_eq!(failed, 0);
-    assert_eq!(
-        (events as usize, distinct as usize),
-        (unique.len(), unique.len()),
-        "each event applied exactly once"
-    );
+    assert_eq!((events as usize, distinct as usize), (unique.len(), unique.len()), "each event applied exactly once");
     let contacts = total.div_ceil(2);
     assert_eq!(deals as usize, contacts, "one deal per contact");
     assert_eq!(won as usize, total / 2, "every approved contact is won");
+    db.close().await;
     server.kill().unwrap();
     let _ = server.wait();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_import_killed_mid_window_resumes_with_exact_counters() {
+async fn an_import_killed_mid_window_resumes_with_exact_counters(backend: Backend) {
     use tests::fake_hotmart::{CLIENT_ID, CLIENT_SECRET, FakeHotmart, sale};
     let total = 4000usize;
     let hotmart = FakeHotmart::start().await;
@@ -270,6 +243,7 @@ async fn an_import_killed_mid_window_resumes_with_exact_counters() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(backend, dir.path()).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -280,7 +254,7 @@ async fn an_import_killed_mid_window_resumes_with_exact_counters() {
         let mut command = Command::new(binary());
         command
             .current_dir(dir)
-            .env_remove("DATABASE_URL")
+            .env("DATABASE_URL", &store.url)
             .env("HOTMART_API_URL", &hotmart.base)
             .env("HOTMART_AUTH_URL", &hotmart.base)
             .env("RUST_LOG", "error")
@@ -373,3 +347,8 @@ async fn an_import_killed_mid_window_resumes_with_exact_counters() {
     server.kill().unwrap();
     let _ = server.wait();
 }
+
+on_both_backends!(
+    sigkill_at_random_moments_loses_nothing_and_applies_each_event_once,
+    an_import_killed_mid_window_resumes_with_exact_counters,
+);

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tests::{Backend, TestApp, hotmart::purchase};
+use tests::{Backend, TestApp, hotmart::purchase, on_both_backends};
 
 type Feed = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
 
@@ -37,9 +37,8 @@ fn stalled_request(app: &TestApp, url: &str) -> (Feed, tokio::task::JoinHandle<u
     (sender, handle)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn beyond_capacity_the_server_sheds_load_and_recovers() {
-    let app = TestApp::spawn_configured(Backend::Sqlite, |config| {
+async fn beyond_capacity_the_server_sheds_load_and_recovers(backend: Backend) {
+    let app = TestApp::spawn_configured(backend, |config| {
         config.http_max_concurrency = 3;
         config.webhook_body_timeout = Duration::from_secs(20);
     })
@@ -113,9 +112,8 @@ async fn beyond_capacity_the_server_sheds_load_and_recovers() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_that_takes_too_long_is_cut_off() {
-    let app = TestApp::spawn_configured(Backend::Sqlite, |config| {
+async fn a_request_that_takes_too_long_is_cut_off(backend: Backend) {
+    let app = TestApp::spawn_configured(backend, |config| {
         config.http_request_timeout = Duration::from_secs(1);
         config.webhook_body_timeout = Duration::from_secs(20);
     })
@@ -132,9 +130,8 @@ async fn a_request_that_takes_too_long_is_cut_off() {
     drop(sender);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn introspection_can_be_switched_off() {
-    let app = TestApp::spawn_configured(Backend::Sqlite, |config| {
+async fn introspection_can_be_switched_off(backend: Backend) {
+    let app = TestApp::spawn_configured(backend, |config| {
         config.graphql_introspection = false
     })
     .await;
@@ -153,7 +150,7 @@ async fn introspection_can_be_switched_off() {
         app.ok(&app.admin, "{ me { email } }", json!({})).await["me"]["email"],
         "admin@acme.test"
     );
-    let open = TestApp::spawn_without_workers(Backend::Sqlite).await;
+    let open = TestApp::spawn_without_workers(backend).await;
     let schema = open
         .ok(
             &open.admin,
@@ -163,3 +160,9 @@ async fn introspection_can_be_switched_off() {
         .await;
     assert_eq!(schema["__schema"]["queryType"]["name"], "Query");
 }
+
+on_both_backends!(
+    beyond_capacity_the_server_sheds_load_and_recovers,
+    a_request_that_takes_too_long_is_cut_off,
+    introspection_can_be_switched_off,
+);
