@@ -398,3 +398,96 @@ async fn secrets_never_appear_in_logs() {
         assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
     }
 }
+
+#[tokio::test]
+async fn a_read_only_database_gives_clear_errors_and_stays_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    // A working installation with data.
+    let created = crm(dir.path())
+        .args([
+            "account",
+            "create",
+            "--name",
+            "Loja",
+            "--admin-email",
+            "dono@loja.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let token = String::from_utf8(created.stdout).unwrap();
+    let read_only = format!(
+        "sqlite://{}?mode=ro",
+        dir.path().join("data/checkout-crm.db").display()
+    );
+    // Serving from a read-only database: reads work, writes fail cleanly.
+    let mut command = crm(dir.path());
+    command.env("DATABASE_URL", &read_only);
+    let (_server, url) = serve(command);
+    let (status, body) = query(&url, &token, "{ me { email } }").await;
+    assert_eq!(
+        (status, body["data"]["me"]["email"].as_str()),
+        (200, Some("dono@loja.test"))
+    );
+    let (status, body) = query(
+        &url,
+        &token,
+        "mutation { createLabel(input: {name: \"X\"}) { id } }",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "INTERNAL",
+        "{body}"
+    );
+    assert!(
+        !body.to_string().contains("readonly"),
+        "no database internals in the answer: {body}"
+    );
+    drop(_server);
+    // The first start on an empty read-only database is refused with the reason.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(empty.path().join("data")).unwrap();
+    let status = crm(empty.path()).arg("migrate").status().unwrap();
+    assert!(status.success());
+    let output = crm(empty.path())
+        .env(
+            "DATABASE_URL",
+            format!(
+                "sqlite://{}?mode=ro",
+                empty.path().join("data/checkout-crm.db").display()
+            ),
+        )
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("readonly database"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Nothing was damaged.
+    let db = entity::database::connect(
+        &format!(
+            "sqlite://{}",
+            dir.path().join("data/checkout-crm.db").display()
+        ),
+        1,
+    )
+    .await
+    .unwrap();
+    let entity::database::Pool::Sqlite(pool) = &db.pool else {
+        unreachable!()
+    };
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+    let labels: i64 = sqlx::query_scalar("SELECT count(*) FROM labels")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(labels, 0);
+}

@@ -34,16 +34,28 @@ impl Store {
             },
             Backend::Postgres => {
                 let database = TestDatabase::create(Backend::Postgres).await;
-                Store { url: database.url.clone(), _postgres: Some(database) }
+                Store {
+                    url: database.url.clone(),
+                    _postgres: Some(database),
+                }
             }
         }
     }
 
     /// `SELECT count(*)` on the server's database; `{jobs}` names the queue table.
     async fn count(&self, db: &database::Database, sql: &str) -> i64 {
-        let jobs = if db.is_sqlite() { "Jobs" } else { "apalis.jobs" };
+        let jobs = if db.is_sqlite() {
+            "Jobs"
+        } else {
+            "apalis.jobs"
+        };
         let sql = sql.replace("{jobs}", jobs);
-        let row = db.conn.query_one_raw(Statement::from_string(db.conn.get_database_backend(), sql)).await.unwrap().unwrap();
+        let row = db
+            .conn
+            .query_one_raw(Statement::from_string(db.conn.get_database_backend(), sql))
+            .await
+            .unwrap()
+            .unwrap();
         row.try_get_by_index::<i64>(0).unwrap()
     }
 }
@@ -51,7 +63,12 @@ impl Store {
 fn start_server(dir: &std::path::Path, port: u16, database_url: &str) -> Child {
     let mut command = Command::new(binary());
     command.current_dir(dir).env("DATABASE_URL", database_url);
-    for var in ["JWT_SECRET", "CRM_SECRET_KEY", "CHECKOUT_CRM_ENV", "CHECKOUT_CRM_DATA_DIR"] {
+    for var in [
+        "JWT_SECRET",
+        "CRM_SECRET_KEY",
+        "CHECKOUT_CRM_ENV",
+        "CHECKOUT_CRM_DATA_DIR",
+    ] {
         command.env_remove(var);
     }
     command
@@ -197,25 +214,67 @@ async fn sigkill_at_random_moments_loses_nothing_and_applies_each_event_once(bac
     let db = database::connect(&store.url, 2).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let pending = store.count(&db, "SELECT count(*) FROM webhook_deliveries WHERE status = 'PENDING'").await;
-        let unfinished = store.count(&db, "SELECT count(*) FROM {jobs} WHERE status IN ('Running', 'Queued', 'Pending')").await;
+        let pending = store
+            .count(
+                &db,
+                "SELECT count(*) FROM webhook_deliveries WHERE status = 'PENDING'",
+            )
+            .await;
+        let unfinished = store
+            .count(
+                &db,
+                "SELECT count(*) FROM {jobs} WHERE status IN ('Running', 'Queued', 'Pending')",
+            )
+            .await;
         if pending == 0 && unfinished == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "not recovered: {pending} pending deliveries, {unfinished} unfinished jobs");
+        assert!(
+            Instant::now() < deadline,
+            "not recovered: {pending} pending deliveries, {unfinished} unfinished jobs"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Heartbeat 1 s (two missed beats), sweeper 1 s, stale after 3 s: well within 30 s.
-    assert!(posted.elapsed() < Duration::from_secs(30), "recovered in {:?}", posted.elapsed());
-    let processed = store.count(&db, "SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSED'").await;
+    assert!(
+        posted.elapsed() < Duration::from_secs(30),
+        "recovered in {:?}",
+        posted.elapsed()
+    );
+    let processed = store
+        .count(
+            &db,
+            "SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSED'",
+        )
+        .await;
     let failed = store.count(&db, "SELECT count(*) FROM webhook_deliveries WHERE status IN ('FAILED', 'REJECTED', 'IGNORED')").await;
-    let events = store.count(&db, "SELECT count(*) FROM deal_events WHERE source = 'WEBHOOK'").await;
-    let distinct = store.count(&db, "SELECT count(DISTINCT dedup_id) FROM deal_events WHERE source = 'WEBHOOK'").await;
+    let events = store
+        .count(
+            &db,
+            "SELECT count(*) FROM deal_events WHERE source = 'WEBHOOK'",
+        )
+        .await;
+    let distinct = store
+        .count(
+            &db,
+            "SELECT count(DISTINCT dedup_id) FROM deal_events WHERE source = 'WEBHOOK'",
+        )
+        .await;
     let deals = store.count(&db, "SELECT count(*) FROM deals").await;
-    let won = store.count(&db, "SELECT count(*) FROM deals WHERE status = 'WON'").await;
-    assert_eq!(processed as usize, unique.len(), "every event id processed once");
+    let won = store
+        .count(&db, "SELECT count(*) FROM deals WHERE status = 'WON'")
+        .await;
+    assert_eq!(
+        processed as usize,
+        unique.len(),
+        "every event id processed once"
+    );
     assert_eq!(failed, 0);
-    assert_eq!((events as usize, distinct as usize), (unique.len(), unique.len()), "each event applied exactly once");
+    assert_eq!(
+        (events as usize, distinct as usize),
+        (unique.len(), unique.len()),
+        "each event applied exactly once"
+    );
     let contacts = total.div_ceil(2);
     assert_eq!(deals as usize, contacts, "one deal per contact");
     assert_eq!(won as usize, total / 2, "every approved contact is won");

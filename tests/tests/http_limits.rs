@@ -131,10 +131,8 @@ async fn a_request_that_takes_too_long_is_cut_off(backend: Backend) {
 }
 
 async fn introspection_can_be_switched_off(backend: Backend) {
-    let app = TestApp::spawn_configured(backend, |config| {
-        config.graphql_introspection = false
-    })
-    .await;
+    let app =
+        TestApp::spawn_configured(backend, |config| config.graphql_introspection = false).await;
     let (_, body) = app
         .post_graphql(
             Some(&app.admin),
