@@ -1,8 +1,7 @@
 //! Contacts: lists, search, labels.
 
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
     sea_query::{Expr, Func, Query},
 };
 
@@ -86,26 +85,11 @@ pub async fn page(
                 .add(Column::Phone.contains(search)),
         );
     }
-    let total = query.clone().count(db).await?;
-    if let Some(after) = &page.after {
-        query = query.filter(
-            Condition::any().add(Column::CreatedAt.lt(after.at)).add(
-                Condition::all()
-                    .add(Column::CreatedAt.eq(after.at))
-                    .add(Column::Id.lt(after.id.as_str())),
-            ),
-        );
-    }
-    let rows = query
-        .order_by_desc(Column::CreatedAt)
-        .order_by_desc(Column::Id)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_rows(rows, page.first, total, |c| Cursor {
+    crate::page::fetch(db, query, Column::CreatedAt, Column::Id, page, |c| Cursor {
         at: c.created_at,
         id: c.id.clone(),
-    }))
+    })
+    .await
 }
 
 pub async fn get(

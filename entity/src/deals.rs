@@ -1,8 +1,8 @@
 //! Reading and working deals: lists with filters, timelines, manual assignment.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, Set,
 };
 
 use crate::{
@@ -60,26 +60,11 @@ pub async fn page(
             .await?;
         query = query.filter(Column::ContactId.eq(contact.map(|c| c.id).unwrap_or_default()));
     }
-    let total = query.clone().count(db).await?;
-    if let Some(after) = &page.after {
-        query = query.filter(
-            Condition::any().add(Column::CreatedAt.lt(after.at)).add(
-                Condition::all()
-                    .add(Column::CreatedAt.eq(after.at))
-                    .add(Column::Id.lt(after.id.as_str())),
-            ),
-        );
-    }
-    let rows = query
-        .order_by_desc(Column::CreatedAt)
-        .order_by_desc(Column::Id)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_rows(rows, page.first, total, |d| Cursor {
+    crate::page::fetch(db, query, Column::CreatedAt, Column::Id, page, |d| Cursor {
         at: d.created_at,
         id: d.id.clone(),
-    }))
+    })
+    .await
 }
 
 /// A deal the caller may see.

@@ -1,9 +1,6 @@
 //! The webhook inbox: every authentic delivery, as received (PRODUCT.md §3).
 
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
 use crate::{
     DomainResult,
@@ -64,26 +61,13 @@ pub async fn page_of_integration(
     if let Some(status) = status {
         query = query.filter(Column::Status.eq(status.as_str()));
     }
-    let total = query.clone().count(db).await?;
-    if let Some(after) = &page.after {
-        query = query.filter(
-            Condition::any().add(Column::ReceivedAt.lt(after.at)).add(
-                Condition::all()
-                    .add(Column::ReceivedAt.eq(after.at))
-                    .add(Column::Id.lt(after.id.as_str())),
-            ),
-        );
-    }
-    let rows = query
-        .order_by_desc(Column::ReceivedAt)
-        .order_by_desc(Column::Id)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_rows(rows, page.first, total, |row| Cursor {
-        at: row.received_at,
-        id: row.id.clone(),
-    }))
+    crate::page::fetch(db, query, Column::ReceivedAt, Column::Id, page, |row| {
+        Cursor {
+            at: row.received_at,
+            id: row.id.clone(),
+        }
+    })
+    .await
 }
 
 use sea_orm::{

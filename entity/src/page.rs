@@ -110,3 +110,39 @@ mod tests {
         assert_eq!(PageRequest::parse(None, None).unwrap().first, 50);
     }
 }
+
+/// Counts the rows of `query`, then fetches the requested page of them in
+/// `(time desc, id desc)` order, after the request's cursor.
+pub async fn fetch<E, C>(
+    db: &C,
+    query: sea_orm::Select<E>,
+    time: E::Column,
+    id: E::Column,
+    page: PageRequest,
+    cursor: impl Fn(&E::Model) -> Cursor,
+) -> DomainResult<Page<E::Model>>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Send + Sync,
+    C: sea_orm::ConnectionTrait,
+{
+    use sea_orm::{ColumnTrait, Condition, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+    let total = query.clone().count(db).await?;
+    let mut query = query;
+    if let Some(after) = &page.after {
+        query = query.filter(
+            Condition::any().add(time.lt(after.at)).add(
+                Condition::all()
+                    .add(time.eq(after.at))
+                    .add(id.lt(after.id.as_str())),
+            ),
+        );
+    }
+    let rows = query
+        .order_by_desc(time)
+        .order_by_desc(id)
+        .limit(page.first + 1)
+        .all(db)
+        .await?;
+    Ok(Page::from_rows(rows, page.first, total, cursor))
+}
