@@ -87,30 +87,6 @@ impl<T> Page<T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let cursor = Cursor {
-            at: 1_745_952_631_331,
-            id: "0194-abc".into(),
-        };
-        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
-        for bad in ["", "!!", "bm90LWEtY3Vyc29y", &"A".repeat(300)] {
-            assert_eq!(Cursor::decode(bad).unwrap_err().code(), "BAD_USER_INPUT");
-        }
-    }
-
-    #[test]
-    fn page_sizes_are_bounded() {
-        assert!(PageRequest::parse(Some(201), None).is_err());
-        assert!(PageRequest::parse(Some(-1), None).is_err());
-        assert_eq!(PageRequest::parse(None, None).unwrap().first, 50);
-    }
-}
-
 /// Counts the rows of `query`, then fetches the requested page of them in
 /// `(time desc, id desc)` order, after the request's cursor.
 pub async fn fetch<E, C>(
@@ -145,4 +121,28 @@ where
         .all(db)
         .await?;
     Ok(Page::from_rows(rows, page.first, total, cursor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let cursor = Cursor {
+            at: 1_745_952_631_331,
+            id: "0194-abc".into(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
+        for bad in ["", "!!", "bm90LWEtY3Vyc29y", &"A".repeat(300)] {
+            assert_eq!(Cursor::decode(bad).unwrap_err().code(), "BAD_USER_INPUT");
+        }
+    }
+
+    #[test]
+    fn page_sizes_are_bounded() {
+        assert!(PageRequest::parse(Some(201), None).is_err());
+        assert!(PageRequest::parse(Some(-1), None).is_err());
+        assert_eq!(PageRequest::parse(None, None).unwrap().first, 50);
+    }
 }
