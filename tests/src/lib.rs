@@ -558,6 +558,56 @@ impl TestApp {
     }
 }
 
+/// Posts `body` over a raw HTTP/1.1 connection (with Content-Length, or chunked) and
+/// returns the status the server answered with — even when it answered before the whole
+/// body was sent and closed the connection, which an ordinary client reports as a write
+/// error instead of the response.
+pub async fn raw_post_status(
+    base: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    chunked: bool,
+) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: {address}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&if chunked {
+        "Transfer-Encoding: chunked\r\n\r\n".to_owned()
+    } else {
+        format!("Content-Length: {}\r\n\r\n", body.len())
+    });
+    socket.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(16 * 1024) {
+        let frame = if chunked {
+            [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat()
+        } else {
+            chunk.to_vec()
+        };
+        if socket.write_all(&frame).await.is_err() {
+            break;
+        }
+    }
+    if chunked {
+        let _ = socket.write_all(b"0\r\n\r\n").await;
+    }
+    let mut response = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut response)).await;
+    let n = match read {
+        Ok(Ok(n)) => n,
+        _ => 0,
+    };
+    let text = String::from_utf8_lossy(&response[..n]);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The real Hotmart deliveries under `tests/fixtures/hotmart`, as `(relative path, body)`.
 pub fn fixtures() -> Vec<(String, String)> {
     let root = workspace_root().join("tests/fixtures/hotmart");
