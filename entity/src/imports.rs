@@ -527,9 +527,22 @@ async fn settle_run(db: &impl ConnectionTrait, run_id: &str) -> DomainResult<()>
         Some(window) => (ImportStatus::Failed, window.error),
         None => (ImportStatus::Succeeded, None),
     };
+    end_run(db, run_id, status, error.as_deref()).await
+}
+
+/// Ends a run that is still queued or running (a run that already ended keeps its end).
+async fn end_run(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    status: ImportStatus,
+    error: Option<&str>,
+) -> DomainResult<()> {
     import_run::Entity::update_many()
         .col_expr(import_run::Column::Status, Expr::val(status.as_str()))
-        .col_expr(import_run::Column::Error, Expr::val(error))
+        .col_expr(
+            import_run::Column::Error,
+            Expr::val(error.map(str::to_owned)),
+        )
         .col_expr(import_run::Column::FinishedAt, Expr::val(now_ms()))
         .filter(import_run::Column::Id.eq(run_id))
         .filter(import_run::Column::Status.is_in([
@@ -555,21 +568,7 @@ pub async fn fail_window(
         .exec(db)
         .await?;
     // Other windows stop at their next page; the run ends now.
-    import_run::Entity::update_many()
-        .col_expr(
-            import_run::Column::Status,
-            Expr::val(ImportStatus::Failed.as_str()),
-        )
-        .col_expr(import_run::Column::Error, Expr::val(error))
-        .col_expr(import_run::Column::FinishedAt, Expr::val(now_ms()))
-        .filter(import_run::Column::Id.eq(window.run_id.as_str()))
-        .filter(import_run::Column::Status.is_in([
-            ImportStatus::Queued.as_str(),
-            ImportStatus::Running.as_str(),
-        ]))
-        .exec(db)
-        .await?;
-    Ok(())
+    end_run(db, &window.run_id, ImportStatus::Failed, Some(error)).await
 }
 
 /// Hotmart said the query was too slow: the window becomes two halves (from the status it

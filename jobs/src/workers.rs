@@ -94,70 +94,66 @@ pub async fn run(
     result.map_err(Into::into)
 }
 
-/// The delivery workers of this process, on the database's queue backend.
+/// Registers one worker on `$queue` for jobs of type `$args`, on whichever backend the
+/// database uses.
+macro_rules! register {
+    ($monitor:expr, $ctx:expr, $queue:expr, $args:ty, $name:expr, $concurrency:expr, $handler:expr) => {{
+        let (ctx, settings, name, concurrency) =
+            ($ctx.clone(), $ctx.settings.clone(), $name, $concurrency);
+        match ctx.db.pool.clone() {
+            Pool::Sqlite(pool) => $monitor.register(move |_| {
+                let config = apalis_sqlite::Config::default()
+                    .queue($queue)
+                    .heartbeat_interval(settings.heartbeat);
+                let backend = SqliteStorage::<$args>::new(&pool)
+                    .with_config(config)
+                    .poll_with_interval(settings.poll_interval);
+                WorkerBuilder::new(name.as_str())
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .concurrency(concurrency)
+                    .build($handler)
+            }),
+            Pool::Postgres(pool) => $monitor.register(move |_| {
+                let config = apalis_postgres::Config::default()
+                    .queue($queue)
+                    .heartbeat_interval(settings.heartbeat);
+                let backend = PostgresStorage::<$args>::new(&pool)
+                    .with_config(config)
+                    .poll_with_interval(settings.poll_interval);
+                WorkerBuilder::new(name.as_str())
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .concurrency(concurrency)
+                    .build($handler)
+            }),
+        }
+    }};
+}
+
+/// The workers of this process: deliveries, and work against the Hotmart API.
 fn monitor(ctx: &JobContext) -> Monitor {
-    let settings = ctx.settings.clone();
-    let ctx = ctx.clone();
     // Worker names are unique per process (and run): several processes share one queue.
-    let name = format!("deliveries-{}", crate::queue::new_job_id());
-    let import_name = format!("imports-{}", crate::queue::new_job_id());
-    let (import_ctx, import_settings) = (ctx.clone(), settings.clone());
-    let monitor = match ctx.db.pool.clone() {
-        Pool::Sqlite(pool) => Monitor::new().register(move |_| {
-            let config = apalis_sqlite::Config::default()
-                .queue(DELIVERY_QUEUE)
-                .heartbeat_interval(settings.heartbeat);
-            let backend = SqliteStorage::<ProcessDelivery>::new(&pool)
-                .with_config(config)
-                .poll_with_interval(settings.poll_interval);
-            WorkerBuilder::new(name.as_str())
-                .backend(backend)
-                .data(ctx.clone())
-                .concurrency(settings.concurrency)
-                .build(process_delivery_job)
-        }),
-        Pool::Postgres(pool) => Monitor::new().register(move |_| {
-            let config = apalis_postgres::Config::default()
-                .queue(DELIVERY_QUEUE)
-                .heartbeat_interval(settings.heartbeat);
-            let backend = PostgresStorage::<ProcessDelivery>::new(&pool)
-                .with_config(config)
-                .poll_with_interval(settings.poll_interval);
-            WorkerBuilder::new(name.as_str())
-                .backend(backend)
-                .data(ctx.clone())
-                .concurrency(settings.concurrency)
-                .build(process_delivery_job)
-        }),
-    };
-    match import_ctx.db.pool.clone() {
-        Pool::Sqlite(pool) => monitor.register(move |_| {
-            let config = apalis_sqlite::Config::default()
-                .queue(IMPORT_QUEUE)
-                .heartbeat_interval(import_settings.heartbeat);
-            let backend = SqliteStorage::<HotmartJob>::new(&pool)
-                .with_config(config)
-                .poll_with_interval(import_settings.poll_interval);
-            WorkerBuilder::new(import_name.as_str())
-                .backend(backend)
-                .data(import_ctx.clone())
-                .concurrency(2)
-                .build(hotmart_job)
-        }),
-        Pool::Postgres(pool) => monitor.register(move |_| {
-            let config = apalis_postgres::Config::default()
-                .queue(IMPORT_QUEUE)
-                .heartbeat_interval(import_settings.heartbeat);
-            let backend = PostgresStorage::<HotmartJob>::new(&pool)
-                .with_config(config)
-                .poll_with_interval(import_settings.poll_interval);
-            WorkerBuilder::new(import_name.as_str())
-                .backend(backend)
-                .data(import_ctx.clone())
-                .concurrency(2)
-                .build(hotmart_job)
-        }),
-    }
+    let deliveries = format!("deliveries-{}", crate::queue::new_job_id());
+    let hotmart = format!("imports-{}", crate::queue::new_job_id());
+    let monitor = register!(
+        Monitor::new(),
+        ctx,
+        DELIVERY_QUEUE,
+        ProcessDelivery,
+        deliveries,
+        ctx.settings.concurrency,
+        process_delivery_job
+    );
+    register!(
+        monitor,
+        ctx,
+        IMPORT_QUEUE,
+        HotmartJob,
+        hotmart,
+        2,
+        hotmart_job
+    )
 }
 
 /// Completes when runnable jobs have been waiting longer than `stale_after` while this

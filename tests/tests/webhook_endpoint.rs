@@ -329,5 +329,55 @@ async fn database_down_answers_503_and_stores_nothing(backend: Backend) {
 
 on_both_backends!(
     every_row_of_the_webhook_table,
-    database_down_answers_503_and_stores_nothing
+    database_down_answers_503_and_stores_nothing,
+    origins_with_deals_survive_and_rotated_urls_stop,
 );
+
+/// PRODUCT.md §2: deselecting an event never deletes an origin that holds deals, and a
+/// rotated webhook URL stops working at once.
+async fn origins_with_deals_survive_and_rotated_urls_stop(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (id, url) = app
+        .active_integration(&["PURCHASE_APPROVED", "PURCHASE_CANCELED"], json!({}))
+        .await;
+    let body = purchase("keep-1", "PURCHASE_APPROVED", T0, "ana@x.test", "HP1").to_string();
+    assert_eq!(app.post_webhook(&url, Some(HOTTOK), body).await.0, 200);
+    app.wait_until_processed().await;
+    let updated = app
+        .ok(
+            &app.admin,
+            "mutation($id: ID!) { updateIntegration(id: $id, input: {events: [PURCHASE_CANCELED]}) { events group { origins { event dealCount } } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        updated["updateIntegration"]["events"],
+        json!(["PURCHASE_CANCELED"])
+    );
+    let origins = updated["updateIntegration"]["group"]["origins"]
+        .as_array()
+        .unwrap();
+    assert!(
+        origins
+            .iter()
+            .any(|o| o["event"] == "PURCHASE_APPROVED" && o["dealCount"] == 1),
+        "the origin holding a deal is kept: {origins:?}"
+    );
+    let rotated = app
+        .ok(
+            &app.admin,
+            "mutation($id: ID!) { rotateWebhookToken(id: $id) { webhookUrl } }",
+            json!({"id": id}),
+        )
+        .await["rotateWebhookToken"]["webhookUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = purchase("keep-2", "PURCHASE_CANCELED", T0, "bia@x.test", "HP2").to_string();
+    assert_eq!(
+        app.post_webhook(&url, Some(HOTTOK), body.clone()).await.0,
+        404,
+        "the old URL is gone"
+    );
+    assert_eq!(app.post_webhook(&rotated, Some(HOTTOK), body).await.0, 200);
+}
