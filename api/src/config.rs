@@ -112,6 +112,15 @@ pub struct ConfigArgs {
         global = true
     )]
     pub hotmart_auth_url: String,
+    /// Requests per minute one set of Hotmart credentials may use (Hotmart allows 500).
+    #[arg(
+        long,
+        env = "HOTMART_REQUESTS_PER_MINUTE",
+        default_value_t = 480,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub hotmart_requests_per_minute: u32,
 }
 
 /// Secrets are read from the environment only: flags would show in process lists.
@@ -128,6 +137,7 @@ pub struct Config {
     pub max_connections: u32,
     pub hotmart_api_url: String,
     pub hotmart_auth_url: String,
+    pub hotmart_requests_per_minute: u32,
     pub jwt_secret: Vec<u8>,
     pub secret_key: Vec<u8>,
     pub workers: jobs::deliveries::WorkerSettings,
@@ -207,6 +217,7 @@ impl ConfigArgs {
             max_connections,
             hotmart_api_url: self.hotmart_api_url.trim_end_matches('/').to_owned(),
             hotmart_auth_url: self.hotmart_auth_url.trim_end_matches('/').to_owned(),
+            hotmart_requests_per_minute: self.hotmart_requests_per_minute,
             jwt_secret,
             secret_key,
             workers: self.worker_settings()?,
@@ -231,6 +242,7 @@ impl Config {
         jobs::deliveries::HotmartEndpoints {
             api_url: self.hotmart_api_url.clone(),
             auth_url: self.hotmart_auth_url.clone(),
+            requests_per_minute: self.hotmart_requests_per_minute as f64,
         }
     }
 }

@@ -63,11 +63,13 @@ pub struct JobContext {
     pub hotmart: HotmartEndpoints,
 }
 
-/// Base URLs of the Hotmart API (`HOTMART_API_URL`, `HOTMART_AUTH_URL`).
+/// Base URLs of the Hotmart API (`HOTMART_API_URL`, `HOTMART_AUTH_URL`) and the request
+/// rate one credential may use (`HOTMART_REQUESTS_PER_MINUTE`).
 #[derive(Debug, Clone)]
 pub struct HotmartEndpoints {
     pub api_url: String,
     pub auth_url: String,
+    pub requests_per_minute: f64,
 }
 
 /// Runs one attempt for a delivery, with a deadline, and schedules the next attempt (or

@@ -13,8 +13,8 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use entity::imports::Credentials;
 use serde_json::Value;
 
-/// Requests per minute a credential may use; Hotmart allows 500.
-const REQUESTS_PER_MINUTE: f64 = 480.0;
+/// Requests per minute a credential may use by default; Hotmart allows 500.
+pub const REQUESTS_PER_MINUTE: f64 = 480.0;
 const MAX_ATTEMPTS: u32 = 6;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A cached token is renewed this long before Hotmart says it expires.
@@ -38,9 +38,10 @@ pub enum HotmartError {
 struct Bucket {
     tokens: f64,
     at: Instant,
+    per_minute: f64,
 }
 
-fn bucket_for(client_id: &str) -> Arc<Mutex<Bucket>> {
+fn bucket_for(client_id: &str, per_minute: f64) -> Arc<Mutex<Bucket>> {
     static BUCKETS: OnceLock<Mutex<HashMap<String, Arc<Mutex<Bucket>>>>> = OnceLock::new();
     let map = BUCKETS.get_or_init(Default::default);
     map.lock()
@@ -48,8 +49,9 @@ fn bucket_for(client_id: &str) -> Arc<Mutex<Bucket>> {
         .entry(client_id.to_owned())
         .or_insert_with(|| {
             Arc::new(Mutex::new(Bucket {
-                tokens: REQUESTS_PER_MINUTE,
+                tokens: per_minute,
                 at: Instant::now(),
+                per_minute,
             }))
         })
         .clone()
@@ -60,14 +62,14 @@ async fn acquire(bucket: &Mutex<Bucket>) {
         let wait = {
             let mut b = bucket.lock().expect("limiter lock");
             let now = Instant::now();
-            let refill = now.duration_since(b.at).as_secs_f64() * REQUESTS_PER_MINUTE / 60.0;
-            b.tokens = (b.tokens + refill).min(REQUESTS_PER_MINUTE);
+            let refill = now.duration_since(b.at).as_secs_f64() * b.per_minute / 60.0;
+            b.tokens = (b.tokens + refill).min(b.per_minute);
             b.at = now;
             if b.tokens >= 1.0 {
                 b.tokens -= 1.0;
                 return;
             }
-            Duration::from_secs_f64((1.0 - b.tokens) * 60.0 / REQUESTS_PER_MINUTE)
+            Duration::from_secs_f64((1.0 - b.tokens) * 60.0 / b.per_minute)
         };
         tokio::time::sleep(wait).await;
     }
@@ -88,7 +90,7 @@ pub struct HotmartClient {
 }
 
 impl HotmartClient {
-    pub fn new(api_url: &str, auth_url: &str, credentials: Credentials) -> Self {
+    pub fn new(endpoints: &crate::deliveries::HotmartEndpoints, credentials: Credentials) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
@@ -96,9 +98,9 @@ impl HotmartClient {
             .expect("HTTP client");
         Self {
             http,
-            limiter: bucket_for(&credentials.client_id),
-            api_url: api_url.trim_end_matches('/').to_owned(),
-            auth_url: auth_url.trim_end_matches('/').to_owned(),
+            limiter: bucket_for(&credentials.client_id, endpoints.requests_per_minute),
+            api_url: endpoints.api_url.trim_end_matches('/').to_owned(),
+            auth_url: endpoints.auth_url.trim_end_matches('/').to_owned(),
             credentials,
             token: tokio::sync::Mutex::new(None),
         }

@@ -91,7 +91,7 @@ async fn run_window(ctx: &JobContext, window: &import_window::Model) -> Result<(
     imports::mark_running(db, &run.id).await?;
     let snap = IntegrationSnapshot::load(db, &run.integration_id).await?;
     let credentials = imports::credentials(&ctx.keys, &snap.integration)?;
-    let client = HotmartClient::new(&ctx.hotmart.api_url, &ctx.hotmart.auth_url, credentials);
+    let client = HotmartClient::new(&ctx.hotmart, credentials);
     let statuses = imports::statuses_of(&run)?;
     let products = imports::product_ids_of(&run);
     // Resume where the window stopped: mid-status at its saved page, or after a status

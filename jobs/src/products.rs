@@ -37,11 +37,7 @@ pub async fn refresh(
         }
     };
     let client = match imports::credentials(&ctx.keys, &integration) {
-        Ok(credentials) => Some(HotmartClient::new(
-            &ctx.hotmart.api_url,
-            &ctx.hotmart.auth_url,
-            credentials,
-        )),
+        Ok(credentials) => Some(HotmartClient::new(&ctx.hotmart, credentials)),
         Err(_) => None,
     };
     for product in targets {

@@ -259,10 +259,8 @@ async fn sales_history(
         },
         None => 0,
     };
-    let mut matching: Vec<Value> = state
-        .sales
-        .lock()
-        .unwrap()
+    let sales = state.sales.lock().unwrap();
+    let mut matching: Vec<&Value> = sales
         .iter()
         .filter(|s| {
             let order = s["purchase"]["order_date"].as_i64().unwrap_or(0);
@@ -274,16 +272,21 @@ async fn sales_history(
                     .as_ref()
                     .is_none_or(|p| &s["product"]["id"].to_string() == p)
         })
-        .cloned()
         .collect();
-    matching.sort_by_key(|s| {
+    matching.sort_by_cached_key(|s| {
         (
             s["purchase"]["order_date"].as_i64(),
             s["purchase"]["transaction"].as_str().map(str::to_owned),
         )
     });
     let total = matching.len();
-    let items: Vec<Value> = matching.into_iter().skip(offset).take(max).collect();
+    let items: Vec<Value> = matching
+        .into_iter()
+        .skip(offset)
+        .take(max)
+        .cloned()
+        .collect();
+    drop(sales);
     let next = offset + items.len();
     let mut page_info = json!({"total_results": total, "results_per_page": max});
     if next < total {

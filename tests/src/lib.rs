@@ -170,6 +170,7 @@ pub fn test_config(database_url: &str, data_dir: PathBuf) -> Config {
         max_connections: 8,
         hotmart_api_url: "http://127.0.0.1:9".into(),
         hotmart_auth_url: "http://127.0.0.1:9".into(),
+        hotmart_requests_per_minute: 480,
         jwt_secret: JWT_SECRET.as_bytes().to_vec(),
         secret_key: SECRET_KEY.as_bytes().to_vec(),
         workers: fast_workers(),

@@ -1,0 +1,263 @@
+//! The `checkout-crm` binary as a separate process on a fresh database, and a GraphQL
+//! client for it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use tests::workspace_root;
+
+/// Builds the release binary (a no-op when it is up to date) and returns its path.
+pub fn release_binary() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "-p",
+            "checkout-crm",
+            "--bin",
+            "checkout-crm",
+        ])
+        .current_dir(workspace_root());
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+            command.env_remove(&key);
+        }
+    }
+    let status = command.status().expect("run cargo build");
+    assert!(status.success(), "building checkout-crm failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    target.join("release").join("checkout-crm")
+}
+
+/// A fresh database for one run: a SQLite file in the run's directory, or a new
+/// PostgreSQL database on the given server (dropped afterwards).
+pub struct FreshDatabase {
+    pub url: String,
+    drop_on: Option<(String, String)>,
+}
+
+impl FreshDatabase {
+    pub async fn create(server_url: Option<&str>, dir: &Path) -> FreshDatabase {
+        let Some(server_url) = server_url else {
+            return FreshDatabase {
+                url: format!("sqlite://{}?mode=rwc", dir.join("crm.db").display()),
+                drop_on: None,
+            };
+        };
+        let name = format!("bench_{}", ulid::Ulid::generate().to_string().to_lowercase());
+        let pool = sqlx::PgPool::connect(server_url)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .expect("create the bench database");
+        pool.close().await;
+        let (base, _) = server_url
+            .rsplit_once('/')
+            .expect("a PostgreSQL URL ends with /database");
+        FreshDatabase {
+            url: format!("{base}/{name}"),
+            drop_on: Some((server_url.to_owned(), name)),
+        }
+    }
+
+    pub async fn drop_database(self) {
+        if let Some((server, name)) = self.drop_on {
+            if let Ok(pool) = sqlx::PgPool::connect(&server).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                    .execute(&pool)
+                    .await;
+            }
+        }
+    }
+}
+
+/// A running server process; killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub admin: String,
+    pub http: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Server {
+    /// Starts `checkout-crm serve` in `dir` on `database_url` with extra environment.
+    pub async fn start(
+        binary: &Path,
+        dir: &Path,
+        database_url: &str,
+        env: &[(&str, String)],
+    ) -> Server {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut command = Command::new(binary);
+        command
+            .current_dir(dir)
+            .env("DATABASE_URL", database_url)
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("PUBLIC_URL", &base)
+            .env("RUST_LOG", "error")
+            .env_remove("CHECKOUT_CRM_DATA_DIR")
+            .env_remove("JWT_SECRET")
+            .env_remove("CRM_SECRET_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start checkout-crm");
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let up = http
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if up {
+                break;
+            }
+            assert!(Instant::now() < deadline, "checkout-crm did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let admin = std::fs::read_to_string(dir.join("data/admin.jwt"))
+            .expect("the first start writes data/admin.jwt")
+            .trim()
+            .to_owned();
+        Server {
+            child,
+            base,
+            admin,
+            http,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident set size of the server so far, in MiB (Linux `VmHWM`).
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+
+    /// A GraphQL operation that must succeed; returns `data`.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(&self.admin)
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .expect("GraphQL request");
+        let body: Value = response.json().await.expect("GraphQL JSON");
+        assert!(body["errors"].is_null(), "GraphQL error: {body}");
+        body["data"].clone()
+    }
+
+    /// Deliveries by status, from `/metrics`.
+    pub async fn delivery_counts(&self) -> Vec<(String, u64)> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix("checkout_crm_webhook_deliveries{status=\"")?;
+                let (status, count) = rest.split_once("\"} ")?;
+                Some((status.to_owned(), count.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// An active integration for every event, with the given products (id, hottok);
+    /// returns `(integration id, group id, webhook URL)`.
+    pub async fn integration(&self, products: &[(&str, &str)]) -> (String, String, String) {
+        let data = self
+            .graphql(
+                "mutation($i: CreateIntegrationInput!) { createHotmartIntegration(input: $i) { id group { id } } }",
+                json!({"i": {"name": "Lançamento", "events": ALL_EVENTS}}),
+            )
+            .await;
+        let id = data["createHotmartIntegration"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let group = data["createHotmartIntegration"]["group"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for (product, hottok) in products {
+            self.graphql(
+                "mutation($id: ID!, $i: AddProductInput!) { addHotmartProduct(integrationId: $id, input: $i) { id } }",
+                json!({"id": id, "i": {"hotmartProductId": product, "hottok": hottok}}),
+            )
+            .await;
+        }
+        let url = self
+            .graphql(
+                "mutation($id: ID!) { activateIntegration(id: $id) { webhookUrl } }",
+                json!({"id": id}),
+            )
+            .await["activateIntegration"]["webhookUrl"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (id, group, url)
+    }
+}
+
+pub const ALL_EVENTS: [&str; 13] = [
+    "PURCHASE_OUT_OF_SHOPPING_CART",
+    "PURCHASE_BILLET_PRINTED",
+    "PURCHASE_CANCELED",
+    "PURCHASE_EXPIRED",
+    "PURCHASE_APPROVED",
+    "PURCHASE_COMPLETE",
+    "PURCHASE_DELAYED",
+    "PURCHASE_PROTEST",
+    "PURCHASE_REFUNDED",
+    "PURCHASE_CHARGEBACK",
+    "SUBSCRIPTION_CANCELLATION",
+    "SWITCH_PLAN",
+    "UPDATE_SUBSCRIPTION_CHARGE_DATE",
+];
