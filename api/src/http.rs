@@ -101,6 +101,8 @@ async fn graphql(State(state): State<HttpState>, request: Request) -> Response {
         Err(response) => return response,
     };
     let mut response = state.schema.execute(graphql_request.data(caller)).await;
+    // Whatever the operation changed, webhooks see it from the next delivery on.
+    state.app.routes.invalidate();
     // Errors raised before any resolver ran (syntax, unknown enum values, wrong variable
     // types) carry no code yet: they are the client's input errors.
     for error in &mut response.errors {

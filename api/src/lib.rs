@@ -8,4 +8,5 @@ pub mod config;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod routes;
 pub mod webhook;

@@ -17,12 +17,12 @@ use axum::{
 use entity::{
     deliveries::{self, Intake},
     hotmart::payload::{self, Malformed},
-    products,
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use jobs::inbox::Submission;
 use serde_json::json;
 
-use crate::http::HttpState;
+use crate::{http::HttpState, routes::Route};
 
 /// Largest delivery accepted (PRODUCT.md §3).
 pub const MAX_WEBHOOK_BODY: usize = 256 * 1024;
@@ -98,8 +98,8 @@ pub async fn hotmart(
     request: Request,
 ) -> Response {
     let db = &state.app.db;
-    let integration = match deliveries::integration_by_token(&db.conn, &token).await {
-        Ok(Some(integration)) => integration,
+    let route = match state.app.routes.get(&db.conn, &token).await {
+        Ok(Some(route)) => route,
         Ok(None) => {
             return reply(
                 StatusCode::NOT_FOUND,
@@ -125,10 +125,10 @@ pub async fn hotmart(
                              select version 2.0 (JSON) for this URL in Hotmart"}),
         );
     }
-    let products = match products::of_integration(&db.conn, &integration.id).await {
-        Ok(products) => products,
-        Err(err) => return unavailable(err),
-    };
+    let Route {
+        integration,
+        products,
+    } = route;
     let header_hottok = parts
         .headers
         .get(HOTTOK_HEADER)
@@ -184,30 +184,21 @@ pub async fn hotmart(
         )
         .await;
     };
-    let job_id = jobs::queue::new_job_id();
-    let intake =
-        match deliveries::intake(&db.conn, &integration, &products, &envelope, text, &job_id).await
-        {
-            Ok(intake) => intake,
-            Err(err) => return unavailable(err),
-        };
+    let submission = Submission {
+        integration,
+        products,
+        envelope,
+        body: text.to_owned(),
+    };
+    let intake = match state.app.inbox.submit(submission).await {
+        Ok(intake) => intake,
+        Err(err) => return unavailable(err),
+    };
     match intake {
-        Intake::Accepted { delivery_id } => {
-            if let Err(err) = state
-                .app
-                .queue
-                .enqueue_delivery(&job_id, &delivery_id, None)
-                .await
-            {
-                // The delivery is stored; the sweeper will enqueue it. Hotmart's retry of
-                // this request is recognised as a duplicate.
-                return unavailable(err);
-            }
-            reply(
-                StatusCode::OK,
-                json!({"status": "accepted", "deliveryId": delivery_id}),
-            )
-        }
+        Intake::Accepted { delivery_id } => reply(
+            StatusCode::OK,
+            json!({"status": "accepted", "deliveryId": delivery_id}),
+        ),
         Intake::Duplicate { delivery_id } => reply(
             StatusCode::OK,
             json!({"status": "duplicate", "deliveryId": delivery_id}),

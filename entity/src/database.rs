@@ -4,10 +4,11 @@
 //! connection (set through the connect options, so no pooled connection is left with
 //! another setting), and an explicit pool size.
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sea_orm::{
-    DatabaseConnection, DbErr, SqlxPostgresConnector, SqlxSqliteConnector,
+    DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode, SqlxPostgresConnector,
+    SqlxSqliteConnector, TransactionOptions, TransactionTrait,
     sqlx::{
         self,
         postgres::{PgConnectOptions, PgPoolOptions},
@@ -28,9 +29,69 @@ pub enum Pool {
 pub struct Database {
     pub conn: DatabaseConnection,
     pub pool: Pool,
+    /// SQLite has one writer at a time, and a connection that finds the lock taken
+    /// sleeps in growing steps. Within a process, the busy write paths (inbox, delivery
+    /// processing, imports) queue here instead, in order.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction: on SQLite it holds the process's write gate and began
+/// `IMMEDIATE` (the write lock is taken at once, so it cannot fail half-way on a lock
+/// upgrade); on PostgreSQL it is a plain transaction.
+pub struct WriteTxn {
+    pub txn: DatabaseTransaction,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTxn {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
 }
 
 impl Database {
+    fn new(conn: DatabaseConnection, pool: Pool) -> Self {
+        Self {
+            conn,
+            pool,
+            write_gate: Default::default(),
+        }
+    }
+
+    /// Begins a write transaction (see [`WriteTxn`]).
+    pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        if !self.is_sqlite() {
+            return Ok(WriteTxn {
+                txn: self.conn.begin().await?,
+                _gate: None,
+            });
+        }
+        let gate = self.write_gate.clone().lock_owned().await;
+        let txn = self
+            .conn
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        Ok(WriteTxn {
+            txn,
+            _gate: Some(gate),
+        })
+    }
+
     pub fn is_sqlite(&self) -> bool {
         matches!(self.pool, Pool::Sqlite(_))
     }
@@ -71,10 +132,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
             .connect_with(options)
             .await
             .map_err(|err| DbErr::Custom(format!("cannot open {url}: {err}")))?;
-        Ok(Database {
-            conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone()),
-            pool: Pool::Sqlite(pool),
-        })
+        Ok(Database::new(
+            SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone()),
+            Pool::Sqlite(pool),
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let options = PgConnectOptions::from_str(url)
             .map_err(|err| DbErr::Custom(format!("invalid DATABASE_URL: {err}")))?;
@@ -84,10 +145,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
             .connect_with(options)
             .await
             .map_err(|err| DbErr::Custom(format!("cannot connect to PostgreSQL: {err}")))?;
-        Ok(Database {
-            conn: SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
-            pool: Pool::Postgres(pool),
-        })
+        Ok(Database::new(
+            SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
+            Pool::Postgres(pool),
+        ))
     } else {
         Err(DbErr::Custom(
             "DATABASE_URL must start with sqlite:// or postgres://".into(),

@@ -70,13 +70,16 @@ pub async fn page_of_integration(
     .await
 }
 
+use std::collections::HashMap;
+
 use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, IntoActiveModel, Set, TransactionTrait, TryInsertResult,
+    ActiveModelTrait, IntoActiveModel, Set, TransactionTrait, TryInsertResult,
     sea_query::Expr,
 };
 
 use crate::{
     Caller, DomainError, EventClass,
+    database::Database,
     engine::apply::{Applied, IncomingEvent, IntegrationSnapshot, Source, apply_event},
     hotmart::payload::{self, Envelope},
     integrations::{self, IntegrationStatus},
@@ -297,29 +300,76 @@ pub enum Processed {
     AlreadyDone,
 }
 
-/// Parses a `PENDING` delivery and applies it through the deal engine. The effects and the
-/// `PROCESSED` mark commit together, so a crash leaves either both or neither.
-pub async fn process(db: &DatabaseConnection, delivery_id: &str) -> DomainResult<Processed> {
-    let Some(delivery) = webhook_delivery::Entity::find_by_id(delivery_id.to_owned())
-        .one(db)
-        .await?
-    else {
-        return Ok(Processed::AlreadyDone);
-    };
-    if delivery.status != DeliveryStatus::Pending.as_str() {
-        return Ok(Processed::AlreadyDone);
+/// Parses the `PENDING` deliveries among `ids` and applies them through the deal engine,
+/// in one write transaction. Each delivery's effects and its `PROCESSED` mark commit
+/// together, so a crash leaves either both or neither. When one delivery fails, the
+/// group is rolled back and processed again one delivery per transaction, so it does not
+/// hold back the others: the failures are returned, for the caller to retry.
+pub async fn process_batch(
+    db: &Database,
+    ids: &[String],
+) -> DomainResult<Vec<(String, DomainError)>> {
+    let rows = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Id.is_in(ids.iter().map(String::as_str)))
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .all(&db.conn)
+        .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
-    let snap = IntegrationSnapshot::load(db, &delivery.integration_id).await?;
+    let mut snapshots: HashMap<String, IntegrationSnapshot> = HashMap::new();
+    for row in &rows {
+        if !snapshots.contains_key(&row.integration_id) {
+            let snap = IntegrationSnapshot::load(&db.conn, &row.integration_id).await?;
+            snapshots.insert(row.integration_id.clone(), snap);
+        }
+    }
+    let txn = db.begin_write().await?;
+    let mut all_done = true;
+    for delivery in &rows {
+        if process_in(&*txn, &snapshots[&delivery.integration_id], delivery)
+            .await
+            .is_err()
+        {
+            all_done = false;
+            break;
+        }
+    }
+    if all_done {
+        txn.commit().await?;
+        return Ok(Vec::new());
+    }
+    txn.rollback().await?;
+    let mut failures = Vec::new();
+    for delivery in &rows {
+        let txn = db.begin_write().await?;
+        match process_in(&*txn, &snapshots[&delivery.integration_id], delivery).await {
+            Ok(_) => txn.commit().await?,
+            // Processed by another run meanwhile: nothing of this run may stay.
+            Err(DomainError::Conflict(_)) => txn.rollback().await?,
+            Err(err) => {
+                txn.rollback().await?;
+                failures.push((delivery.id.clone(), err));
+            }
+        }
+    }
+    Ok(failures)
+}
+
+async fn process_in(
+    txn: &impl ConnectionTrait,
+    snap: &IntegrationSnapshot,
+    delivery: &webhook_delivery::Model,
+) -> DomainResult<Processed> {
     let value: serde_json::Value = serde_json::from_str(&delivery.payload)
         .map_err(|err| DomainError::Internal(format!("stored payload is not JSON: {err}")))?;
     let parsed = payload::payload(&value).map_err(|err| DomainError::Internal(err.to_string()))?;
     let Some(event) = parsed.envelope.event else {
-        return finish(db, &delivery, Some("unknown event".into())).await;
+        return finish(txn, delivery, Some("unknown event".into())).await;
     };
-    let txn = db.begin().await?;
     let applied = apply_event(
-        &txn,
-        &snap,
+        txn,
+        snap,
         IncomingEvent {
             payload: &parsed,
             event,
@@ -336,9 +386,7 @@ pub async fn process(db: &DatabaseConnection, delivery_id: &str) -> DomainResult
         Applied::NoContact => Some("no buyer e-mail in the delivery: nothing to attach".to_owned()),
         Applied::Applied { .. } => None,
     };
-    let outcome = finish(&txn, &delivery, reason).await?;
-    txn.commit().await?;
-    Ok(outcome)
+    finish(txn, delivery, reason).await
 }
 
 async fn finish(

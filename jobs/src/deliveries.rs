@@ -72,20 +72,39 @@ pub struct HotmartEndpoints {
     pub requests_per_minute: f64,
 }
 
-/// Runs one attempt for a delivery, with a deadline, and schedules the next attempt (or
-/// marks the delivery `FAILED`) when it fails.
-pub async fn handle_delivery(ctx: &JobContext, delivery_id: &str) {
+/// Runs one attempt for deliveries, with a deadline, and schedules the next attempt (or
+/// marks the delivery `FAILED`) for each one that failed.
+pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
     let attempt = tokio::time::timeout(
         ctx.settings.deadline,
-        deliveries::process(&ctx.db.conn, delivery_id),
+        deliveries::process_batch(&ctx.db, delivery_ids),
     )
     .await;
-    let error = match attempt {
-        Ok(Ok(_)) => return,
-        Ok(Err(entity::DomainError::Conflict(_))) => return,
-        Ok(Err(err)) => err.to_string(),
-        Err(_) => format!("processing took longer than {:?}", ctx.settings.deadline),
+    let failures: Vec<(String, String)> = match attempt {
+        Ok(Ok(failures)) => failures
+            .into_iter()
+            .map(|(id, err)| (id, err.to_string()))
+            .collect(),
+        Ok(Err(err)) => delivery_ids
+            .iter()
+            .map(|id| (id.clone(), err.to_string()))
+            .collect(),
+        Err(_) => delivery_ids
+            .iter()
+            .map(|id| {
+                let error = format!("processing took longer than {:?}", ctx.settings.deadline);
+                (id.clone(), error)
+            })
+            .collect(),
     };
+    for (delivery_id, error) in failures {
+        retry_later(ctx, &delivery_id, error).await;
+    }
+}
+
+/// Records a failed attempt and enqueues the next one after the backoff, or leaves the
+/// delivery `FAILED` when it is out of attempts.
+async fn retry_later(ctx: &JobContext, delivery_id: &str, error: String) {
     let next_job = new_job_id();
     let after = deliveries::record_failure(
         &ctx.db.conn,

@@ -4,6 +4,7 @@
 pub mod deliveries;
 pub mod hotmart;
 pub mod imports;
+pub mod inbox;
 pub mod products;
 pub mod queue;
 pub mod workers;

@@ -31,10 +31,11 @@ pub enum HotmartJob {
     },
 }
 
-/// A webhook delivery to run through the deal engine (ids only: the row is the truth).
+/// Webhook deliveries to run through the deal engine (ids only: the rows are the truth).
+/// Deliveries accepted together are processed together, in one transaction.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ProcessDelivery {
-    pub delivery_id: String,
+pub struct ProcessDeliveries {
+    pub delivery_ids: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +124,7 @@ impl<T: Serialize + serde::de::DeserializeOwned + Send + Sync + Unpin + 'static>
 /// Handle for pushing jobs.
 #[derive(Clone)]
 pub struct Queue {
-    deliveries: Sink<ProcessDelivery>,
+    deliveries: Sink<ProcessDeliveries>,
     imports: Sink<HotmartJob>,
 }
 
@@ -165,11 +166,48 @@ impl Queue {
         delivery_id: &str,
         delay: Option<Duration>,
     ) -> Result<(), EnqueueError> {
-        let args = ProcessDelivery {
-            delivery_id: delivery_id.to_owned(),
+        let args = ProcessDeliveries {
+            delivery_ids: vec![delivery_id.to_owned()],
         };
         self.deliveries.push(job_id, args, delay).await
     }
+}
+
+/// Writes the job that processes `delivery_ids` inside the caller's transaction, so the
+/// deliveries and their job commit together (no window where a stored delivery has no
+/// job). The row is the one apalis' own push writes (see `apalis-sqlite`'s and
+/// `apalis-postgres`' `queries/task/sink.sql`), due now, one attempt.
+pub async fn enqueue_deliveries_in(
+    txn: &impl sea_orm::ConnectionTrait,
+    job_id: &str,
+    delivery_ids: &[String],
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::{DbBackend, Statement};
+    let job = serde_json::to_vec(&ProcessDeliveries {
+        delivery_ids: delivery_ids.to_vec(),
+    })
+    .map_err(|err| sea_orm::DbErr::Custom(err.to_string()))?;
+    let statement = match txn.get_database_backend() {
+        DbBackend::Postgres => Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority) \
+             VALUES ($1, $2, $3, 'Pending', 0, 1, now(), 0)",
+            [job_id.into(), DELIVERY_QUEUE.into(), job.into()],
+        ),
+        backend => Statement::from_sql_and_values(
+            backend,
+            "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority) \
+             VALUES (?, ?, ?, 'Pending', 0, 1, ?, 0)",
+            [
+                job.into(),
+                job_id.into(),
+                DELIVERY_QUEUE.into(),
+                (entity::now_ms() / 1000).into(),
+            ],
+        ),
+    };
+    txn.execute_raw(statement).await?;
+    Ok(())
 }
 
 /// What `/metrics` reports about the queue.

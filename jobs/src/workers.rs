@@ -10,9 +10,9 @@ use entity::database::{Database, Pool};
 use futures::FutureExt;
 
 use crate::{
-    deliveries::{HotmartEndpoints, JobContext, WorkerSettings, handle_delivery, sweep_forever},
+    deliveries::{HotmartEndpoints, JobContext, WorkerSettings, handle_deliveries, sweep_forever},
     imports::handle_window,
-    queue::{DELIVERY_QUEUE, HotmartJob, IMPORT_QUEUE, ProcessDelivery, Queue},
+    queue::{DELIVERY_QUEUE, HotmartJob, IMPORT_QUEUE, ProcessDeliveries, Queue},
 };
 
 async fn hotmart_job(job: HotmartJob, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
@@ -38,13 +38,13 @@ async fn hotmart_job(job: HotmartJob, ctx: Data<JobContext>) -> Result<(), BoxDy
 }
 
 async fn process_delivery_job(
-    job: ProcessDelivery,
+    job: ProcessDeliveries,
     ctx: Data<JobContext>,
 ) -> Result<(), BoxDynError> {
     // Failures are recorded on the delivery and retried by `handle_delivery` itself.
     ctx.progress
         .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed);
-    handle_delivery(&ctx, &job.delivery_id).await;
+    handle_deliveries(&ctx, &job.delivery_ids).await;
     Ok(())
 }
 
@@ -140,7 +140,7 @@ fn monitor(ctx: &JobContext) -> Monitor {
         Monitor::new(),
         ctx,
         DELIVERY_QUEUE,
-        ProcessDelivery,
+        ProcessDeliveries,
         deliveries,
         ctx.settings.concurrency,
         process_delivery_job

@@ -9,6 +9,10 @@ use super::error::{ApiError, ApiResult};
 pub struct AppContext {
     pub db: Database,
     pub queue: jobs::queue::Queue,
+    /// Stores webhook deliveries (group commit).
+    pub inbox: jobs::inbox::Inbox,
+    /// Webhook token → integration and products, for the webhook hot path.
+    pub routes: std::sync::Arc<crate::routes::RouteCache>,
     pub keys: SecretKeys,
     pub public_url: String,
     /// A webhook body that takes longer than this to arrive is abandoned (408).

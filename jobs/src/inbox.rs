@@ -1,0 +1,129 @@
+//! The inbox writer: authentic deliveries are stored by one task per process, which
+//! commits whatever arrived meanwhile as one group (group commit). Every delivery of a
+//! group, and the jobs that process the accepted ones, commit in one transaction; each
+//! request is answered only after that commit.
+//!
+//! One commit per group instead of two per delivery is what lets a burst of deliveries
+//! be acknowledged at the speed the disk syncs, not at one fsync-bound commit per request.
+
+use std::sync::Arc;
+
+use entity::{
+    DomainError, DomainResult,
+    database::Database,
+    deliveries::{self, Intake},
+    hotmart::payload::Envelope,
+    tables::{integration, product},
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::queue::{enqueue_deliveries_in, new_job_id};
+
+/// Most deliveries committed in one group.
+pub const MAX_GROUP: usize = 256;
+
+/// Accepted deliveries per processing job: they are processed together, in one
+/// transaction, by one worker.
+pub const DELIVERIES_PER_JOB: usize = 32;
+
+/// Deliveries waiting for the writer; beyond this, requests wait to be queued.
+const QUEUE: usize = 4 * MAX_GROUP;
+
+/// One delivery to store.
+pub struct Submission {
+    pub integration: Arc<integration::Model>,
+    pub products: Arc<Vec<product::Model>>,
+    pub envelope: Envelope,
+    pub body: String,
+}
+
+struct Entry {
+    submission: Submission,
+    reply: oneshot::Sender<DomainResult<Intake>>,
+}
+
+/// Handle to the writer task.
+#[derive(Clone)]
+pub struct Inbox {
+    sender: mpsc::Sender<Entry>,
+}
+
+impl Inbox {
+    /// Starts the writer task on `db`.
+    pub fn start(db: Database) -> Inbox {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(write_forever(db, receiver));
+        Inbox { sender }
+    }
+
+    /// Stores a delivery; returns once it is committed.
+    pub async fn submit(&self, submission: Submission) -> DomainResult<Intake> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || DomainError::Internal("the inbox writer stopped".into());
+        self.sender
+            .send(Entry { submission, reply })
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+async fn write_forever(db: Database, mut receiver: mpsc::Receiver<Entry>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let submissions: Vec<&Submission> = group.iter().map(|e| &e.submission).collect();
+        match commit_group(&db, &submissions).await {
+            Ok(intakes) => {
+                for (entry, intake) in group.drain(..).zip(intakes) {
+                    let _ = entry.reply.send(Ok(intake));
+                }
+            }
+            // One bad delivery must not fail the others: store them one by one.
+            Err(_) if group.len() > 1 => {
+                for entry in group.drain(..) {
+                    let result = commit_group(&db, &[&entry.submission])
+                        .await
+                        .map(|mut intakes| intakes.remove(0));
+                    let _ = entry.reply.send(result);
+                }
+            }
+            Err(err) => {
+                for entry in group.drain(..) {
+                    let _ = entry.reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn commit_group(db: &Database, group: &[&Submission]) -> DomainResult<Vec<Intake>> {
+    let txn = db.begin_write().await?;
+    let mut intakes = Vec::with_capacity(group.len());
+    let mut job_id = new_job_id();
+    let mut batch: Vec<String> = Vec::with_capacity(DELIVERIES_PER_JOB);
+    for submission in group {
+        let intake = deliveries::intake(
+            &*txn,
+            &submission.integration,
+            &submission.products,
+            &submission.envelope,
+            &submission.body,
+            &job_id,
+        )
+        .await?;
+        if let Intake::Accepted { delivery_id } = &intake {
+            batch.push(delivery_id.clone());
+            if batch.len() == DELIVERIES_PER_JOB {
+                enqueue_deliveries_in(&*txn, &job_id, &batch).await?;
+                batch.clear();
+                job_id = new_job_id();
+            }
+        }
+        intakes.push(intake);
+    }
+    if !batch.is_empty() {
+        enqueue_deliveries_in(&*txn, &job_id, &batch).await?;
+    }
+    txn.commit().await?;
+    Ok(intakes)
+}
