@@ -19,6 +19,9 @@ use sea_orm::{
 /// How long a SQLite connection waits for a lock before reporting "database is locked".
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Page cache of the SQLite writer connection (negative: KiB), 32 MiB.
+const WRITER_CACHE_SIZE: &str = "-32768";
+
 #[derive(Debug, Clone)]
 pub enum Pool {
     Sqlite(sqlx::SqlitePool),
@@ -33,6 +36,10 @@ pub struct Database {
     /// sleeps in growing steps. Within a process, the busy write paths (inbox, delivery
     /// processing, imports) queue here instead, in order.
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: one long-lived connection for the write transactions. A connection's
+    /// page cache is dropped whenever another connection wrote, so writes that always
+    /// use the same connection find their pages cached instead of reading them again.
+    writer: Option<DatabaseConnection>,
 }
 
 /// A write transaction: on SQLite it holds the process's write gate and began
@@ -62,11 +69,12 @@ impl std::ops::Deref for WriteTxn {
 }
 
 impl Database {
-    fn new(conn: DatabaseConnection, pool: Pool) -> Self {
+    fn new(conn: DatabaseConnection, pool: Pool, writer: Option<DatabaseConnection>) -> Self {
         Self {
             conn,
             pool,
             write_gate: Default::default(),
+            writer,
         }
     }
 
@@ -80,7 +88,9 @@ impl Database {
         }
         let gate = self.write_gate.clone().lock_owned().await;
         let txn = self
-            .conn
+            .writer
+            .as_ref()
+            .unwrap_or(&self.conn)
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
@@ -102,6 +112,9 @@ impl Database {
     }
 
     pub async fn close(self) {
+        if let Some(writer) = self.writer {
+            let _ = writer.close().await;
+        }
         match self.pool {
             Pool::Sqlite(pool) => pool.close().await,
             Pool::Postgres(pool) => pool.close().await,
@@ -129,12 +142,22 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
+            .await
+            .map_err(|err| DbErr::Custom(format!("cannot open {url}: {err}")))?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.pragma("cache_size", WRITER_CACHE_SIZE))
             .await
             .map_err(|err| DbErr::Custom(format!("cannot open {url}: {err}")))?;
         Ok(Database::new(
             SqlxSqliteConnector::from_sqlx_sqlite_pool(pool.clone()),
             Pool::Sqlite(pool),
+            Some(SqlxSqliteConnector::from_sqlx_sqlite_pool(writer)),
         ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let options = PgConnectOptions::from_str(url)
@@ -148,6 +171,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
         Ok(Database::new(
             SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
             Pool::Postgres(pool),
+            None,
         ))
     } else {
         Err(DbErr::Custom(

@@ -34,7 +34,7 @@ async fn drained(server: &Server, expected: u64, limit: Duration) -> Vec<(String
             eprintln!("gave up waiting: {pending} deliveries still pending");
             return counts;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
