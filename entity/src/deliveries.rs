@@ -70,10 +70,10 @@ pub async fn page_of_integration(
     .await
 }
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ActiveModelTrait, IntoActiveModel, Set, TransactionTrait, TryInsertResult,
+    ActiveModelTrait, IntoActiveModel, Set, TryInsertResult,
     sea_query::Expr,
 };
 
@@ -175,70 +175,118 @@ pub enum Intake {
     },
 }
 
-/// Stores an authentic delivery. `job_id` is the id the caller will enqueue the
-/// processing job under when the delivery is accepted.
-pub async fn intake<C: ConnectionTrait + TransactionTrait>(
+/// An authentic, well-formed delivery to store.
+pub struct IntakeItem<'a> {
+    pub integration: &'a integration::Model,
+    pub products: &'a [product::Model],
+    pub envelope: &'a Envelope,
+    pub body: &'a str,
+}
+
+/// Stores authentic deliveries, in order, with one multi-row insert (a burst is stored
+/// in a few statements). Accepted deliveries get the job id they will be processed
+/// under: `per_job` consecutive accepted deliveries share one, made by `new_job_id`.
+/// Returns what happened to each, with its job id when accepted.
+pub async fn intake_many<C: ConnectionTrait>(
     db: &C,
-    integration: &integration::Model,
-    products: &[product::Model],
-    envelope: &Envelope,
-    body: &str,
-    job_id: &str,
-) -> DomainResult<Intake> {
+    items: &[IntakeItem<'_>],
+    per_job: usize,
+    mut new_job_id: impl FnMut() -> String,
+) -> DomainResult<Vec<(Intake, Option<String>)>> {
     let now = now_ms();
-    let (status, reason) = if envelope.is_test {
-        (DeliveryStatus::Test, Some("Hotmart test event".to_owned()))
+    let mut rows = Vec::with_capacity(items.len());
+    let mut reasons = Vec::with_capacity(items.len());
+    let mut job_id = new_job_id();
+    let mut accepted = 0;
+    for item in items {
+        let (status, reason) = if item.envelope.is_test {
+            (DeliveryStatus::Test, Some("Hotmart test event".to_owned()))
+        } else {
+            match routing_problem(item.integration, item.products, item.envelope)? {
+                Some(reason) => (DeliveryStatus::Ignored, Some(reason)),
+                None => (DeliveryStatus::Pending, None),
+            }
+        };
+        let job = (status == DeliveryStatus::Pending).then(|| {
+            if accepted > 0 && accepted % per_job.max(1) == 0 {
+                job_id = new_job_id();
+            }
+            accepted += 1;
+            job_id.clone()
+        });
+        rows.push(webhook_delivery::ActiveModel {
+            id: Set(new_id()),
+            account_id: Set(item.integration.account_id.clone()),
+            integration_id: Set(item.integration.id.clone()),
+            event_id: Set(Some(item.envelope.id.clone())),
+            dedup_event_id: Set(Some(item.envelope.id.clone())),
+            event: Set(Some(item.envelope.event_name.clone())),
+            status: Set(status.as_str().to_owned()),
+            reason: Set(reason.clone()),
+            attempts: Set(0),
+            payload: Set(item.body.to_owned()),
+            payload_sha256: Set(sha256_hex(item.body.as_bytes())),
+            body_differs: Set(false),
+            received_at: Set(now),
+            processed_at: Set((job.is_none()).then_some(now)),
+            enqueued_at: Set(job.is_some().then_some(now)),
+            job_id: Set(job),
+        });
+        reasons.push((status, reason));
+    }
+    let inserted: HashSet<String> = if rows.is_empty() {
+        HashSet::new()
     } else {
-        match routing_problem(integration, products, envelope)? {
-            Some(reason) => (DeliveryStatus::Ignored, Some(reason)),
-            None => (DeliveryStatus::Pending, None),
+        match webhook_delivery::Entity::insert_many(rows.clone())
+            .on_conflict_do_nothing_on([
+                webhook_delivery::Column::IntegrationId,
+                webhook_delivery::Column::DedupEventId,
+            ])
+            .exec_with_returning_keys(db)
+            .await?
+        {
+            TryInsertResult::Inserted(ids) => ids.into_iter().collect(),
+            TryInsertResult::Empty | TryInsertResult::Conflicted => HashSet::new(),
         }
     };
-    let sha = sha256_hex(body.as_bytes());
-    let id = new_id();
-    let accepted = status == DeliveryStatus::Pending;
-    let row = webhook_delivery::ActiveModel {
-        id: Set(id.clone()),
-        account_id: Set(integration.account_id.clone()),
-        integration_id: Set(integration.id.clone()),
-        event_id: Set(Some(envelope.id.clone())),
-        dedup_event_id: Set(Some(envelope.id.clone())),
-        event: Set(Some(envelope.event_name.clone())),
-        status: Set(status.as_str().to_owned()),
-        reason: Set(reason.clone()),
-        attempts: Set(0),
-        payload: Set(body.to_owned()),
-        payload_sha256: Set(sha.clone()),
-        body_differs: Set(false),
-        received_at: Set(now),
-        processed_at: Set((!accepted).then_some(now)),
-        job_id: Set(accepted.then(|| job_id.to_owned())),
-        enqueued_at: Set(accepted.then_some(now)),
-    };
-    let inserted = webhook_delivery::Entity::insert(row.clone())
-        .on_conflict_do_nothing_on([
-            webhook_delivery::Column::IntegrationId,
-            webhook_delivery::Column::DedupEventId,
-        ])
-        .exec_without_returning(db)
-        .await?;
-    if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
-        return Ok(match status {
-            DeliveryStatus::Pending => Intake::Accepted { delivery_id: id },
-            DeliveryStatus::Test => Intake::Test { delivery_id: id },
-            _ => Intake::Ignored {
-                delivery_id: id,
-                reason: reason.unwrap_or_default(),
-            },
-        });
+    let mut outcomes = Vec::with_capacity(items.len());
+    for ((item, row), (status, reason)) in items.iter().zip(rows).zip(reasons) {
+        let id = row.id.clone().unwrap();
+        if inserted.contains(&id) {
+            let job = row.job_id.clone().unwrap();
+            outcomes.push(match status {
+                DeliveryStatus::Pending => (Intake::Accepted { delivery_id: id }, job),
+                DeliveryStatus::Test => (Intake::Test { delivery_id: id }, None),
+                _ => (
+                    Intake::Ignored {
+                        delivery_id: id,
+                        reason: reason.unwrap_or_default(),
+                    },
+                    None,
+                ),
+            });
+        } else {
+            outcomes.push((store_duplicate(db, item, row, now).await?, None));
+        }
     }
-    // Seen before: keep this copy too (nothing Hotmart sent is dropped), flagged when its
-    // body differs from the first one.
+    Ok(outcomes)
+}
+
+/// An event id seen before: this copy is kept too (nothing Hotmart sent is dropped),
+/// flagged when its body differs from the first one.
+async fn store_duplicate<C: ConnectionTrait>(
+    db: &C,
+    item: &IntakeItem<'_>,
+    row: webhook_delivery::ActiveModel,
+    now: i64,
+) -> DomainResult<Intake> {
     let original = webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::IntegrationId.eq(integration.id.as_str()))
-        .filter(webhook_delivery::Column::DedupEventId.eq(envelope.id.as_str()))
+        .filter(webhook_delivery::Column::IntegrationId.eq(item.integration.id.as_str()))
+        .filter(webhook_delivery::Column::DedupEventId.eq(item.envelope.id.as_str()))
         .one(db)
         .await?;
+    let sha = row.payload_sha256.clone().unwrap();
+    let id = row.id.clone().unwrap();
     let differs = original.as_ref().is_some_and(|o| o.payload_sha256 != sha);
     let mut duplicate = row;
     duplicate.dedup_event_id = Set(None);

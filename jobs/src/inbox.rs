@@ -17,7 +17,7 @@ use std::{
 use entity::{
     DomainError, DomainResult,
     database::Database,
-    deliveries::{self, Intake},
+    deliveries::{self, Intake, IntakeItem},
     hotmart::payload::Envelope,
     tables::{integration, product},
 };
@@ -132,33 +132,30 @@ async fn write_forever(db: Database, mut receiver: mpsc::Receiver<Entry>) {
 }
 
 async fn commit_group(db: &Database, group: &[&Submission]) -> DomainResult<Vec<Intake>> {
+    let items: Vec<IntakeItem<'_>> = group
+        .iter()
+        .map(|s| IntakeItem {
+            integration: &s.integration,
+            products: &s.products,
+            envelope: &s.envelope,
+            body: &s.body,
+        })
+        .collect();
     let txn = db.begin_write().await?;
-    let mut intakes = Vec::with_capacity(group.len());
-    let mut job_id = new_job_id();
-    let mut batch: Vec<String> = Vec::with_capacity(DELIVERIES_PER_JOB);
-    for submission in group {
-        let intake = deliveries::intake(
-            &*txn,
-            &submission.integration,
-            &submission.products,
-            &submission.envelope,
-            &submission.body,
-            &job_id,
-        )
-        .await?;
-        if let Intake::Accepted { delivery_id } = &intake {
-            batch.push(delivery_id.clone());
-            if batch.len() == DELIVERIES_PER_JOB {
-                enqueue_deliveries_in(&*txn, &job_id, &batch).await?;
-                batch.clear();
-                job_id = new_job_id();
+    let outcomes = deliveries::intake_many(&*txn, &items, DELIVERIES_PER_JOB, new_job_id).await?;
+    // The jobs, in the same transaction: one per run of accepted deliveries.
+    let mut jobs: Vec<(String, Vec<String>)> = Vec::new();
+    for (intake, job) in &outcomes {
+        if let (Intake::Accepted { delivery_id }, Some(job)) = (intake, job) {
+            match jobs.last_mut() {
+                Some((id, ids)) if id == job => ids.push(delivery_id.clone()),
+                _ => jobs.push((job.clone(), vec![delivery_id.clone()])),
             }
         }
-        intakes.push(intake);
     }
-    if !batch.is_empty() {
-        enqueue_deliveries_in(&*txn, &job_id, &batch).await?;
+    for (job_id, delivery_ids) in &jobs {
+        enqueue_deliveries_in(&*txn, job_id, delivery_ids).await?;
     }
     txn.commit().await?;
-    Ok(intakes)
+    Ok(outcomes.into_iter().map(|(intake, _)| intake).collect())
 }
