@@ -12,6 +12,9 @@ pub const MAX_PAGE_SIZE: u64 = 200;
 pub struct PageRequest {
     pub first: u64,
     pub after: Option<Cursor>,
+    /// Whether to count the matching rows (`totalCount`); counting a long list costs
+    /// more than fetching a page of it, so it is skipped when nobody asked.
+    pub count: bool,
 }
 
 impl PageRequest {
@@ -27,6 +30,7 @@ impl PageRequest {
         Ok(Self {
             first: first as u64,
             after,
+            count: true,
         })
     }
 }
@@ -87,7 +91,7 @@ impl<T> Page<T> {
     }
 }
 
-/// Counts the rows of `query`, then fetches the requested page of them in
+/// Counts the rows of `query` (when asked), then fetches the requested page of them in
 /// `(time desc, id desc)` order, after the request's cursor.
 pub async fn fetch<E, C>(
     db: &C,
@@ -103,7 +107,11 @@ where
     C: sea_orm::ConnectionTrait,
 {
     use sea_orm::{ColumnTrait, Condition, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
-    let total = query.clone().count(db).await?;
+    let total = if page.count {
+        query.clone().count(db).await?
+    } else {
+        0
+    };
     let mut query = query;
     if let Some(after) = &page.after {
         query = query.filter(

@@ -211,7 +211,8 @@ impl PipelineQuery {
         #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<DealConnection> {
-        let request = PageRequest::parse(first, after.as_deref())?;
+        let mut request = PageRequest::parse(first, after.as_deref())?;
+        request.count = ctx.look_ahead().field("totalCount").exists();
         let filter = filter.unwrap_or_default();
         let filter = DomainDealFilter {
             group_id: filter.group_id.map(|id| id.0),
@@ -245,7 +246,8 @@ impl PipelineQuery {
         #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<ContactConnection> {
-        let request = PageRequest::parse(first, after.as_deref())?;
+        let mut request = PageRequest::parse(first, after.as_deref())?;
+        request.count = ctx.look_ahead().field("totalCount").exists();
         let filter = filter.unwrap_or_default();
         let filter = DomainContactFilter {
             email: filter.email,

@@ -210,7 +210,8 @@ impl Integration {
         #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<DeliveryConnection> {
-        let page = PageRequest::parse(first, after.as_deref())?;
+        let mut page = PageRequest::parse(first, after.as_deref())?;
+        page.count = ctx.look_ahead().field("totalCount").exists();
         let page = deliveries::page_of_integration(
             &ctx.app().db.conn,
             &self.0.id,

@@ -288,21 +288,16 @@ async fn upsert_contact(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    // The write comes first: it takes the lock that serialises this contact's events.
-    contact::Entity::insert(row)
+    // The write comes first: it takes the lock that serialises this contact's events, and
+    // returns the contact as stored (new, or the existing one).
+    let current = contact::Entity::insert(row)
         .on_conflict(
             OnConflict::columns([contact::Column::AccountId, contact::Column::Email])
                 .value(contact::Column::UpdatedAt, Expr::val(now))
                 .to_owned(),
         )
-        .exec_without_returning(db)
+        .exec_with_returning(db)
         .await?;
-    let current = contact::Entity::find()
-        .filter(contact::Column::AccountId.eq(snap.integration.account_id.as_str()))
-        .filter(contact::Column::Email.eq(email))
-        .one(db)
-        .await?
-        .ok_or_else(|| DomainError::Internal("contact vanished after upsert".into()))?;
     let newer = occurred_at >= current.data_at;
     let merge = |old: &Option<String>, new: Option<String>| match (old, new) {
         (_, Some(new)) if newer => Some(new),

@@ -67,6 +67,9 @@ pub struct Args {
     /// Where runs keep their files (a temporary directory when absent).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// The `checkout-crm` binary to measure (default: build and use the release binary).
+    #[arg(long)]
+    pub server_binary: Option<PathBuf>,
 }
 
 impl Args {
@@ -106,7 +109,10 @@ async fn main() {
     if args.smoke {
         args.shrink();
     }
-    let binary = server::release_binary();
+    let binary = args
+        .server_binary
+        .clone()
+        .unwrap_or_else(server::release_binary);
     let scenarios = match args.scenario {
         Scenario::All => vec![
             Scenario::Webhooks,

@@ -1,0 +1,86 @@
+//! The benchmark program runs every scenario at a tiny size against the real binary and
+//! prints a JSON line per scenario with its figures (no timing is asserted: speed is
+//! measured by running the bench itself, see the README's "Performance").
+
+use std::process::Command;
+
+use serde_json::Value;
+use tests::{binary, postgres_url, skip_notice};
+
+fn smoke(database_url: Option<&str>) -> Vec<Value> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bench"));
+    command
+        .args(["all", "--smoke", "--server-binary"])
+        .arg(binary())
+        .env_remove("BENCH_DATABASE_URL");
+    if let Some(url) = database_url {
+        command.args(["--database-url", url]);
+    }
+    let output = command.output().expect("run the bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|value| value.get("scenario").is_some())
+        .collect()
+}
+
+fn check(reports: &[Value], backend: &str) {
+    let scenario = |name: &str| {
+        reports
+            .iter()
+            .find(|r| r["scenario"] == name)
+            .unwrap_or_else(|| panic!("no {name} report in {reports:?}"))
+    };
+    let webhooks = scenario("webhooks");
+    assert_eq!(webhooks["backend"], backend);
+    assert_eq!(webhooks["errors"], 0, "{webhooks}");
+    // 300 unique deliveries + 10 % re-sends, every one stored and none left pending.
+    assert_eq!(webhooks["deliveries"], 330);
+    assert_eq!(webhooks["stored"], 330);
+    assert_eq!(webhooks["statuses"]["DUPLICATE"], 30, "{webhooks}");
+    assert_eq!(webhooks["statuses"]["PROCESSED"], 300, "{webhooks}");
+    assert_eq!(webhooks["statuses"]["PENDING"], 0, "{webhooks}");
+    for key in [
+        "accepted_per_sec",
+        "baseline_per_sec",
+        "ratio_to_baseline",
+        "end_to_end_per_sec",
+        "deals",
+        "peak_rss_mib",
+    ] {
+        assert!(webhooks[key].as_f64().unwrap_or(0.0) > 0.0, "{key}: {webhooks}");
+    }
+    let latency = scenario("latency");
+    assert_eq!(latency["errors"], 0, "{latency}");
+    assert!(latency["ack_p99_ms"].as_f64().unwrap_or(0.0) > 0.0);
+    let import = scenario("import");
+    assert_eq!(import["run"]["status"], "SUCCEEDED", "{import}");
+    assert_eq!(import["run"]["salesSeen"], 1000, "{import}");
+    assert!(import["sales_per_sec"].as_f64().unwrap_or(0.0) > 0.0);
+    let graphql = scenario("graphql");
+    assert_eq!(graphql["deals"], 5000, "{graphql}");
+    assert!(graphql["listed"].as_u64().unwrap_or(0) > 100, "{graphql}");
+    for key in ["first_page_p99_ms", "deep_page_p99_ms", "timeline_p99_ms"] {
+        assert!(graphql[key].as_f64().unwrap_or(0.0) > 0.0, "{key}: {graphql}");
+    }
+}
+
+#[test]
+fn every_scenario_runs_on_sqlite() {
+    check(&smoke(None), "sqlite");
+}
+
+#[test]
+fn every_scenario_runs_on_postgres() {
+    let Some(url) = postgres_url() else {
+        skip_notice("every_scenario_runs_on_postgres");
+        return;
+    };
+    check(&smoke(Some(&url)), "postgres");
+}
