@@ -72,10 +72,7 @@ pub async fn page_of_integration(
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{
-    ActiveModelTrait, IntoActiveModel, Set, TryInsertResult,
-    sea_query::Expr,
-};
+use sea_orm::{ActiveModelTrait, IntoActiveModel, Set, TryInsertResult, sea_query::Expr};
 
 use crate::{
     Caller, DomainError, EventClass,
@@ -353,9 +350,15 @@ pub enum Processed {
 /// together, so a crash leaves either both or neither. When one delivery fails, the
 /// group is rolled back and processed again one delivery per transaction, so it does not
 /// hold back the others: the failures are returned, for the caller to retry.
-pub async fn process_batch(
+///
+/// `give_way` is asked between deliveries: when it says so, what is done so far commits
+/// and `pause` runs before the rest continues in a new transaction (the webhook intake
+/// of the process uses this so that acknowledgements do not wait for a whole group).
+pub async fn process_batch<P: std::future::Future<Output = ()>>(
     db: &Database,
     ids: &[String],
+    give_way: impl Fn() -> bool,
+    pause: impl Fn() -> P,
 ) -> DomainResult<Vec<(String, DomainError)>> {
     let rows = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::Id.is_in(ids.iter().map(String::as_str)))
@@ -372,24 +375,39 @@ pub async fn process_batch(
             snapshots.insert(row.integration_id.clone(), snap);
         }
     }
-    let txn = db.begin_write().await?;
-    let mut all_done = true;
-    for delivery in &rows {
-        if process_in(&*txn, &snapshots[&delivery.integration_id], delivery)
-            .await
-            .is_err()
-        {
-            all_done = false;
+    let mut rest: &[webhook_delivery::Model] = &rows;
+    while !rest.is_empty() {
+        let txn = db.begin_write().await?;
+        let mut done = 0;
+        let mut failed = false;
+        for delivery in rest {
+            if process_in(&*txn, &snapshots[&delivery.integration_id], delivery)
+                .await
+                .is_err()
+            {
+                failed = true;
+                break;
+            }
+            done += 1;
+            if give_way() {
+                break;
+            }
+        }
+        if failed {
+            txn.rollback().await?;
             break;
         }
-    }
-    if all_done {
         txn.commit().await?;
+        rest = &rest[done..];
+        if !rest.is_empty() {
+            pause().await;
+        }
+    }
+    if rest.is_empty() {
         return Ok(Vec::new());
     }
-    txn.rollback().await?;
     let mut failures = Vec::new();
-    for delivery in &rows {
+    for delivery in rest {
         let txn = db.begin_write().await?;
         match process_in(&*txn, &snapshots[&delivery.integration_id], delivery).await {
             Ok(_) => txn.commit().await?,

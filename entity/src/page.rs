@@ -106,7 +106,10 @@ where
     E::Model: Send + Sync,
     C: sea_orm::ConnectionTrait,
 {
-    use sea_orm::{ColumnTrait, Condition, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+    use sea_orm::{
+        ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+        sea_query::{Expr, ExprTrait},
+    };
     let total = if page.count {
         query.clone().count(db).await?
     } else {
@@ -114,12 +117,14 @@ where
     };
     let mut query = query;
     if let Some(after) = &page.after {
+        // A row-value comparison, `(time, id) < (at, id)`: both backends read it as one
+        // range of the `(…, time, id)` index, so a page deep in a long list costs what
+        // the first one does.
         query = query.filter(
-            Condition::any().add(time.lt(after.at)).add(
-                Condition::all()
-                    .add(time.eq(after.at))
-                    .add(id.lt(after.id.as_str())),
-            ),
+            Expr::tuple([time.into_expr(), id.into_expr()]).lt(Expr::tuple([
+                Expr::val(after.at),
+                Expr::val(after.id.as_str()),
+            ])),
         );
     }
     let rows = query

@@ -54,7 +54,10 @@ fn check(reports: &[Value], backend: &str) {
         "deals",
         "peak_rss_mib",
     ] {
-        assert!(webhooks[key].as_f64().unwrap_or(0.0) > 0.0, "{key}: {webhooks}");
+        assert!(
+            webhooks[key].as_f64().unwrap_or(0.0) > 0.0,
+            "{key}: {webhooks}"
+        );
     }
     let latency = scenario("latency");
     assert_eq!(latency["errors"], 0, "{latency}");
@@ -67,7 +70,10 @@ fn check(reports: &[Value], backend: &str) {
     assert_eq!(graphql["deals"], 5000, "{graphql}");
     assert!(graphql["listed"].as_u64().unwrap_or(0) > 100, "{graphql}");
     for key in ["first_page_p99_ms", "deep_page_p99_ms", "timeline_p99_ms"] {
-        assert!(graphql[key].as_f64().unwrap_or(0.0) > 0.0, "{key}: {graphql}");
+        assert!(
+            graphql[key].as_f64().unwrap_or(0.0) > 0.0,
+            "{key}: {graphql}"
+        );
     }
 }
 

@@ -12,7 +12,9 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::post,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 const TOKEN: &str = "baseline-token-0123456789";
 const HOTTOK: &str = "baseline-hottok";

@@ -104,7 +104,8 @@ pub async fn run(args: &Args, binary: &Path) -> Report {
         .as_str()
         .unwrap()
         .to_owned();
-    let fields = "status salesSeen dealsCreated dealsUpdated skipped failedSales windowsTotal error";
+    let fields =
+        "status salesSeen dealsCreated dealsUpdated skipped failedSales windowsTotal error";
     let deadline = Instant::now() + Duration::from_secs(1800);
     let last = loop {
         let state = server

@@ -181,8 +181,12 @@ pub async fn closed_loop(url: &str, deliveries: Arc<Vec<Delivery>>, concurrency:
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, next, deliveries, url) =
-            (client.clone(), next.clone(), deliveries.clone(), url.to_owned());
+        let (client, next, deliveries, url) = (
+            client.clone(),
+            next.clone(),
+            deliveries.clone(),
+            url.to_owned(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut outcome = Outcome::default();
             loop {

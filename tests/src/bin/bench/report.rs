@@ -68,7 +68,10 @@ impl Report {
     pub fn print(&self) {
         println!();
         println!("== {}: {}", self.scenario, self.title);
-        println!("{:<44} {:>14}  {:<6} {:<12} ", "metric", "value", "unit", "target");
+        println!(
+            "{:<44} {:>14}  {:<6} {:<12} ",
+            "metric", "value", "unit", "target"
+        );
         let mut missed = Vec::new();
         for row in &self.rows {
             let (target, met) = match row.target {

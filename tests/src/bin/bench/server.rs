@@ -54,7 +54,10 @@ impl FreshDatabase {
                 drop_on: None,
             };
         };
-        let name = format!("bench_{}", ulid::Ulid::generate().to_string().to_lowercase());
+        let name = format!(
+            "bench_{}",
+            ulid::Ulid::generate().to_string().to_lowercase()
+        );
         let pool = sqlx::PgPool::connect(server_url)
             .await
             .expect("connect to PostgreSQL");
@@ -78,8 +81,8 @@ impl FreshDatabase {
                 let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
                 )))
-                    .execute(&pool)
-                    .await;
+                .execute(&pool)
+                .await;
             }
         }
     }

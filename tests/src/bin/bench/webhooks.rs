@@ -170,7 +170,12 @@ pub async fn throughput(args: &Args, binary: &Path) -> Report {
     report.fact("stored", json!(stored));
     report.fact(
         "statuses",
-        json!(counts.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()),
+        json!(
+            counts
+                .iter()
+                .cloned()
+                .collect::<std::collections::BTreeMap<_, _>>()
+        ),
     );
     if ours.errors > 0 || stored != total as u64 {
         report.note(format!(
