@@ -64,7 +64,7 @@ pub async fn run(args: &Args, binary: &Path) -> Report {
                 })
                 .map(|(s, _)| *s)
                 .unwrap_or("APPROVED");
-            let product: u64 = PRODUCTS[(n % 5 == 0) as usize].0.parse().unwrap();
+            let product: u64 = PRODUCTS[n.is_multiple_of(5) as usize].0.parse().unwrap();
             // Most buyers buy once; some twice.
             let buyer = n - (n % 7 == 6) as usize;
             sales.push(sale(

@@ -53,7 +53,7 @@ pub fn workload(unique: usize, duplicate_ratio: f64, seed: u64) -> Vec<Delivery>
     while events.len() < unique {
         buyer += 1;
         let email = format!("comprador{buyer}@exemplo.com.br");
-        let (product, hottok) = PRODUCTS[(buyer % 5 == 0) as usize];
+        let (product, hottok) = PRODUCTS[buyer.is_multiple_of(5) as usize];
         let product: u64 = product.parse().unwrap();
         let mut at = start + (buyer as i64) * 7_000 + rng.below(5_000) as i64;
         let transaction = format!("HP{:011}", buyer);

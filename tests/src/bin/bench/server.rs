@@ -76,14 +76,14 @@ impl FreshDatabase {
     }
 
     pub async fn drop_database(self) {
-        if let Some((server, name)) = self.drop_on {
-            if let Ok(pool) = sqlx::PgPool::connect(&server).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&pool)
-                .await;
-            }
+        if let Some((server, name)) = self.drop_on
+            && let Ok(pool) = sqlx::PgPool::connect(&server).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&pool)
+            .await;
         }
     }
 }
