@@ -122,6 +122,18 @@ impl Database {
     }
 }
 
+/// Begins a transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`; a
+/// plain transaction elsewhere). A deferred SQLite transaction that reads and then
+/// writes fails at once with "database is locked" when another connection wrote in
+/// between; an immediate one waits for the lock (up to the busy timeout) instead.
+pub async fn begin_immediate<C: TransactionTrait>(db: &C) -> Result<C::Transaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
+
 /// Connects to `url` (`sqlite://path` or `postgres://…`) with at most `max_connections`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr> {
     let max_connections = max_connections.max(1);

@@ -83,7 +83,7 @@ pub async fn set_visibility<C: ConnectionTrait + TransactionTrait>(
     caller.require_admin()?;
     let current = find_scoped::<group::Entity>(db, caller, id).await?;
     let viewers = users::resolve_ids(db, caller, "userIds", user_ids).await?;
-    let txn = db.begin().await?;
+    let txn = crate::database::begin_immediate(db).await?;
     group_viewer::Entity::delete_many()
         .filter(group_viewer::Column::GroupId.eq(current.id.as_str()))
         .exec(&txn)

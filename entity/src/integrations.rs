@@ -95,7 +95,7 @@ pub async fn create<C: ConnectionTrait + TransactionTrait>(
     let name = values::name("name", name)?;
     let events = selected_events("events", events)?;
     let now = now_ms();
-    let txn = db.begin().await?;
+    let txn = crate::database::begin_immediate(db).await?;
     let integration = integration::ActiveModel {
         id: Set(new_id()),
         account_id: Set(caller.account_id.clone()),
@@ -164,7 +164,7 @@ pub async fn update<C: ConnectionTrait + TransactionTrait>(
         .map(|e| selected_events("events", e))
         .transpose()?;
 
-    let txn = db.begin().await?;
+    let txn = crate::database::begin_immediate(db).await?;
     let current = find_scoped::<integration::Entity>(&txn, caller, id).await?;
     let group = group_of(&txn, &current).await?;
     let mut model = current.into_active_model();
@@ -274,7 +274,7 @@ pub async fn delete<C: ConnectionTrait + TransactionTrait>(
     id: &str,
 ) -> DomainResult<bool> {
     let current = get(db, caller, id).await?;
-    let txn = db.begin().await?;
+    let txn = crate::database::begin_immediate(db).await?;
     if let Some(group) = group::Entity::find()
         .filter(group::Column::IntegrationId.eq(current.id.as_str()))
         .one(&txn)

@@ -120,7 +120,7 @@ pub async fn set_assignees<C: ConnectionTrait + TransactionTrait>(
     caller.require_admin()?;
     let current = find_scoped::<origin::Entity>(db, caller, id).await?;
     let users = users::resolve_ids(db, caller, "userIds", user_ids).await?;
-    let txn = db.begin().await?;
+    let txn = crate::database::begin_immediate(db).await?;
     origin_assignee::Entity::delete_many()
         .filter(origin_assignee::Column::OriginId.eq(current.id.as_str()))
         .exec(&txn)

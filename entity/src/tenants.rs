@@ -30,7 +30,7 @@ pub async fn create_account<C: TransactionTrait>(
         Some(n) => values::name("adminName", n)?,
         None => email.split('@').next().unwrap_or("Admin").to_owned(),
     };
-    let txn = db.begin().await?;
+    let txn = crate::database::begin_immediate(db).await?;
     let now = now_ms();
     let account = account::ActiveModel {
         id: Set(new_id()),

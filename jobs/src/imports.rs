@@ -8,7 +8,7 @@ use entity::{
     imports::{self, ImportStatus, PageCounts},
     tables::{import_run, import_window},
 };
-use sea_orm::{EntityTrait, TransactionTrait};
+use sea_orm::EntityTrait;
 
 use crate::{
     deliveries::JobContext,
@@ -139,7 +139,7 @@ async fn run_window(ctx: &JobContext, window: &import_window::Model) -> Result<(
                 .as_str()
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned);
-            let txn = db.begin().await?;
+            let txn = ctx.db.begin_write().await?;
             let mut counts = PageCounts::default();
             for sale in &items {
                 counts.sales_seen += 1;
@@ -157,7 +157,7 @@ async fn run_window(ctx: &JobContext, window: &import_window::Model) -> Result<(
                     continue;
                 }
                 let applied = apply_event(
-                    &txn,
+                    &*txn,
                     &snap,
                     IncomingEvent {
                         payload: &payload,
@@ -185,12 +185,12 @@ async fn run_window(ctx: &JobContext, window: &import_window::Model) -> Result<(
                 }
             }
             let moved_to: imports::WindowCursor = (Some((*status).to_owned()), next.clone());
-            if !imports::advance_cursor(&txn, &window.id, &cursor, &moved_to).await? {
+            if !imports::advance_cursor(&*txn, &window.id, &cursor, &moved_to).await? {
                 // Another run of this window got here first; its page stands, not ours.
                 txn.rollback().await?;
                 return Ok(());
             }
-            imports::add_counts(&txn, &run.id, counts).await?;
+            imports::add_counts(&*txn, &run.id, counts).await?;
             txn.commit().await?;
             cursor = moved_to;
             page_token = next;
