@@ -360,7 +360,7 @@ pub async fn process_batch<P: std::future::Future<Output = ()>>(
     give_way: impl Fn() -> bool,
     pause: impl Fn() -> P,
 ) -> DomainResult<Vec<(String, DomainError)>> {
-    let rows = webhook_delivery::Entity::find()
+    let mut rows = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::Id.is_in(ids.iter().map(String::as_str)))
         .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
         .all(&db.conn)
@@ -368,6 +368,10 @@ pub async fn process_batch<P: std::future::Future<Output = ()>>(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
+    // Groups processed at the same time lock contacts in one order (by e-mail), so two of
+    // them never wait on each other in a cycle (PostgreSQL would abort one after its
+    // deadlock timeout). The fold makes the order within a group irrelevant to the result.
+    rows.sort_by_cached_key(|row| buyer_email(&row.payload));
     let mut snapshots: HashMap<String, IntegrationSnapshot> = HashMap::new();
     for row in &rows {
         if !snapshots.contains_key(&row.integration_id) {
@@ -420,6 +424,16 @@ pub async fn process_batch<P: std::future::Future<Output = ()>>(
         }
     }
     Ok(failures)
+}
+
+/// The buyer's e-mail as the engine keys contacts (empty when there is none).
+fn buyer_email(stored: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(stored)
+        .ok()
+        .and_then(|value| payload::payload(&value).ok())
+        .and_then(|parsed| parsed.contact.email)
+        .and_then(|email| crate::values::email("email", &email).ok())
+        .unwrap_or_default()
 }
 
 async fn process_in(
