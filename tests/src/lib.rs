@@ -633,29 +633,33 @@ pub fn fixtures() -> Vec<(String, String)> {
 /// Path to the `checkout-crm` binary, built once per test process.
 pub fn binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut command = std::process::Command::new(cargo);
-            command
-                .args(["build", "-q", "-p", "checkout-crm", "--bin", "checkout-crm"])
-                .current_dir(workspace_root());
-            // The test's own CARGO_* variables (CARGO_MANIFEST_DIR, …) would look like a
-            // changed build environment and rebuild dependencies with build scripts.
-            for (key, _) in std::env::vars_os() {
-                let key = key.to_string_lossy().into_owned();
-                if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
-                    command.env_remove(&key);
-                }
-            }
-            let status = command.status().expect("run cargo build");
-            assert!(status.success(), "building checkout-crm failed");
-            let target = std::env::var("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| workspace_root().join("target"));
-            target.join("debug").join("checkout-crm")
-        })
-        .clone()
+    BUILT.get_or_init(|| build_binary(false)).clone()
+}
+
+/// Builds `checkout-crm` (debug, or `--release`) and returns the binary's path.
+pub fn build_binary(release: bool) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .args(["build", "-q", "-p", "checkout-crm", "--bin", "checkout-crm"])
+        .args(release.then_some("--release"))
+        .current_dir(workspace_root());
+    // The caller's own CARGO_* variables (CARGO_MANIFEST_DIR, …) would look like a
+    // changed build environment and rebuild dependencies with build scripts.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+            command.env_remove(&key);
+        }
+    }
+    let status = command.status().expect("run cargo build");
+    assert!(status.success(), "building checkout-crm failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    target
+        .join(if release { "release" } else { "debug" })
+        .join("checkout-crm")
 }
 
 pub fn workspace_root() -> PathBuf {

@@ -16,7 +16,7 @@ use sqlx::{Connection, Executor};
 
 use crate::{
     Args,
-    load::{self, PRODUCTS, percentile_ms},
+    load::{self, PRODUCTS},
     report::{Report, Target},
     server::{FreshDatabase, Server},
 };
@@ -230,46 +230,22 @@ pub async fn run(args: &Args, binary: &Path) -> Report {
     drop(server);
     database.drop_database().await;
 
-    report.figure(
-        "first_page_p50_ms",
-        "deals(groupId, status, first: 50) p50",
-        percentile_ms(&mut first, 50.0),
-        "ms",
-        Target::None,
-    );
-    report.figure(
-        "first_page_p99_ms",
-        "deals(groupId, status, first: 50) p99",
-        percentile_ms(&mut first, 99.0),
-        "ms",
+    report.latency(
+        "first_page",
+        "deals(groupId, status, first: 50)",
+        &mut first,
         Target::AtMost(20.0),
     );
-    report.figure(
-        "deep_page_p50_ms",
-        "same, page in the middle of the list p50",
-        percentile_ms(&mut deep, 50.0),
-        "ms",
-        Target::None,
-    );
-    report.figure(
-        "deep_page_p99_ms",
-        "same, page in the middle of the list p99",
-        percentile_ms(&mut deep, 99.0),
-        "ms",
+    report.latency(
+        "deep_page",
+        "same, page in the middle of the list",
+        &mut deep,
         Target::AtMost(20.0),
     );
-    report.figure(
-        "timeline_p50_ms",
-        "deal(id) { timeline } p50",
-        percentile_ms(&mut timeline, 50.0),
-        "ms",
-        Target::None,
-    );
-    report.figure(
-        "timeline_p99_ms",
-        "deal(id) { timeline } p99",
-        percentile_ms(&mut timeline, 99.0),
-        "ms",
+    report.latency(
+        "timeline",
+        "deal(id) { timeline }",
+        &mut timeline,
         Target::None,
     );
     report.figure("peak_rss_mib", "server peak RSS", rss, "MiB", Target::None);

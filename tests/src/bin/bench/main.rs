@@ -112,7 +112,7 @@ async fn main() {
     let binary = args
         .server_binary
         .clone()
-        .unwrap_or_else(server::release_binary);
+        .unwrap_or_else(|| tests::build_binary(true));
     let scenarios = match args.scenario {
         Scenario::All => vec![
             Scenario::Webhooks,

@@ -56,6 +56,26 @@ impl Report {
         });
     }
 
+    /// p50 and p99 of `samples` as two figures (`{key}_p50_ms`, `{key}_p99_ms`); the
+    /// target applies to p99.
+    pub fn latency(
+        &mut self,
+        key: &str,
+        metric: &str,
+        samples: &mut [std::time::Duration],
+        p99_target: Target,
+    ) {
+        for (p, target) in [(50.0, Target::None), (99.0, p99_target)] {
+            self.figure(
+                &format!("{key}_p{p:.0}_ms"),
+                &format!("{metric} p{p:.0}"),
+                crate::load::percentile_ms(samples, p),
+                "ms",
+                target,
+            );
+        }
+    }
+
     /// A value for the JSON line only (sizes, backend, …).
     pub fn fact(&mut self, key: &str, value: Value) {
         self.json.insert(key.into(), value);

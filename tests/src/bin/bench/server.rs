@@ -2,42 +2,12 @@
 //! client for it.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
-use tests::workspace_root;
-
-/// Builds the release binary (a no-op when it is up to date) and returns its path.
-pub fn release_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "-p",
-            "checkout-crm",
-            "--bin",
-            "checkout-crm",
-        ])
-        .current_dir(workspace_root());
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
-            command.env_remove(&key);
-        }
-    }
-    let status = command.status().expect("run cargo build");
-    assert!(status.success(), "building checkout-crm failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| workspace_root().join("target"));
-    target.join("release").join("checkout-crm")
-}
 
 /// A fresh database for one run: a SQLite file in the run's directory, or a new
 /// PostgreSQL database on the given server (dropped afterwards).
