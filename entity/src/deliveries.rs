@@ -77,7 +77,7 @@ use sea_orm::{ActiveModelTrait, IntoActiveModel, Set, TryInsertResult, sea_query
 use crate::{
     Caller, DomainError, EventClass,
     database::Database,
-    engine::apply::{Applied, IncomingEvent, IntegrationSnapshot, Source, apply_event},
+    engine::apply::{Applied, Dating, IncomingEvent, IntegrationSnapshot, Source, apply_group},
     hotmart::payload::{self, Envelope},
     integrations::{self, IntegrationStatus},
     new_id, now_ms,
@@ -335,32 +335,16 @@ pub async fn record_rejected(
     Ok(())
 }
 
-/// The result of processing one delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Processed {
-    Done {
-        reason: Option<String>,
-    },
-    /// Not `PENDING` any more (processed by an earlier run of the job): nothing to do.
-    AlreadyDone,
-}
-
-/// Parses the `PENDING` deliveries among `ids` and applies them through the deal engine,
-/// in one write transaction. Each delivery's effects and its `PROCESSED` mark commit
-/// together, so a crash leaves either both or neither. When one delivery fails, the
-/// group is rolled back and processed again one delivery per transaction, so it does not
-/// hold back the others: the failures are returned, for the caller to retry.
-///
-/// `give_way` is asked between deliveries: when it says so, what is done so far commits
-/// and `pause` runs before the rest continues in a new transaction (the webhook intake
-/// of the process uses this so that acknowledgements do not wait for a whole group).
-pub async fn process_batch<P: std::future::Future<Output = ()>>(
+/// Parses the `PENDING` deliveries among `ids` and applies them through the deal engine
+/// as one group, in one write transaction: their effects and their `PROCESSED` marks
+/// commit together, so a crash leaves either both or neither. When the group fails, it is
+/// rolled back and processed again one delivery per transaction, so that one bad delivery
+/// does not hold back the others: the failures are returned, for the caller to retry.
+pub async fn process_batch(
     db: &Database,
     ids: &[String],
-    give_way: impl Fn() -> bool,
-    pause: impl Fn() -> P,
 ) -> DomainResult<Vec<(String, DomainError)>> {
-    let mut rows = webhook_delivery::Entity::find()
+    let rows = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::Id.is_in(ids.iter().map(String::as_str)))
         .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
         .all(&db.conn)
@@ -368,10 +352,6 @@ pub async fn process_batch<P: std::future::Future<Output = ()>>(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    // Groups processed at the same time lock contacts in one order (by e-mail), so two of
-    // them never wait on each other in a cycle (PostgreSQL would abort one after its
-    // deadlock timeout). The fold makes the order within a group irrelevant to the result.
-    rows.sort_by_cached_key(|row| buyer_email(&row.payload));
     let mut snapshots: HashMap<String, IntegrationSnapshot> = HashMap::new();
     for row in &rows {
         if !snapshots.contains_key(&row.integration_id) {
@@ -379,123 +359,122 @@ pub async fn process_batch<P: std::future::Future<Output = ()>>(
             snapshots.insert(row.integration_id.clone(), snap);
         }
     }
-    let mut rest: &[webhook_delivery::Model] = &rows;
-    while !rest.is_empty() {
-        let txn = db.begin_write().await?;
-        let mut done = 0;
-        let mut failed = false;
-        for delivery in rest {
-            if process_in(&*txn, &snapshots[&delivery.integration_id], delivery)
-                .await
-                .is_err()
-            {
-                failed = true;
-                break;
-            }
-            done += 1;
-            if give_way() {
-                break;
-            }
+    let parsed: Vec<Parsed<'_>> = rows
+        .iter()
+        .map(|row| (row, stored_payload(row), &snapshots[&row.integration_id]))
+        .collect();
+    let txn = db.begin_write().await?;
+    match process_group(&*txn, &parsed).await {
+        Ok(()) => {
+            txn.commit().await?;
+            return Ok(Vec::new());
         }
-        if failed {
-            txn.rollback().await?;
-            break;
-        }
-        txn.commit().await?;
-        rest = &rest[done..];
-        if !rest.is_empty() {
-            pause().await;
-        }
-    }
-    if rest.is_empty() {
-        return Ok(Vec::new());
+        Err(_) => txn.rollback().await?,
     }
     let mut failures = Vec::new();
-    for delivery in rest {
+    for one in &parsed {
         let txn = db.begin_write().await?;
-        match process_in(&*txn, &snapshots[&delivery.integration_id], delivery).await {
-            Ok(_) => txn.commit().await?,
+        match process_group(&*txn, std::slice::from_ref(one)).await {
+            Ok(()) => txn.commit().await?,
             // Processed by another run meanwhile: nothing of this run may stay.
             Err(DomainError::Conflict(_)) => txn.rollback().await?,
             Err(err) => {
                 txn.rollback().await?;
-                failures.push((delivery.id.clone(), err));
+                failures.push((one.0.id.clone(), err));
             }
         }
     }
     Ok(failures)
 }
 
-/// The buyer's e-mail as the engine keys contacts (empty when there is none).
-fn buyer_email(stored: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(stored)
-        .ok()
-        .and_then(|value| payload::payload(&value).ok())
-        .and_then(|parsed| parsed.contact.email)
-        .and_then(|email| crate::values::email("email", &email).ok())
-        .unwrap_or_default()
-}
+/// A stored delivery, its parsed body, and its integration.
+type Parsed<'a> = (
+    &'a webhook_delivery::Model,
+    DomainResult<payload::HotmartPayload>,
+    &'a IntegrationSnapshot,
+);
 
-async fn process_in(
-    txn: &impl ConnectionTrait,
-    snap: &IntegrationSnapshot,
-    delivery: &webhook_delivery::Model,
-) -> DomainResult<Processed> {
+fn stored_payload(delivery: &webhook_delivery::Model) -> DomainResult<payload::HotmartPayload> {
     let value: serde_json::Value = serde_json::from_str(&delivery.payload)
         .map_err(|err| DomainError::Internal(format!("stored payload is not JSON: {err}")))?;
-    let parsed = payload::payload(&value).map_err(|err| DomainError::Internal(err.to_string()))?;
-    let Some(event) = parsed.envelope.event else {
-        return finish(txn, delivery, Some("unknown event".into())).await;
-    };
-    let applied = apply_event(
-        txn,
-        snap,
-        IncomingEvent {
-            payload: &parsed,
+    payload::payload(&value).map_err(|err| DomainError::Internal(err.to_string()))
+}
+
+/// Applies a group of parsed deliveries and marks them `PROCESSED`, with the reason when
+/// one had no effect.
+async fn process_group(txn: &impl ConnectionTrait, group: &[Parsed<'_>]) -> DomainResult<()> {
+    let mut done: Vec<(&webhook_delivery::Model, Option<String>)> = Vec::new();
+    let mut items = Vec::with_capacity(group.len());
+    let mut applied_rows = Vec::with_capacity(group.len());
+    for (delivery, parsed, snap) in group {
+        let parsed = parsed.as_ref().map_err(Clone::clone)?;
+        let Some(event) = parsed.envelope.event else {
+            done.push((delivery, Some("unknown event".into())));
+            continue;
+        };
+        let incoming = IncomingEvent {
+            payload: parsed,
             event,
             dedup_id: parsed.envelope.id.clone(),
             occurred_at: parsed.occurred_at.unwrap_or(delivery.received_at),
+            dating: Dating::Exact,
             source: Source::Webhook {
                 delivery_id: delivery.id.clone(),
             },
-        },
-    )
-    .await?;
-    let reason = match applied {
-        Applied::Duplicate => Some("event already in the deal log: no second effect".to_owned()),
-        Applied::NoContact => Some("no buyer e-mail in the delivery: nothing to attach".to_owned()),
-        Applied::Applied { .. } => None,
-    };
-    finish(txn, delivery, reason).await
+        };
+        items.push((*snap, incoming));
+        applied_rows.push(*delivery);
+    }
+    let outcome = apply_group(txn, &items).await?;
+    for (delivery, applied) in applied_rows.into_iter().zip(outcome.applied) {
+        let reason = match applied {
+            Applied::Duplicate => Some("event already in the deal log: no second effect"),
+            Applied::NoContact => Some("no buyer e-mail in the delivery: nothing to attach"),
+            Applied::Applied { .. } => None,
+        };
+        done.push((delivery, reason.map(str::to_owned)));
+    }
+    mark_processed(txn, &done).await
 }
 
-async fn finish(
+/// Marks deliveries `PROCESSED`: one statement per distinct reason.
+async fn mark_processed(
     db: &impl ConnectionTrait,
-    delivery: &webhook_delivery::Model,
-    reason: Option<String>,
-) -> DomainResult<Processed> {
-    let result = webhook_delivery::Entity::update_many()
-        .col_expr(
-            webhook_delivery::Column::Status,
-            Expr::val(DeliveryStatus::Processed.as_str()),
-        )
-        .col_expr(webhook_delivery::Column::Reason, Expr::val(reason.clone()))
-        .col_expr(webhook_delivery::Column::ProcessedAt, Expr::val(now_ms()))
-        .col_expr(
-            webhook_delivery::Column::Attempts,
-            Expr::val(delivery.attempts + 1),
-        )
-        .filter(webhook_delivery::Column::Id.eq(delivery.id.as_str()))
-        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-        .exec(db)
-        .await?;
-    if result.rows_affected == 0 {
-        // Another run finished it first; this transaction's effects must not commit.
-        return Err(DomainError::Conflict(
-            "delivery was processed concurrently".into(),
-        ));
+    done: &[(&webhook_delivery::Model, Option<String>)],
+) -> DomainResult<()> {
+    use sea_orm::sea_query::ExprTrait;
+    let mut by_reason: std::collections::BTreeMap<&Option<String>, Vec<&str>> = Default::default();
+    for (delivery, reason) in done {
+        by_reason
+            .entry(reason)
+            .or_default()
+            .push(delivery.id.as_str());
     }
-    Ok(Processed::Done { reason })
+    let now = now_ms();
+    for (reason, ids) in by_reason {
+        let result = webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::val(DeliveryStatus::Processed.as_str()),
+            )
+            .col_expr(webhook_delivery::Column::Reason, Expr::val(reason.clone()))
+            .col_expr(webhook_delivery::Column::ProcessedAt, Expr::val(now))
+            .col_expr(
+                webhook_delivery::Column::Attempts,
+                Expr::col(webhook_delivery::Column::Attempts).add(1),
+            )
+            .filter(webhook_delivery::Column::Id.is_in(ids.iter().copied()))
+            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .exec(db)
+            .await?;
+        if result.rows_affected != ids.len() as u64 {
+            // Another run finished one first; this transaction's effects must not commit.
+            return Err(DomainError::Conflict(
+                "delivery was processed concurrently".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What to do after a failed attempt.

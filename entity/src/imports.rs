@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Caller, DomainError, DomainResult, HotmartEvent,
+    engine::apply::Dating,
     hotmart::payload::{ContactData, Envelope, HotmartPayload},
     hotmart_event::{decode_events, encode_events},
     integrations, labels, new_id, now_ms,
@@ -352,29 +353,56 @@ pub fn statuses_of(run: &import_run::Model) -> DomainResult<Vec<&'static str>> {
     Ok(statuses)
 }
 
-/// One sale of the Sales API as an event for the deal engine: id `import:{tx}:{status}`,
-/// time `approved_date` or `order_date`.
-pub fn sale_event(sale: &serde_json::Value) -> Option<(HotmartEvent, String, i64, HotmartPayload)> {
+/// One sale of the Sales API as an event for the deal engine.
+pub struct ImportedSale {
+    pub event: HotmartEvent,
+    /// `import:{tx}:{status}`: a second import of the same status is a duplicate.
+    pub dedup_id: String,
+    pub occurred_at: i64,
+    pub dating: Dating,
+    pub payload: HotmartPayload,
+}
+
+/// Whether the Sales API dates a status: an approval by `approved_date`, a pending or
+/// refused payment by `order_date`. Every later status (complete, refunded, chargeback,
+/// protest, expired, overdue) comes with no date of its own.
+fn is_dated(event: HotmartEvent) -> bool {
+    use HotmartEvent::*;
+    matches!(
+        event,
+        PurchaseApproved | PurchaseBilletPrinted | PurchaseCanceled
+    )
+}
+
+/// One sale of the Sales API as an event: a dated status at its date (`approved_date`,
+/// else `order_date`); any other status at `observed_at`, the time the import saw it, and
+/// after every event already known of the sale (see `docs/import.md`).
+pub fn sale_event(sale: &serde_json::Value, observed_at: i64) -> Option<ImportedSale> {
     use crate::hotmart::payload::{at, text};
     let purchase = sale.get("purchase")?;
     let transaction = purchase.get("transaction").and_then(text)?;
     let status = purchase.get("status").and_then(text)?;
     let event = event_for_status(&status)?;
-    let time = ["approved_date", "order_date"]
+    let sale_date = ["approved_date", "order_date"]
         .iter()
         .find_map(|k| purchase.get(*k).and_then(serde_json::Value::as_i64))?;
+    let (occurred_at, dating) = if is_dated(event) {
+        (sale_date, Dating::Exact)
+    } else {
+        (observed_at.max(sale_date), Dating::Observed)
+    };
     let product_id = at(sale, &["product", "id"]).and_then(text);
-    let dedup = format!("import:{transaction}:{status}");
+    let dedup_id = format!("import:{transaction}:{status}");
     let payload = HotmartPayload {
         envelope: Envelope {
-            id: dedup.clone(),
+            id: dedup_id.clone(),
             event_name: event.as_str().to_owned(),
             event: Some(event),
             product_id,
             is_test: false,
             body_hottok: None,
         },
-        occurred_at: Some(time),
+        occurred_at: Some(occurred_at),
         product_name: at(sale, &["product", "name"]).and_then(text),
         contact: ContactData {
             email: at(sale, &["buyer", "email"]).and_then(text),
@@ -389,7 +417,30 @@ pub fn sale_event(sale: &serde_json::Value) -> Option<(HotmartEvent, String, i64
         refusal_reason: None,
         payment_type: at(purchase, &["payment", "type"]).and_then(text),
     };
-    Some((event, dedup, time, payload))
+    Some(ImportedSale {
+        event,
+        dedup_id,
+        occurred_at,
+        dating,
+        payload,
+    })
+}
+
+impl ImportedSale {
+    /// The sale as an event for the deal engine.
+    pub fn incoming(
+        &self,
+        source: crate::engine::apply::Source,
+    ) -> crate::engine::apply::IncomingEvent<'_> {
+        crate::engine::apply::IncomingEvent {
+            payload: &self.payload,
+            event: self.event,
+            dedup_id: self.dedup_id.clone(),
+            occurred_at: self.occurred_at,
+            dating: self.dating,
+            source,
+        }
+    }
 }
 
 /// Counters a page of sales adds to its run.

@@ -26,8 +26,18 @@ fn label_name(field: &str, name: &str) -> DomainResult<String> {
     Ok(name)
 }
 
-fn name_key(name: &str) -> String {
+pub fn name_key(name: &str) -> String {
     name.to_lowercase()
+}
+
+/// A tag the engine puts on contacts from outside text (a product's name from Hotmart):
+/// control characters dropped, blanks trimmed, cut to [`MAX_LABEL_LEN`] characters.
+/// `None` when nothing is left.
+pub fn tag_name(text: &str) -> Option<String> {
+    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    let cut: String = clean.trim().chars().take(MAX_LABEL_LEN).collect();
+    let cut = cut.trim_end();
+    (!cut.is_empty()).then(|| cut.to_owned())
 }
 
 pub async fn list(db: &impl ConnectionTrait, caller: &Caller) -> DomainResult<Vec<label::Model>> {

@@ -78,9 +78,7 @@ pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
     crate::inbox::yield_to_intake(Duration::from_secs(1)).await;
     let attempt = tokio::time::timeout(
         ctx.settings.deadline,
-        deliveries::process_batch(&ctx.db, delivery_ids, crate::inbox::intake_waiting, || {
-            crate::inbox::yield_to_intake(Duration::from_secs(1))
-        }),
+        deliveries::process_batch(&ctx.db, delivery_ids),
     )
     .await;
     let failures: Vec<(String, String)> = match attempt {

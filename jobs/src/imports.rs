@@ -4,8 +4,9 @@
 //! resumes at the page it was on and counters stay exact.
 
 use entity::{
-    engine::apply::{Applied, IncomingEvent, IntegrationSnapshot, Source, apply_event},
-    imports::{self, ImportStatus, PageCounts},
+    engine::apply::{Applied, IntegrationSnapshot, Source, apply_group},
+    imports::{self, ImportStatus, ImportedSale, PageCounts},
+    now_ms,
     tables::{import_run, import_window},
 };
 use sea_orm::EntityTrait;
@@ -139,51 +140,28 @@ async fn run_window(ctx: &JobContext, window: &import_window::Model) -> Result<(
                 .as_str()
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned);
+            let (events, mut counts) = page_events(&items, &products, now_ms());
+            let group: Vec<_> = events
+                .iter()
+                .map(|sale| {
+                    let source = Source::Import {
+                        run_id: run.id.clone(),
+                        label: run.label.clone(),
+                    };
+                    (&snap, sale.incoming(source))
+                })
+                .collect();
             let txn = ctx.db.begin_write().await?;
-            let mut counts = PageCounts::default();
-            for sale in &items {
-                counts.sales_seen += 1;
-                let Some((event, dedup_id, at, payload)) = imports::sale_event(sale) else {
-                    counts.failed_sales += 1;
-                    continue;
-                };
-                if !payload
-                    .envelope
-                    .product_id
-                    .as_ref()
-                    .is_some_and(|p| products.contains(p))
-                {
-                    counts.skipped += 1;
-                    continue;
-                }
-                let applied = apply_event(
-                    &*txn,
-                    &snap,
-                    IncomingEvent {
-                        payload: &payload,
-                        event,
-                        dedup_id,
-                        occurred_at: at,
-                        source: Source::Import {
-                            run_id: run.id.clone(),
-                            label: run.label.clone(),
-                        },
-                    },
-                )
-                .await?;
+            let outcome = apply_group(&*txn, &group).await?;
+            for applied in &outcome.applied {
                 match applied {
-                    Applied::Applied {
-                        deals_created,
-                        deals_updated,
-                        ..
-                    } => {
-                        counts.deals_created += deals_created as i64;
-                        counts.deals_updated += deals_updated as i64;
-                    }
+                    Applied::Applied { .. } => {}
                     Applied::Duplicate => counts.skipped += 1,
                     Applied::NoContact => counts.failed_sales += 1,
                 }
             }
+            counts.deals_created += outcome.deals_created as i64;
+            counts.deals_updated += outcome.deals_updated as i64;
             let moved_to: imports::WindowCursor = (Some((*status).to_owned()), next.clone());
             if !imports::advance_cursor(&*txn, &window.id, &cursor, &moved_to).await? {
                 // Another run of this window got here first; its page stands, not ours.
@@ -201,6 +179,34 @@ async fn run_window(ctx: &JobContext, window: &import_window::Model) -> Result<(
     }
     imports::finish_window(db, window).await?;
     Ok(())
+}
+
+/// The importable sales of a page, and the counts of those that are not.
+fn page_events(
+    items: &[serde_json::Value],
+    products: &[String],
+    observed_at: i64,
+) -> (Vec<ImportedSale>, PageCounts) {
+    let mut counts = PageCounts::default();
+    let mut sales = Vec::with_capacity(items.len());
+    for sale in items {
+        counts.sales_seen += 1;
+        match imports::sale_event(sale, observed_at) {
+            None => counts.failed_sales += 1,
+            Some(s)
+                if !s
+                    .payload
+                    .envelope
+                    .product_id
+                    .as_ref()
+                    .is_some_and(|p| products.contains(p)) =>
+            {
+                counts.skipped += 1
+            }
+            Some(s) => sales.push(s),
+        }
+    }
+    (sales, counts)
 }
 
 /// Re-enqueues windows of unfinished runs that nothing touched for a while (lost job, or

@@ -48,11 +48,6 @@ pub async fn yield_to_intake(limit: Duration) {
     }
 }
 
-/// Whether deliveries of this process are waiting to be stored.
-pub fn intake_waiting() -> bool {
-    IN_FLIGHT.load(Ordering::Relaxed) > 0
-}
-
 struct InFlight;
 
 impl InFlight {

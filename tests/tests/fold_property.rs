@@ -4,7 +4,7 @@
 
 use entity::{
     Caller, HotmartEvent, Role,
-    engine::apply::{IncomingEvent, IntegrationSnapshot, Source, apply_event},
+    engine::apply::{Dating, IncomingEvent, IntegrationSnapshot, Source, apply_event},
     hotmart::payload,
     integrations,
     products::{self, NewProduct},
@@ -201,6 +201,7 @@ async fn apply_all(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value]) 
                 event,
                 dedup_id: parsed.envelope.id.clone(),
                 occurred_at: parsed.occurred_at.unwrap(),
+                dating: Dating::Exact,
                 source: Source::Webhook {
                     delivery_id: "prop".into(),
                 },

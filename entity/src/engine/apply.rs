@@ -1,38 +1,47 @@
-//! The persistence step around the fold: upsert the contact, append the event to its key's
-//! log (deduplicated), re-fold the key and write the difference. Runs inside the caller's
-//! transaction; its first statement is a write, so on SQLite the transaction holds the
-//! write lock from the start and on PostgreSQL the contact row is locked: events of one
-//! contact are applied one at a time.
+//! The persistence step around the fold, set-wise: a group of events (a batch of webhook
+//! deliveries, or a page of an import) is applied with a fixed number of statements,
+//! whatever its size (see `docs/deal-engine.md`, "Persistence"):
+//!
+//! 1. upsert the group's contacts in one statement (and write merged data back in one);
+//! 2. read the logs and the deals of every touched key, one query each;
+//! 3. in memory: drop duplicates, date imported statuses, append the new events, fold
+//!    every touched key with the pure [`fold`](super::fold::fold), and diff the result
+//!    against the stored deals;
+//! 4. assign owners from one read of the assignees (and of the contacts' owners) and one
+//!    atomic advance of the rotation cursors;
+//! 5. write deals, references, events and tags with multi-row statements.
+//!
+//! Runs inside the caller's transaction. Its first statement locks the group's contacts
+//! (on PostgreSQL, in e-mail order), so events of one contact are applied by one group at
+//! a time; SQLite has one writer anyway.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, Set, TryInsertResult,
-    sea_query::{Expr, OnConflict},
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 
-use super::fold::{Effect, FoldEvent, OriginRule, fold};
+use super::{
+    fold::{Effect, FoldEvent, OriginRule, info_target},
+    key::{DealKey, KeyProduct},
+    store,
+};
 use crate::{
-    Caller, DomainError, DomainResult, EventClass, HotmartEvent, Role,
+    DomainError, DomainResult, EventClass, HotmartEvent,
     hotmart::payload::HotmartPayload,
     hotmart_event::DealStatus,
-    labels, new_id, now_ms,
-    tables::{
-        contact, contact_label, deal, deal_event, deal_ref, group, integration, origin,
-        origin_assignee, product,
-    },
+    new_id, now_ms,
+    tables::{deal, deal_event, group, integration, origin, product},
     values,
 };
 
-/// What the engine needs to know about an integration, loaded once per job.
+/// What the engine needs to know about an integration, loaded once per group.
 #[derive(Debug, Clone)]
 pub struct IntegrationSnapshot {
     pub integration: integration::Model,
     pub group: group::Model,
     pub origins: Vec<origin::Model>,
     pub products: Vec<product::Model>,
+    rules: HashMap<HotmartEvent, OriginRule>,
 }
 
 impl IntegrationSnapshot {
@@ -47,22 +56,34 @@ impl IntegrationSnapshot {
             .all(db)
             .await?;
         let products = crate::products::of_integration(db, &integration.id).await?;
+        let mut rules = HashMap::new();
+        for o in &origins {
+            let corrupt = |what: &str| {
+                DomainError::Internal(format!("origin {} has an unknown {what}", o.id))
+            };
+            let event = HotmartEvent::parse(&o.event).ok_or_else(|| corrupt("event"))?;
+            let entry_status =
+                DealStatus::parse(&o.entry_status).ok_or_else(|| corrupt("entry status"))?;
+            let origin_id = o.id.clone();
+            rules.insert(
+                event,
+                OriginRule {
+                    origin_id,
+                    entry_status,
+                },
+            );
+        }
         Ok(Self {
             integration,
             group,
             origins,
             products,
+            rules,
         })
     }
 
     pub fn origin_rule(&self, event: HotmartEvent) -> Option<OriginRule> {
-        self.origins
-            .iter()
-            .find(|o| o.event == event.as_str())
-            .map(|o| OriginRule {
-                origin_id: o.id.clone(),
-                entry_status: DealStatus::parse(&o.entry_status).unwrap_or(DealStatus::Open),
-            })
+        self.rules.get(&event).cloned()
     }
 
     pub fn product(&self, hotmart_product_id: Option<&str>) -> Option<&product::Model> {
@@ -70,13 +91,8 @@ impl IntegrationSnapshot {
         self.products.iter().find(|p| p.hotmart_product_id == id)
     }
 
-    /// The identity the engine acts as inside the integration's account.
-    fn system_caller(&self) -> Caller {
-        Caller {
-            user_id: String::new(),
-            account_id: self.integration.account_id.clone(),
-            role: Role::Admin,
-        }
+    fn account_id(&self) -> &str {
+        &self.integration.account_id
     }
 }
 
@@ -101,6 +117,16 @@ impl Source {
     }
 }
 
+/// How an event's time is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dating {
+    /// Hotmart dated it.
+    Exact,
+    /// A status the import observed at `occurred_at` with no date of its own: it sorts
+    /// after every event already known of its sale, so it never goes back in time.
+    Observed,
+}
+
 /// One event to apply.
 #[derive(Debug, Clone)]
 pub struct IncomingEvent<'a> {
@@ -109,9 +135,11 @@ pub struct IncomingEvent<'a> {
     /// The log's deduplication id: the Hotmart event id, or `import:{tx}:{status}`.
     pub dedup_id: String,
     pub occurred_at: i64,
+    pub dating: Dating,
     pub source: Source,
 }
 
+/// What became of one event of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     /// The key's log already had this event: no second effect.
@@ -120,119 +148,244 @@ pub enum Applied {
     NoContact,
     Applied {
         contact_id: String,
-        deals_created: usize,
-        deals_updated: usize,
     },
+}
+
+/// What a group did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupOutcome {
+    /// Per input event, in order.
+    pub applied: Vec<Applied>,
+    pub deals_created: usize,
+    pub deals_updated: usize,
 }
 
 /// The part of an event the fold needs, kept in `deal_events.data`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredEvent {
-    refs: Vec<String>,
+pub(super) struct StoredEvent {
+    pub refs: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    price: Option<f64>,
+    pub price: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    currency: Option<String>,
+    pub currency: Option<String>,
 }
 
+/// One event of a key's log, stored or new, with its decoded data.
+pub(super) struct LogEntry {
+    pub row: deal_event::Model,
+    pub data: StoredEvent,
+    pub event: HotmartEvent,
+    /// Stored before this group (its `deal_id`/`effect` as stored).
+    pub stored: Option<(Option<String>, Option<String>)>,
+}
+
+impl LogEntry {
+    pub fn from_row(row: deal_event::Model) -> DomainResult<Self> {
+        let corrupt = |what: &str| {
+            DomainError::Internal(format!("deal event {} has {what}", row.id.as_str()))
+        };
+        let data: StoredEvent =
+            serde_json::from_str(&row.data).map_err(|_| corrupt("unreadable data"))?;
+        let event = HotmartEvent::parse(&row.event).ok_or_else(|| corrupt("an unknown event"))?;
+        let stored = Some((row.deal_id.clone(), row.effect.clone()));
+        Ok(Self {
+            row,
+            data,
+            event,
+            stored,
+        })
+    }
+
+    fn fold_event(&self) -> FoldEvent {
+        FoldEvent {
+            dedup_id: self.row.dedup_id.clone(),
+            event: self.event,
+            occurred_at: self.row.occurred_at,
+            refs: self.data.refs.clone(),
+            price: self.data.price,
+            currency: self.data.currency.clone(),
+        }
+    }
+}
+
+/// A touched key: its log as it will be after the group, and what to do with it.
+pub(super) struct KeyLog<'s> {
+    pub key: DealKey,
+    pub snap: &'s IntegrationSnapshot,
+    pub product: Option<&'s product::Model>,
+    pub entries: Vec<LogEntry>,
+    /// A deal-moving event (or one with a product) was appended: fold the whole log.
+    pub refold: bool,
+    /// New info events without a product: they attach to a deal of the contact.
+    pub attach: Vec<usize>,
+    /// Stored events that go: imported copies of sale events a webhook now told.
+    pub removed: Vec<String>,
+}
+
+/// Applies one event (a group of one).
 pub async fn apply_event(
     db: &impl ConnectionTrait,
     snap: &IntegrationSnapshot,
     incoming: IncomingEvent<'_>,
 ) -> DomainResult<Applied> {
-    let payload = incoming.payload;
-    let Some(email) = payload
-        .contact
-        .email
-        .as_deref()
-        .and_then(|e| values::email("email", e).ok())
-    else {
-        return Ok(Applied::NoContact);
-    };
-    let contact = upsert_contact(db, snap, &email, payload, incoming.occurred_at).await?;
-    let product = snap.product(payload.envelope.product_id.as_deref());
-    let group_id = &snap.group.id;
-    let refs = payload.references();
-    let info = incoming.event.class() == EventClass::Info;
-    let key = match (product, info) {
-        (None, true) => format!("{group_id}|{}|-", contact.id),
-        _ if snap.integration.merge_products => format!("{group_id}|{}", contact.id),
-        (Some(p), _) => format!("{group_id}|{}|{}", contact.id, p.id),
-        (None, false) => format!("{group_id}|{}|-", contact.id),
-    };
-    let sale_key = payload
-        .transaction
-        .as_ref()
-        .map(|tx| format!("{tx}:{}", incoming.event.as_str()));
+    let mut outcome = apply_group(db, &[(snap, incoming)]).await?;
+    Ok(outcome.applied.remove(0))
+}
 
-    // An imported sale already received by webhook (or imported before) is a duplicate.
-    if let (Source::Import { .. }, Some(sale_key)) = (&incoming.source, &sale_key) {
-        let known = deal_event::Entity::find()
-            .filter(deal_event::Column::DealKey.eq(key.as_str()))
-            .filter(deal_event::Column::SaleKey.eq(sale_key.as_str()))
-            .one(db)
-            .await?;
-        if known.is_some() {
-            return Ok(Applied::Duplicate);
+/// Applies a group of events with a fixed number of statements (see the module docs).
+pub async fn apply_group(
+    db: &impl ConnectionTrait,
+    items: &[(&IntegrationSnapshot, IncomingEvent<'_>)],
+) -> DomainResult<GroupOutcome> {
+    let now = now_ms();
+    let emails: Vec<Option<String>> = items
+        .iter()
+        .map(|(_, e)| {
+            let email = e.payload.contact.email.as_deref()?;
+            values::email("email", email).ok()
+        })
+        .collect();
+    let contacts = store::upsert_contacts(db, items, &emails, now).await?;
+    let keys: Vec<Option<DealKey>> = items
+        .iter()
+        .zip(&contacts)
+        .map(|((snap, e), contact)| Some(key_of(snap, e, contact.as_deref()?)))
+        .collect();
+    let mut logs = store::read_logs(db, &keys, items).await?;
+    let applied = append(&mut logs, items, &keys)?;
+    let mut plan = store::read_deals(db, &logs).await?;
+    plan.fold_keys(&mut logs, now)?;
+    super::owners::assign(db, &mut plan.deals).await?;
+    store::write_deals(db, &plan).await?;
+    store::attach_info(db, &mut logs).await?;
+    store::write_events(db, &logs).await?;
+    store::tag_contacts(db, items, &applied, now).await?;
+    Ok(GroupOutcome {
+        deals_created: plan.deals.iter().filter(|d| d.is_new).count(),
+        deals_updated: plan.deals.iter().filter(|d| !d.is_new && d.changed).count(),
+        applied,
+    })
+}
+
+fn key_of(snap: &IntegrationSnapshot, e: &IncomingEvent<'_>, contact_id: &str) -> DealKey {
+    let product = snap.product(e.payload.envelope.product_id.as_deref());
+    DealKey::of_event(
+        &snap.group.id,
+        contact_id,
+        product.map(|p| p.id.as_str()),
+        e.event.class() == EventClass::Info,
+        snap.integration.merge_products,
+    )
+}
+
+/// Appends the group's events to their logs, in order: duplicates (the same event, or a
+/// sale already known when the event is imported) are dropped; a live event replaces the
+/// imported copy of the same sale event.
+fn append(
+    logs: &mut BTreeMap<DealKey, KeyLog<'_>>,
+    items: &[(&IntegrationSnapshot, IncomingEvent<'_>)],
+    keys: &[Option<DealKey>],
+) -> DomainResult<Vec<Applied>> {
+    let mut applied = Vec::with_capacity(items.len());
+    for ((snap, e), key) in items.iter().zip(keys) {
+        let Some(key) = key else {
+            applied.push(Applied::NoContact);
+            continue;
+        };
+        let log = logs.get_mut(key).expect("every key's log was read");
+        let sale_key = e
+            .payload
+            .transaction
+            .as_ref()
+            .map(|tx| format!("{tx}:{}", e.event.as_str()));
+        let imported = matches!(e.source, Source::Import { .. });
+        let known = log.entries.iter().any(|x| {
+            x.row.dedup_id == e.dedup_id
+                || (imported && sale_key.is_some() && x.row.sale_key == sale_key)
+        });
+        if known {
+            applied.push(Applied::Duplicate);
+            continue;
         }
+        if !imported && sale_key.is_some() {
+            let copies = |x: &LogEntry| x.row.sale_key == sale_key && x.row.source == "IMPORT";
+            for copy in log.entries.iter().filter(|x| copies(x)) {
+                if copy.stored.is_some() {
+                    log.removed.push(copy.row.id.clone());
+                }
+            }
+            log.entries.retain(|x| !copies(x));
+        }
+        let entry = new_entry(snap, e, key, sale_key, occurred_at(log, e));
+        let attach_only = e.event.class() == EventClass::Info && log.product.is_none();
+        if attach_only {
+            log.attach.push(log.entries.len());
+        } else {
+            log.refold = true;
+        }
+        log.entries.push(entry);
+        applied.push(Applied::Applied {
+            contact_id: key.contact_id.clone(),
+        });
     }
-    let stored = StoredEvent {
-        refs: refs.clone(),
-        price: payload.price,
-        currency: payload.currency.clone(),
+    Ok(applied)
+}
+
+/// The event's time in the log: an observed status sorts after the known events of its
+/// sale.
+fn occurred_at(log: &KeyLog<'_>, e: &IncomingEvent<'_>) -> i64 {
+    let (Dating::Observed, Some(tx)) = (e.dating, &e.payload.transaction) else {
+        return e.occurred_at;
     };
-    let (delivery_id, import_run_id) = match &incoming.source {
+    let reference = format!("tx:{tx}");
+    log.entries
+        .iter()
+        .filter(|x| x.data.refs.contains(&reference))
+        .map(|x| x.row.occurred_at + 1)
+        .fold(e.occurred_at, i64::max)
+}
+
+fn new_entry(
+    snap: &IntegrationSnapshot,
+    e: &IncomingEvent<'_>,
+    key: &DealKey,
+    sale_key: Option<String>,
+    occurred_at: i64,
+) -> LogEntry {
+    let data = StoredEvent {
+        refs: e.payload.references(),
+        price: e.payload.price,
+        currency: e.payload.currency.clone(),
+    };
+    let (delivery_id, import_run_id) = match &e.source {
         Source::Webhook { delivery_id } => (Some(delivery_id.clone()), None),
         Source::Import { run_id, .. } => (None, Some(run_id.clone())),
     };
-    let row = deal_event::ActiveModel {
-        id: Set(new_id()),
-        account_id: Set(snap.integration.account_id.clone()),
-        group_id: Set(group_id.clone()),
-        contact_id: Set(contact.id.clone()),
-        deal_key: Set(key.clone()),
-        dedup_id: Set(incoming.dedup_id.clone()),
-        sale_key: Set(sale_key.clone()),
-        event: Set(incoming.event.as_str().to_owned()),
-        source: Set(incoming.source.as_str().to_owned()),
-        occurred_at: Set(incoming.occurred_at),
-        data: Set(serde_json::to_string(&stored).expect("event data serialises")),
-        delivery_id: Set(delivery_id),
-        import_run_id: Set(import_run_id),
-        deal_id: Set(None),
-        effect: Set(None),
-        description: Set(Some(describe(incoming.event, payload))),
-        recorded_at: Set(now_ms()),
+    let row = deal_event::Model {
+        id: new_id(),
+        account_id: snap.account_id().to_owned(),
+        group_id: key.group_id.clone(),
+        contact_id: key.contact_id.clone(),
+        deal_key: key.to_string(),
+        dedup_id: e.dedup_id.clone(),
+        sale_key,
+        event: e.event.as_str().to_owned(),
+        source: e.source.as_str().to_owned(),
+        occurred_at,
+        data: serde_json::to_string(&data).expect("event data serialises"),
+        delivery_id,
+        import_run_id,
+        deal_id: None,
+        effect: None,
+        description: Some(describe(e.event, e.payload)),
+        recorded_at: now_ms(),
     };
-    let inserted = deal_event::Entity::insert(row)
-        .on_conflict_do_nothing_on([deal_event::Column::DealKey, deal_event::Column::DedupId])
-        .exec_without_returning(db)
-        .await?;
-    if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
-        return Ok(Applied::Duplicate);
+    LogEntry {
+        row,
+        data,
+        event: e.event,
+        stored: None,
     }
-    // A live event replaces the imported copy of the same sale event: one timeline entry.
-    if let (Source::Webhook { .. }, Some(sale_key)) = (&incoming.source, &sale_key) {
-        deal_event::Entity::delete_many()
-            .filter(deal_event::Column::DealKey.eq(key.as_str()))
-            .filter(deal_event::Column::SaleKey.eq(sale_key.as_str()))
-            .filter(deal_event::Column::Source.eq("IMPORT"))
-            .exec(db)
-            .await?;
-    }
-
-    let (deals_created, deals_updated) = if info && product.is_none() {
-        attach_info_without_product(db, snap, &contact.id, &key, &incoming.dedup_id, &refs).await?;
-        (0, 0)
-    } else {
-        refold_key(db, snap, &key, &contact.id, product).await?
-    };
-    tag_contact(db, snap, &contact.id, product, &incoming.source).await?;
-    Ok(Applied::Applied {
-        contact_id: contact.id,
-        deals_created,
-        deals_updated,
-    })
 }
 
 /// A human line for the timeline.
@@ -256,409 +409,206 @@ fn describe(event: HotmartEvent, payload: &HotmartPayload) -> String {
     text
 }
 
-/// Creates or updates the contact. Newer non-empty values replace older ones; empty values
-/// never erase data.
-async fn upsert_contact(
-    db: &impl ConnectionTrait,
-    snap: &IntegrationSnapshot,
-    email: &str,
-    payload: &HotmartPayload,
-    occurred_at: i64,
-) -> DomainResult<contact::Model> {
-    let now = now_ms();
-    let clean = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && s.chars().count() <= 200)
-            .map(str::to_owned)
-    };
-    let (name, phone, document) = (
-        clean(&payload.contact.name),
-        clean(&payload.contact.phone),
-        clean(&payload.contact.document),
-    );
-    let row = contact::ActiveModel {
-        id: Set(new_id()),
-        account_id: Set(snap.integration.account_id.clone()),
-        email: Set(email.to_owned()),
-        name: Set(name.clone()),
-        phone: Set(phone.clone()),
-        document: Set(document.clone()),
-        data_at: Set(occurred_at),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
-    // The write comes first: it takes the lock that serialises this contact's events, and
-    // returns the contact as stored (new, or the existing one).
-    let current = contact::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([contact::Column::AccountId, contact::Column::Email])
-                .value(contact::Column::UpdatedAt, Expr::val(now))
-                .to_owned(),
-        )
-        .exec_with_returning(db)
-        .await?;
-    let newer = occurred_at >= current.data_at;
-    let merge = |old: &Option<String>, new: Option<String>| match (old, new) {
-        (_, Some(new)) if newer => Some(new),
-        (None, new) => new,
-        (old, _) => old.clone(),
-    };
-    let merged = (
-        merge(&current.name, name),
-        merge(&current.phone, phone),
-        merge(&current.document, document),
-    );
-    if merged
-        != (
-            current.name.clone(),
-            current.phone.clone(),
-            current.document.clone(),
-        )
-        || (newer && occurred_at != current.data_at)
-    {
-        let mut model = current.clone().into_active_model();
-        model.name = Set(merged.0);
-        model.phone = Set(merged.1);
-        model.document = Set(merged.2);
-        model.data_at = Set(current.data_at.max(occurred_at));
-        return Ok(model.update(db).await?);
-    }
-    Ok(current)
+/// Who a deal's owner will be, decided before the owners are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum OwnerPlan {
+    /// Stays as it is.
+    Fixed(Option<String>),
+    /// The next assignee of the origin's rotation; `fallback` when it has none.
+    Rotate {
+        origin_id: String,
+        fallback: Option<String>,
+    },
+    /// `keepDealOwner`: the owner of the contact's deals in the group, else the rotation.
+    OfContact { origin_id: String },
 }
 
-/// Info events without a product: the deal of the contact in the group holding one of
-/// their sale references, else the contact's latest deal there, else the contact.
-async fn attach_info_without_product(
-    db: &impl ConnectionTrait,
-    snap: &IntegrationSnapshot,
-    contact_id: &str,
-    key: &str,
-    dedup_id: &str,
-    refs: &[String],
-) -> DomainResult<()> {
-    let deals = deal::Entity::find()
-        .filter(deal::Column::GroupId.eq(snap.group.id.as_str()))
-        .filter(deal::Column::ContactId.eq(contact_id))
-        .order_by_desc(deal::Column::LastEventAt)
-        .all(db)
-        .await?;
-    let mut target = None;
-    if !refs.is_empty() && !deals.is_empty() {
-        let holding = deal_ref::Entity::find()
-            .filter(deal_ref::Column::DealId.is_in(deals.iter().map(|d| d.id.as_str())))
-            .filter(deal_ref::Column::Reference.is_in(refs.iter().map(String::as_str)))
-            .all(db)
-            .await?;
-        target = deals
-            .iter()
-            .find(|d| holding.iter().any(|r| r.deal_id == d.id));
-    }
-    let target = target.or(deals.first());
-    let effect = if target.is_some() {
-        Effect::TimelineOnly
-    } else {
-        Effect::ContactTimeline
-    };
-    deal_event::Entity::update_many()
-        .col_expr(
-            deal_event::Column::DealId,
-            Expr::val(target.map(|d| d.id.clone())),
-        )
-        .col_expr(deal_event::Column::Effect, Expr::val(effect.as_str()))
-        .filter(deal_event::Column::DealKey.eq(key))
-        .filter(deal_event::Column::DedupId.eq(dedup_id))
-        .exec(db)
-        .await?;
-    Ok(())
+/// A deal to write (new, or changed, or unchanged) and its owner plan.
+pub(super) struct PlannedDeal {
+    pub model: deal::Model,
+    /// Its sale references.
+    pub refs: std::collections::BTreeSet<String>,
+    pub owner: OwnerPlan,
+    pub is_new: bool,
+    pub changed: bool,
 }
 
-/// Re-folds a key's log and writes the difference. Returns (deals created, deals updated).
-async fn refold_key(
-    db: &impl ConnectionTrait,
-    snap: &IntegrationSnapshot,
-    key: &str,
-    contact_id: &str,
-    product: Option<&product::Model>,
-) -> DomainResult<(usize, usize)> {
-    let rows = deal_event::Entity::find()
-        .filter(deal_event::Column::DealKey.eq(key))
-        .all(db)
-        .await?;
-    let events: Vec<FoldEvent> = rows
-        .iter()
-        .map(|row| {
-            let data: StoredEvent = serde_json::from_str(&row.data).unwrap_or(StoredEvent {
-                refs: Vec::new(),
-                price: None,
-                currency: None,
-            });
-            FoldEvent {
-                dedup_id: row.dedup_id.clone(),
-                event: HotmartEvent::parse(&row.event).unwrap_or(HotmartEvent::ClubFirstAccess),
-                occurred_at: row.occurred_at,
-                refs: data.refs,
-                price: data.price,
-                currency: data.currency,
-            }
-        })
-        .collect();
-    let outcome = fold(&events, |e| snap.origin_rule(e));
-    let stored: Vec<deal::Model> = deal::Entity::find()
-        .filter(deal::Column::DealKey.eq(key))
-        .order_by_asc(deal::Column::CreatedAt)
-        .all(db)
-        .await?;
+/// The deals of the touched keys: as stored, and as they will be.
+pub(super) struct DealPlan {
+    /// Stored deals of every touched key, oldest first.
+    pub stored: HashMap<String, Vec<deal::Model>>,
+    /// Deals of the refolded keys, closed before open (so that the one open deal of a
+    /// key is written after the one it replaces was closed).
+    pub deals: Vec<PlannedDeal>,
+    /// Stored deals no journey kept (two journeys merged by a late event).
+    pub orphans: Vec<String>,
+    /// Keys whose deals and references are rewritten.
+    pub refolded: Vec<String>,
+}
 
-    // Stable ids: each journey keeps the stored deal that already held one of its events.
-    let mut taken: HashSet<String> = HashSet::new();
-    let mut mapped: Vec<Option<deal::Model>> = Vec::with_capacity(outcome.journeys.len());
-    for journey in &outcome.journeys {
-        let holders: HashSet<&str> = journey
-            .events
-            .iter()
-            .filter_map(|&i| rows[i].deal_id.as_deref())
-            .collect();
-        let pick = stored
-            .iter()
-            .find(|d| holders.contains(d.id.as_str()) && !taken.contains(&d.id))
-            .cloned();
-        if let Some(d) = &pick {
-            taken.insert(d.id.clone());
+impl DealPlan {
+    /// Folds every key that needs it and records where each event landed.
+    fn fold_keys(
+        &mut self,
+        logs: &mut BTreeMap<DealKey, KeyLog<'_>>,
+        now: i64,
+    ) -> DomainResult<()> {
+        for log in logs.values_mut().filter(|l| l.refold) {
+            let key = log.key.to_string();
+            let stored = self.stored.remove(&key).unwrap_or_default();
+            self.fold_key(log, &key, stored, now);
+            self.refolded.push(key);
         }
-        mapped.push(pick);
-    }
-    // Deals no journey kept (two journeys merged by a late event) disappear.
-    let orphans: Vec<&str> = stored
-        .iter()
-        .filter(|d| !taken.contains(&d.id))
-        .map(|d| d.id.as_str())
-        .collect();
-    if !orphans.is_empty() {
-        deal::Entity::delete_many()
-            .filter(deal::Column::Id.is_in(orphans))
-            .exec(db)
-            .await?;
+        let mut closed_first: Vec<PlannedDeal> = std::mem::take(&mut self.deals);
+        closed_first.sort_by_key(|d| d.model.status == DealStatus::Open.as_str());
+        self.deals = closed_first;
+        Ok(())
     }
 
-    let now = now_ms();
-    let mut created = 0;
-    let mut updated = 0;
-    let mut ids = Vec::with_capacity(outcome.journeys.len());
-    // Closed deals are written before open ones so `open_key` never collides midway.
-    let mut order: Vec<usize> = (0..outcome.journeys.len()).collect();
-    order.sort_by_key(|&j| outcome.journeys[j].status == DealStatus::Open);
-    let mut written: HashMap<usize, String> = HashMap::new();
-    for j in order {
-        let journey = &outcome.journeys[j];
-        let open_key = (journey.status == DealStatus::Open).then(|| key.to_owned());
-        let id = match &mapped[j] {
-            Some(existing) => {
-                let moved = existing.origin_id != journey.origin_id;
-                let owner = if moved && !snap.integration.keep_deal_owner {
-                    match next_assignee(db, &journey.origin_id).await? {
-                        Some(user) => Some(user),
-                        None => existing.owner_id.clone(),
-                    }
-                } else {
-                    existing.owner_id.clone()
-                };
-                let changed = moved
-                    || existing.status != journey.status.as_str()
-                    || existing.value != journey.value
-                    || existing.currency != journey.currency
-                    || existing.closed_at != journey.closed_at
-                    || existing.last_event_at != journey.last_event_at
-                    || existing.paid != journey.paid
-                    || existing.lost_reason != journey.lost_reason
-                    || existing.owner_id != owner;
-                if changed {
-                    let mut model = existing.clone().into_active_model();
-                    model.origin_id = Set(journey.origin_id.clone());
-                    model.status = Set(journey.status.as_str().to_owned());
-                    model.open_key = Set(open_key);
-                    model.paid = Set(journey.paid);
-                    model.value = Set(journey.value);
-                    model.currency = Set(journey.currency.clone());
-                    model.lost_reason = Set(journey.lost_reason.clone());
-                    model.closed_at = Set(journey.closed_at);
-                    model.last_event_at = Set(journey.last_event_at);
-                    model.owner_id = Set(owner);
-                    model.updated_at = Set(now);
-                    model.update(db).await?;
-                    updated += 1;
-                }
-                existing.id.clone()
-            }
-            None => {
-                let owner = initial_owner(db, snap, contact_id, &journey.origin_id).await?;
-                let row = deal::ActiveModel {
-                    id: Set(new_id()),
-                    account_id: Set(snap.integration.account_id.clone()),
-                    group_id: Set(snap.group.id.clone()),
-                    origin_id: Set(journey.origin_id.clone()),
-                    contact_id: Set(contact_id.to_owned()),
-                    product_id: Set(product.map(|p| p.id.clone())),
-                    deal_key: Set(key.to_owned()),
-                    open_key: Set(open_key),
-                    status: Set(journey.status.as_str().to_owned()),
-                    paid: Set(journey.paid),
-                    owner_id: Set(owner),
-                    value: Set(journey.value),
-                    currency: Set(journey.currency.clone()),
-                    lost_reason: Set(journey.lost_reason.clone()),
-                    created_at: Set(journey.created_at),
-                    closed_at: Set(journey.closed_at),
-                    last_event_at: Set(journey.last_event_at),
-                    updated_at: Set(now),
-                };
-                created += 1;
-                row.insert(db).await?.id
-            }
-        };
-        written.insert(j, id);
-    }
-    for j in 0..outcome.journeys.len() {
-        ids.push(written.remove(&j).expect("every journey was written"));
-    }
-
-    // Sale references of the key's deals.
-    let deal_ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    if !deal_ids.is_empty() {
-        deal_ref::Entity::delete_many()
-            .filter(deal_ref::Column::DealId.is_in(deal_ids))
-            .exec(db)
-            .await?;
-    }
-    let refs: Vec<deal_ref::ActiveModel> = outcome
-        .journeys
-        .iter()
-        .zip(&ids)
-        .flat_map(|(journey, id)| {
-            journey
-                .refs
+    fn fold_key(&mut self, log: &mut KeyLog<'_>, key: &str, stored: Vec<deal::Model>, now: i64) {
+        let events: Vec<FoldEvent> = log.entries.iter().map(LogEntry::fold_event).collect();
+        let outcome = super::fold::fold(&events, |e| log.snap.origin_rule(e));
+        // Stable ids: each journey keeps the stored deal that already held one of its events.
+        let mut taken: HashSet<String> = HashSet::new();
+        let mut ids = Vec::with_capacity(outcome.journeys.len());
+        for journey in &outcome.journeys {
+            let holders: HashSet<&str> = journey
+                .events
                 .iter()
-                .map(move |reference| deal_ref::ActiveModel {
-                    deal_id: Set(id.clone()),
-                    reference: Set(reference.clone()),
-                    deal_key: Set(key.to_owned()),
-                    account_id: Set(snap.integration.account_id.clone()),
-                })
-        })
-        .collect();
-    if !refs.is_empty() {
-        deal_ref::Entity::insert_many(refs)
-            .exec_without_returning(db)
-            .await?;
-    }
-
-    // Each event records where it landed and what it did.
-    for (row, (journey, effect)) in rows.iter().zip(&outcome.events) {
-        let deal_id = journey.map(|j| ids[j].clone());
-        if row.deal_id != deal_id || row.effect.as_deref() != Some(effect.as_str()) {
-            let mut model = row.clone().into_active_model();
-            model.deal_id = Set(deal_id);
-            model.effect = Set(Some(effect.as_str().to_owned()));
-            model.update(db).await?;
+                .filter_map(|&i| log.entries[i].stored.as_ref()?.0.as_deref())
+                .collect();
+            let pick = stored
+                .iter()
+                .find(|d| holders.contains(d.id.as_str()) && !taken.contains(&d.id));
+            if let Some(d) = pick {
+                taken.insert(d.id.clone());
+            }
+            let planned = plan_deal(log, key, journey, pick, now);
+            ids.push(planned.model.id.clone());
+            self.deals.push(planned);
+        }
+        self.orphans.extend(
+            stored
+                .iter()
+                .filter(|d| !taken.contains(&d.id))
+                .map(|d| d.id.clone()),
+        );
+        for (entry, (journey, effect)) in log.entries.iter_mut().zip(&outcome.events) {
+            entry.row.deal_id = journey.map(|j| ids[j].clone());
+            entry.row.effect = Some(effect.as_str().to_owned());
         }
     }
-    Ok((created, updated))
 }
 
-/// Owner of a new deal (§4.4): with `keepDealOwner`, the owner of the contact's deals in
-/// the group; else the next assignee of the origin's rotation; else none.
-async fn initial_owner(
-    db: &impl ConnectionTrait,
-    snap: &IntegrationSnapshot,
-    contact_id: &str,
-    origin_id: &str,
-) -> DomainResult<Option<String>> {
-    if snap.integration.keep_deal_owner {
-        let owned = deal::Entity::find()
-            .filter(deal::Column::GroupId.eq(snap.group.id.as_str()))
-            .filter(deal::Column::ContactId.eq(contact_id))
-            .filter(deal::Column::OwnerId.is_not_null())
-            .order_by_desc(deal::Column::UpdatedAt)
-            .one(db)
-            .await?;
-        if let Some(deal) = owned {
-            return Ok(deal.owner_id);
-        }
-    }
-    next_assignee(db, origin_id).await
-}
-
-/// Round robin over an origin's assignees; advances the origin's cursor.
-async fn next_assignee(db: &impl ConnectionTrait, origin_id: &str) -> DomainResult<Option<String>> {
-    let assignees = origin_assignee::Entity::find()
-        .filter(origin_assignee::Column::OriginId.eq(origin_id))
-        .order_by_asc(origin_assignee::Column::Position)
-        .all(db)
-        .await?;
-    if assignees.is_empty() {
-        return Ok(None);
-    }
-    let Some(origin) = origin::Entity::find_by_id(origin_id.to_owned())
-        .one(db)
-        .await?
-    else {
-        return Ok(None);
+/// The deal a journey becomes: the stored one updated, or a new one.
+fn plan_deal(
+    log: &KeyLog<'_>,
+    key: &str,
+    journey: &super::fold::Journey,
+    existing: Option<&deal::Model>,
+    now: i64,
+) -> PlannedDeal {
+    let snap = log.snap;
+    let open = journey.status == DealStatus::Open;
+    let mut model = deal::Model {
+        id: new_id(),
+        account_id: snap.account_id().to_owned(),
+        group_id: log.key.group_id.clone(),
+        origin_id: journey.origin_id.clone(),
+        contact_id: log.key.contact_id.clone(),
+        product_id: match &log.key.product {
+            KeyProduct::Product(id) => Some(id.clone()),
+            _ => log.product.map(|p| p.id.clone()),
+        },
+        deal_key: key.to_owned(),
+        open_key: open.then(|| key.to_owned()),
+        status: journey.status.as_str().to_owned(),
+        paid: journey.paid,
+        owner_id: None,
+        value: journey.value,
+        currency: journey.currency.clone(),
+        lost_reason: journey.lost_reason.clone(),
+        created_at: journey.created_at,
+        closed_at: journey.closed_at,
+        last_event_at: journey.last_event_at,
+        updated_at: now,
     };
-    let pick = assignees[(origin.rotation_cursor as usize) % assignees.len()]
-        .user_id
-        .clone();
-    let mut model = origin.into_active_model();
-    let cursor = model.rotation_cursor.clone().unwrap();
-    model.rotation_cursor = Set(cursor + 1);
-    model.update(db).await?;
-    Ok(Some(pick))
+    let keep = snap.integration.keep_deal_owner;
+    let Some(existing) = existing else {
+        let owner = if keep {
+            OwnerPlan::OfContact {
+                origin_id: journey.origin_id.clone(),
+            }
+        } else {
+            OwnerPlan::Rotate {
+                origin_id: journey.origin_id.clone(),
+                fallback: None,
+            }
+        };
+        return PlannedDeal {
+            model,
+            refs: journey.refs.clone(),
+            owner,
+            is_new: true,
+            changed: true,
+        };
+    };
+    let moved = existing.origin_id != journey.origin_id;
+    let owner = if moved && !keep {
+        OwnerPlan::Rotate {
+            origin_id: journey.origin_id.clone(),
+            fallback: existing.owner_id.clone(),
+        }
+    } else {
+        OwnerPlan::Fixed(existing.owner_id.clone())
+    };
+    model.id = existing.id.clone();
+    model.product_id = existing.product_id.clone();
+    model.created_at = existing.created_at;
+    model.owner_id = existing.owner_id.clone();
+    let changed = moved
+        || existing.status != model.status
+        || existing.value != model.value
+        || existing.currency != model.currency
+        || existing.closed_at != model.closed_at
+        || existing.last_event_at != model.last_event_at
+        || existing.paid != model.paid
+        || existing.lost_reason != model.lost_reason
+        || existing.open_key != model.open_key;
+    if !changed {
+        model.updated_at = existing.updated_at;
+    }
+    PlannedDeal {
+        model,
+        refs: journey.refs.clone(),
+        owner,
+        is_new: false,
+        changed,
+    }
 }
 
-/// Tags the engine puts on contacts (§4.5).
-async fn tag_contact(
+/// For an info event without a product: the deal it goes on, among the contact's deals
+/// in the group (newest last, with their sale references).
+pub(super) fn info_deal(
+    deals: &[(String, std::collections::BTreeSet<String>)],
+    refs: &[String],
+) -> (Option<String>, Effect) {
+    let held: Vec<&std::collections::BTreeSet<String>> = deals.iter().map(|(_, r)| r).collect();
+    match info_target(&held, refs) {
+        Some(i) => (Some(deals[i].0.clone()), Effect::TimelineOnly),
+        None => (None, Effect::ContactTimeline),
+    }
+}
+
+/// Reads deals of `contact_ids` in `group_ids`, newest activity last.
+pub(super) async fn deals_of_contacts(
     db: &impl ConnectionTrait,
-    snap: &IntegrationSnapshot,
-    contact_id: &str,
-    product: Option<&product::Model>,
-    source: &Source,
-) -> DomainResult<()> {
-    let mut names: Vec<String> = Vec::new();
-    if let Some(product) = product {
-        if snap.integration.tag_contacts_with_product_name
-            && let Some(name) = &product.name
-        {
-            names.push(name.clone());
-        }
-        if let Some(label) = &product.label {
-            names.push(label.clone());
-        }
-    }
-    if let Source::Import {
-        label: Some(label), ..
-    } = source
-    {
-        names.push(label.clone());
-    }
-    if names.is_empty() {
-        return Ok(());
-    }
-    let caller = snap.system_caller();
-    for name in names {
-        let Ok(label) = labels::ensure(db, &caller, "label", &name).await else {
-            continue;
-        };
-        contact_label::Entity::insert(contact_label::ActiveModel {
-            contact_id: Set(contact_id.to_owned()),
-            label_id: Set(label.id),
-            account_id: Set(snap.integration.account_id.clone()),
-            created_at: Set(now_ms()),
-        })
-        .on_conflict_do_nothing_on([
-            contact_label::Column::ContactId,
-            contact_label::Column::LabelId,
-        ])
-        .exec_without_returning(db)
-        .await?;
-    }
-    Ok(())
+    contact_ids: &[&str],
+) -> DomainResult<Vec<deal::Model>> {
+    Ok(deal::Entity::find()
+        .filter(deal::Column::ContactId.is_in(contact_ids.iter().copied()))
+        .order_by_asc(deal::Column::LastEventAt)
+        .order_by_asc(deal::Column::Id)
+        .all(db)
+        .await?)
 }

@@ -93,6 +93,16 @@ pub fn fold_order(events: &[FoldEvent]) -> Vec<usize> {
     order
 }
 
+/// Where an info event goes among deals ordered oldest to newest (given by their sale
+/// references): the newest deal holding one of the event's references, else the newest
+/// deal; `None` when there is no deal (the event goes on the contact's timeline).
+pub fn info_target(deals: &[&BTreeSet<String>], refs: &[String]) -> Option<usize> {
+    deals
+        .iter()
+        .rposition(|held| refs.iter().any(|r| held.contains(r)))
+        .or_else(|| deals.len().checked_sub(1))
+}
+
 /// Folds a key's events. `origin_for` gives the origin of each deal-moving event (or
 /// `None` when the integration has no origin for it: such events only go on timelines).
 pub fn fold(
@@ -109,7 +119,8 @@ pub fn fold(
 
         // 1. Info events only go on a timeline.
         if e.event.class() == EventClass::Info {
-            let target = holding.or_else(|| journeys.len().checked_sub(1));
+            let held: Vec<&BTreeSet<String>> = journeys.iter().map(|j| &j.refs).collect();
+            let target = info_target(&held, &e.refs);
             effects[index] = match target {
                 Some(j) => {
                     journeys[j].events.push(index);
