@@ -1,10 +1,11 @@
 //! Property: for random sequences of events over a few contacts, products and transactions,
 //! applying them shuffled and with duplicates gives the same deals as applying them once
-//! in time order (PRODUCT.md §4.3). Runs the real persistence step on a SQLite file.
+//! in time order, one by one or in groups (see `docs/deal-engine.md`). Runs the real
+//! persistence step on a SQLite file and on PostgreSQL.
 
 use entity::{
     Caller, HotmartEvent, Role,
-    engine::apply::{Dating, IncomingEvent, IntegrationSnapshot, Source, apply_event},
+    engine::apply::{Dating, IncomingEvent, IntegrationSnapshot, Source, apply_event, apply_group},
     hotmart::payload,
     integrations,
     products::{self, NewProduct},
@@ -213,6 +214,41 @@ async fn apply_all(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value]) 
     }
 }
 
+/// Applies `bodies` in groups (sizes 1 to 6, from `seed`), each group in one transaction
+/// with one call of the set-wise engine, as the workers do.
+async fn apply_grouped(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value], seed: u64) {
+    let parsed: Vec<_> = bodies.iter().map(|b| payload::payload(b).unwrap()).collect();
+    let mut rest: &[_] = &parsed;
+    let mut state = seed | 1;
+    while !rest.is_empty() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let size = (1 + (state % 6) as usize).min(rest.len());
+        let (group, tail) = rest.split_at(size);
+        rest = tail;
+        let items: Vec<_> = group
+            .iter()
+            .map(|p| {
+                let incoming = IncomingEvent {
+                    payload: p,
+                    event: p.envelope.event.unwrap(),
+                    dedup_id: p.envelope.id.clone(),
+                    occurred_at: p.occurred_at.unwrap(),
+                    dating: Dating::Exact,
+                    source: Source::Webhook {
+                        delivery_id: "prop".into(),
+                    },
+                };
+                (snap, incoming)
+            })
+            .collect();
+        let txn = app.db.conn.begin().await.unwrap();
+        apply_group(&txn, &items).await.unwrap();
+        txn.commit().await.unwrap();
+    }
+}
+
 #[test]
 fn shuffled_and_duplicated_events_converge_on_sqlite() {
     converge(Backend::Sqlite, 64);
@@ -267,7 +303,11 @@ fn converge(backend: Backend, cases: u32) {
             apply_all(&app, &ordered, &in_time_order).await;
             apply_all(&app, &shuffled, &arrival).await;
             let (a, b) = (shape(&app, &ordered).await, shape(&app, &shuffled).await);
-            prop_assert_eq!(a, b);
+            prop_assert_eq!(&a, &b);
+            // The same arrival applied in groups (duplicates inside a group too).
+            let grouped = integration(&app, &keys, &caller, merged).await;
+            apply_grouped(&app, &grouped, &arrival, shuffle_seed.rotate_left(17)).await;
+            prop_assert_eq!(&a, &shape(&app, &grouped).await);
             // At most one open deal per key.
             let open = deal::Entity::find()
                 .filter(deal::Column::GroupId.is_in([ordered.group.id.as_str(), shuffled.group.id.as_str()]))
