@@ -174,9 +174,16 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let options = PgConnectOptions::from_str(url)
             .map_err(|err| DbErr::Custom(format!("invalid DATABASE_URL: {err}")))?;
+        let port = options.get_port();
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |_, _| {
+                Box::pin(async move {
+                    nodelay::set_on_sockets_to(port);
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|err| DbErr::Custom(format!("cannot connect to PostgreSQL: {err}")))?;
@@ -190,4 +197,45 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
             "DATABASE_URL must start with sqlite:// or postgres://".into(),
         ))
     }
+}
+
+/// TCP_NODELAY for PostgreSQL connections over TCP.
+///
+/// sqlx-core 0.9.0 connects without it (sqlx issue 4335; the fix, pull request 4336, is
+/// merged but not released), so a statement larger than one segment waits for the
+/// server's delayed ACK: about 40 ms each on Linux. sqlx does not expose a connection's
+/// socket, so right after each new connection every TCP socket of the process whose peer
+/// is the database port gets the option (also harmless for any other). Remove this module
+/// once `Cargo.lock` holds an sqlx-core release with the fix; `tests/tests/postgres_tcp.rs`
+/// shows whether it is still needed.
+mod nodelay {
+    /// Sets TCP_NODELAY on this process's TCP sockets connected to `port`.
+    #[cfg(target_os = "linux")]
+    pub fn set_on_sockets_to(port: u16) {
+        use std::os::fd::{BorrowedFd, RawFd};
+        let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<RawFd>().ok())
+            else {
+                continue;
+            };
+            // SAFETY: the descriptor is only borrowed for the calls below. One closed (or
+            // reused for something that is not a socket) meanwhile makes them fail, and it
+            // is skipped.
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            let socket = socket2::SockRef::from(&fd);
+            let peer = socket.peer_addr().ok().and_then(|a| a.as_socket());
+            if peer.is_some_and(|a| a.port() == port) && socket.tcp_nodelay().is_ok_and(|on| !on) {
+                let _ = socket.set_tcp_nodelay(true);
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn set_on_sockets_to(_port: u16) {}
 }

@@ -123,7 +123,14 @@ async fn statements_do_not_grow_with_the_group(backend: Backend) {
     assert_eq!(one, hundred, "a group of 100 refunds costs what one does");
     // A mixed group of 300: carts of new buyers, duplicates, re-purchases, info events.
     let mut mixed: Vec<Value> = (200..300)
-        .map(|n| cart(&format!("cart-{n}"), t0, &format!("buyer{n}@x.test"), PRODUCT))
+        .map(|n| {
+            cart(
+                &format!("cart-{n}"),
+                t0,
+                &format!("buyer{n}@x.test"),
+                PRODUCT,
+            )
+        })
         .collect();
     mixed.extend((1..=100).map(|n| purchase(n, "PURCHASE_REFUNDED", t0 + 1)));
     mixed.extend((1..=100).map(|n| purchase(n + 1000, "PURCHASE_APPROVED", t0 + 2)));

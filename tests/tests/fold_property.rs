@@ -217,7 +217,10 @@ async fn apply_all(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value]) 
 /// Applies `bodies` in groups (sizes 1 to 6, from `seed`), each group in one transaction
 /// with one call of the set-wise engine, as the workers do.
 async fn apply_grouped(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value], seed: u64) {
-    let parsed: Vec<_> = bodies.iter().map(|b| payload::payload(b).unwrap()).collect();
+    let parsed: Vec<_> = bodies
+        .iter()
+        .map(|b| payload::payload(b).unwrap())
+        .collect();
     let mut rest: &[_] = &parsed;
     let mut state = seed | 1;
     while !rest.is_empty() {

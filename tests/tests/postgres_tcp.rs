@@ -1,0 +1,81 @@
+//! PostgreSQL over TCP: the database connections send each statement at once, without
+//! Nagle's algorithm holding back the last segment of a statement until the server's
+//! delayed ACK (about 40 ms on Linux). Alone in its binary, so that the only sockets of
+//! the process that reach the server are the pool's.
+
+use std::{
+    os::fd::{BorrowedFd, RawFd},
+    time::{Duration, Instant},
+};
+
+use entity::database::{self, Pool};
+
+/// TCP sockets of this process connected to `port`, with their TCP_NODELAY setting.
+fn sockets_to(port: u16) -> Vec<bool> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: only borrowed for the calls below; a descriptor closed meanwhile makes
+        // them fail, which skips it.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&fd);
+        let peer = socket.peer_addr().ok().and_then(|a| a.as_socket());
+        if peer.is_some_and(|a| a.port() == port)
+            && let Ok(nodelay) = socket.tcp_nodelay()
+        {
+            found.push(nodelay);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn statements_over_tcp_are_not_delayed_by_nagle() {
+    let Some(url) = tests::postgres_url() else {
+        tests::skip_notice("statements_over_tcp_are_not_delayed_by_nagle");
+        return;
+    };
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    if options.get_socket().is_some() || options.get_host().starts_with('/') {
+        eprintln!("NOTICE: TEST_DATABASE_URL is not a TCP address; skipping");
+        return;
+    }
+    let db = database::connect(&url, 2).await.unwrap();
+    let Pool::Postgres(pool) = &db.pool else {
+        unreachable!()
+    };
+    // Statements larger than one segment: each one's last segment is what Nagle holds.
+    let parameter = "x".repeat(100_000);
+    let rounds = 100u32;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let length: i32 = sqlx::query_scalar("SELECT length($1)")
+            .bind(&parameter)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(length, 100_000);
+    }
+    let elapsed = started.elapsed();
+    let sockets = sockets_to(options.get_port());
+    println!("{rounds} statements of 100 kB over TCP: {elapsed:?}; sockets: {sockets:?}");
+    assert!(
+        !sockets.is_empty(),
+        "the pool has connections to the server"
+    );
+    assert!(
+        sockets.iter().all(|nodelay| *nodelay),
+        "every connection to the server has TCP_NODELAY"
+    );
+    // With Nagle, each statement waits for a delayed ACK: 100 × ~40 ms.
+    assert!(
+        elapsed < Duration::from_millis(40) * rounds / 2,
+        "{rounds} statements took {elapsed:?}: Nagle's delay is back"
+    );
+}
