@@ -696,7 +696,105 @@ async fn import_progress_streams_over_a_websocket_subscription(backend: Backend)
     );
 }
 
+/// The deal of a buyer: (status, origin name).
+async fn deal_of(app: &TestApp, email: &str) -> (String, String) {
+    let found = app
+        .ok(
+            &app.admin,
+            "query($e: String) { deals(filter: {contactEmail: $e}) { totalCount nodes { status origin { name } } } }",
+            json!({"e": email}),
+        )
+        .await;
+    assert_eq!(found["deals"]["totalCount"], 1, "{email}: {found}");
+    let node = &found["deals"]["nodes"][0];
+    (
+        node["status"].as_str().unwrap().to_owned(),
+        node["origin"]["name"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Sales History gives a sale's current status with no date for the change: an imported
+/// refund or chargeback comes after what webhooks told of the sale, whichever came first.
+async fn imported_after_sale_statuses_come_after_known_events(backend: Backend) {
+    let hotmart = FakeHotmart::start().await;
+    let at = FROM + 5 * DAY;
+    {
+        let mut sales = hotmart.state.sales.lock().unwrap();
+        for (tx, status, email) in [
+            ("HPR1", "REFUNDED", "refunded@x.test"),
+            ("HPC1", "CHARGEBACK", "chargeback@x.test"),
+            ("HPL1", "REFUNDED", "late@x.test"),
+        ] {
+            sales.push(sale(tx, status, 1_234_567, email, at, 97.0));
+        }
+    }
+    let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
+    let events = [
+        "PURCHASE_APPROVED",
+        "PURCHASE_PROTEST",
+        "PURCHASE_REFUNDED",
+        "PURCHASE_CHARGEBACK",
+    ];
+    let integration = setup(&app, &events).await;
+    let url = app
+        .ok(
+            &app.admin,
+            "query($id: ID!) { integration(id: $id) { webhookUrl } }",
+            json!({"id": integration}),
+        )
+        .await["integration"]["webhookUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Webhooks told the approval (and a protest), minutes after the sale's own dates.
+    for (id, event, minutes, email, tx) in [
+        ("wh-r", "PURCHASE_APPROVED", 2, "refunded@x.test", "HPR1"),
+        ("wh-c", "PURCHASE_APPROVED", 2, "chargeback@x.test", "HPC1"),
+        ("wh-p", "PURCHASE_PROTEST", 60, "chargeback@x.test", "HPC1"),
+    ] {
+        let body = purchase(id, event, at + minutes * 60_000, email, tx);
+        app.post_webhook(&url, Some("hottok-secret-0001"), body.to_string())
+            .await;
+    }
+    app.wait_until_processed().await;
+    assert_eq!(
+        deal_of(&app, "chargeback@x.test").await,
+        ("OPEN".to_owned(), "Refund requested".to_owned())
+    );
+    let imported = ["PURCHASE_REFUNDED", "PURCHASE_CHARGEBACK"];
+    let first = start(&app, &integration, FROM, FROM + 10 * DAY, &imported, None).await;
+    let finished = wait_finished(&app, &first["id"]).await;
+    assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
+    let lost = |origin: &str| ("LOST".to_owned(), origin.to_owned());
+    assert_eq!(deal_of(&app, "refunded@x.test").await, lost("Refunded"));
+    assert_eq!(deal_of(&app, "chargeback@x.test").await, lost("Chargeback"));
+    assert_eq!(deal_of(&app, "late@x.test").await, lost("Refunded"));
+    // The approval of the third sale arrives by webhook only now: it is older than the
+    // refund the import saw, so the deal stays refunded.
+    let late = purchase("wh-l", "PURCHASE_APPROVED", at + 120_000, "late@x.test", "HPL1");
+    app.post_webhook(&url, Some("hottok-secret-0001"), late.to_string())
+        .await;
+    app.wait_until_processed().await;
+    assert_eq!(deal_of(&app, "late@x.test").await, lost("Refunded"));
+    // Running the same import again changes nothing.
+    let again = start(&app, &integration, FROM, FROM + 10 * DAY, &imported, None).await;
+    let again = wait_finished(&app, &again["id"]).await;
+    assert_eq!(
+        (
+            again["dealsCreated"].as_i64(),
+            again["dealsUpdated"].as_i64(),
+            again["skipped"].as_i64()
+        ),
+        (Some(0), Some(0), Some(3)),
+        "{again}"
+    );
+    assert_eq!(deal_of(&app, "refunded@x.test").await, lost("Refunded"));
+    assert_eq!(deal_of(&app, "chargeback@x.test").await, lost("Chargeback"));
+    assert_eq!(deal_of(&app, "late@x.test").await, lost("Refunded"));
+}
+
 on_both_backends!(
+    imported_after_sale_statuses_come_after_known_events,
     a_three_month_import_lands_the_right_deals_through_faults_and_a_restart,
     webhooks_and_imports_of_the_same_sale_converge,
     bad_import_input_is_refused_and_wrong_credentials_fail_the_run,
