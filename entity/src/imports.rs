@@ -363,14 +363,13 @@ pub struct ImportedSale {
     pub payload: HotmartPayload,
 }
 
-/// Whether the Sales API dates a status: an approval by `approved_date`, a pending or
-/// refused payment by `order_date`. Every later status (complete, refunded, chargeback,
-/// protest, expired, overdue) comes with no date of its own.
+/// Whether the Sales API dates a status: an approval by `approved_date`, a pending
+/// payment by `order_date`. The statuses a sale moves to later (complete, cancelled,
+/// refunded, chargeback, protested, expired, overdue) come with no date of their own.
 fn is_dated(event: HotmartEvent) -> bool {
-    use HotmartEvent::*;
     matches!(
         event,
-        PurchaseApproved | PurchaseBilletPrinted | PurchaseCanceled
+        HotmartEvent::PurchaseApproved | HotmartEvent::PurchaseBilletPrinted
     )
 }
 

@@ -771,7 +771,13 @@ async fn imported_after_sale_statuses_come_after_known_events(backend: Backend) 
     assert_eq!(deal_of(&app, "late@x.test").await, lost("Refunded"));
     // The approval of the third sale arrives by webhook only now: it is older than the
     // refund the import saw, so the deal stays refunded.
-    let late = purchase("wh-l", "PURCHASE_APPROVED", at + 120_000, "late@x.test", "HPL1");
+    let late = purchase(
+        "wh-l",
+        "PURCHASE_APPROVED",
+        at + 120_000,
+        "late@x.test",
+        "HPL1",
+    );
     app.post_webhook(&url, Some("hottok-secret-0001"), late.to_string())
         .await;
     app.wait_until_processed().await;
