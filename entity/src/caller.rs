@@ -2,7 +2,12 @@
 
 use crate::error::{DomainError, DomainResult};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
 pub enum Role {
     Admin,
     Member,

@@ -6,7 +6,9 @@ use sea_orm::{
 };
 
 use crate::{
-    Caller, DomainError, DomainResult, groups,
+    Caller, DomainError, DomainResult,
+    engine::{apply::EventSource, fold::Effect},
+    groups,
     hotmart_event::DealStatus,
     new_id, now_ms,
     page::{Cursor, Page, PageRequest},
@@ -152,13 +154,13 @@ pub async fn assign(
         dedup_id: Set(new_id()),
         sale_key: Set(None),
         event: Set("ASSIGNED".into()),
-        source: Set("USER".into()),
+        source: Set(EventSource::User),
         occurred_at: Set(now),
         data: Set("{}".into()),
         delivery_id: Set(None),
         import_run_id: Set(None),
         deal_id: Set(Some(deal.id.clone())),
-        effect: Set(Some("UPDATED".into())),
+        effect: Set(Some(Effect::Updated)),
         description: Set(Some(match &owner {
             Some(user) => format!("Assigned to {}", user.name),
             None => "Owner removed".to_owned(),

@@ -8,7 +8,12 @@ use crate::{
     tables::webhook_delivery,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
 pub enum DeliveryStatus {
     Pending,
     Processed,
@@ -132,7 +137,7 @@ pub fn routing_problem(
     if integrations::status(integration) != IntegrationStatus::Active {
         return Ok(Some(format!(
             "integration is {}",
-            integration.status.to_lowercase()
+            integration.status.as_str().to_lowercase()
         )));
     }
     let Some(event) = envelope.event else {
@@ -218,7 +223,7 @@ pub async fn intake_many<C: ConnectionTrait>(
             event_id: Set(Some(item.envelope.id.clone())),
             dedup_event_id: Set(Some(item.envelope.id.clone())),
             event: Set(Some(item.envelope.event_name.clone())),
-            status: Set(status.as_str().to_owned()),
+            status: Set(status),
             reason: Set(reason.clone()),
             attempts: Set(0),
             payload: Set(item.body.to_owned()),
@@ -287,7 +292,7 @@ async fn store_duplicate<C: ConnectionTrait>(
     let differs = original.as_ref().is_some_and(|o| o.payload_sha256 != sha);
     let mut duplicate = row;
     duplicate.dedup_event_id = Set(None);
-    duplicate.status = Set(DeliveryStatus::Duplicate.as_str().to_owned());
+    duplicate.status = Set(DeliveryStatus::Duplicate);
     duplicate.reason = Set(Some(match (&original, differs) {
         (Some(o), true) => format!(
             "event id already received in delivery {}, with a different body",
@@ -319,7 +324,7 @@ pub async fn record_rejected(
         event_id: Set(None),
         dedup_event_id: Set(None),
         event: Set(None),
-        status: Set(DeliveryStatus::Rejected.as_str().to_owned()),
+        status: Set(DeliveryStatus::Rejected),
         reason: Set(Some(reason.to_owned())),
         attempts: Set(0),
         payload: Set(String::from_utf8_lossy(body).into_owned()),
@@ -346,7 +351,7 @@ pub async fn process_batch(
 ) -> DomainResult<Vec<(String, DomainError)>> {
     let rows = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::Id.is_in(ids.iter().map(String::as_str)))
-        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
         .all(&db.conn)
         .await?;
     if rows.is_empty() {
@@ -455,7 +460,7 @@ async fn mark_processed(
         let result = webhook_delivery::Entity::update_many()
             .col_expr(
                 webhook_delivery::Column::Status,
-                Expr::val(DeliveryStatus::Processed.as_str()),
+                Expr::val(DeliveryStatus::Processed),
             )
             .col_expr(webhook_delivery::Column::Reason, Expr::val(reason.clone()))
             .col_expr(webhook_delivery::Column::ProcessedAt, Expr::val(now))
@@ -464,7 +469,7 @@ async fn mark_processed(
                 Expr::col(webhook_delivery::Column::Attempts).add(1),
             )
             .filter(webhook_delivery::Column::Id.is_in(ids.iter().copied()))
-            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
             .exec(db)
             .await?;
         if result.rows_affected != ids.len() as u64 {
@@ -509,7 +514,7 @@ pub async fn record_failure(
     else {
         return Ok(AfterFailure::Nothing);
     };
-    if delivery.status != DeliveryStatus::Pending.as_str() {
+    if delivery.status != DeliveryStatus::Pending {
         return Ok(AfterFailure::Nothing);
     }
     let attempt = delivery.attempts + 1;
@@ -517,7 +522,7 @@ pub async fn record_failure(
     model.attempts = Set(attempt);
     model.reason = Set(Some(format!("attempt {attempt}: {error}")));
     if attempt >= max_attempts {
-        model.status = Set(DeliveryStatus::Failed.as_str().to_owned());
+        model.status = Set(DeliveryStatus::Failed);
         model.processed_at = Set(Some(now_ms()));
         model.job_id = Set(None);
         model.update(db).await?;
@@ -544,7 +549,7 @@ pub async fn replay(
 ) -> DomainResult<(webhook_delivery::Model, bool)> {
     caller.require_admin()?;
     let delivery = find_scoped::<webhook_delivery::Entity>(db, caller, id).await?;
-    let status = DeliveryStatus::parse(&delivery.status).unwrap_or(DeliveryStatus::Pending);
+    let status = delivery.status;
     if matches!(
         status,
         DeliveryStatus::Rejected | DeliveryStatus::Duplicate | DeliveryStatus::Test
@@ -563,13 +568,13 @@ pub async fn replay(
     let mut model = delivery.into_active_model();
     let accepted = match routing_problem(&integration, &products, &envelope)? {
         Some(reason) => {
-            model.status = Set(DeliveryStatus::Ignored.as_str().to_owned());
+            model.status = Set(DeliveryStatus::Ignored);
             model.reason = Set(Some(reason));
             model.processed_at = Set(Some(now_ms()));
             false
         }
         None => {
-            model.status = Set(DeliveryStatus::Pending.as_str().to_owned());
+            model.status = Set(DeliveryStatus::Pending);
             model.reason = Set(Some("replayed".into()));
             model.attempts = Set(0);
             model.processed_at = Set(None);
@@ -590,7 +595,7 @@ pub async fn last_received(
     let mut query = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::IntegrationId.eq(integration_id));
     query = if test {
-        query.filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Test.as_str()))
+        query.filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Test))
     } else {
         query.filter(webhook_delivery::Column::Status.is_not_in([
             DeliveryStatus::Test.as_str(),

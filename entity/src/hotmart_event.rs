@@ -2,7 +2,23 @@
 
 use crate::DomainError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    sea_orm::EnumIter,
+    sea_orm::DeriveActiveEnum,
+)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
 pub enum HotmartEvent {
     PurchaseOutOfShoppingCart,
     PurchaseBilletPrinted,
@@ -31,7 +47,12 @@ pub enum EventClass {
 }
 
 /// The entry status of a pipeline origin, and the status of a deal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
 pub enum DealStatus {
     Open,
     Won,

@@ -23,7 +23,12 @@ pub const MAX_RANGE_MS: i64 = 5 * 366 * 86_400_000;
 /// Windows are not split below this when Hotmart answers 502 (query too slow).
 pub const MIN_WINDOW_MS: i64 = 3_600_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
 pub enum ImportStatus {
     Queued,
     Running,
@@ -43,19 +48,27 @@ impl ImportStatus {
         }
     }
 
-    pub fn parse(value: &str) -> Self {
-        match value {
-            "RUNNING" => Self::Running,
-            "SUCCEEDED" => Self::Succeeded,
-            "FAILED" => Self::Failed,
-            "CANCELED" => Self::Canceled,
-            _ => Self::Queued,
-        }
-    }
-
     pub fn is_final(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
     }
+}
+
+/// Where an import window is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum WindowStatus {
+    /// Waiting for its job.
+    Pending,
+    /// Paging through the history (its cursor says where).
+    Running,
+    Done,
+    Failed,
+    /// Replaced by two halves after Hotmart found the query too slow.
+    Split,
 }
 
 /// The Sales API `transaction_status` values that report each importable event.
@@ -240,7 +253,7 @@ pub async fn start(
         events: Set(encode_events(input.events)),
         hotmart_product_ids: Set(serde_json::to_string(&product_ids).expect("ids serialise")),
         label: Set(label),
-        status: Set(ImportStatus::Queued.as_str().to_owned()),
+        status: Set(ImportStatus::Queued),
         windows_total: Set(0),
         windows_done: Set(0),
         sales_seen: Set(0),
@@ -281,7 +294,7 @@ async fn insert_window(
         run_id: Set(run.id.clone()),
         range_from: Set(from),
         range_to: Set(to),
-        status: Set("PENDING".into()),
+        status: Set(WindowStatus::Pending),
         cursor_status: Set(cursor_status),
         page_token: Set(None),
         attempts: Set(0),
@@ -321,14 +334,14 @@ pub async fn cancel(
     id: &str,
 ) -> DomainResult<import_run::Model> {
     let run = get(db, caller, id).await?;
-    if ImportStatus::parse(&run.status).is_final() {
+    if run.status.is_final() {
         return Err(DomainError::bad_input(
             "id",
-            format!("the run already ended ({})", run.status),
+            format!("the run already ended ({})", run.status.as_str()),
         ));
     }
     let mut model = run.into_active_model();
-    model.status = Set(ImportStatus::Canceled.as_str().to_owned());
+    model.status = Set(ImportStatus::Canceled);
     model.finished_at = Set(Some(now_ms()));
     Ok(model.update(db).await?)
 }
@@ -391,6 +404,7 @@ pub fn sale_event(sale: &serde_json::Value, observed_at: i64) -> Option<Imported
         (observed_at.max(sale_date), Dating::Observed)
     };
     let product_id = at(sale, &["product", "id"]).and_then(text);
+    let price = crate::money::price(at(purchase, &["price", "value"]));
     let dedup_id = format!("import:{transaction}:{status}");
     let payload = HotmartPayload {
         envelope: Envelope {
@@ -411,7 +425,8 @@ pub fn sale_event(sale: &serde_json::Value, observed_at: i64) -> Option<Imported
         },
         transaction: Some(transaction),
         subscriber_code: None,
-        price: at(purchase, &["price", "value"]).and_then(serde_json::Value::as_f64),
+        price_cents: price.cents(),
+        price_problem: price.problem().map(str::to_owned),
         currency: at(purchase, &["price", "currency_code"]).and_then(text),
         refusal_reason: None,
         payment_type: at(purchase, &["payment", "type"]).and_then(text),
@@ -489,12 +504,9 @@ pub async fn add_counts(
 /// Marks a run RUNNING (if it was queued).
 pub async fn mark_running(db: &impl ConnectionTrait, run_id: &str) -> DomainResult<()> {
     import_run::Entity::update_many()
-        .col_expr(
-            import_run::Column::Status,
-            Expr::val(ImportStatus::Running.as_str()),
-        )
+        .col_expr(import_run::Column::Status, Expr::val(ImportStatus::Running))
         .filter(import_run::Column::Id.eq(run_id))
-        .filter(import_run::Column::Status.eq(ImportStatus::Queued.as_str()))
+        .filter(import_run::Column::Status.eq(ImportStatus::Queued))
         .exec(db)
         .await?;
     Ok(())
@@ -518,12 +530,12 @@ pub async fn advance_cursor(
         None => column.is_null(),
     };
     let result = import_window::Entity::update_many()
-        .col_expr(Column::Status, Expr::val("RUNNING"))
+        .col_expr(Column::Status, Expr::val(WindowStatus::Running))
         .col_expr(Column::CursorStatus, Expr::val(to.0.clone()))
         .col_expr(Column::PageToken, Expr::val(to.1.clone()))
         .col_expr(Column::UpdatedAt, Expr::val(now_ms()))
         .filter(Column::Id.eq(window_id))
-        .filter(Column::Status.is_in(["PENDING", "RUNNING"]))
+        .filter(Column::Status.is_in([WindowStatus::Pending, WindowStatus::Running]))
         .filter(same(Column::CursorStatus, &from.0))
         .filter(same(Column::PageToken, &from.1))
         .exec(db)
@@ -538,10 +550,10 @@ pub async fn finish_window(
 ) -> DomainResult<()> {
     use sea_orm::sea_query::ExprTrait;
     let updated = import_window::Entity::update_many()
-        .col_expr(import_window::Column::Status, Expr::val("DONE"))
+        .col_expr(import_window::Column::Status, Expr::val(WindowStatus::Done))
         .col_expr(import_window::Column::UpdatedAt, Expr::val(now_ms()))
         .filter(import_window::Column::Id.eq(window.id.as_str()))
-        .filter(import_window::Column::Status.is_in(["PENDING", "RUNNING"]))
+        .filter(import_window::Column::Status.is_in([WindowStatus::Pending, WindowStatus::Running]))
         .exec(db)
         .await?;
     if updated.rows_affected == 0 {
@@ -562,7 +574,7 @@ pub async fn finish_window(
 async fn settle_run(db: &impl ConnectionTrait, run_id: &str) -> DomainResult<()> {
     let open = import_window::Entity::find()
         .filter(import_window::Column::RunId.eq(run_id))
-        .filter(import_window::Column::Status.is_in(["PENDING", "RUNNING"]))
+        .filter(import_window::Column::Status.is_in([WindowStatus::Pending, WindowStatus::Running]))
         .count(db)
         .await?;
     if open > 0 {
@@ -570,7 +582,7 @@ async fn settle_run(db: &impl ConnectionTrait, run_id: &str) -> DomainResult<()>
     }
     let failed = import_window::Entity::find()
         .filter(import_window::Column::RunId.eq(run_id))
-        .filter(import_window::Column::Status.eq("FAILED"))
+        .filter(import_window::Column::Status.eq(WindowStatus::Failed))
         .one(db)
         .await?;
     let (status, error) = match failed {
@@ -588,17 +600,14 @@ async fn end_run(
     error: Option<&str>,
 ) -> DomainResult<()> {
     import_run::Entity::update_many()
-        .col_expr(import_run::Column::Status, Expr::val(status.as_str()))
+        .col_expr(import_run::Column::Status, Expr::val(status))
         .col_expr(
             import_run::Column::Error,
             Expr::val(error.map(str::to_owned)),
         )
         .col_expr(import_run::Column::FinishedAt, Expr::val(now_ms()))
         .filter(import_run::Column::Id.eq(run_id))
-        .filter(import_run::Column::Status.is_in([
-            ImportStatus::Queued.as_str(),
-            ImportStatus::Running.as_str(),
-        ]))
+        .filter(import_run::Column::Status.is_in([ImportStatus::Queued, ImportStatus::Running]))
         .exec(db)
         .await?;
     Ok(())
@@ -611,7 +620,10 @@ pub async fn fail_window(
     error: &str,
 ) -> DomainResult<()> {
     import_window::Entity::update_many()
-        .col_expr(import_window::Column::Status, Expr::val("FAILED"))
+        .col_expr(
+            import_window::Column::Status,
+            Expr::val(WindowStatus::Failed),
+        )
         .col_expr(import_window::Column::Error, Expr::val(error))
         .col_expr(import_window::Column::UpdatedAt, Expr::val(now_ms()))
         .filter(import_window::Column::Id.eq(window.id.as_str()))
@@ -643,7 +655,10 @@ pub async fn split_window(
     .await?;
     let second = insert_window(db, run, mid, window.range_to, window.cursor_status.clone()).await?;
     import_window::Entity::update_many()
-        .col_expr(import_window::Column::Status, Expr::val("SPLIT"))
+        .col_expr(
+            import_window::Column::Status,
+            Expr::val(WindowStatus::Split),
+        )
         .col_expr(import_window::Column::UpdatedAt, Expr::val(now_ms()))
         .filter(import_window::Column::Id.eq(window.id.as_str()))
         .exec(db)
@@ -667,7 +682,7 @@ pub async fn stale_windows(
 ) -> DomainResult<Vec<import_window::Model>> {
     let cutoff = now_ms() - stale_ms;
     let windows = import_window::Entity::find()
-        .filter(import_window::Column::Status.is_in(["PENDING", "RUNNING"]))
+        .filter(import_window::Column::Status.is_in([WindowStatus::Pending, WindowStatus::Running]))
         .filter(import_window::Column::UpdatedAt.lt(cutoff))
         .all(db)
         .await?;
@@ -676,7 +691,7 @@ pub async fn stale_windows(
         let run = import_run::Entity::find_by_id(window.run_id.clone())
             .one(db)
             .await?;
-        if run.is_some_and(|r| !ImportStatus::parse(&r.status).is_final()) {
+        if run.is_some_and(|r| !r.status.is_final()) {
             live.push(window);
         }
     }

@@ -20,7 +20,12 @@ pub const PLATFORM_HOTMART: &str = "HOTMART";
 /// 32 random bytes: the webhook URL token is well over the 128 bits the spec asks for.
 const WEBHOOK_TOKEN_BYTES: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
 pub enum IntegrationStatus {
     Draft,
     Active,
@@ -35,18 +40,10 @@ impl IntegrationStatus {
             Self::Paused => "PAUSED",
         }
     }
-
-    pub fn parse(value: &str) -> Self {
-        match value {
-            "ACTIVE" => Self::Active,
-            "PAUSED" => Self::Paused,
-            _ => Self::Draft,
-        }
-    }
 }
 
 pub fn status(model: &integration::Model) -> IntegrationStatus {
-    IntegrationStatus::parse(&model.status)
+    model.status
 }
 
 pub fn events(model: &integration::Model) -> DomainResult<Vec<HotmartEvent>> {
@@ -102,7 +99,7 @@ pub async fn create<C: ConnectionTrait + TransactionTrait>(
         platform: Set(PLATFORM_HOTMART.to_owned()),
         name: Set(name.clone()),
         label: Set(None),
-        status: Set(IntegrationStatus::Draft.as_str().to_owned()),
+        status: Set(IntegrationStatus::Draft),
         events: Set(encode_events(&events)),
         keep_deal_owner: Set(false),
         tag_contacts_with_product_name: Set(false),
@@ -248,7 +245,7 @@ async fn set_status(
     status: IntegrationStatus,
 ) -> DomainResult<integration::Model> {
     let mut model = current.into_active_model();
-    model.status = Set(status.as_str().to_owned());
+    model.status = Set(status);
     model.updated_at = Set(now_ms());
     Ok(model.update(db).await?)
 }

@@ -17,6 +17,7 @@ pub mod hotmart_event;
 pub mod imports;
 pub mod integrations;
 pub mod labels;
+pub mod money;
 pub mod origins;
 pub mod page;
 pub mod products;
@@ -39,4 +40,36 @@ pub fn now_ms() -> i64 {
 /// A new opaque, time-ordered id.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod stored_names {
+    use sea_orm::{ActiveEnum, Iterable};
+
+    use crate::{
+        Role,
+        deliveries::DeliveryStatus,
+        engine::{apply::EventSource, fold::Effect},
+        hotmart_event::{DealStatus, HotmartEvent},
+        imports::ImportStatus,
+        integrations::IntegrationStatus,
+    };
+
+    /// The names the API and the code use are the ones stored.
+    #[test]
+    fn as_str_is_the_stored_value() {
+        fn check<E: ActiveEnum<Value = String> + Iterable + Copy>(as_str: fn(E) -> &'static str) {
+            for value in E::iter() {
+                assert_eq!(as_str(value), value.to_value());
+            }
+        }
+        check(HotmartEvent::as_str);
+        check(DealStatus::as_str);
+        check(Effect::as_str);
+        check(DeliveryStatus::as_str);
+        check(ImportStatus::as_str);
+        check(IntegrationStatus::as_str);
+        check(Role::as_str);
+        check(EventSource::as_str);
+    }
 }

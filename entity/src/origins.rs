@@ -30,26 +30,23 @@ pub async fn sync_with_events(
         let Some((name, entry_status)) = event.default_origin() else {
             continue;
         };
-        if existing.iter().any(|o| o.event == event.as_str()) {
+        if existing.iter().any(|o| o.event == *event) {
             continue;
         }
         origin::ActiveModel {
             id: Set(new_id()),
             account_id: Set(group.account_id.clone()),
             group_id: Set(group.id.clone()),
-            event: Set(event.as_str().to_owned()),
+            event: Set(*event),
             name: Set(name.to_owned()),
-            entry_status: Set(entry_status.as_str().to_owned()),
+            entry_status: Set(entry_status),
             rotation_cursor: Set(0),
             created_at: Set(now),
         }
         .insert(db)
         .await?;
     }
-    for stale in existing
-        .iter()
-        .filter(|o| !events.iter().any(|e| e.as_str() == o.event))
-    {
+    for stale in existing.iter().filter(|o| !events.contains(&o.event)) {
         let deals = deal::Entity::find()
             .filter(deal::Column::OriginId.eq(stale.id.as_str()))
             .count(db)
@@ -72,11 +69,7 @@ pub async fn of_group(
         .filter(origin::Column::GroupId.eq(group_id))
         .all(db)
         .await?;
-    origins.sort_by_key(|o| {
-        HotmartEvent::parse(&o.event)
-            .map(|e| e as usize)
-            .unwrap_or(usize::MAX)
-    });
+    origins.sort_by_key(|o| o.event);
     Ok(origins)
 }
 
@@ -105,7 +98,7 @@ pub async fn update(
         model.name = Set(values::name("name", name)?);
     }
     if let Some(status) = entry_status {
-        model.entry_status = Set(status.as_str().to_owned());
+        model.entry_status = Set(status);
     }
     Ok(model.update(db).await?)
 }

@@ -241,7 +241,8 @@ pub struct Variation {
     pub kind: &'static str,
     pub code: String,
     pub name: Option<String>,
-    pub price: Option<f64>,
+    /// In cents.
+    pub price_cents: Option<i64>,
     pub currency: Option<String>,
 }
 
@@ -274,7 +275,7 @@ pub async fn record_refresh(
                 kind,
                 code,
                 name,
-                price,
+                price_cents,
                 currency,
             } in refreshed.variations
             {
@@ -285,7 +286,7 @@ pub async fn record_refresh(
                     kind: Set(kind.to_owned()),
                     code: Set(code),
                     name: Set(name),
-                    price: Set(price),
+                    price_cents: Set(price_cents),
                     currency: Set(currency),
                 }
                 .insert(db)

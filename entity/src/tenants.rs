@@ -44,7 +44,7 @@ pub async fn create_account<C: TransactionTrait>(
         account_id: Set(account.id.clone()),
         name: Set(admin_name),
         email: Set(email),
-        role: Set(Role::Admin.as_str().to_owned()),
+        role: Set(Role::Admin),
         created_at: Set(now),
     }
     .insert(&txn)

@@ -52,7 +52,7 @@ pub async fn create(
         account_id: Set(caller.account_id.clone()),
         name: Set(name),
         email: Set(email.clone()),
-        role: Set(input.role.as_str().to_owned()),
+        role: Set(input.role),
         created_at: Set(now_ms()),
     }
     .insert(db)
@@ -103,5 +103,5 @@ pub async fn resolve_ids(
 }
 
 pub fn role_of(user: &user::Model) -> Role {
-    Role::parse(&user.role).unwrap_or(Role::Member)
+    user.role
 }

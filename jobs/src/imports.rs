@@ -5,7 +5,7 @@
 
 use entity::{
     engine::apply::{Applied, IntegrationSnapshot, Source, apply_group},
-    imports::{self, ImportStatus, ImportedSale, PageCounts},
+    imports::{self, ImportedSale, PageCounts, WindowStatus},
     now_ms,
     tables::{import_run, import_window},
 };
@@ -35,7 +35,11 @@ pub async fn handle_window(ctx: &JobContext, window_id: &str) {
         .one(db)
         .await
     {
-        Ok(Some(window)) if matches!(window.status.as_str(), "PENDING" | "RUNNING") => window,
+        Ok(Some(window))
+            if matches!(window.status, WindowStatus::Pending | WindowStatus::Running) =>
+        {
+            window
+        }
         Ok(_) => return,
         Err(err) => {
             tracing::warn!(window = window_id, error = %err, "cannot load import window; the sweeper will retry");
@@ -86,7 +90,7 @@ async fn run_window(ctx: &JobContext, window: &import_window::Model) -> Result<(
     else {
         return Ok(());
     };
-    if ImportStatus::parse(&run.status).is_final() {
+    if run.status.is_final() {
         return Ok(());
     }
     imports::mark_running(db, &run.id).await?;
@@ -117,7 +121,7 @@ async fn run_window(ctx: &JobContext, window: &import_window::Model) -> Result<(
             let current = import_run::Entity::find_by_id(run.id.clone())
                 .one(db)
                 .await?;
-            if current.is_none_or(|r| ImportStatus::parse(&r.status).is_final()) {
+            if current.is_none_or(|r| r.status.is_final()) {
                 return Ok(());
             }
             imports::touch_window(db, &window.id).await?;

@@ -105,7 +105,7 @@ async fn fetch(
                 kind,
                 code,
                 name: text(&variation["name"]),
-                price: variation["price"]["value"].as_f64(),
+                price_cents: entity::money::price(variation["price"].get("value")).cents(),
                 currency: text(&variation["price"]["currency_code"]),
             });
         }

@@ -106,7 +106,7 @@ async fn shape(app: &TestApp, snap: &IntegrationSnapshot) -> Shape {
             d.contact_id.clone(),
             d.created_at,
             d.last_event_at,
-            d.status.clone(),
+            d.status.as_str(),
         )
     });
     let mut out = Vec::new();
@@ -117,7 +117,8 @@ async fn shape(app: &TestApp, snap: &IntegrationSnapshot) -> Shape {
             .find(|o| o.id == d.origin_id)
             .unwrap()
             .event
-            .clone();
+            .as_str()
+            .to_owned();
         let mut refs: Vec<String> = deal_ref::Entity::find()
             .filter(deal_ref::Column::DealId.eq(d.id.as_str()))
             .all(db)
@@ -133,15 +134,15 @@ async fn shape(app: &TestApp, snap: &IntegrationSnapshot) -> Shape {
             .await
             .unwrap()
             .into_iter()
-            .map(|e| (e.dedup_id, e.effect))
+            .map(|e| (e.dedup_id, e.effect.map(|x| x.as_str().to_owned())))
             .collect();
         timeline.sort();
         // Contacts are per account, so both integrations share them.
         out.push((
             d.contact_id,
             origin,
-            d.status,
-            d.value.map(|v| v as i64),
+            d.status.as_str().to_owned(),
+            d.value_cents.map(|v| v / 100),
             refs,
             timeline,
         ));

@@ -3,6 +3,8 @@
 
 use entity::{
     database::Pool,
+    deliveries::DeliveryStatus,
+    hotmart_event::DealStatus,
     new_id, now_ms,
     tables::{contact, deal, webhook_delivery},
 };
@@ -117,10 +119,14 @@ async fn unique_indexes_enforce_the_invariants(backend: Backend) {
         product_id: Set(None),
         deal_key: Set("key-1".into()),
         open_key: Set(open.then(|| "key-1".to_owned())),
-        status: Set(if open { "OPEN" } else { "WON" }.into()),
+        status: Set(if open {
+            DealStatus::Open
+        } else {
+            DealStatus::Won
+        }),
         paid: Set(false),
         owner_id: Set(None),
-        value: Set(None),
+        value_cents: Set(None),
         currency: Set(None),
         lost_reason: Set(None),
         created_at: Set(now_ms()),
@@ -144,7 +150,7 @@ async fn unique_indexes_enforce_the_invariants(backend: Backend) {
         event_id: Set(Some("evt-1".into())),
         dedup_event_id: Set(dedup.map(str::to_owned)),
         event: Set(Some("PURCHASE_APPROVED".into())),
-        status: Set("PENDING".into()),
+        status: Set(DeliveryStatus::Pending),
         reason: Set(None),
         attempts: Set(0),
         payload: Set("{}".into()),

@@ -48,7 +48,7 @@ impl ImportRun {
         self.0.label.as_deref()
     }
     async fn status(&self) -> ImportStatus {
-        match DomainImportStatus::parse(&self.0.status) {
+        match self.0.status {
             DomainImportStatus::Queued => ImportStatus::Queued,
             DomainImportStatus::Running => ImportStatus::Running,
             DomainImportStatus::Succeeded => ImportStatus::Succeeded,
@@ -252,7 +252,7 @@ impl Subscription {
             let mut last = first.clone();
             yield ImportRun(first);
             loop {
-                if DomainImportStatus::parse(&last.status).is_final() {
+                if last.status.is_final() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;

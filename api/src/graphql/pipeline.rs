@@ -6,7 +6,6 @@ use entity::{
     contacts::{self, ContactFilter as DomainContactFilter},
     deals::{self, DealFilter as DomainDealFilter},
     deliveries, groups,
-    hotmart_event::DealStatus as DomainDealStatus,
     page::PageRequest,
     scope::find_scoped,
     tables::{contact, deal, deal_event, origin, product, user},
@@ -99,9 +98,7 @@ impl Deal {
         }
     }
     async fn status(&self) -> DealStatus {
-        DomainDealStatus::parse(&self.0.status)
-            .unwrap_or(DomainDealStatus::Open)
-            .into()
+        self.0.status.into()
     }
     async fn owner(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
         let Some(id) = &self.0.owner_id else {
@@ -115,7 +112,7 @@ impl Deal {
         }
     }
     async fn value(&self) -> Option<f64> {
-        self.0.value
+        self.0.value_cents.map(entity::money::to_f64)
     }
     async fn currency(&self) -> Option<&str> {
         self.0.currency.as_deref()
@@ -154,11 +151,11 @@ impl TimelineEntry {
     }
     /// WEBHOOK, IMPORT or USER
     async fn source(&self) -> &str {
-        &self.0.source
+        self.0.source.as_str()
     }
     /// What the engine did: CREATED, MOVED, UPDATED, TIMELINE_ONLY, ...
     async fn effect(&self) -> &str {
-        self.0.effect.as_deref().unwrap_or("PENDING")
+        self.0.effect.map_or("PENDING", |e| e.as_str())
     }
     async fn description(&self) -> &str {
         self.0.description.as_deref().unwrap_or_default()

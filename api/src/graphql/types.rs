@@ -12,10 +12,7 @@ use entity::{
     },
 };
 
-use super::{
-    context::ContextExt,
-    error::{ApiError, ApiResult},
-};
+use super::{context::ContextExt, error::ApiResult};
 
 pub fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -283,7 +280,7 @@ impl ProductVariation {
         self.0.name.as_deref()
     }
     async fn price(&self) -> Option<f64> {
-        self.0.price
+        self.0.price_cents.map(entity::money::to_f64)
     }
     async fn currency(&self) -> Option<&str> {
         self.0.currency.as_deref()
@@ -329,15 +326,11 @@ impl Origin {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    async fn event(&self) -> ApiResult<HotmartEvent> {
-        entity::HotmartEvent::parse(&self.0.event)
-            .map(Into::into)
-            .ok_or_else(|| ApiError::new("INTERNAL", "origin has an unknown event"))
+    async fn event(&self) -> HotmartEvent {
+        self.0.event.into()
     }
     async fn entry_status(&self) -> DealStatus {
-        entity::hotmart_event::DealStatus::parse(&self.0.entry_status)
-            .unwrap_or(entity::hotmart_event::DealStatus::Open)
-            .into()
+        self.0.entry_status.into()
     }
     async fn assignees(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
         let users = origins::assignees(&ctx.app().db.conn, &self.0.id).await?;
@@ -364,9 +357,7 @@ impl WebhookDelivery {
         self.0.event.as_deref()
     }
     async fn status(&self) -> DeliveryStatus {
-        deliveries::DeliveryStatus::parse(&self.0.status)
-            .unwrap_or(deliveries::DeliveryStatus::Pending)
-            .into()
+        self.0.status.into()
     }
     async fn reason(&self) -> Option<&str> {
         self.0.reason.as_deref()

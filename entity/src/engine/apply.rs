@@ -56,23 +56,16 @@ impl IntegrationSnapshot {
             .all(db)
             .await?;
         let products = crate::products::of_integration(db, &integration.id).await?;
-        let mut rules = HashMap::new();
-        for o in &origins {
-            let corrupt = |what: &str| {
-                DomainError::Internal(format!("origin {} has an unknown {what}", o.id))
-            };
-            let event = HotmartEvent::parse(&o.event).ok_or_else(|| corrupt("event"))?;
-            let entry_status =
-                DealStatus::parse(&o.entry_status).ok_or_else(|| corrupt("entry status"))?;
-            let origin_id = o.id.clone();
-            rules.insert(
-                event,
-                OriginRule {
-                    origin_id,
-                    entry_status,
-                },
-            );
-        }
+        let rules = origins
+            .iter()
+            .map(|o| {
+                let rule = OriginRule {
+                    origin_id: o.id.clone(),
+                    entry_status: o.entry_status,
+                };
+                (o.event, rule)
+            })
+            .collect();
         Ok(Self {
             integration,
             group,
@@ -108,13 +101,37 @@ pub enum Source {
     },
 }
 
-impl Source {
-    pub fn as_str(&self) -> &'static str {
+impl EventSource {
+    pub fn as_str(self) -> &'static str {
         match self {
-            Source::Webhook { .. } => "WEBHOOK",
-            Source::Import { .. } => "IMPORT",
+            EventSource::Webhook => "WEBHOOK",
+            EventSource::Import => "IMPORT",
+            EventSource::User => "USER",
         }
     }
+}
+
+impl Source {
+    pub fn kind(&self) -> EventSource {
+        match self {
+            Source::Webhook { .. } => EventSource::Webhook,
+            Source::Import { .. } => EventSource::Import,
+        }
+    }
+}
+
+/// Where a log event came from, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum EventSource {
+    Webhook,
+    Import,
+    /// A manual change (an owner set by hand): outside every key's log.
+    User,
 }
 
 /// How an event's time is known.
@@ -164,8 +181,12 @@ pub struct GroupOutcome {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct StoredEvent {
     pub refs: Vec<String>,
+    /// In cents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<f64>,
+    pub price_cents: Option<i64>,
+    /// Written before money was kept in cents: read, never written.
+    #[serde(default, rename = "price", skip_serializing)]
+    pub legacy_price: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
 }
@@ -176,7 +197,7 @@ pub(super) struct LogEntry {
     pub data: StoredEvent,
     pub event: HotmartEvent,
     /// Stored before this group (its `deal_id`/`effect` as stored).
-    pub stored: Option<(Option<String>, Option<String>)>,
+    pub stored: Option<(Option<String>, Option<Effect>)>,
 }
 
 impl LogEntry {
@@ -202,7 +223,10 @@ impl LogEntry {
             event: self.event,
             occurred_at: self.row.occurred_at,
             refs: self.data.refs.clone(),
-            price: self.data.price,
+            price: self
+                .data
+                .price_cents
+                .or_else(|| self.data.legacy_price.map(|p| (p * 100.0).round() as i64)),
             currency: self.data.currency.clone(),
         }
     }
@@ -308,7 +332,8 @@ fn append(
             continue;
         }
         if !imported && sale_key.is_some() {
-            let copies = |x: &LogEntry| x.row.sale_key == sale_key && x.row.source == "IMPORT";
+            let copies =
+                |x: &LogEntry| x.row.sale_key == sale_key && x.row.source == EventSource::Import;
             for copy in log.entries.iter().filter(|x| copies(x)) {
                 if copy.stored.is_some() {
                     log.removed.push(copy.row.id.clone());
@@ -354,7 +379,8 @@ fn new_entry(
 ) -> LogEntry {
     let data = StoredEvent {
         refs: e.payload.references(),
-        price: e.payload.price,
+        price_cents: e.payload.price_cents,
+        legacy_price: None,
         currency: e.payload.currency.clone(),
     };
     let (delivery_id, import_run_id) = match &e.source {
@@ -370,7 +396,7 @@ fn new_entry(
         dedup_id: e.dedup_id.clone(),
         sale_key,
         event: e.event.as_str().to_owned(),
-        source: e.source.as_str().to_owned(),
+        source: e.source.kind(),
         occurred_at,
         data: serde_json::to_string(&data).expect("event data serialises"),
         delivery_id,
@@ -397,8 +423,11 @@ fn describe(event: HotmartEvent, payload: &HotmartPayload) -> String {
     if let Some(product) = &payload.product_name {
         text.push_str(&format!(" — {product}"));
     }
-    if let (Some(price), Some(currency)) = (payload.price, &payload.currency) {
-        text.push_str(&format!(" ({currency} {price:.2})"));
+    if let (Some(cents), Some(currency)) = (payload.price_cents, &payload.currency) {
+        text.push_str(&format!(" ({currency} {})", crate::money::format(cents)));
+    }
+    if let Some(problem) = &payload.price_problem {
+        text.push_str(&format!(" — price not used: {problem}"));
     }
     if let Some(reason) = &payload.refusal_reason {
         text.push_str(&format!(": {reason}"));
@@ -460,7 +489,7 @@ impl DealPlan {
             self.refolded.push(key);
         }
         let mut closed_first: Vec<PlannedDeal> = std::mem::take(&mut self.deals);
-        closed_first.sort_by_key(|d| d.model.status == DealStatus::Open.as_str());
+        closed_first.sort_by_key(|d| d.model.status == DealStatus::Open);
         self.deals = closed_first;
         Ok(())
     }
@@ -495,7 +524,7 @@ impl DealPlan {
         );
         for (entry, (journey, effect)) in log.entries.iter_mut().zip(&outcome.events) {
             entry.row.deal_id = journey.map(|j| ids[j].clone());
-            entry.row.effect = Some(effect.as_str().to_owned());
+            entry.row.effect = Some(*effect);
         }
     }
 }
@@ -522,10 +551,10 @@ fn plan_deal(
         },
         deal_key: key.to_owned(),
         open_key: open.then(|| key.to_owned()),
-        status: journey.status.as_str().to_owned(),
+        status: journey.status,
         paid: journey.paid,
         owner_id: None,
-        value: journey.value,
+        value_cents: journey.value,
         currency: journey.currency.clone(),
         lost_reason: journey.lost_reason.clone(),
         created_at: journey.created_at,
@@ -568,7 +597,7 @@ fn plan_deal(
     model.owner_id = existing.owner_id.clone();
     let changed = moved
         || existing.status != model.status
-        || existing.value != model.value
+        || existing.value_cents != model.value_cents
         || existing.currency != model.currency
         || existing.closed_at != model.closed_at
         || existing.last_event_at != model.last_event_at

@@ -15,7 +15,8 @@ pub struct FoldEvent {
     pub occurred_at: i64,
     /// Sale references (`tx:…`, `sub:…`).
     pub refs: Vec<String>,
-    pub price: Option<f64>,
+    /// In cents.
+    pub price: Option<i64>,
     pub currency: Option<String>,
 }
 
@@ -27,7 +28,12 @@ pub struct OriginRule {
 }
 
 /// What the fold did with one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
 pub enum Effect {
     /// Started a new deal.
     Created,
@@ -63,7 +69,8 @@ pub struct Journey {
     pub origin_id: String,
     pub status: DealStatus,
     pub paid: bool,
-    pub value: Option<f64>,
+    /// In cents.
+    pub value: Option<i64>,
     pub currency: Option<String>,
     pub refs: BTreeSet<String>,
     pub created_at: i64,
@@ -394,13 +401,13 @@ mod tests {
     #[test]
     fn price_sets_value_and_currency() {
         let mut approved = ev("a", PurchaseApproved, 1, &["tx:1"]);
-        approved.price = Some(97.0);
+        approved.price = Some(9700);
         approved.currency = Some("BRL".into());
         let outcome = fold(
             &[ev("c", PurchaseOutOfShoppingCart, 0, &[]), approved],
             origin,
         );
-        assert_eq!(outcome.journeys[0].value, Some(97.0));
+        assert_eq!(outcome.journeys[0].value, Some(9700));
         assert_eq!(outcome.journeys[0].currency.as_deref(), Some("BRL"));
     }
 }

@@ -334,7 +334,7 @@ const DEAL_COLUMNS: [deal::Column; 11] = [
     deal::Column::Status,
     deal::Column::OpenKey,
     deal::Column::Paid,
-    deal::Column::Value,
+    deal::Column::ValueCents,
     deal::Column::Currency,
     deal::Column::LostReason,
     deal::Column::ClosedAt,
@@ -349,7 +349,7 @@ fn deal_values(d: &deal::Model) -> Vec<Value> {
         d.status.clone().into(),
         d.open_key.clone().into(),
         d.paid.into(),
-        d.value.into(),
+        d.value_cents.into(),
         d.currency.clone().into(),
         d.lost_reason.clone().into(),
         d.closed_at.into(),
@@ -398,7 +398,7 @@ pub(super) async fn attach_info(
             let entry = &mut log.entries[i];
             let (deal_id, effect) = info_deal(&candidates, &entry.data.refs);
             entry.row.deal_id = deal_id;
-            entry.row.effect = Some(effect.as_str().to_owned());
+            entry.row.effect = Some(effect);
         }
     }
     Ok(())

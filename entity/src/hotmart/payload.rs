@@ -128,7 +128,10 @@ pub struct HotmartPayload {
     pub contact: ContactData,
     pub transaction: Option<String>,
     pub subscriber_code: Option<String>,
-    pub price: Option<f64>,
+    /// The price, when usable as a deal value (see [`crate::money::price`]).
+    pub price_cents: Option<i64>,
+    /// Why a price that was present is not used.
+    pub price_problem: Option<String>,
     pub currency: Option<String>,
     pub refusal_reason: Option<String>,
     pub payment_type: Option<String>,
@@ -169,7 +172,7 @@ pub fn payload(value: &Value) -> Result<HotmartPayload, Malformed> {
         .or_else(|| field(&["subscriber", "code"]))
         .or_else(|| field(&["subscription", "subscriber_code"]))
         .and_then(text);
-    let price = field(&["purchase", "price", "value"]).and_then(number);
+    let price = crate::money::price(field(&["purchase", "price", "value"]));
     let currency = field(&["purchase", "price", "currency_value"])
         .and_then(text)
         .filter(|c| c.len() == 3);
@@ -180,7 +183,8 @@ pub fn payload(value: &Value) -> Result<HotmartPayload, Malformed> {
         contact,
         transaction,
         subscriber_code,
-        price,
+        price_cents: price.cents(),
+        price_problem: price.problem().map(str::to_owned),
         currency,
         refusal_reason: field(&["purchase", "payment", "refusal_reason"]).and_then(text),
         payment_type: field(&["purchase", "payment", "type"]).and_then(text),
@@ -238,15 +242,6 @@ pub fn text(value: &Value) -> Option<String> {
         _ => return None,
     };
     (!s.is_empty() && s.len() <= 1024).then_some(s)
-}
-
-fn number(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .filter(|n: &f64| n.is_finite())
 }
 
 fn epoch_ms(value: &Value) -> Option<i64> {
@@ -330,7 +325,7 @@ mod tests {
             "letters in the phone make it unusable"
         );
         assert_eq!(parsed.subscriber_code, None);
-        assert_eq!(parsed.price, Some(97.5));
+        assert_eq!(parsed.price_cents, Some(9750));
         assert_eq!(parsed.references(), vec!["tx:HP1".to_owned()]);
     }
 

@@ -12,10 +12,11 @@ pub struct Model {
     pub product_id: Option<String>,
     pub deal_key: String,
     pub open_key: Option<String>,
-    pub status: String,
+    pub status: crate::hotmart_event::DealStatus,
     pub paid: bool,
     pub owner_id: Option<String>,
-    pub value: Option<f64>,
+    /// In cents of `currency`.
+    pub value_cents: Option<i64>,
     pub currency: Option<String>,
     pub lost_reason: Option<String>,
     pub created_at: i64,

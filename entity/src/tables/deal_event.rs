@@ -12,14 +12,15 @@ pub struct Model {
     pub dedup_id: String,
     /// `{transaction}:{event}`: how an imported sale recognises a webhook event of the same sale.
     pub sale_key: Option<String>,
+    /// A Hotmart event name, or `ASSIGNED` for a manual owner change.
     pub event: String,
-    pub source: String,
+    pub source: crate::engine::apply::EventSource,
     pub occurred_at: i64,
     pub data: String,
     pub delivery_id: Option<String>,
     pub import_run_id: Option<String>,
     pub deal_id: Option<String>,
-    pub effect: Option<String>,
+    pub effect: Option<crate::engine::fold::Effect>,
     pub description: Option<String>,
     pub recorded_at: i64,
 }

@@ -7,9 +7,9 @@ pub struct Model {
     pub id: String,
     pub account_id: String,
     pub group_id: String,
-    pub event: String,
+    pub event: crate::HotmartEvent,
     pub name: String,
-    pub entry_status: String,
+    pub entry_status: crate::hotmart_event::DealStatus,
     pub rotation_cursor: i64,
     pub created_at: i64,
 }

@@ -10,7 +10,8 @@ pub struct Model {
     pub kind: String,
     pub code: String,
     pub name: Option<String>,
-    pub price: Option<f64>,
+    /// In cents of `currency`.
+    pub price_cents: Option<i64>,
     pub currency: Option<String>,
 }
 

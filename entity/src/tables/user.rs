@@ -8,7 +8,7 @@ pub struct Model {
     pub account_id: String,
     pub name: String,
     pub email: String,
-    pub role: String,
+    pub role: crate::Role,
     pub created_at: i64,
 }
 
