@@ -349,11 +349,13 @@ pub async fn process_batch(
     db: &Database,
     ids: &[String],
 ) -> DomainResult<Vec<(String, DomainError)>> {
-    let rows = webhook_delivery::Entity::find()
+    // By id alone: with `status = 'PENDING'` in the query, SQLite would walk the status
+    // index over every pending delivery instead of looking the ids up.
+    let mut rows = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::Id.is_in(ids.iter().map(String::as_str)))
-        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
         .all(&db.conn)
         .await?;
+    rows.retain(|row| row.status == DeliveryStatus::Pending);
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -469,7 +471,7 @@ async fn mark_processed(
                 Expr::col(webhook_delivery::Column::Attempts).add(1),
             )
             .filter(webhook_delivery::Column::Id.is_in(ids.iter().copied()))
-            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
+            .filter(still_pending())
             .exec(db)
             .await?;
         if result.rows_affected != ids.len() as u64 {
@@ -480,6 +482,15 @@ async fn mark_processed(
         }
     }
     Ok(())
+}
+
+/// `status = 'PENDING'`, written so that neither backend answers it from the status index:
+/// next to `id IN (…)`, SQLite would otherwise walk every pending delivery.
+fn still_pending() -> sea_orm::sea_query::Expr {
+    Expr::cust(format!(
+        "\"status\" || '' = '{}'",
+        DeliveryStatus::Pending.as_str()
+    ))
 }
 
 /// What to do after a failed attempt.

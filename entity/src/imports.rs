@@ -430,6 +430,7 @@ pub fn sale_event(sale: &serde_json::Value, observed_at: i64) -> Option<Imported
         currency: at(purchase, &["price", "currency_code"]).and_then(text),
         refusal_reason: None,
         payment_type: at(purchase, &["payment", "type"]).and_then(text),
+        details: crate::hotmart::details::of_sale(sale),
     };
     Some(ImportedSale {
         event,

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_tables;
 mod m20261201_000001_money_in_cents;
+mod m20261201_000002_deal_details;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_create_tables::Migration),
             Box::new(m20261201_000001_money_in_cents::Migration),
+            Box::new(m20261201_000002_deal_details::Migration),
         ]
     }
 }

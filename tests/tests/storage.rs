@@ -127,6 +127,7 @@ async fn unique_indexes_enforce_the_invariants(backend: Backend) {
         paid: Set(false),
         owner_id: Set(None),
         value_cents: Set(None),
+        details: Set(None),
         currency: Set(None),
         lost_reason: Set(None),
         created_at: Set(now_ms()),

@@ -125,6 +125,69 @@ async fn every_real_fixture_is_accepted_and_processed(backend: Backend) {
         deals["deals"]["totalCount"].as_i64().unwrap() > 0,
         "{deals}"
     );
+    deals_show_what_the_real_deliveries_carry(&app, &files).await;
+}
+
+/// A real Pix delivery's deal shows its Pix code and expiry; a real refused card's deal
+/// its refusal reason.
+async fn deals_show_what_the_real_deliveries_carry(app: &TestApp, files: &[(String, String)]) {
+    let deals = app
+        .ok(
+            &app.admin,
+            "{ deals(first: 200) { nodes { transactions payment { method pixCode pixExpiresAt refusalReason installments } } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = deals["deals"]["nodes"].as_array().unwrap().clone();
+    let payment_of = |tx: &str| -> Value {
+        nodes
+            .iter()
+            .find(|d| {
+                d["transactions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| t == tx)
+            })
+            .map(|d| d["payment"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let (mut pix, mut refused) = (0, 0);
+    for (name, body) in files {
+        let body: Value = serde_json::from_str(body).unwrap();
+        let purchase = &body["data"]["purchase"];
+        let Some(tx) = purchase["transaction"].as_str() else {
+            continue;
+        };
+        let payment = payment_of(tx);
+        let sent = &purchase["payment"];
+        if body["event"] == "PURCHASE_BILLET_PRINTED" && sent["type"] == "PIX" {
+            // The deal's payment is that of its latest event carrying one: the same Pix
+            // code unless a later event of the sale (an approval) told another payment.
+            if payment["pixCode"] == sent["pix_code"] {
+                let expiry = chrono::DateTime::from_timestamp_millis(
+                    sent["pix_expiration_date"].as_i64().unwrap(),
+                )
+                .unwrap();
+                let shown: chrono::DateTime<chrono::Utc> =
+                    payment["pixExpiresAt"].as_str().unwrap().parse().unwrap();
+                assert_eq!(shown, expiry, "{name}");
+                assert_eq!(payment["method"], "PIX", "{name}");
+                pix += 1;
+            }
+        }
+        if body["event"] == "PURCHASE_CANCELED"
+            && let Some(reason) = sent["refusal_reason"].as_str()
+            && payment["refusalReason"] == reason
+        {
+            refused += 1;
+        }
+    }
+    assert!(pix > 0, "no deal shows a real Pix code: {nodes:#?}");
+    assert!(
+        refused > 0,
+        "no deal shows a real refusal reason: {nodes:#?}"
+    );
 }
 
 on_both_backends!(every_real_fixture_is_accepted_and_processed);

@@ -6,6 +6,7 @@ use entity::{
     contacts::{self, ContactFilter as DomainContactFilter},
     deals::{self, DealFilter as DomainDealFilter},
     deliveries, groups,
+    hotmart::details::{Attribution, DealDetails, Payment, Subscription},
     page::PageRequest,
     scope::find_scoped,
     tables::{contact, deal, deal_event, origin, product, user},
@@ -133,6 +134,18 @@ impl Deal {
     async fn last_event_at(&self) -> DateTime<Utc> {
         time(self.0.last_event_at)
     }
+    /// How the deal's latest sale is (to be) paid; null when no event carried payment data.
+    async fn payment(&self) -> ApiResult<Option<DealPayment>> {
+        Ok(self.details()?.payment.map(DealPayment))
+    }
+    /// Set when the deal's sale is a subscription.
+    async fn subscription(&self) -> ApiResult<Option<DealSubscription>> {
+        Ok(self.details()?.subscription.map(DealSubscription))
+    }
+    /// Affiliate and tracking of the deal's latest sale; null when none.
+    async fn attribution(&self) -> ApiResult<Option<DealAttribution>> {
+        Ok(self.details()?.attribution.map(DealAttribution))
+    }
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Vec<TimelineEntry>> {
         let rows = deals::timeline(&ctx.app().db.conn, &self.0.id).await?;
         Ok(rows.into_iter().map(TimelineEntry).collect())
@@ -162,6 +175,97 @@ impl TimelineEntry {
     }
     async fn delivery_id(&self) -> Option<ID> {
         self.0.delivery_id.clone().map(ID)
+    }
+}
+
+impl Deal {
+    fn details(&self) -> ApiResult<DealDetails> {
+        match self.0.details.as_deref() {
+            None => Ok(DealDetails::default()),
+            Some(json) => serde_json::from_str(json)
+                .map_err(|_| ApiError::new("INTERNAL", "the deal's stored details are unreadable")),
+        }
+    }
+}
+
+pub struct DealPayment(Payment);
+
+#[Object]
+impl DealPayment {
+    /// Hotmart's payment type: PIX, BILLET, CREDIT_CARD, ...
+    async fn method(&self) -> Option<&str> {
+        self.0.method.as_deref()
+    }
+    async fn installments(&self) -> Option<i32> {
+        self.0.installments.and_then(|n| i32::try_from(n).ok())
+    }
+    async fn offer_code(&self) -> Option<&str> {
+        self.0.offer_code.as_deref()
+    }
+    async fn coupon_code(&self) -> Option<&str> {
+        self.0.coupon_code.as_deref()
+    }
+    async fn pix_code(&self) -> Option<&str> {
+        self.0.pix_code.as_deref()
+    }
+    async fn pix_qr_code_url(&self) -> Option<&str> {
+        self.0.pix_qr_code_url.as_deref()
+    }
+    async fn pix_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.pix_expires_at.map(time)
+    }
+    async fn billet_url(&self) -> Option<&str> {
+        self.0.billet_url.as_deref()
+    }
+    async fn billet_barcode(&self) -> Option<&str> {
+        self.0.billet_barcode.as_deref()
+    }
+    async fn refusal_reason(&self) -> Option<&str> {
+        self.0.refusal_reason.as_deref()
+    }
+}
+
+pub struct DealSubscription(Subscription);
+
+#[Object]
+impl DealSubscription {
+    async fn subscriber_code(&self) -> &str {
+        &self.0.subscriber_code
+    }
+    async fn plan_name(&self) -> Option<&str> {
+        self.0.plan_name.as_deref()
+    }
+    /// 1 for the first purchase, more for a renewal.
+    async fn recurrence_number(&self) -> Option<i32> {
+        self.0.recurrence_number.and_then(|n| i32::try_from(n).ok())
+    }
+    async fn next_charge_at(&self) -> Option<DateTime<Utc>> {
+        self.0.next_charge_at.map(time)
+    }
+}
+
+pub struct DealAttribution(Attribution);
+
+#[Object]
+impl DealAttribution {
+    async fn affiliate_code(&self) -> Option<&str> {
+        self.0.affiliate_code.as_deref()
+    }
+    async fn affiliate_name(&self) -> Option<&str> {
+        self.0.affiliate_name.as_deref()
+    }
+    async fn src(&self) -> Option<&str> {
+        self.0.src.as_deref()
+    }
+    async fn sck(&self) -> Option<&str> {
+        self.0.sck.as_deref()
+    }
+    async fn xcod(&self) -> Option<&str> {
+        self.0.xcod.as_deref()
+    }
+    /// The main sale when this one is an order bump.
+    async fn parent_transaction(&self) -> Option<&str> {
+        self.0.parent_transaction.as_deref()
     }
 }
 

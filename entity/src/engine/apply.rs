@@ -27,7 +27,7 @@ use super::{
 };
 use crate::{
     DomainError, DomainResult, EventClass, HotmartEvent,
-    hotmart::payload::HotmartPayload,
+    hotmart::{details::DealDetails, payload::HotmartPayload},
     hotmart_event::DealStatus,
     new_id, now_ms,
     tables::{deal, deal_event, group, integration, origin, product},
@@ -189,6 +189,8 @@ pub(super) struct StoredEvent {
     pub legacy_price: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "DealDetails::is_empty")]
+    pub details: DealDetails,
 }
 
 /// One event of a key's log, stored or new, with its decoded data.
@@ -382,6 +384,7 @@ fn new_entry(
         price_cents: e.payload.price_cents,
         legacy_price: None,
         currency: e.payload.currency.clone(),
+        details: e.payload.details.clone(),
     };
     let (delivery_id, import_run_id) = match &e.source {
         Source::Webhook { delivery_id } => (Some(delivery_id.clone()), None),
@@ -557,6 +560,7 @@ fn plan_deal(
         value_cents: journey.value,
         currency: journey.currency.clone(),
         lost_reason: journey.lost_reason.clone(),
+        details: details_of(log, journey),
         created_at: journey.created_at,
         closed_at: journey.closed_at,
         last_event_at: journey.last_event_at,
@@ -603,6 +607,7 @@ fn plan_deal(
         || existing.last_event_at != model.last_event_at
         || existing.paid != model.paid
         || existing.lost_reason != model.lost_reason
+        || existing.details != model.details
         || existing.open_key != model.open_key;
     if !changed {
         model.updated_at = existing.updated_at;
@@ -614,6 +619,16 @@ fn plan_deal(
         is_new: false,
         changed,
     }
+}
+
+/// A deal's details: each part from the latest of its events (in fold order) that
+/// carries it.
+fn details_of(log: &KeyLog<'_>, journey: &super::fold::Journey) -> Option<String> {
+    let mut details = DealDetails::default();
+    for &i in &journey.events {
+        details.overlay(&log.entries[i].data.details);
+    }
+    (!details.is_empty()).then(|| serde_json::to_string(&details).expect("details serialise"))
 }
 
 /// For an info event without a product: the deal it goes on, among the contact's deals

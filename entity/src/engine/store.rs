@@ -329,7 +329,7 @@ pub(super) async fn write_deals(db: &impl ConnectionTrait, plan: &DealPlan) -> D
 }
 
 /// The deal columns a fold changes.
-const DEAL_COLUMNS: [deal::Column; 11] = [
+const DEAL_COLUMNS: [deal::Column; 12] = [
     deal::Column::OriginId,
     deal::Column::Status,
     deal::Column::OpenKey,
@@ -337,6 +337,7 @@ const DEAL_COLUMNS: [deal::Column; 11] = [
     deal::Column::ValueCents,
     deal::Column::Currency,
     deal::Column::LostReason,
+    deal::Column::Details,
     deal::Column::ClosedAt,
     deal::Column::LastEventAt,
     deal::Column::OwnerId,
@@ -352,6 +353,7 @@ fn deal_values(d: &deal::Model) -> Vec<Value> {
         d.value_cents.into(),
         d.currency.clone().into(),
         d.lost_reason.clone().into(),
+        d.details.clone().into(),
         d.closed_at.into(),
         d.last_event_at.into(),
         d.owner_id.clone().into(),

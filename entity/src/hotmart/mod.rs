@@ -1,4 +1,6 @@
-//! Hotmart's wire formats, parsed leniently (see `hotmart.md` in the spec).
+//! Hotmart's wire formats, parsed leniently: webhook v2 deliveries, and the deal details
+//! they (and Sales History items) carry.
 
+pub mod details;
 pub mod payload;
 pub mod phone;

@@ -135,6 +135,8 @@ pub struct HotmartPayload {
     pub currency: Option<String>,
     pub refusal_reason: Option<String>,
     pub payment_type: Option<String>,
+    /// Payment, subscription and attribution, as far as the delivery tells them.
+    pub details: super::details::DealDetails,
 }
 
 impl HotmartPayload {
@@ -188,6 +190,7 @@ pub fn payload(value: &Value) -> Result<HotmartPayload, Malformed> {
         currency,
         refusal_reason: field(&["purchase", "payment", "refusal_reason"]).and_then(text),
         payment_type: field(&["purchase", "payment", "type"]).and_then(text),
+        details: data.map(super::details::of_webhook).unwrap_or_default(),
     })
 }
 

@@ -19,6 +19,9 @@ pub struct Model {
     pub value_cents: Option<i64>,
     pub currency: Option<String>,
     pub lost_reason: Option<String>,
+    /// Payment, subscription and attribution from the deal's events (JSON of
+    /// [`crate::hotmart::details::DealDetails`]); `None` when no event carried any.
+    pub details: Option<String>,
     pub created_at: i64,
     pub closed_at: Option<i64>,
     pub last_event_at: i64,

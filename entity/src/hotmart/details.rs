@@ -1,0 +1,217 @@
+//! What a seller acts on, read from a delivery (or a Sales History item): how the buyer
+//! pays (the Pix code to send again, the boleto link, why a card was refused), the
+//! subscription, and who brought the sale. Empty strings are absent values; Hotmart's
+//! placeholder affiliate (an empty affiliate code) is no affiliate.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::payload::{at, text};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installments: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupon_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pix_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pix_qr_code_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pix_expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billet_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billet_barcode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub subscriber_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence_number: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_charge_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribution {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affiliate_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affiliate_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sck: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xcod: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_transaction: Option<String>,
+}
+
+/// The parts of a deal's details one event carries (each part is whole: the latest event
+/// carrying a part gives all of it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<Payment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<Subscription>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+}
+
+impl DealDetails {
+    pub fn is_empty(&self) -> bool {
+        *self == DealDetails::default()
+    }
+
+    /// Parts of `newer` replace the same parts of `self`.
+    pub fn overlay(&mut self, newer: &DealDetails) {
+        if newer.payment.is_some() {
+            self.payment = newer.payment.clone();
+        }
+        if newer.subscription.is_some() {
+            self.subscription = newer.subscription.clone();
+        }
+        if newer.attribution.is_some() {
+            self.attribution = newer.attribution.clone();
+        }
+    }
+}
+
+/// A bounded text value (codes and URLs, not prose: at most 2,048 characters).
+fn value(v: Option<&Value>) -> Option<String> {
+    v.and_then(text).filter(|s| s.chars().count() <= 2048)
+}
+
+fn integer(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// An epoch-ms date between 2000 and 2100.
+fn date(v: Option<&Value>) -> Option<i64> {
+    integer(v).filter(|ms| (946_684_800_000..4_102_444_800_000).contains(ms))
+}
+
+/// The details of a webhook v2 delivery's `data` object.
+pub fn of_webhook(data: &Value) -> DealDetails {
+    let purchase = data.get("purchase").filter(|p| p.is_object());
+    let p = |path: &[&str]| purchase.and_then(|p| at(p, path));
+    let payment = Payment {
+        method: value(p(&["payment", "type"])),
+        installments: integer(p(&["payment", "installments_number"])),
+        offer_code: value(p(&["offer", "code"])),
+        coupon_code: value(p(&["offer", "coupon_code"])),
+        pix_code: value(p(&["payment", "pix_code"])),
+        pix_qr_code_url: value(p(&["payment", "pix_qrcode"])),
+        pix_expires_at: date(p(&["payment", "pix_expiration_date"])),
+        billet_url: value(p(&["payment", "billet_url"])),
+        billet_barcode: value(p(&["payment", "billet_barcode"])),
+        refusal_reason: value(p(&["payment", "refusal_reason"])),
+    };
+    let subscriber_code = value(at(data, &["subscription", "subscriber", "code"]))
+        .or_else(|| value(at(data, &["subscriber", "code"])));
+    let subscription = subscriber_code.map(|code| Subscription {
+        subscriber_code: code,
+        plan_name: value(at(data, &["subscription", "plan", "name"])),
+        recurrence_number: integer(p(&["recurrence_number"])),
+        next_charge_at: date(p(&["date_next_charge"])),
+    });
+    let affiliate = data
+        .get("affiliates")
+        .and_then(Value::as_array)
+        .and_then(|list| {
+            list.iter()
+                .find(|a| value(a.get("affiliate_code")).is_some())
+        });
+    let attribution = Attribution {
+        affiliate_code: affiliate.and_then(|a| value(a.get("affiliate_code"))),
+        affiliate_name: affiliate.and_then(|a| value(a.get("name"))),
+        src: value(p(&["origin", "src"])),
+        sck: value(p(&["origin", "sck"])),
+        xcod: value(p(&["origin", "xcod"])),
+        parent_transaction: value(p(&["order_bump", "parent_purchase_transaction"])),
+    };
+    DealDetails {
+        payment: (payment != Payment::default()).then_some(payment),
+        subscription,
+        attribution: (attribution != Attribution::default()).then_some(attribution),
+    }
+}
+
+/// The details of a Sales History item (`purchase.payment`, `purchase.offer`,
+/// `purchase.tracking`, `purchase.recurrency_number`).
+pub fn of_sale(sale: &Value) -> DealDetails {
+    let p = |path: &[&str]| sale.get("purchase").and_then(|p| at(p, path));
+    let payment = Payment {
+        method: value(p(&["payment", "type"])),
+        installments: integer(p(&["payment", "installments_number"])),
+        offer_code: value(p(&["offer", "code"])),
+        ..Payment::default()
+    };
+    let attribution = Attribution {
+        src: value(p(&["tracking", "source"])),
+        sck: value(p(&["tracking", "source_sck"])),
+        xcod: value(p(&["tracking", "external_code"])),
+        ..Attribution::default()
+    };
+    DealDetails {
+        payment: (payment != Payment::default()).then_some(payment),
+        subscription: None,
+        attribution: (attribution != Attribution::default()).then_some(attribution),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn empty_strings_and_the_placeholder_affiliate_are_absent() {
+        let data = json!({
+            "purchase": {"payment": {"type": "PIX", "pix_code": "000201", "billet_url": ""},
+                          "offer": {"code": "", "coupon_code": "   "},
+                          "origin": {"src": "", "sck": "insta"},
+                          "recurrence_number": 2, "date_next_charge": 1777464000000u64},
+            "affiliates": [{"affiliate_code": "", "name": "Someone"}],
+            "subscription": {"subscriber": {"code": "SUB1"}, "plan": {"name": "Mensal"}}
+        });
+        let details = of_webhook(&data);
+        let payment = details.payment.unwrap();
+        assert_eq!(payment.method.as_deref(), Some("PIX"));
+        assert_eq!(payment.pix_code.as_deref(), Some("000201"));
+        assert_eq!(
+            (payment.billet_url, payment.offer_code, payment.coupon_code),
+            (None, None, None)
+        );
+        let attribution = details.attribution.unwrap();
+        assert_eq!(attribution.affiliate_code, None, "placeholder affiliate");
+        assert_eq!(attribution.affiliate_name, None);
+        assert_eq!(
+            (attribution.src, attribution.sck.as_deref()),
+            (None, Some("insta"))
+        );
+        let subscription = details.subscription.unwrap();
+        assert_eq!(subscription.subscriber_code, "SUB1");
+        assert_eq!(subscription.recurrence_number, Some(2));
+        assert_eq!(subscription.next_charge_at, Some(1_777_464_000_000));
+        assert!(of_webhook(&json!({"purchase": "x", "affiliates": "y"})).is_empty());
+    }
+}
