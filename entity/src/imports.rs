@@ -71,6 +71,18 @@ pub enum WindowStatus {
     Split,
 }
 
+impl WindowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
+            Self::Done => "DONE",
+            Self::Failed => "FAILED",
+            Self::Split => "SPLIT",
+        }
+    }
+}
+
 /// The Sales API `transaction_status` values that report each importable event.
 pub fn statuses_for(event: HotmartEvent) -> &'static [&'static str] {
     use HotmartEvent::*;
@@ -544,14 +556,52 @@ pub async fn advance_cursor(
     Ok(result.rows_affected == 1)
 }
 
-/// A window finished: count it, and end the run when it was the last one.
+/// Hotmart refused one status of a window (a 400 for that `transaction_status`): the
+/// window moves past it and keeps the reason, and goes on with its other statuses; it
+/// ends `FAILED` (and so does its run, once every window ended) with that reason. False
+/// when the window is no longer where this job left it.
+pub async fn skip_status(
+    db: &impl ConnectionTrait,
+    window_id: &str,
+    from: &WindowCursor,
+    to: &WindowCursor,
+    note: &str,
+) -> DomainResult<bool> {
+    if !advance_cursor(db, window_id, from, to).await? {
+        return Ok(false);
+    }
+    let Some(window) = import_window::Entity::find_by_id(window_id.to_owned())
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let error = match window.error {
+        Some(earlier) => format!("{earlier}; {note}"),
+        None => note.to_owned(),
+    };
+    import_window::Entity::update_many()
+        .col_expr(import_window::Column::Error, Expr::val(error))
+        .filter(import_window::Column::Id.eq(window_id))
+        .exec(db)
+        .await?;
+    Ok(true)
+}
+
+/// A window finished: count it, and end the run when it was the last one. A window that
+/// skipped a refused status ends `FAILED`, with the reason it kept.
 pub async fn finish_window(
     db: &impl ConnectionTrait,
     window: &import_window::Model,
 ) -> DomainResult<()> {
     use sea_orm::sea_query::ExprTrait;
+    let ended = Expr::cust(format!(
+        "CASE WHEN \"error\" IS NULL THEN '{}' ELSE '{}' END",
+        WindowStatus::Done.as_str(),
+        WindowStatus::Failed.as_str()
+    ));
     let updated = import_window::Entity::update_many()
-        .col_expr(import_window::Column::Status, Expr::val(WindowStatus::Done))
+        .col_expr(import_window::Column::Status, ended)
         .col_expr(import_window::Column::UpdatedAt, Expr::val(now_ms()))
         .filter(import_window::Column::Id.eq(window.id.as_str()))
         .filter(import_window::Column::Status.is_in([WindowStatus::Pending, WindowStatus::Running]))

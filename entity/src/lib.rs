@@ -51,7 +51,7 @@ mod stored_names {
         deliveries::DeliveryStatus,
         engine::{apply::EventSource, fold::Effect},
         hotmart_event::{DealStatus, HotmartEvent},
-        imports::ImportStatus,
+        imports::{ImportStatus, WindowStatus},
         integrations::IntegrationStatus,
     };
 
@@ -71,5 +71,6 @@ mod stored_names {
         check(IntegrationStatus::as_str);
         check(Role::as_str);
         check(EventSource::as_str);
+        check(WindowStatus::as_str);
     }
 }

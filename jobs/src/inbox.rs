@@ -30,7 +30,7 @@ pub const MAX_GROUP: usize = 256;
 
 /// Accepted deliveries per processing job: they are processed together, in one
 /// transaction, by one worker.
-pub const DELIVERIES_PER_JOB: usize = 32;
+pub const DELIVERIES_PER_JOB: usize = 64;
 
 /// Deliveries waiting for the writer; beyond this, requests wait to be queued.
 const QUEUE: usize = 4 * MAX_GROUP;

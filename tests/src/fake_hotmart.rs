@@ -42,6 +42,8 @@ pub struct FakeState {
     pub products: Mutex<Vec<Value>>,
     pub offers: Mutex<HashMap<String, Vec<Value>>>,
     pub plans: Mutex<HashMap<String, Vec<Value>>>,
+    /// `transaction_status` values answered with 400 (Hotmart spells some differently).
+    pub refused_statuses: Mutex<Vec<String>>,
     pub faults: Faults,
     tokens: Mutex<HashMap<String, u32>>,
     pub tokens_issued: AtomicU32,
@@ -67,6 +69,7 @@ impl FakeHotmart {
             products: Mutex::new(Vec::new()),
             offers: Mutex::new(HashMap::new()),
             plans: Mutex::new(HashMap::new()),
+            refused_statuses: Mutex::new(Vec::new()),
             faults: Faults::default(),
             tokens: Mutex::new(HashMap::new()),
             tokens_issued: AtomicU32::new(0),
@@ -229,6 +232,15 @@ async fn sales_history(
             StatusCode::BAD_GATEWAY,
             "internal_server_error",
             "Query took too long",
+        );
+    }
+    if let Some(status) = param("transaction_status")
+        && state.refused_statuses.lock().unwrap().contains(&status)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            &format!("Invalid transaction_status: {status}"),
         );
     }
     // Without a status filter Hotmart returns only approved and complete sales.

@@ -799,7 +799,52 @@ async fn imported_after_sale_statuses_come_after_known_events(backend: Backend) 
     assert_eq!(deal_of(&app, "late@x.test").await, lost("Refunded"));
 }
 
+/// Hotmart refuses one `transaction_status` (the protest status has two spellings): that
+/// status is reported on the run, and every other status is still imported.
+async fn a_refused_status_fails_alone(backend: Backend) {
+    let hotmart = FakeHotmart::start().await;
+    {
+        let mut sales = hotmart.state.sales.lock().unwrap();
+        for n in 0..30 {
+            let status = if n % 3 == 0 { "PROTESTED" } else { "APPROVED" };
+            let email = format!("buyer{n}@x.test");
+            let at = FROM + n as i64 * 40 * DAY / 30;
+            sales.push(sale(
+                &format!("HPS{n}"),
+                status,
+                1_234_567,
+                &email,
+                at,
+                97.0,
+            ));
+        }
+    }
+    hotmart
+        .state
+        .refused_statuses
+        .lock()
+        .unwrap()
+        .push("PROTESTED".into());
+    let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
+    let events = ["PURCHASE_APPROVED", "PURCHASE_PROTEST"];
+    let integration = setup(&app, &events).await;
+    let started = start(&app, &integration, FROM, FROM + 60 * DAY, &events, None).await;
+    let finished = wait_finished(&app, &started["id"]).await;
+    assert_eq!(finished["status"], "FAILED", "{finished}");
+    let error = finished["error"].as_str().unwrap();
+    assert!(error.contains("PROTESTED"), "{error}");
+    assert_eq!(
+        finished["windowsDone"], finished["windowsTotal"],
+        "{finished}"
+    );
+    assert_eq!(
+        finished["dealsCreated"], 20,
+        "every approved sale landed: {finished}"
+    );
+}
+
 on_both_backends!(
+    a_refused_status_fails_alone,
     imported_after_sale_statuses_come_after_known_events,
     a_three_month_import_lands_the_right_deals_through_faults_and_a_restart,
     webhooks_and_imports_of_the_same_sale_converge,
