@@ -44,6 +44,9 @@ pub struct FakeState {
     pub plans: Mutex<HashMap<String, Vec<Value>>>,
     /// `transaction_status` values answered with 400 (Hotmart spells some differently).
     pub refused_statuses: Mutex<Vec<String>>,
+    /// The sorted matches of each query (without its page token), for as long as the
+    /// number of sales stays the same: paging costs the page, not a scan of every sale.
+    matches: Mutex<(usize, HashMap<String, Arc<Vec<Value>>>)>,
     pub faults: Faults,
     tokens: Mutex<HashMap<String, u32>>,
     pub tokens_issued: AtomicU32,
@@ -70,6 +73,7 @@ impl FakeHotmart {
             offers: Mutex::new(HashMap::new()),
             plans: Mutex::new(HashMap::new()),
             refused_statuses: Mutex::new(Vec::new()),
+            matches: Mutex::new((0, HashMap::new())),
             faults: Faults::default(),
             tokens: Mutex::new(HashMap::new()),
             tokens_issued: AtomicU32::new(0),
@@ -271,7 +275,45 @@ async fn sales_history(
         },
         None => 0,
     };
-    let sales = state.sales.lock().unwrap();
+    let key = format!("{start}|{end}|{statuses:?}|{product:?}");
+    let matching = {
+        let sales = state.sales.lock().unwrap();
+        let mut cache = state.matches.lock().unwrap();
+        if cache.0 != sales.len() {
+            *cache = (sales.len(), HashMap::new());
+        }
+        cache
+            .1
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(matching_sales(
+                    &sales,
+                    start,
+                    end,
+                    &statuses,
+                    product.as_deref(),
+                ))
+            })
+            .clone()
+    };
+    let total = matching.len();
+    let items: Vec<Value> = matching.iter().skip(offset).take(max).cloned().collect();
+    let next = offset + items.len();
+    let mut page_info = json!({"total_results": total, "results_per_page": max});
+    if next < total {
+        page_info["next_page_token"] = json!(STANDARD.encode(next.to_string()));
+    }
+    Json(json!({"items": items, "page_info": page_info})).into_response()
+}
+
+/// Sales History's filter and order: by order date, then transaction.
+fn matching_sales(
+    sales: &[Value],
+    start: i64,
+    end: i64,
+    statuses: &[String],
+    product: Option<&str>,
+) -> Vec<Value> {
     let mut matching: Vec<&Value> = sales
         .iter()
         .filter(|s| {
@@ -280,9 +322,7 @@ async fn sales_history(
             order >= start
                 && order <= end
                 && statuses.iter().any(|x| x == status)
-                && product
-                    .as_ref()
-                    .is_none_or(|p| &s["product"]["id"].to_string() == p)
+                && product.is_none_or(|p| s["product"]["id"].to_string() == p)
         })
         .collect();
     matching.sort_by_cached_key(|s| {
@@ -291,20 +331,7 @@ async fn sales_history(
             s["purchase"]["transaction"].as_str().map(str::to_owned),
         )
     });
-    let total = matching.len();
-    let items: Vec<Value> = matching
-        .into_iter()
-        .skip(offset)
-        .take(max)
-        .cloned()
-        .collect();
-    drop(sales);
-    let next = offset + items.len();
-    let mut page_info = json!({"total_results": total, "results_per_page": max});
-    if next < total {
-        page_info["next_page_token"] = json!(STANDARD.encode(next.to_string()));
-    }
-    Json(json!({"items": items, "page_info": page_info})).into_response()
+    matching.into_iter().cloned().collect()
 }
 
 async fn products(
