@@ -37,6 +37,9 @@ pub struct Faults {
     pub token_uses: AtomicU32,
 }
 
+/// The number of sales the cached matches were computed from, and the matches by query.
+type Matches = (usize, HashMap<String, Arc<Vec<Value>>>);
+
 pub struct FakeState {
     pub sales: Mutex<Vec<Value>>,
     pub products: Mutex<Vec<Value>>,
@@ -46,7 +49,7 @@ pub struct FakeState {
     pub refused_statuses: Mutex<Vec<String>>,
     /// The sorted matches of each query (without its page token), for as long as the
     /// number of sales stays the same: paging costs the page, not a scan of every sale.
-    matches: Mutex<(usize, HashMap<String, Arc<Vec<Value>>>)>,
+    matches: Mutex<Matches>,
     pub faults: Faults,
     tokens: Mutex<HashMap<String, u32>>,
     pub tokens_issued: AtomicU32,
@@ -322,7 +325,11 @@ fn matching_sales(
             order >= start
                 && order <= end
                 && statuses.iter().any(|x| x == status)
-                && product.is_none_or(|p| s["product"]["id"].to_string() == p)
+                && product.is_none_or(|p| {
+                    // Ids are numbers in sales and strings in queries.
+                    let id = s["product"]["id"].to_string();
+                    id == p
+                })
         })
         .collect();
     matching.sort_by_cached_key(|s| {

@@ -210,7 +210,7 @@ impl LogEntry {
         let data: StoredEvent =
             serde_json::from_str(&row.data).map_err(|_| corrupt("unreadable data"))?;
         let event = HotmartEvent::parse(&row.event).ok_or_else(|| corrupt("an unknown event"))?;
-        let stored = Some((row.deal_id.clone(), row.effect.clone()));
+        let stored = Some((row.deal_id.clone(), row.effect));
         Ok(Self {
             row,
             data,

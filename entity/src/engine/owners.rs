@@ -49,7 +49,7 @@ pub(super) async fn assign(
     let mut of_contact = contact_owners(db, deals).await?;
     let mut picks: BTreeMap<String, i64> = BTreeMap::new();
     let mut pick = |origin_id: &str, fallback: Option<String>| {
-        if !assignees.get(origin_id).is_some_and(|a| !a.is_empty()) {
+        if assignees.get(origin_id).is_none_or(|a| a.is_empty()) {
             return Owner::Known(fallback);
         }
         let next = picks.entry(origin_id.to_owned()).or_default();

@@ -370,7 +370,7 @@ const DEAL_COLUMNS: [deal::Column; 12] = [
 fn deal_values(d: &deal::Model) -> Vec<Value> {
     vec![
         d.origin_id.clone().into(),
-        d.status.clone().into(),
+        d.status.into(),
         d.open_key.clone().into(),
         d.paid.into(),
         d.value_cents.into(),
@@ -469,7 +469,7 @@ pub(super) async fn write_events(
                 .is_some_and(|s| (&s.0, &s.1) != (&e.row.deal_id, &e.row.effect))
         })
         .map(|e| {
-            let values = vec![e.row.deal_id.clone().into(), e.row.effect.clone().into()];
+            let values = vec![e.row.deal_id.clone().into(), e.row.effect.into()];
             (e.row.id.clone(), values)
         })
         .collect();
