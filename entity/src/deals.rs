@@ -13,7 +13,7 @@ use crate::{
     new_id, now_ms,
     page::{Cursor, Page, PageRequest},
     scope::{find_scoped, scoped},
-    tables::{contact, deal, deal_event, deal_ref},
+    tables::{contact, contact_label, deal, deal_event, deal_ref},
     users,
 };
 
@@ -25,6 +25,8 @@ pub struct DealFilter {
     pub owner_id: Option<String>,
     pub product_id: Option<String>,
     pub contact_email: Option<String>,
+    /// Deals whose contact has this label.
+    pub label_id: Option<String>,
 }
 
 /// Deals the caller may see (members: only in groups visible to them), newest first.
@@ -61,6 +63,18 @@ pub async fn page(
             .one(db)
             .await?;
         query = query.filter(Column::ContactId.eq(contact.map(|c| c.id).unwrap_or_default()));
+    }
+    if let Some(label_id) = &filter.label_id {
+        query = query.filter(
+            Column::ContactId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(contact_label::Column::ContactId)
+                    .from(contact_label::Entity)
+                    .and_where(contact_label::Column::LabelId.eq(label_id.as_str()))
+                    .and_where(contact_label::Column::AccountId.eq(caller.account_id.as_str()))
+                    .to_owned(),
+            ),
+        );
     }
     crate::page::fetch(db, query, Column::CreatedAt, Column::Id, page, |d| Cursor {
         at: d.created_at,

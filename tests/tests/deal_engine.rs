@@ -533,7 +533,66 @@ async fn deals_page_by_cursor_and_filter(backend: Backend) {
     assert_eq!(by_origin["deals"]["totalCount"], 3);
 }
 
+/// The integration's label tags its contacts, and deals can be filtered by a label.
+async fn the_integration_label_tags_contacts_and_filters_deals(backend: Backend) {
+    let s = Scenario::new(backend, false).await;
+    let app = &s.app;
+    let id = app
+        .ok(&app.admin, "{ integrations { id } }", json!({}))
+        .await["integrations"][0]["id"]
+        .clone();
+    app.ok(
+        &app.admin,
+        "mutation($id: ID!) { updateIntegration(id: $id, input: {label: \"Lançamento\"}) { label } }",
+        json!({"id": id}),
+    )
+    .await;
+    s.post(&[purchase(
+        "l1",
+        "PURCHASE_APPROVED",
+        T0,
+        "label@x.test",
+        "HPL",
+    )])
+    .await;
+    let contact = app
+        .ok(
+            &app.admin,
+            "{ contacts { nodes { id labels { id name } } } }",
+            json!({}),
+        )
+        .await["contacts"]["nodes"][0]
+        .clone();
+    let label = contact["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "Lançamento")
+        .unwrap_or_else(|| panic!("the integration's label: {contact}"))["id"]
+        .clone();
+    let count = |label: Value| async move {
+        app.ok(
+            &app.admin,
+            "query($l: ID) { deals(filter: {labelId: $l}) { totalCount } }",
+            json!({"l": label}),
+        )
+        .await["deals"]["totalCount"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(count(label.clone()).await, 1);
+    app.ok(
+        &app.admin,
+        "mutation($c: ID!, $l: ID!) { unlabelContact(contactId: $c, labelId: $l) { id } }",
+        json!({"c": contact["id"], "l": label}),
+    )
+    .await;
+    assert_eq!(count(label).await, 0, "only deals of labelled contacts");
+    assert_eq!(count(Value::Null).await, 1);
+}
+
 on_both_backends!(
+    the_integration_label_tags_contacts_and_filters_deals,
     deals_page_by_cursor_and_filter,
     cart_boleto_approved_is_one_won_deal_in_any_order,
     refused_card_then_other_product_approved,

@@ -291,6 +291,8 @@ pub struct DealFilter {
     pub owner_id: Option<ID>,
     pub product_id: Option<ID>,
     pub contact_email: Option<String>,
+    /// Deals whose contact has this label.
+    pub label_id: Option<ID>,
 }
 
 #[derive(InputObject, Default)]
@@ -322,6 +324,7 @@ impl PipelineQuery {
             owner_id: filter.owner_id.map(|id| id.0),
             product_id: filter.product_id.map(|id| id.0),
             contact_email: filter.contact_email,
+            label_id: filter.label_id.map(|id| id.0),
         };
         let page = deals::page(&ctx.app().db.conn, ctx.caller()?, filter, request).await?;
         Ok(DealConnection {

@@ -477,8 +477,9 @@ pub(super) async fn write_events(
     update_rows::<deal_event::Entity>(db, C::Id, &[C::DealId, C::Effect], &changed).await
 }
 
-/// Tags the engine puts on the contacts of applied events: the product's name (with
-/// `tagContactsWithProductName`), the product's label, the import's label.
+/// Tags the engine puts on the contacts of applied events: the integration's label, the
+/// product's name (with `tagContactsWithProductName`), the product's label, the import's
+/// label.
 pub(super) async fn tag_contacts(
     db: &impl ConnectionTrait,
     items: &[(&IntegrationSnapshot, IncomingEvent<'_>)],
@@ -490,7 +491,7 @@ pub(super) async fn tag_contacts(
         let Applied::Applied { contact_id } = applied else {
             continue;
         };
-        let mut names: Vec<&str> = Vec::new();
+        let mut names: Vec<&str> = snap.integration.label.as_deref().into_iter().collect();
         if let Some(product) = snap.product(e.payload.envelope.product_id.as_deref()) {
             if snap.integration.tag_contacts_with_product_name
                 && let Some(name) = &product.name
