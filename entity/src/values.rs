@@ -34,9 +34,22 @@ pub fn optional_name(field: &str, value: Option<&str>) -> DomainResult<Option<St
     }
 }
 
-/// An e-mail address, trimmed and lower-cased: the identity of users and contacts.
+/// Characters that do not show: zero-width spaces and joiners, the word joiner, the byte
+/// order mark, and the bidirectional controls. Pasted or hostile text carries them, and
+/// `ana@x.com` with one inside would be another contact.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}'
+    )
+}
+
+/// An e-mail address, without invisible characters, trimmed and lower-cased: the
+/// identity of users and contacts.
 pub fn email(field: &str, value: &str) -> DomainResult<String> {
-    let normalised = value.trim().to_lowercase();
+    let visible: String = value.chars().filter(|c| !is_invisible(*c)).collect();
+    let normalised = visible.trim().to_lowercase();
     let bad = |message: &str| Err(DomainError::bad_input(field, message));
     if normalised.is_empty() {
         return bad("must not be empty");
@@ -81,6 +94,25 @@ pub fn color(field: &str, value: Option<&str>) -> DomainResult<Option<String>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn invisible_characters_do_not_make_another_e_mail() {
+        for hostile in [
+            "ana\u{200B}@x.com",
+            "\u{FEFF}Ana@X.com",
+            "ana@x\u{202E}.com",
+            "an\u{2066}a@x.com\u{2069}",
+            " ana\u{200D}@x.com ",
+        ] {
+            assert_eq!(
+                super::email("email", hostile).unwrap(),
+                "ana@x.com",
+                "{hostile:?}"
+            );
+        }
+        assert!(super::email("email", "\u{200B}").is_err());
+    }
+
     use super::*;
 
     #[test]

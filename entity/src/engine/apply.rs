@@ -566,18 +566,8 @@ fn plan_deal(
         last_event_at: journey.last_event_at,
         updated_at: now,
     };
-    let keep = snap.integration.keep_deal_owner;
+    let owner = owner_plan(existing, journey, snap.integration.keep_deal_owner);
     let Some(existing) = existing else {
-        let owner = if keep {
-            OwnerPlan::OfContact {
-                origin_id: journey.origin_id.clone(),
-            }
-        } else {
-            OwnerPlan::Rotate {
-                origin_id: journey.origin_id.clone(),
-                fallback: None,
-            }
-        };
         return PlannedDeal {
             model,
             refs: journey.refs.clone(),
@@ -586,29 +576,11 @@ fn plan_deal(
             changed: true,
         };
     };
-    let moved = existing.origin_id != journey.origin_id;
-    let owner = if moved && !keep {
-        OwnerPlan::Rotate {
-            origin_id: journey.origin_id.clone(),
-            fallback: existing.owner_id.clone(),
-        }
-    } else {
-        OwnerPlan::Fixed(existing.owner_id.clone())
-    };
     model.id = existing.id.clone();
     model.product_id = existing.product_id.clone();
     model.created_at = existing.created_at;
     model.owner_id = existing.owner_id.clone();
-    let changed = moved
-        || existing.status != model.status
-        || existing.value_cents != model.value_cents
-        || existing.currency != model.currency
-        || existing.closed_at != model.closed_at
-        || existing.last_event_at != model.last_event_at
-        || existing.paid != model.paid
-        || existing.lost_reason != model.lost_reason
-        || existing.details != model.details
-        || existing.open_key != model.open_key;
+    let changed = differs(existing, &model);
     if !changed {
         model.updated_at = existing.updated_at;
     }
@@ -619,6 +591,43 @@ fn plan_deal(
         is_new: false,
         changed,
     }
+}
+
+/// Who owns a journey's deal (see `docs/deal-engine.md`, "Owners"): a new deal takes the
+/// contact's owner (`keepDealOwner`) or the rotation's next; a deal that moved takes the
+/// new origin's next unless owners are kept.
+fn owner_plan(
+    existing: Option<&deal::Model>,
+    journey: &super::fold::Journey,
+    keep: bool,
+) -> OwnerPlan {
+    let origin_id = journey.origin_id.clone();
+    match existing {
+        None if keep => OwnerPlan::OfContact { origin_id },
+        None => OwnerPlan::Rotate {
+            origin_id,
+            fallback: None,
+        },
+        Some(d) if d.origin_id != journey.origin_id && !keep => OwnerPlan::Rotate {
+            origin_id,
+            fallback: d.owner_id.clone(),
+        },
+        Some(d) => OwnerPlan::Fixed(d.owner_id.clone()),
+    }
+}
+
+/// Whether a fold changed what is stored of a deal (its owner is decided apart).
+fn differs(stored: &deal::Model, folded: &deal::Model) -> bool {
+    stored.origin_id != folded.origin_id
+        || stored.status != folded.status
+        || stored.value_cents != folded.value_cents
+        || stored.currency != folded.currency
+        || stored.closed_at != folded.closed_at
+        || stored.last_event_at != folded.last_event_at
+        || stored.paid != folded.paid
+        || stored.lost_reason != folded.lost_reason
+        || stored.details != folded.details
+        || stored.open_key != folded.open_key
 }
 
 /// A deal's details: each part from the latest of its events (in fold order) that

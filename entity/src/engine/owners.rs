@@ -46,7 +46,29 @@ pub(super) async fn assign(
         return Ok(());
     }
     let assignees = assignees_of(db, &origins).await?;
-    let mut of_contact = contact_owners(db, deals).await?;
+    let of_contact = contact_owners(db, deals).await?;
+    let (owners, picks) = decide(deals, &assignees, of_contact);
+    let starts = advance_cursors(db, &picks).await?;
+    for (d, owner) in deals.iter_mut().zip(owners) {
+        d.model.owner_id = match owner {
+            Owner::Known(user) => user,
+            // An origin deleted meanwhile has no cursor any more: no owner from it.
+            Owner::Pick(origin_id, k) => starts.get(&origin_id).map(|start| {
+                let users = &assignees[&origin_id];
+                let at = (start + k).rem_euclid(users.len() as i64);
+                users[at as usize].clone()
+            }),
+        };
+    }
+    Ok(())
+}
+
+/// Each deal's owner, in order, with the picks made of each origin's rotation.
+fn decide(
+    deals: &[PlannedDeal],
+    assignees: &HashMap<String, Vec<String>>,
+    mut of_contact: HashMap<(String, String), Owner>,
+) -> (Vec<Owner>, BTreeMap<String, i64>) {
     let mut picks: BTreeMap<String, i64> = BTreeMap::new();
     let mut pick = |origin_id: &str, fallback: Option<String>| {
         if assignees.get(origin_id).is_none_or(|a| a.is_empty()) {
@@ -79,19 +101,7 @@ pub(super) async fn assign(
             }
         });
     }
-    let starts = advance_cursors(db, &picks).await?;
-    for (d, owner) in deals.iter_mut().zip(owners) {
-        d.model.owner_id = match owner {
-            Owner::Known(user) => user,
-            // An origin deleted meanwhile has no cursor any more: no owner from it.
-            Owner::Pick(origin_id, k) => starts.get(&origin_id).map(|start| {
-                let users = &assignees[&origin_id];
-                let at = (start + k).rem_euclid(users.len() as i64);
-                users[at as usize].clone()
-            }),
-        };
-    }
-    Ok(())
+    (owners, picks)
 }
 
 /// Each origin's assignees, in rotation order.
