@@ -82,7 +82,7 @@ use sea_orm::{ActiveModelTrait, IntoActiveModel, Set, TryInsertResult, sea_query
 use crate::{
     Caller, DomainError, EventClass,
     database::Database,
-    engine::apply::{Applied, Dating, IncomingEvent, IntegrationSnapshot, Source, apply_group},
+    engine::apply::{Applied, IncomingEvent, IntegrationSnapshot, apply_group},
     hotmart::payload::{self, Envelope},
     integrations::{self, IntegrationStatus},
     new_id, now_ms,
@@ -415,19 +415,10 @@ async fn process_group(txn: &impl ConnectionTrait, group: &[Parsed<'_>]) -> Doma
     let mut applied_rows = Vec::with_capacity(group.len());
     for (delivery, parsed, snap) in group {
         let parsed = parsed.as_ref().map_err(Clone::clone)?;
-        let Some(event) = parsed.envelope.event else {
+        let Some(incoming) = IncomingEvent::webhook(parsed, &delivery.id, delivery.received_at)
+        else {
             done.push((delivery, Some("unknown event".into())));
             continue;
-        };
-        let incoming = IncomingEvent {
-            payload: parsed,
-            event,
-            dedup_id: parsed.envelope.id.clone(),
-            occurred_at: parsed.occurred_at.unwrap_or(delivery.received_at),
-            dating: Dating::Exact,
-            source: Source::Webhook {
-                delivery_id: delivery.id.clone(),
-            },
         };
         items.push((*snap, incoming));
         applied_rows.push(*delivery);

@@ -9,7 +9,7 @@ use std::sync::{
 
 use entity::{
     Caller, HotmartEvent, Role,
-    engine::apply::{Dating, IncomingEvent, IntegrationSnapshot, Source, apply_group},
+    engine::apply::{IncomingEvent, IntegrationSnapshot, apply_group},
     hotmart::payload::{self, HotmartPayload},
     integrations,
     products::{self, NewProduct},
@@ -81,19 +81,7 @@ async fn count(conn: &DatabaseConnection, snap: &IntegrationSnapshot, bodies: &[
         .collect();
     let items: Vec<_> = parsed
         .iter()
-        .map(|p| {
-            let incoming = IncomingEvent {
-                payload: p,
-                event: p.envelope.event.unwrap(),
-                dedup_id: p.envelope.id.clone(),
-                occurred_at: p.occurred_at.unwrap(),
-                dating: Dating::Exact,
-                source: Source::Webhook {
-                    delivery_id: "count".into(),
-                },
-            };
-            (snap, incoming)
-        })
+        .map(|p| (snap, IncomingEvent::webhook(p, "count", 0).unwrap()))
         .collect();
     let txn = counting.begin().await.unwrap();
     let outcome = apply_group(&txn, &items).await.unwrap();

@@ -5,7 +5,7 @@
 
 use entity::{
     Caller, HotmartEvent, Role,
-    engine::apply::{Dating, IncomingEvent, IntegrationSnapshot, Source, apply_event, apply_group},
+    engine::apply::{IncomingEvent, IntegrationSnapshot, apply_event, apply_group},
     hotmart::payload,
     integrations,
     products::{self, NewProduct},
@@ -193,21 +193,11 @@ async fn integration(
 async fn apply_all(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value]) {
     for body in bodies {
         let parsed = payload::payload(body).unwrap();
-        let event = parsed.envelope.event.unwrap();
         let txn = app.db.conn.begin().await.unwrap();
         apply_event(
             &txn,
             snap,
-            IncomingEvent {
-                payload: &parsed,
-                event,
-                dedup_id: parsed.envelope.id.clone(),
-                occurred_at: parsed.occurred_at.unwrap(),
-                dating: Dating::Exact,
-                source: Source::Webhook {
-                    delivery_id: "prop".into(),
-                },
-            },
+            IncomingEvent::webhook(&parsed, "prop", 0).unwrap(),
         )
         .await
         .unwrap();
@@ -233,19 +223,7 @@ async fn apply_grouped(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Valu
         rest = tail;
         let items: Vec<_> = group
             .iter()
-            .map(|p| {
-                let incoming = IncomingEvent {
-                    payload: p,
-                    event: p.envelope.event.unwrap(),
-                    dedup_id: p.envelope.id.clone(),
-                    occurred_at: p.occurred_at.unwrap(),
-                    dating: Dating::Exact,
-                    source: Source::Webhook {
-                        delivery_id: "prop".into(),
-                    },
-                };
-                (snap, incoming)
-            })
+            .map(|p| (snap, IncomingEvent::webhook(p, "prop", 0).unwrap()))
             .collect();
         let txn = app.db.conn.begin().await.unwrap();
         apply_group(&txn, &items).await.unwrap();

@@ -156,6 +156,27 @@ pub struct IncomingEvent<'a> {
     pub source: Source,
 }
 
+impl<'a> IncomingEvent<'a> {
+    /// A webhook delivery as an event: deduplicated by Hotmart's event id, at its
+    /// `creation_date` (when absent, when it was received). `None` for an unknown event.
+    pub fn webhook(
+        payload: &'a HotmartPayload,
+        delivery_id: &str,
+        received_at: i64,
+    ) -> Option<Self> {
+        Some(IncomingEvent {
+            payload,
+            event: payload.envelope.event?,
+            dedup_id: payload.envelope.id.clone(),
+            occurred_at: payload.occurred_at.unwrap_or(received_at),
+            dating: Dating::Exact,
+            source: Source::Webhook {
+                delivery_id: delivery_id.to_owned(),
+            },
+        })
+    }
+}
+
 /// What became of one event of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
