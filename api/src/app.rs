@@ -60,10 +60,16 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
         public_url: config.public_url.clone(),
         webhook_body_timeout: config.webhook_body_timeout,
     };
+    let tokens = TokenKeys::new(&config.jwt_secret);
+    let guard = crate::graphql::guard::Guard::new(
+        Some(tokens.clone()),
+        config.http_max_concurrency,
+        config.http_request_timeout,
+    );
     HttpState {
-        schema: build_schema(Some(app.clone()), config.graphql_introspection),
+        schema: build_schema(Some(app.clone()), config.graphql_introspection, guard),
         app,
-        tokens: TokenKeys::new(&config.jwt_secret),
+        tokens,
         max_concurrency: config.http_max_concurrency,
         request_timeout: config.http_request_timeout,
     }
@@ -88,7 +94,7 @@ pub async fn first_start(config: &Config, db: &Database) -> Result<Option<PathBu
         context: format!("cannot write {}", path.display()),
         source,
     };
-    std::fs::create_dir_all(&config.data_dir).map_err(io)?;
+    entity::database::create_private_dir(&config.data_dir).map_err(io)?;
     write_private(&path, token.as_bytes()).map_err(io)?;
     tracing::info!(admin = %tenant.admin.email, "created the first account and its admin");
     Ok(Some(path))

@@ -65,9 +65,29 @@ impl TokenKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 30;
+        // A token that says it is not valid yet is refused too.
+        validation.validate_nbf = true;
         decode::<Claims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
-            .map_err(|err| AuthError::Invalid(err.to_string()))
+            .map_err(|err| {
+                // The library's detail (JSON paths, base64 errors) goes to the log only.
+                tracing::debug!(error = %err, "token refused");
+                AuthError::Invalid(reason(err.kind()).to_owned())
+            })
+    }
+}
+
+/// A short reason for a refused token, in the client's words.
+fn reason(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match kind {
+        ErrorKind::ExpiredSignature => "the token has expired",
+        ErrorKind::ImmatureSignature => "the token is not valid yet",
+        ErrorKind::InvalidSignature => "the token's signature does not match",
+        ErrorKind::InvalidIssuer => "the token was not issued by this server",
+        ErrorKind::InvalidAlgorithm => "the token's algorithm is not accepted",
+        ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim",
+        _ => "the token is malformed",
     }
 }
 

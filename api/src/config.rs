@@ -329,7 +329,7 @@ fn secret(
             path.display()
         ))),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(data_dir).map_err(io)?;
+            entity::database::create_private_dir(data_dir).map_err(io)?;
             let mut bytes = [0u8; 48];
             rand::fill(&mut bytes[..]);
             let value = URL_SAFE_NO_PAD.encode(bytes);

@@ -12,6 +12,8 @@ use axum::{
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 use crate::{
     auth::{self, AuthError, TokenKeys},
@@ -32,22 +34,69 @@ pub struct HttpState {
     pub request_timeout: std::time::Duration,
 }
 
+/// Request slots, in three pools so that one kind of traffic cannot take the slots of
+/// another: GraphQL (and metrics); webhooks that present a hottok header (checked before
+/// their body is read, so a wrong one leaves at once); and webhooks without one, which
+/// must read their body to find a hottok — the only requests an anonymous client can make
+/// slow, kept in a small pool of their own.
+#[derive(Clone)]
+struct Slots {
+    graphql: Arc<Semaphore>,
+    webhooks: Arc<Semaphore>,
+    anonymous_webhooks: Arc<Semaphore>,
+}
+
+impl Slots {
+    fn new(max_concurrency: usize) -> Self {
+        let max = max_concurrency.max(1);
+        Slots {
+            graphql: Arc::new(Semaphore::new(max)),
+            webhooks: Arc::new(Semaphore::new(max)),
+            anonymous_webhooks: Arc::new(Semaphore::new((max / 8).max(8))),
+        }
+    }
+}
+
+/// Takes a slot of the request's pool, or answers 503 at once (load shedding).
+async fn admit(
+    State(slots): State<Slots>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let pool = if request.uri().path().starts_with("/webhooks/") {
+        if request
+            .headers()
+            .contains_key(crate::webhook::HOTTOK_HEADER)
+        {
+            &slots.webhooks
+        } else {
+            &slots.anonymous_webhooks
+        }
+    } else {
+        &slots.graphql
+    };
+    match pool.clone().try_acquire_owned() {
+        Ok(_slot) => next.run(request).await,
+        Err(_) => overloaded(Box::new(tower::load_shed::error::Overloaded::new())).await,
+    }
+}
+
 pub fn router(state: HttpState) -> Router {
     // Beyond capacity the server answers 503 at once instead of queueing without bound; a
-    // request that takes too long is answered 503 too. Websockets stay outside both limits.
+    // request that takes too long is answered 503 too. Websockets stay outside both limits
+    // (their operations get the same ones: see `graphql::guard`).
     let limits = tower::ServiceBuilder::new()
         .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
-        .load_shed()
-        // One semaphore for all routes (a per-route limit would multiply the capacity).
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            state.max_concurrency,
-        ))
         .timeout(state.request_timeout);
     let limited = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart))
         .route("/metrics", get(crate::metrics::metrics))
-        .layer(limits);
+        .layer(limits)
+        .layer(axum::middleware::from_fn_with_state(
+            Slots::new(state.max_concurrency),
+            admit,
+        ));
     Router::new()
         .merge(limited)
         .route("/graphql/ws", get(graphql_ws))
@@ -101,8 +150,6 @@ async fn graphql(State(state): State<HttpState>, request: Request) -> Response {
         Err(response) => return response,
     };
     let mut response = state.schema.execute(graphql_request.data(caller)).await;
-    // Whatever the operation changed, webhooks see it from the next delivery on.
-    state.app.routes.invalidate();
     // Errors raised before any resolver ran (syntax, unknown enum values, wrong variable
     // types) carry no code yet: they are the client's input errors.
     for error in &mut response.errors {
@@ -156,40 +203,32 @@ fn request_error(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
-/// GraphQL subscriptions over websocket (`graphql-transport-ws` or `graphql-ws`). The
-/// token goes in the `connection_init` payload: `{"Authorization": "Bearer <token>"}`.
+/// GraphQL over websocket (`graphql-transport-ws` or `graphql-ws`): see [`crate::ws`].
 async fn graphql_ws(
     State(state): State<HttpState>,
-    protocol: async_graphql_axum::GraphQLProtocol,
+    headers: axum::http::HeaderMap,
     upgrade: axum::extract::ws::WebSocketUpgrade,
 ) -> Response {
-    let schema = state.schema.clone();
+    use std::str::FromStr;
+    let protocol = headers
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|p| async_graphql::http::WebSocketProtocols::from_str(p.trim()).ok())
+        });
+    let Some(protocol) = protocol else {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            "unknown websocket subprotocol: use graphql-transport-ws or graphql-ws".to_owned(),
+        );
+    };
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            async_graphql_axum::GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let header = ["Authorization", "authorization", "token"]
-                        .iter()
-                        .find_map(|key| payload.get(*key).and_then(|v| v.as_str()))
-                        .map(|v| {
-                            if v.contains(' ') {
-                                v.to_owned()
-                            } else {
-                                format!("Bearer {v}")
-                            }
-                        });
-                    let token = auth::bearer(header.as_deref())
-                        .map_err(|err| async_graphql::Error::new(err.to_string()))?;
-                    let caller = auth::authenticate(&state.app.db, &state.tokens, token)
-                        .await
-                        .map_err(|err| async_graphql::Error::new(err.to_string()))?;
-                    let mut data = async_graphql::Data::default();
-                    data.insert(caller);
-                    Ok(data)
-                })
-                .serve()
-        })
+        // No message larger than an HTTP GraphQL body is read, `connection_init` included.
+        .max_message_size(MAX_GRAPHQL_BODY)
+        .max_frame_size(MAX_GRAPHQL_BODY)
+        .on_upgrade(move |socket| crate::ws::serve(socket, state, protocol))
 }
 
 fn auth_error(err: AuthError) -> Response {

@@ -75,15 +75,19 @@ pub async fn page(
             .replace('%', "\\%")
             .replace('_', "\\_");
         let pattern = format!("%{escaped}%");
-        query = query.filter(
-            Condition::any()
-                .add(sea_orm::sea_query::ExprTrait::like(
-                    Expr::expr(Func::lower(Expr::col(Column::Name))),
-                    sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'),
-                ))
-                .add(Column::Email.like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\')))
-                .add(Column::Phone.contains(search)),
-        );
+        let mut any = Condition::any()
+            .add(sea_orm::sea_query::ExprTrait::like(
+                Expr::expr(Func::lower(Expr::col(Column::Name))),
+                sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'),
+            ))
+            .add(Column::Email.like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\')));
+        // Phones are stored as `+digits`: they match on the digits of the search (at
+        // least three), never on its punctuation or wildcards.
+        let digits: String = search.chars().filter(char::is_ascii_digit).collect();
+        if digits.len() >= 3 {
+            any = any.add(Column::Phone.contains(&digits));
+        }
+        query = query.filter(any);
     }
     crate::page::fetch(db, query, Column::CreatedAt, Column::Id, page, |c| Cursor {
         at: c.created_at,
@@ -164,14 +168,21 @@ pub async fn remove_label(
 }
 
 /// Timeline entries of a contact that are not on any deal (info events without a deal).
+/// The contact's events that belong to no deal, from the groups the caller may see (an
+/// event of a hidden group is as hidden as that group's deals).
 pub async fn loose_events(
     db: &impl ConnectionTrait,
+    caller: &Caller,
     contact_id: &str,
 ) -> DomainResult<Vec<crate::tables::deal_event::Model>> {
     use crate::tables::deal_event;
-    Ok(deal_event::Entity::find()
+    let mut query = crate::scope::scoped::<deal_event::Entity>(caller)
         .filter(deal_event::Column::ContactId.eq(contact_id))
-        .filter(deal_event::Column::DealId.is_null())
+        .filter(deal_event::Column::DealId.is_null());
+    if let Some(visible) = crate::groups::visible_ids(db, caller).await? {
+        query = query.filter(deal_event::Column::GroupId.is_in(visible));
+    }
+    Ok(query
         .order_by_asc(deal_event::Column::OccurredAt)
         .all(db)
         .await?)

@@ -134,6 +134,50 @@ pub async fn begin_immediate<C: TransactionTrait>(db: &C) -> Result<C::Transacti
     .await
 }
 
+/// Creates a folder (and its parents) readable only by its owner (0700 on Unix).
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// The SQLite database holds buyers' personal data and webhook URL tokens: its folder is
+/// created 0700, and the database with its `-wal` and `-shm` files are 0600 (SQLite gives
+/// the files it creates the mode of the database file, so the database is created first).
+fn private_database_files(path: &std::path::Path) -> Result<(), DbErr> {
+    let failed = |what: &std::path::Path, err: std::io::Error| {
+        DbErr::Custom(format!("cannot prepare {}: {err}", what.display()))
+    };
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        create_private_dir(dir).map_err(|err| failed(dir, err))?;
+    }
+    if path.as_os_str().is_empty() || path.to_str() == Some(":memory:") {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|err| failed(path, err))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|err| failed(&file, err))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Connects to `url` (`sqlite://path` or `postgres://…`) with at most `max_connections`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr> {
     let max_connections = max_connections.max(1);
@@ -145,12 +189,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true);
-        if let Some(dir) = options.get_filename().parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|err| DbErr::Custom(format!("cannot create {}: {err}", dir.display())))?;
-        }
+        private_database_files(options.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))

@@ -10,7 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Caller, DomainError, DomainResult, HotmartEvent,
     engine::apply::Dating,
-    hotmart::payload::{ContactData, Envelope, HotmartPayload},
+    hotmart::{
+        details::DealDetails,
+        payload::{ContactData, Envelope, HotmartPayload},
+        rest::RestSubscription,
+    },
     hotmart_event::{decode_events, encode_events},
     integrations, labels, new_id, now_ms,
     scope::{find_scoped, scoped},
@@ -98,6 +102,12 @@ pub fn statuses_for(event: HotmartEvent) -> &'static [&'static str] {
         PurchaseBilletPrinted => &["PRINTED_BILLET", "WAITING_PAYMENT"],
         _ => &[],
     }
+}
+
+/// Whether an import can find an event: in the sales history, or (cancellations and
+/// overdue charges of subscriptions) in the subscriptions list.
+pub fn is_importable(event: HotmartEvent) -> bool {
+    !statuses_for(event).is_empty() || event == HotmartEvent::SubscriptionCancellation
 }
 
 /// The event a Sales API status stands for (both spellings accepted).
@@ -212,11 +222,11 @@ pub async fn start(
             "select at least one event",
         ));
     }
-    if let Some(bad) = input.events.iter().find(|e| statuses_for(**e).is_empty()) {
+    if let Some(bad) = input.events.iter().find(|e| !is_importable(**e)) {
         return Err(DomainError::bad_input(
             "events",
             format!(
-                "{} cannot be imported: Hotmart's sales history does not report it",
+                "{} cannot be imported: Hotmart's sales history and subscriptions do not report it",
                 bad.as_str()
             ),
         ));
@@ -398,10 +408,22 @@ fn is_dated(event: HotmartEvent) -> bool {
     )
 }
 
+/// What the import learned of a sale besides Sales History: its buyer from
+/// `/sales/users` and the subscription it belongs to.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SaleExtras<'a> {
+    pub buyer: Option<&'a ContactData>,
+    pub subscription: Option<&'a RestSubscription>,
+}
+
 /// One sale of the Sales API as an event: a dated status at its date (`approved_date`,
 /// else `order_date`); any other status at `observed_at`, the time the import saw it, and
 /// after every event already known of the sale (see `docs/import.md`).
-pub fn sale_event(sale: &serde_json::Value, observed_at: i64) -> Option<ImportedSale> {
+pub fn sale_event(
+    sale: &serde_json::Value,
+    extras: SaleExtras<'_>,
+    observed_at: i64,
+) -> Option<ImportedSale> {
     use crate::hotmart::payload::{at, text};
     let purchase = sale.get("purchase")?;
     let transaction = purchase.get("transaction").and_then(text)?;
@@ -415,34 +437,94 @@ pub fn sale_event(sale: &serde_json::Value, observed_at: i64) -> Option<Imported
     } else {
         (observed_at.max(sale_date), Dating::Observed)
     };
-    let product_id = at(sale, &["product", "id"]).and_then(text);
     let price = crate::money::price(at(purchase, &["price", "value"]));
     let dedup_id = format!("import:{transaction}:{status}");
+    let buyer = extras.buyer.cloned().unwrap_or_default();
+    let mut details = crate::hotmart::details::of_sale(sale);
+    if let Some(sub) = extras.subscription {
+        let recurrence = purchase
+            .get("recurrency_number")
+            .and_then(serde_json::Value::as_i64);
+        details.subscription = Some(sub.details(recurrence));
+    }
     let payload = HotmartPayload {
-        envelope: Envelope {
-            id: dedup_id.clone(),
-            event_name: event.as_str().to_owned(),
-            event: Some(event),
-            product_id,
-            is_test: false,
-            body_hottok: None,
-        },
+        envelope: imported_envelope(&dedup_id, event, at(sale, &["product", "id"])),
         occurred_at: Some(occurred_at),
         product_name: at(sale, &["product", "name"]).and_then(text),
         contact: ContactData {
             email: at(sale, &["buyer", "email"]).and_then(text),
-            name: at(sale, &["buyer", "name"]).and_then(text),
-            phone: None,
-            document: None,
+            name: at(sale, &["buyer", "name"]).and_then(text).or(buyer.name),
+            phone: buyer.phone,
+            document: buyer.document,
         },
         transaction: Some(transaction),
-        subscriber_code: None,
+        subscriber_code: extras.subscription.map(|s| s.code.clone()),
         price_cents: price.cents(),
         price_problem: price.problem().map(str::to_owned),
         currency: at(purchase, &["price", "currency_code"]).and_then(text),
         refusal_reason: None,
         payment_type: at(purchase, &["payment", "type"]).and_then(text),
-        details: crate::hotmart::details::of_sale(sale),
+        details,
+    };
+    Some(ImportedSale {
+        event,
+        dedup_id,
+        occurred_at,
+        dating,
+        payload,
+    })
+}
+
+fn imported_envelope(
+    dedup_id: &str,
+    event: HotmartEvent,
+    product_id: Option<&serde_json::Value>,
+) -> Envelope {
+    Envelope {
+        id: dedup_id.to_owned(),
+        event_name: event.as_str().to_owned(),
+        event: Some(event),
+        product_id: product_id.and_then(crate::hotmart::payload::text),
+        is_test: false,
+        body_hottok: None,
+    }
+}
+
+/// A subscription of `/subscriptions` whose status is an event (a cancellation, dated by
+/// its cancellation date; an overdue charge, observed now and after the sale's known
+/// events) as an event for the deal engine, on the deal of the sale that started it.
+pub fn subscription_event(sub: &RestSubscription, observed_at: i64) -> Option<ImportedSale> {
+    use crate::hotmart::payload::{at, text};
+    let event = sub.event()?;
+    let (occurred_at, dating) = match (event, sub.cancelled_at) {
+        (HotmartEvent::SubscriptionCancellation, Some(at)) => (at, Dating::Exact),
+        _ => (
+            observed_at.max(sub.accession_at.unwrap_or(0)),
+            Dating::Observed,
+        ),
+    };
+    let dedup_id = format!("import:sub:{}:{}", sub.code, sub.status);
+    let price = crate::money::price(at(&sub.item, &["price", "value"]));
+    let mut details = DealDetails::default();
+    details.subscription = Some(sub.details(None));
+    let payload = HotmartPayload {
+        envelope: imported_envelope(&dedup_id, event, at(&sub.item, &["product", "id"])),
+        occurred_at: Some(occurred_at),
+        product_name: at(&sub.item, &["product", "name"]).and_then(text),
+        contact: ContactData {
+            email: sub.email.clone(),
+            name: at(&sub.item, &["subscriber", "name"]).and_then(text),
+            phone: None,
+            document: None,
+        },
+        transaction: sub.transaction.clone(),
+        subscriber_code: Some(sub.code.clone()),
+        price_cents: price.cents(),
+        price_problem: price.problem().map(str::to_owned),
+        currency: at(&sub.item, &["price", "currency_code"]).and_then(text),
+        refusal_reason: None,
+        payment_type: None,
+        details,
     };
     Some(ImportedSale {
         event,
@@ -590,10 +672,12 @@ pub async fn skip_status(
 
 /// A window finished: count it, and end the run when it was the last one. A window that
 /// skipped a refused status ends `FAILED`, with the reason it kept.
+/// Ends a window (DONE, or FAILED when a status was refused); false when it had already
+/// ended.
 pub async fn finish_window(
     db: &impl ConnectionTrait,
     window: &import_window::Model,
-) -> DomainResult<()> {
+) -> DomainResult<bool> {
     use sea_orm::sea_query::ExprTrait;
     let ended = Expr::cust(format!(
         "CASE WHEN \"error\" IS NULL THEN '{}' ELSE '{}' END",
@@ -608,7 +692,7 @@ pub async fn finish_window(
         .exec(db)
         .await?;
     if updated.rows_affected == 0 {
-        return Ok(());
+        return Ok(false);
     }
     import_run::Entity::update_many()
         .col_expr(
@@ -618,7 +702,8 @@ pub async fn finish_window(
         .filter(import_run::Column::Id.eq(window.run_id.as_str()))
         .exec(db)
         .await?;
-    settle_run(db, &window.run_id).await
+    settle_run(db, &window.run_id).await?;
+    Ok(true)
 }
 
 /// Ends a run when no window is left.

@@ -4,6 +4,7 @@
 //! [`Caller`], so the same code runs inside or outside a transaction and every read is
 //! scoped to the caller's account through [`scope`].
 
+pub mod api_limits;
 pub mod caller;
 pub mod contacts;
 pub mod database;

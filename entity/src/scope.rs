@@ -39,6 +39,7 @@ account_scoped! {
     deal => "deal",
     webhook_delivery => "delivery",
     import_run => "import run",
+    deal_event => "timeline entry",
 }
 
 /// All rows of `E` in the caller's account.

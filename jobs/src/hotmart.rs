@@ -1,7 +1,8 @@
-//! Hotmart REST API client (`hotmart.md` §4): OAuth client-credentials token cached until
-//! shortly before it expires, 401 → new token and one retry, 429 → wait `RateLimit-Reset`,
-//! 5xx → capped exponential backoff, 502 reported so the caller can narrow the query, and a
-//! client-side limiter that stays under 500 requests per minute per credential.
+//! Hotmart REST API client (see `docs/import.md`): an OAuth client-credentials token per
+//! credential, shared by the process and cached until shortly before it expires; 401 → new
+//! token and one retry, 429 → wait `RateLimit-Reset`, 5xx → capped exponential backoff,
+//! 502 reported so the caller can narrow the query; and a request budget per credential
+//! shared by every process through the database, under Hotmart's 500 a minute.
 
 use std::{
     collections::HashMap,
@@ -34,50 +35,29 @@ pub enum HotmartError {
     Protocol(String),
 }
 
-/// A token bucket per client id, shared by every client of this process.
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-    per_minute: f64,
-}
-
-fn bucket_for(client_id: &str, per_minute: f64) -> Arc<Mutex<Bucket>> {
-    static BUCKETS: OnceLock<Mutex<HashMap<String, Arc<Mutex<Bucket>>>>> = OnceLock::new();
-    let map = BUCKETS.get_or_init(Default::default);
-    map.lock()
-        .expect("limiter map lock")
-        .entry(client_id.to_owned())
-        .or_insert_with(|| {
-            Arc::new(Mutex::new(Bucket {
-                tokens: per_minute,
-                at: Instant::now(),
-                per_minute,
-            }))
-        })
-        .clone()
-}
-
-async fn acquire(bucket: &Mutex<Bucket>) {
-    loop {
-        let wait = {
-            let mut b = bucket.lock().expect("limiter lock");
-            let now = Instant::now();
-            let refill = now.duration_since(b.at).as_secs_f64() * b.per_minute / 60.0;
-            b.tokens = (b.tokens + refill).min(b.per_minute);
-            b.at = now;
-            if b.tokens >= 1.0 {
-                b.tokens -= 1.0;
-                return;
-            }
-            Duration::from_secs_f64((1.0 - b.tokens) * 60.0 / b.per_minute)
-        };
-        tokio::time::sleep(wait).await;
-    }
-}
-
+/// An OAuth token, shared by every client of this process using the same credential.
+#[derive(Clone)]
 struct CachedToken {
     value: String,
     renew_at: Instant,
+}
+
+type TokenSlot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
+
+/// The token slot of a credential (client id and secret: a changed secret gets its own).
+fn token_slot(credentials: &Credentials) -> TokenSlot {
+    static SLOTS: OnceLock<Mutex<HashMap<String, TokenSlot>>> = OnceLock::new();
+    let key = entity::api_limits::key_of(&format!(
+        "{}\n{}",
+        credentials.client_id, credentials.client_secret
+    ));
+    SLOTS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("token cache lock")
+        .entry(key)
+        .or_default()
+        .clone()
 }
 
 pub struct HotmartClient {
@@ -85,12 +65,19 @@ pub struct HotmartClient {
     api_url: String,
     auth_url: String,
     credentials: Credentials,
-    token: tokio::sync::Mutex<Option<CachedToken>>,
-    limiter: Arc<Mutex<Bucket>>,
+    token: TokenSlot,
+    /// The shared request budget (see `entity::api_limits`).
+    db: sea_orm::DatabaseConnection,
+    limit_key: String,
+    per_minute: f64,
 }
 
 impl HotmartClient {
-    pub fn new(endpoints: &crate::deliveries::HotmartEndpoints, credentials: Credentials) -> Self {
+    pub fn new(
+        endpoints: &crate::deliveries::HotmartEndpoints,
+        credentials: Credentials,
+        db: sea_orm::DatabaseConnection,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
@@ -98,23 +85,43 @@ impl HotmartClient {
             .expect("HTTP client");
         Self {
             http,
-            limiter: bucket_for(&credentials.client_id, endpoints.requests_per_minute),
+            token: token_slot(&credentials),
+            limit_key: entity::api_limits::key_of(&credentials.client_id),
+            per_minute: endpoints.requests_per_minute,
+            db,
             api_url: endpoints.api_url.trim_end_matches('/').to_owned(),
             auth_url: endpoints.auth_url.trim_end_matches('/').to_owned(),
             credentials,
-            token: tokio::sync::Mutex::new(None),
         }
     }
 
-    async fn token(&self, renew: bool) -> Result<String, HotmartError> {
+    /// Waits for the credential's turn in the budget shared by every process. When the
+    /// database cannot be asked, waits one request's share of the rate instead.
+    async fn acquire(&self) {
+        let wait = match entity::api_limits::take(&self.db, &self.limit_key, self.per_minute).await
+        {
+            Ok(wait) => wait,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the shared Hotmart request budget");
+                Duration::from_secs_f64(60.0 / self.per_minute)
+            }
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The credential's token; `refused` is a token Hotmart just refused, renewed unless
+    /// another client already did.
+    async fn token(&self, refused: Option<&str>) -> Result<String, HotmartError> {
         let mut cached = self.token.lock().await;
-        if !renew
-            && let Some(token) = cached.as_ref()
+        if let Some(token) = cached.as_ref()
             && Instant::now() < token.renew_at
+            && refused != Some(token.value.as_str())
         {
             return Ok(token.value.clone());
         }
-        acquire(&self.limiter).await;
+        self.acquire().await;
         let basic = STANDARD.encode(format!(
             "{}:{}",
             self.credentials.client_id, self.credentials.client_secret
@@ -163,8 +170,8 @@ impl HotmartClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let token = self.token(false).await?;
-            acquire(&self.limiter).await;
+            let token = self.token(None).await?;
+            self.acquire().await;
             let response = self
                 .http
                 .get(format!("{}{path}", self.api_url))
@@ -198,7 +205,7 @@ impl HotmartClient {
                 401 if !renewed => {
                     // Expired or revoked token: a new one, once.
                     renewed = true;
-                    self.token(true).await?;
+                    self.token(Some(&token)).await?;
                     attempt -= 1;
                 }
                 401 | 403 => {
@@ -234,6 +241,43 @@ impl HotmartClient {
             }
         }
     }
+}
+
+impl HotmartClient {
+    /// Every item of a paged list (`items[]`, `page_info.next_page_token`), following
+    /// the tokens; at most `max_pages` pages, as a guard against a token that loops.
+    pub async fn get_all(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        max_pages: usize,
+    ) -> Result<Vec<Value>, HotmartError> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..max_pages {
+            let mut query = query.to_vec();
+            if let Some(token) = &token {
+                query.push(("page_token", token.clone()));
+            }
+            let page = self.get(path, &query).await?;
+            items.extend(page["items"].as_array().into_iter().flatten().cloned());
+            token = next_page_token(&page);
+            if token.is_none() {
+                return Ok(items);
+            }
+        }
+        Err(HotmartError::Protocol(format!(
+            "{path} has more than {max_pages} pages"
+        )))
+    }
+}
+
+/// The token of the next page of a list; `None` on the last page.
+pub fn next_page_token(page: &Value) -> Option<String> {
+    page["page_info"]["next_page_token"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 fn backoff(attempt: u32) -> Duration {

@@ -3,9 +3,15 @@
 //! commits together with the window's cursor and the run's counters, so a restarted window
 //! resumes at the page it was on and counters stay exact.
 
+use std::collections::HashMap;
+
 use entity::{
     engine::apply::{Applied, IntegrationSnapshot, Source, apply_group},
-    imports::{self, ImportedSale, PageCounts, WindowStatus},
+    hotmart::{
+        payload::ContactData,
+        rest::{self, RestSubscription, SubscriptionIndex},
+    },
+    imports::{self, ImportedSale, PageCounts, SaleExtras, WindowStatus},
     now_ms,
     tables::{import_run, import_window},
 };
@@ -17,7 +23,14 @@ use crate::{
 };
 
 pub const SALES_HISTORY: &str = "/payments/api/v1/sales/history";
+pub const SALES_USERS: &str = "/payments/api/v1/sales/users";
+pub const SUBSCRIPTIONS: &str = "/payments/api/v1/subscriptions";
 const PAGE_SIZE: &str = "500";
+/// The explicit old `accession_date` of subscription queries (Hotmart's default is 30
+/// days back): 2000-01-01.
+const OLD_ACCESSION_MS: i64 = 946_684_800_000;
+/// A guard against a list whose page tokens never end.
+const MAX_PAGES: usize = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 enum WindowError {
@@ -90,6 +103,9 @@ struct WindowWork<'a> {
     snap: IntegrationSnapshot,
     client: HotmartClient,
     products: Vec<String>,
+    events: Vec<entity::HotmartEvent>,
+    /// The subscriptions started before the window ends.
+    subscriptions: SubscriptionIndex,
 }
 
 /// How paging through one status ended.
@@ -114,14 +130,17 @@ async fn run_window(ctx: &JobContext, window: &import_window::Model) -> Result<(
     let snap = IntegrationSnapshot::load(db, &run.integration_id).await?;
     let credentials = imports::credentials(&ctx.keys, &snap.integration)?;
     let statuses = imports::statuses_of(&run)?;
-    let work = WindowWork {
+    let mut work = WindowWork {
         ctx,
         window,
-        client: HotmartClient::new(&ctx.hotmart, credentials),
+        client: HotmartClient::new(&ctx.hotmart, credentials, ctx.db.conn.clone()),
         products: imports::product_ids_of(&run),
+        events: imports::events_of(&run)?,
         run,
         snap,
+        subscriptions: SubscriptionIndex::default(),
     };
+    work.subscriptions = work.load_subscriptions().await?;
     let mut cursor: imports::WindowCursor =
         (window.cursor_status.clone(), window.page_token.clone());
     for status in &statuses[resume_at(window, &statuses)..] {
@@ -129,8 +148,7 @@ async fn run_window(ctx: &JobContext, window: &import_window::Model) -> Result<(
             return Ok(());
         }
     }
-    imports::finish_window(db, window).await?;
-    Ok(())
+    work.finish().await
 }
 
 /// Where a window resumes: mid-status at its saved page, or after a status whose last
@@ -185,12 +203,11 @@ impl WindowWork<'_> {
                 page => page?,
             };
             let items = page["items"].as_array().cloned().unwrap_or_default();
-            let next = page["page_info"]["next_page_token"]
-                .as_str()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
+            let buyers = self.fetch_buyers(status, &items).await?;
+            let next = crate::hotmart::next_page_token(&page);
             let moved_to: imports::WindowCursor = (Some(status.to_owned()), next.clone());
-            if !self.apply_page(&items, cursor, &moved_to).await? {
+            let (events, counts) = self.page_events(&items, &buyers, now_ms());
+            if !self.apply_page(&events, counts, cursor, &moved_to).await? {
                 return Ok(StatusEnd::Stop);
             }
             *cursor = moved_to;
@@ -201,37 +218,175 @@ impl WindowWork<'_> {
         }
     }
 
-    async fn fetch_page(
-        &self,
-        status: &str,
-        page_token: Option<&str>,
-    ) -> Result<serde_json::Value, HotmartError> {
+    /// The filters of a sales query over `[from, to]` (both inclusive, as Hotmart's are).
+    fn sales_query(&self, status: &str, from: i64, to: i64) -> Vec<(&'static str, String)> {
         let mut query = vec![
             ("max_results", PAGE_SIZE.to_owned()),
-            ("start_date", self.window.range_from.to_string()),
-            // Hotmart's end date is inclusive; windows are half-open.
-            ("end_date", (self.window.range_to - 1).to_string()),
+            ("start_date", from.to_string()),
+            ("end_date", to.to_string()),
             ("transaction_status", status.to_owned()),
         ];
         if let [only] = self.products.as_slice() {
             query.push(("product_id", only.clone()));
         }
+        query
+    }
+
+    async fn fetch_page(
+        &self,
+        status: &str,
+        page_token: Option<&str>,
+    ) -> Result<serde_json::Value, HotmartError> {
+        // Hotmart's end date is inclusive; windows are half-open.
+        let mut query = self.sales_query(status, self.window.range_from, self.window.range_to - 1);
         if let Some(token) = page_token {
             query.push(("page_token", token.to_owned()));
         }
         self.client.get(SALES_HISTORY, &query).await
     }
 
-    /// Applies a page as one group of the deal engine, with the window's cursor and the
-    /// run's counters, in one transaction. False when another run of the window moved the
-    /// cursor first (its page stands, not this one).
-    async fn apply_page(
+    /// The buyers (phone, document) of a page of Sales History, from `/sales/users` with
+    /// the same filters narrowed to the page's order dates: about one call per page, not
+    /// one per sale. A sale it does not list keeps the history's buyer.
+    async fn fetch_buyers(
+        &self,
+        status: &str,
+        items: &[serde_json::Value],
+    ) -> Result<HashMap<String, ContactData>, HotmartError> {
+        let dates = || {
+            items
+                .iter()
+                .filter_map(|s| s["purchase"]["order_date"].as_i64())
+        };
+        let (Some(first), Some(last)) = (dates().min(), dates().max()) else {
+            return Ok(HashMap::new());
+        };
+        let from = first.max(self.window.range_from);
+        let to = last.min(self.window.range_to - 1).max(from);
+        match self
+            .client
+            .get_all(SALES_USERS, &self.sales_query(status, from, to), MAX_PAGES)
+            .await
+        {
+            Ok(users) => Ok(rest::buyers(&users)),
+            Err(HotmartError::Http { status, detail }) if (400..500).contains(&status) => {
+                tracing::warn!(window = %self.window.id, status, detail, "Hotmart refused /sales/users; buyers keep the history's data");
+                Ok(HashMap::new())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Every subscription started before the window ends (from an explicit old accession
+    /// date: Hotmart's default is 30 days back). A refusal leaves sales without their
+    /// subscription code rather than failing the window.
+    async fn load_subscriptions(&self) -> Result<SubscriptionIndex, HotmartError> {
+        let mut query = vec![
+            ("max_results", PAGE_SIZE.to_owned()),
+            ("accession_date", OLD_ACCESSION_MS.to_string()),
+            ("end_accession_date", (self.window.range_to - 1).to_string()),
+        ];
+        if let [only] = self.products.as_slice() {
+            query.push(("product_id", only.clone()));
+        }
+        match self.client.get_all(SUBSCRIPTIONS, &query, MAX_PAGES).await {
+            Ok(items) => Ok(SubscriptionIndex::new(
+                items.iter().filter_map(RestSubscription::of).collect(),
+            )),
+            Err(HotmartError::Http { status, detail }) if (400..500).contains(&status) => {
+                tracing::warn!(window = %self.window.id, status, detail, "Hotmart refused /subscriptions; sales keep no subscription code");
+                Ok(SubscriptionIndex::default())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The subscription events of the window (cancellations dated inside it; overdue
+    /// subscriptions started inside it) of the run's events and products.
+    fn subscription_events(&self, observed_at: i64) -> Vec<ImportedSale> {
+        let inside = |at: Option<i64>| {
+            at.is_some_and(|at| (self.window.range_from..self.window.range_to).contains(&at))
+        };
+        self.subscriptions
+            .subscriptions
+            .iter()
+            .filter(|s| s.event().is_some_and(|e| self.events.contains(&e)))
+            .filter(|s| {
+                s.product_id
+                    .as_ref()
+                    .is_some_and(|p| self.products.contains(p))
+            })
+            .filter(|s| match s.event() {
+                Some(entity::HotmartEvent::SubscriptionCancellation) => {
+                    inside(s.cancelled_at.or(s.accession_at))
+                }
+                _ => inside(s.accession_at),
+            })
+            .filter_map(|s| imports::subscription_event(s, observed_at))
+            .collect()
+    }
+
+    /// Ends the window: its subscription events land together with its end, so a
+    /// restarted window neither loses nor counts them twice.
+    async fn finish(&self) -> Result<(), WindowError> {
+        let events = self.subscription_events(now_ms());
+        let counts = PageCounts {
+            sales_seen: events.len() as i64,
+            ..PageCounts::default()
+        };
+        let txn = self.ctx.db.begin_write().await?;
+        let counts = self.apply_group(&*txn, &events, counts).await?;
+        if !imports::finish_window(&*txn, self.window).await? {
+            txn.rollback().await?;
+            return Ok(());
+        }
+        imports::add_counts(&*txn, &self.run.id, counts).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The importable sales of a page with their buyers and subscriptions, and the
+    /// counts of those that are not importable.
+    fn page_events(
         &self,
         items: &[serde_json::Value],
-        from: &imports::WindowCursor,
-        to: &imports::WindowCursor,
-    ) -> Result<bool, WindowError> {
-        let (events, mut counts) = page_events(items, &self.products, now_ms());
+        buyers: &HashMap<String, ContactData>,
+        observed_at: i64,
+    ) -> (Vec<ImportedSale>, PageCounts) {
+        let mut counts = PageCounts::default();
+        let mut sales = Vec::with_capacity(items.len());
+        for sale in items {
+            counts.sales_seen += 1;
+            let transaction = sale["purchase"]["transaction"].as_str().unwrap_or_default();
+            let extras = SaleExtras {
+                buyer: buyers.get(transaction),
+                subscription: self.subscriptions.of_sale(sale),
+            };
+            match imports::sale_event(sale, extras, observed_at) {
+                None => counts.failed_sales += 1,
+                Some(s)
+                    if !s
+                        .payload
+                        .envelope
+                        .product_id
+                        .as_ref()
+                        .is_some_and(|p| self.products.contains(p)) =>
+                {
+                    counts.skipped += 1
+                }
+                Some(s) => sales.push(s),
+            }
+        }
+        (sales, counts)
+    }
+
+    /// Applies events as one group of the deal engine; the counts with its outcome.
+    async fn apply_group(
+        &self,
+        txn: &impl sea_orm::ConnectionTrait,
+        events: &[ImportedSale],
+        mut counts: PageCounts,
+    ) -> Result<PageCounts, WindowError> {
         let group: Vec<_> = events
             .iter()
             .map(|sale| {
@@ -242,8 +397,7 @@ impl WindowWork<'_> {
                 (&self.snap, sale.incoming(source))
             })
             .collect();
-        let txn = self.ctx.db.begin_write().await?;
-        let outcome = apply_group(&*txn, &group).await?;
+        let outcome = apply_group(txn, &group).await?;
         for applied in &outcome.applied {
             match applied {
                 Applied::Applied { .. } => {}
@@ -253,6 +407,21 @@ impl WindowWork<'_> {
         }
         counts.deals_created += outcome.deals_created as i64;
         counts.deals_updated += outcome.deals_updated as i64;
+        Ok(counts)
+    }
+
+    /// Applies a page as one group of the deal engine, with the window's cursor and the
+    /// run's counters, in one transaction. False when another run of the window moved the
+    /// cursor first (its page stands, not this one).
+    async fn apply_page(
+        &self,
+        events: &[ImportedSale],
+        counts: PageCounts,
+        from: &imports::WindowCursor,
+        to: &imports::WindowCursor,
+    ) -> Result<bool, WindowError> {
+        let txn = self.ctx.db.begin_write().await?;
+        let counts = self.apply_group(&*txn, events, counts).await?;
         if !imports::advance_cursor(&*txn, &self.window.id, from, to).await? {
             txn.rollback().await?;
             return Ok(false);
@@ -261,34 +430,6 @@ impl WindowWork<'_> {
         txn.commit().await?;
         Ok(true)
     }
-}
-
-/// The importable sales of a page, and the counts of those that are not.
-fn page_events(
-    items: &[serde_json::Value],
-    products: &[String],
-    observed_at: i64,
-) -> (Vec<ImportedSale>, PageCounts) {
-    let mut counts = PageCounts::default();
-    let mut sales = Vec::with_capacity(items.len());
-    for sale in items {
-        counts.sales_seen += 1;
-        match imports::sale_event(sale, observed_at) {
-            None => counts.failed_sales += 1,
-            Some(s)
-                if !s
-                    .payload
-                    .envelope
-                    .product_id
-                    .as_ref()
-                    .is_some_and(|p| products.contains(p)) =>
-            {
-                counts.skipped += 1
-            }
-            Some(s) => sales.push(s),
-        }
-    }
-    (sales, counts)
 }
 
 /// Re-enqueues windows of unfinished runs that nothing touched for a while (lost job, or

@@ -37,7 +37,11 @@ pub async fn refresh(
         }
     };
     let client = match imports::credentials(&ctx.keys, &integration) {
-        Ok(credentials) => Some(HotmartClient::new(&ctx.hotmart, credentials)),
+        Ok(credentials) => Some(HotmartClient::new(
+            &ctx.hotmart,
+            credentials,
+            ctx.db.conn.clone(),
+        )),
         Err(_) => None,
     };
     for product in targets {
@@ -52,6 +56,9 @@ pub async fn refresh(
         }
     }
 }
+
+/// Offers or plans of one product: 100 pages of 100 are far more than any product has.
+const MAX_PAGES: usize = 100;
 
 fn text(value: &Value) -> Option<String> {
     entity::hotmart::payload::text(value)
@@ -88,16 +95,17 @@ async fn fetch(
         return Ok(refreshed);
     };
     for (kind, path) in [("OFFER", "offers"), ("PLAN", "plans")] {
-        let page = match client
-            .get(&format!("/products/api/v1/products/{ucode}/{path}"), &[])
+        let path = format!("/products/api/v1/products/{ucode}/{path}");
+        let items = match client
+            .get_all(&path, &[("max_results", "100".to_owned())], MAX_PAGES)
             .await
         {
-            Ok(page) => page,
+            Ok(items) => items,
             // Hotmart answers 400 for a product without plans instead of an empty list.
             Err(HotmartError::Http { status: 400, .. }) if kind == "PLAN" => continue,
             Err(err) => return Err(err),
         };
-        for variation in page["items"].as_array().into_iter().flatten() {
+        for variation in &items {
             let Some(code) = text(&variation["code"]) else {
                 continue;
             };

@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_create_tables;
 mod m20261201_000001_money_in_cents;
 mod m20261201_000002_deal_details;
+mod m20261202_000001_api_limits;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_tables::Migration),
             Box::new(m20261201_000001_money_in_cents::Migration),
             Box::new(m20261201_000002_deal_details::Migration),
+            Box::new(m20261202_000001_api_limits::Migration),
         ]
     }
 }

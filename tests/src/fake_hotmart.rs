@@ -1,7 +1,7 @@
 //! A fake Hotmart REST API: a real local HTTP server speaking the documented protocol
 //! (`hotmart.md` §4) — OAuth client-credentials tokens with Basic auth, the sales history
-//! with `page_token` paging, status and date filters, the 500-item page cap, products,
-//! offers and plans — with injectable 429, 500 and 502 answers and token expiry.
+//! with `page_token` paging, status and date filters, the 500-item page cap, the sales'
+//! participants (`/sales/users`), subscriptions, products, offers and plans (paged) — with injectable 429, 500 and 502 answers and token expiry.
 
 use std::{
     collections::HashMap,
@@ -45,6 +45,13 @@ pub struct FakeState {
     pub products: Mutex<Vec<Value>>,
     pub offers: Mutex<HashMap<String, Vec<Value>>>,
     pub plans: Mutex<HashMap<String, Vec<Value>>>,
+    /// `/sales/users` buyer entries (`user` objects) by transaction; a sale without one
+    /// gets a buyer made of its Sales History buyer (no phone, no document).
+    pub buyers: Mutex<HashMap<String, Value>>,
+    /// Subscriptions as `GET /subscriptions` returns them.
+    pub subscriptions: Mutex<Vec<Value>>,
+    /// Requests per path (without the query), to check paging and call counts.
+    pub requests: Mutex<HashMap<String, u32>>,
     /// `transaction_status` values answered with 400 (Hotmart spells some differently).
     pub refused_statuses: Mutex<Vec<String>>,
     /// The sorted matches of each query (without its page token), for as long as the
@@ -75,6 +82,9 @@ impl FakeHotmart {
             products: Mutex::new(Vec::new()),
             offers: Mutex::new(HashMap::new()),
             plans: Mutex::new(HashMap::new()),
+            buyers: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(Vec::new()),
+            requests: Mutex::new(HashMap::new()),
             refused_statuses: Mutex::new(Vec::new()),
             matches: Mutex::new((0, HashMap::new())),
             faults: Faults::default(),
@@ -85,6 +95,8 @@ impl FakeHotmart {
         let router = Router::new()
             .route("/security/oauth/token", post(token))
             .route("/payments/api/v1/sales/history", get(sales_history))
+            .route("/payments/api/v1/sales/users", get(sales_users))
+            .route("/payments/api/v1/subscriptions", get(subscriptions))
             .route("/products/api/v1/products", get(products))
             .route("/products/api/v1/products/{ucode}/offers", get(offers))
             .route("/products/api/v1/products/{ucode}/plans", get(plans))
@@ -194,78 +206,42 @@ fn take(counter: &AtomicU32) -> bool {
         .is_ok()
 }
 
-async fn sales_history(
-    State(state): State<Arc<FakeState>>,
-    headers: HeaderMap,
-    Query(query): Query<Vec<(String, String)>>,
+fn param(query: &[(String, String)], name: &str) -> Option<String> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+fn count_request(state: &FakeState, path: &str) {
+    *state
+        .requests
+        .lock()
+        .unwrap()
+        .entry(path.to_owned())
+        .or_default() += 1;
+}
+
+/// One page of `items` by the `max_results` (default `default_size`, capped at `cap`) and
+/// `page_token` of the query. Each list has its own tokens (`kind`): a token of one list
+/// is refused by another, as opaque tokens are.
+fn paged(
+    items: &[Value],
+    query: &[(String, String)],
+    kind: &str,
+    default_size: usize,
+    cap: usize,
 ) -> Response {
-    if let Some(response) = refusal(&state, &headers) {
-        return response;
-    }
-    state.sales_requests.fetch_add(1, Ordering::SeqCst);
-    if take(&state.faults.rate_limited) {
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            "Rate limit exceeded",
-        );
-        response
-            .headers_mut()
-            .insert("RateLimit-Reset", "1".parse().unwrap());
-        return response;
-    }
-    if take(&state.faults.server_errors) {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_server_error",
-            "Try again",
-        );
-    }
-    let param = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let start = param("start_date")
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(i64::MIN);
-    let end = param("end_date")
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(i64::MAX);
-    let slow = state.faults.slow_window_ms.load(Ordering::SeqCst) as i64;
-    if slow > 0 && end.saturating_sub(start) > slow && take(&state.faults.too_slow) {
-        return error(
-            StatusCode::BAD_GATEWAY,
-            "internal_server_error",
-            "Query took too long",
-        );
-    }
-    if let Some(status) = param("transaction_status")
-        && state.refused_statuses.lock().unwrap().contains(&status)
-    {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_parameter",
-            &format!("Invalid transaction_status: {status}"),
-        );
-    }
-    // Without a status filter Hotmart returns only approved and complete sales.
-    let statuses: Vec<String> = match param("transaction_status") {
-        Some(status) => vec![status],
-        None => vec!["APPROVED".into(), "COMPLETE".into()],
-    };
-    let product = param("product_id");
-    let max = param("max_results")
+    let max = param(query, "max_results")
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(50)
-        .clamp(1, 500);
-    let offset = match param("page_token") {
+        .unwrap_or(default_size)
+        .clamp(1, cap);
+    let offset = match param(query, "page_token") {
         Some(token) => match STANDARD
             .decode(&token)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.parse::<usize>().ok())
+            .and_then(|s| s.strip_prefix(kind).and_then(|n| n.parse::<usize>().ok()))
         {
             Some(offset) => offset,
             None => {
@@ -278,54 +254,242 @@ async fn sales_history(
         },
         None => 0,
     };
-    let key = format!("{start}|{end}|{statuses:?}|{product:?}");
-    let matching = {
-        let sales = state.sales.lock().unwrap();
-        let mut cache = state.matches.lock().unwrap();
-        if cache.0 != sales.len() {
-            *cache = (sales.len(), HashMap::new());
-        }
-        cache
-            .1
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(matching_sales(
-                    &sales,
-                    start,
-                    end,
-                    &statuses,
-                    product.as_deref(),
-                ))
-            })
-            .clone()
-    };
-    let total = matching.len();
-    let items: Vec<Value> = matching.iter().skip(offset).take(max).cloned().collect();
-    let next = offset + items.len();
+    let total = items.len();
+    let page: Vec<Value> = items.iter().skip(offset).take(max).cloned().collect();
+    let next = offset + page.len();
     let mut page_info = json!({"total_results": total, "results_per_page": max});
     if next < total {
-        page_info["next_page_token"] = json!(STANDARD.encode(next.to_string()));
+        page_info["next_page_token"] = json!(STANDARD.encode(format!("{kind}{next}")));
     }
-    Json(json!({"items": items, "page_info": page_info})).into_response()
+    Json(json!({"items": page, "page_info": page_info})).into_response()
+}
+
+/// The common part of the sales endpoints: auth, injected faults, filters. The matching
+/// sales in Sales History's order, or the answer to give instead.
+fn sales_query(
+    state: &FakeState,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+) -> Result<Arc<Vec<Value>>, Box<Response>> {
+    if let Some(response) = refusal(state, headers) {
+        return Err(Box::new(response));
+    }
+    state.sales_requests.fetch_add(1, Ordering::SeqCst);
+    if take(&state.faults.rate_limited) {
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "Rate limit exceeded",
+        );
+        response
+            .headers_mut()
+            .insert("RateLimit-Reset", "1".parse().unwrap());
+        return Err(Box::new(response));
+    }
+    if take(&state.faults.server_errors) {
+        return Err(Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            "Try again",
+        )));
+    }
+    let start = param(query, "start_date")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(i64::MIN);
+    let end = param(query, "end_date")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(i64::MAX);
+    let slow = state.faults.slow_window_ms.load(Ordering::SeqCst) as i64;
+    if slow > 0 && end.saturating_sub(start) > slow && take(&state.faults.too_slow) {
+        return Err(Box::new(error(
+            StatusCode::BAD_GATEWAY,
+            "internal_server_error",
+            "Query took too long",
+        )));
+    }
+    if let Some(status) = param(query, "transaction_status")
+        && state.refused_statuses.lock().unwrap().contains(&status)
+    {
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            &format!("Invalid transaction_status: {status}"),
+        )));
+    }
+    // Without a status filter Hotmart returns only approved and complete sales.
+    let statuses: Vec<String> = match param(query, "transaction_status") {
+        Some(status) => vec![status],
+        None => vec!["APPROVED".into(), "COMPLETE".into()],
+    };
+    let product = param(query, "product_id");
+    let transaction = param(query, "transaction");
+    let key = format!("{start}|{end}|{statuses:?}|{product:?}|{transaction:?}");
+    let sales = state.sales.lock().unwrap();
+    let mut cache = state.matches.lock().unwrap();
+    if cache.0 != sales.len() {
+        *cache = (sales.len(), HashMap::new());
+    }
+    Ok(cache
+        .1
+        .entry(key)
+        .or_insert_with(|| {
+            let filter = Filter {
+                start,
+                end,
+                statuses: &statuses,
+                product: product.as_deref(),
+                transaction: transaction.as_deref(),
+            };
+            Arc::new(matching_sales(&sales, &filter))
+        })
+        .clone())
+}
+
+async fn sales_history(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    count_request(&state, "/sales/history");
+    match sales_query(&state, &headers, &query) {
+        Ok(matching) => paged(&matching, &query, "h", 50, 500),
+        Err(response) => *response,
+    }
+}
+
+/// `GET /sales/users`: the participants of the same sales, in the same order, with the
+/// same filters and paging (its own page tokens).
+async fn sales_users(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    count_request(&state, "/sales/users");
+    let matching = match sales_query(&state, &headers, &query) {
+        Ok(matching) => matching,
+        Err(response) => return *response,
+    };
+    let buyers = state.buyers.lock().unwrap();
+    let items: Vec<Value> = matching
+        .iter()
+        .map(|sale| {
+            let transaction = sale["purchase"]["transaction"].as_str().unwrap_or_default();
+            let buyer = buyers.get(transaction).cloned().unwrap_or_else(|| {
+                json!({"ucode": sale["buyer"]["ucode"], "name": sale["buyer"]["name"],
+                       "email": sale["buyer"]["email"], "locale": "pt_BR"})
+            });
+            json!({
+                "transaction": transaction,
+                "product": sale["product"],
+                "users": [
+                    {"role": "PRODUCER", "user": {"ucode": "p", "name": "Produtor", "email": "produtor@example.com", "cellphone": "+5511900000000"}},
+                    {"role": "BUYER", "user": buyer},
+                ]
+            })
+        })
+        .collect();
+    paged(&items, &query, "u", 50, 500)
+}
+
+/// `GET /subscriptions`: filters by product, subscriber, transaction, status and
+/// accession date — which, when not given, starts 30 days ago, as Hotmart's does.
+async fn subscriptions(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    if let Some(response) = refusal(&state, &headers) {
+        return response;
+    }
+    count_request(&state, "/subscriptions");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let from = param(&query, "accession_date")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(now - 30 * 86_400_000);
+    let to = param(&query, "end_accession_date")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(i64::MAX);
+    let statuses: Vec<String> = query
+        .iter()
+        .filter(|(k, _)| k == "status")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let text_is = |value: &Value, wanted: Option<String>| {
+        wanted.is_none_or(|w| match value {
+            Value::String(s) => *s == w,
+            Value::Number(n) => n.as_i64().is_some_and(|n| Some(n) == w.parse().ok()),
+            _ => false,
+        })
+    };
+    let mut items: Vec<Value> = state
+        .subscriptions
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            let accession = s["accession_date"].as_i64().unwrap_or(0);
+            accession >= from
+                && accession <= to
+                && text_is(&s["product"]["id"], param(&query, "product_id"))
+                && text_is(&s["transaction"], param(&query, "transaction"))
+                && text_is(&s["subscriber_code"], param(&query, "subscriber_code"))
+                && (statuses.is_empty() || statuses.iter().any(|x| s["status"].as_str() == Some(x)))
+        })
+        .cloned()
+        .collect();
+    items.sort_by_key(|s| {
+        (
+            s["accession_date"].as_i64(),
+            s["subscriber_code"].to_string(),
+        )
+    });
+    paged(&items, &query, "s", 50, 500)
+}
+
+/// A subscription item as `GET /subscriptions` returns it.
+pub fn subscription(
+    code: &str,
+    transaction: &str,
+    product: u64,
+    email: &str,
+    accession_date: i64,
+    status: &str,
+) -> Value {
+    json!({
+        "subscriber_code": code, "subscription_id": 1, "status": status,
+        "accession_date": accession_date, "request_date": accession_date, "trial": false,
+        "transaction": transaction,
+        "plan": {"name": "Plano mensal", "id": 7, "recurrency_period": 30},
+        "product": {"id": product, "name": format!("Curso {product}"), "ucode": "x"},
+        "price": {"value": 97.0, "currency_code": "BRL"},
+        "subscriber": {"name": "Assinante", "email": email, "ucode": "u"}
+    })
+}
+
+struct Filter<'a> {
+    start: i64,
+    end: i64,
+    statuses: &'a [String],
+    product: Option<&'a str>,
+    transaction: Option<&'a str>,
 }
 
 /// Sales History's filter and order: by order date, then transaction.
-fn matching_sales(
-    sales: &[Value],
-    start: i64,
-    end: i64,
-    statuses: &[String],
-    product: Option<&str>,
-) -> Vec<Value> {
+fn matching_sales(sales: &[Value], f: &Filter) -> Vec<Value> {
     let mut matching: Vec<&Value> = sales
         .iter()
         .filter(|s| {
             let order = s["purchase"]["order_date"].as_i64().unwrap_or(0);
             let status = s["purchase"]["status"].as_str().unwrap_or_default();
-            order >= start
-                && order <= end
-                && statuses.iter().any(|x| x == status)
-                && product.is_none_or(|p| {
+            order >= f.start
+                && order <= f.end
+                && f.statuses.iter().any(|x| x == status)
+                && f.transaction
+                    .is_none_or(|t| s["purchase"]["transaction"].as_str() == Some(t))
+                && f.product.is_none_or(|p| {
                     // Ids are numbers in sales and strings in queries.
                     let id = s["product"]["id"].to_string();
                     id == p
@@ -364,10 +528,12 @@ async fn offers(
     State(state): State<Arc<FakeState>>,
     headers: HeaderMap,
     Path(ucode): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     if let Some(response) = refusal(&state, &headers) {
         return response;
     }
+    count_request(&state, "/offers");
     let items = state
         .offers
         .lock()
@@ -375,7 +541,7 @@ async fn offers(
         .get(&ucode)
         .cloned()
         .unwrap_or_default();
-    Json(json!({"items": items, "page_info": {"results_per_page": 50}})).into_response()
+    paged(&items, &query, "o", 50, 100)
 }
 
 /// Hotmart answers 400 for a product without plans (instead of an empty list).
@@ -383,14 +549,14 @@ async fn plans(
     State(state): State<Arc<FakeState>>,
     headers: HeaderMap,
     Path(ucode): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     if let Some(response) = refusal(&state, &headers) {
         return response;
     }
+    count_request(&state, "/plans");
     match state.plans.lock().unwrap().get(&ucode) {
-        Some(items) if !items.is_empty() => {
-            Json(json!({"items": items, "page_info": {"results_per_page": 50}})).into_response()
-        }
+        Some(items) if !items.is_empty() => paged(items, &query, "p", 50, 100),
         _ => error(
             StatusCode::BAD_REQUEST,
             "invalid_parameter",

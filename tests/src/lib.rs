@@ -445,6 +445,19 @@ impl TestApp {
         }
     }
 
+    /// The webhook URL of an integration.
+    pub async fn webhook_url(&self, integration: &str) -> String {
+        self.ok(
+            &self.admin,
+            "query($id: ID!) { integration(id: $id) { webhookUrl } }",
+            json!({"id": integration}),
+        )
+        .await["integration"]["webhookUrl"]
+            .as_str()
+            .expect("an active integration has a webhook URL")
+            .to_owned()
+    }
+
     /// An active integration for the given events with product 1234567 (hottok
     /// `hottok-secret-0001`); returns `(integration id, webhook URL)`.
     pub async fn active_integration(&self, events: &[&str], settings: Value) -> (String, String) {

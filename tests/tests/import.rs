@@ -532,7 +532,11 @@ async fn product_refresh_fills_variations_and_reports_failures(backend: Backend)
         products.push(json!({"id": 7654321, "ucode": "uc-2", "name": "Ebook", "status": "ACTIVE", "is_subscription": false}));
         let mut offers = hotmart.state.offers.lock().unwrap();
         offers.insert("uc-1".into(), vec![json!({"code": "off1", "name": "À vista", "price": {"value": 497.0, "currency_code": "BRL"}, "payment_mode": "PAY_IN_FULL"})]);
-        offers.insert("uc-2".into(), vec![json!({"code": "off2", "name": "Ebook", "price": {"value": 29.9, "currency_code": "BRL"}})]);
+        // More offers than one page holds: refresh must page through them.
+        let many: Vec<_> = (0..250)
+            .map(|i| json!({"code": format!("off2-{i:03}"), "name": format!("Oferta {i}"), "price": {"value": 29.9, "currency_code": "BRL"}}))
+            .collect();
+        offers.insert("uc-2".into(), many);
         hotmart.state.plans.lock().unwrap().insert("uc-1".into(), vec![json!({"code": "plan1", "name": "Mensal", "price": {"value": 49.0, "currency_code": "BRL"}, "periodicity": "MONTHLY"})]);
     }
     let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
@@ -581,7 +585,15 @@ async fn product_refresh_fills_variations_and_reports_failures(backend: Backend)
         no_plans["refreshError"].is_null(),
         "a product without plans is fine: {no_plans}"
     );
-    assert_eq!(no_plans["variations"].as_array().unwrap().len(), 1);
+    let codes: std::collections::BTreeSet<&str> = no_plans["variations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 250, "every page of offers: {no_plans}");
+    assert!(codes.contains("off2-249"));
+    assert!(hotmart.state.requests.lock().unwrap()["/offers"] >= 4);
     let missing = by_id("5555555");
     assert!(missing["refreshedAt"].is_null());
     assert!(
@@ -843,7 +855,247 @@ async fn a_refused_status_fails_alone(backend: Backend) {
     );
 }
 
+/// The contact of a buyer: (name, phone, document).
+async fn contact_of(app: &TestApp, email: &str) -> (Value, Value, Value) {
+    let found = app
+        .ok(
+            &app.admin,
+            "query($e: String) { contacts(filter: {search: $e}) { nodes { email name phone document } } }",
+            json!({"e": email}),
+        )
+        .await;
+    let node = found["contacts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["email"] == email)
+        .unwrap_or_else(|| panic!("{email}: {found}"))
+        .clone();
+    (
+        node["name"].clone(),
+        node["phone"].clone(),
+        node["document"].clone(),
+    )
+}
+
+/// Sales History has no phone or document: the import reads them from `/sales/users`,
+/// page by page with the history (not one call per sale), and never blanks or replaces
+/// what a webhook told.
+async fn imported_buyers_get_phone_and_document(backend: Backend) {
+    let hotmart = FakeHotmart::start().await;
+    const SALES: usize = 1_200;
+    {
+        let mut sales = hotmart.state.sales.lock().unwrap();
+        let mut buyers = hotmart.state.buyers.lock().unwrap();
+        for n in 0..SALES {
+            let tx = format!("HPB{n:04}");
+            let email = format!("b{n}@x.test");
+            // Several sales share an order date, as in a launch.
+            let at = FROM + (n as i64 / 3) * 600_000;
+            sales.push(sale(&tx, "APPROVED", 1_234_567, &email, at, 97.0));
+            let (cellphone, phone) = match n % 3 {
+                0 => (format!("(11) 9{:04}-{:04}", n, n), String::new()),
+                1 => (String::new(), format!("11 3{:03}-{:04}", n % 1000, n)),
+                _ => (String::new(), String::new()),
+            };
+            buyers.insert(
+                tx,
+                json!({"ucode": "u", "name": "Comprador", "email": email,
+                "cellphone": cellphone, "phone": phone,
+                "documents": [{"value": format!("{n:011}"), "type": "CPF"}],
+                "address": {"city": "São Paulo", "state": "SP", "country": "Brasil"}}),
+            );
+        }
+        // A buyer a webhook told of first: REST data neither blanks nor replaces it.
+        sales.push(sale(
+            "HPW1",
+            "APPROVED",
+            1_234_567,
+            "web@x.test",
+            FROM + DAY,
+            97.0,
+        ));
+        buyers.insert(
+            "HPW1".into(),
+            json!({"email": "web@x.test", "name": "Outro Nome",
+            "cellphone": "+55 21 98888-7777", "documents": []}),
+        );
+    }
+    let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
+    let integration = setup(&app, &["PURCHASE_APPROVED"]).await;
+    let url = app.webhook_url(&integration).await;
+    let body = purchase(
+        "wh-w",
+        "PURCHASE_APPROVED",
+        FROM + DAY + 60_000,
+        "web@x.test",
+        "HPW1",
+    );
+    app.post_webhook(&url, Some("hottok-secret-0001"), body.to_string())
+        .await;
+    app.wait_until_processed().await;
+    let before = contact_of(&app, "web@x.test").await;
+    let started = start(
+        &app,
+        &integration,
+        FROM,
+        FROM + 10 * DAY,
+        &["PURCHASE_APPROVED"],
+        None,
+    )
+    .await;
+    let finished = wait_finished(&app, &started["id"]).await;
+    assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
+    assert_eq!(finished["dealsCreated"], SALES as i64, "{finished}");
+
+    let (_, phone, document) = contact_of(&app, "b300@x.test").await;
+    assert_eq!(phone, "+5511903000300", "cellphone first");
+    assert_eq!(document, "00000000300");
+    let (_, phone, _) = contact_of(&app, "b301@x.test").await;
+    assert_eq!(phone, "+551133010301", "else phone");
+    let (_, phone, document) = contact_of(&app, "b302@x.test").await;
+    assert_eq!(phone, Value::Null, "no phone at all");
+    assert_eq!(document, "00000000302");
+    assert_eq!(
+        contact_of(&app, "web@x.test").await,
+        before,
+        "the webhook's name, phone and document stand"
+    );
+    assert_eq!(before.1, "+5511999990000");
+
+    let requests = hotmart.state.requests.lock().unwrap().clone();
+    let (history, users) = (requests["/sales/history"], requests["/sales/users"]);
+    assert!(
+        users <= 2 * history,
+        "buyers are read page by page, not per sale: {history} history, {users} users calls"
+    );
+}
+
+/// A subscription bought before the import and cancelled after it by webhook is one deal;
+/// its renewals too. Cancelled and overdue subscriptions are importable events.
+async fn imported_subscriptions_keep_one_deal(backend: Backend) {
+    use tests::fake_hotmart::subscription;
+    let hotmart = FakeHotmart::start().await;
+    let at = FROM + 2 * DAY;
+    let subscription_sale = |tx: &str, email: &str, at: i64, recurrence: i64| {
+        let mut s = sale(tx, "APPROVED", 1_234_567, email, at, 49.0);
+        s["purchase"]["is_subscription"] = json!(true);
+        s["purchase"]["recurrency_number"] = json!(recurrence);
+        s
+    };
+    {
+        let mut sales = hotmart.state.sales.lock().unwrap();
+        sales.push(subscription_sale("HPS1", "sub@x.test", at, 1));
+        sales.push(subscription_sale("HPS1R", "sub@x.test", at + 30 * DAY, 2));
+        sales.push(subscription_sale("HPS2", "gone@x.test", at, 1));
+        sales.push(subscription_sale("HPS3", "late@x.test", at, 1));
+        let mut subs = hotmart.state.subscriptions.lock().unwrap();
+        subs.push(subscription(
+            "S-1",
+            "HPS1",
+            1_234_567,
+            "sub@x.test",
+            at,
+            "ACTIVE",
+        ));
+        let mut gone = subscription(
+            "S-2",
+            "HPS2",
+            1_234_567,
+            "gone@x.test",
+            at,
+            "CANCELLED_BY_CUSTOMER",
+        );
+        gone["cancelation_date"] = json!(at + 10 * DAY);
+        subs.push(gone);
+        subs.push(subscription(
+            "S-3",
+            "HPS3",
+            1_234_567,
+            "late@x.test",
+            at,
+            "OVERDUE",
+        ));
+    }
+    let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
+    let events = [
+        "PURCHASE_APPROVED",
+        "SUBSCRIPTION_CANCELLATION",
+        "PURCHASE_DELAYED",
+    ];
+    let integration = setup(&app, &events).await;
+    let started = start(&app, &integration, FROM, FROM + 60 * DAY, &events, None).await;
+    let finished = wait_finished(&app, &started["id"]).await;
+    assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
+    let deals = |email: &'static str| {
+        let app = &app;
+        async move {
+            app.ok(
+                &app.admin,
+                "query($e: String) { deals(filter: {contactEmail: $e}) { totalCount nodes { status origin { name } subscription { subscriberCode planName recurrenceNumber } } } }",
+                json!({"e": email}),
+            )
+            .await["deals"]
+                .clone()
+        }
+    };
+    let sub = deals("sub@x.test").await;
+    assert_eq!(sub["totalCount"], 1, "a renewal is the same deal: {sub}");
+    assert_eq!(
+        sub["nodes"][0]["subscription"]["subscriberCode"], "S-1",
+        "{sub}"
+    );
+    assert_eq!(sub["nodes"][0]["subscription"]["planName"], "Plano mensal");
+    assert_eq!(sub["nodes"][0]["subscription"]["recurrenceNumber"], 2);
+    let gone = deals("gone@x.test").await;
+    assert_eq!(gone["totalCount"], 1, "{gone}");
+    assert_eq!(
+        gone["nodes"][0]["origin"]["name"], "Subscription canceled",
+        "{gone}"
+    );
+    let late = deals("late@x.test").await;
+    assert_eq!(late["totalCount"], 1, "{late}");
+    assert_eq!(
+        late["nodes"][0]["origin"]["name"], "Payment overdue",
+        "{late}"
+    );
+
+    // The cancellation of S-1 arrives by webhook, with the subscriber code only.
+    let url = app.webhook_url(&integration).await;
+    let cancellation = json!({"id": "wh-cancel", "creation_date": at + 40 * DAY,
+        "event": "SUBSCRIPTION_CANCELLATION", "version": "2.0.0",
+        "data": {"product": {"id": 1_234_567, "name": "Curso"},
+                 "subscriber": {"code": "S-1", "name": "Assinante", "email": "sub@x.test"},
+                 "cancellation_date": at + 40 * DAY}});
+    app.post_webhook(&url, Some("hottok-secret-0001"), cancellation.to_string())
+        .await;
+    app.wait_until_processed().await;
+    let sub = deals("sub@x.test").await;
+    assert_eq!(
+        sub["totalCount"], 1,
+        "import and webhook make one deal: {sub}"
+    );
+    assert_eq!(
+        sub["nodes"][0]["origin"]["name"], "Subscription canceled",
+        "{sub}"
+    );
+
+    // Again: nothing new.
+    let again = start(&app, &integration, FROM, FROM + 60 * DAY, &events, None).await;
+    let again = wait_finished(&app, &again["id"]).await;
+    assert_eq!(
+        (
+            again["dealsCreated"].as_i64(),
+            again["dealsUpdated"].as_i64()
+        ),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+}
+
 on_both_backends!(
+    imported_buyers_get_phone_and_document,
+    imported_subscriptions_keep_one_deal,
     a_refused_status_fails_alone,
     imported_after_sale_statuses_come_after_known_events,
     a_three_month_import_lands_the_right_deals_through_faults_and_a_restart,

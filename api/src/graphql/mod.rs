@@ -4,6 +4,7 @@
 pub mod account;
 pub mod context;
 pub mod error;
+pub mod guard;
 pub mod imports;
 pub mod pipeline;
 pub mod setup;
@@ -36,9 +37,15 @@ pub struct Mutation(
 
 pub type CrmSchema = Schema<Query, Mutation, imports::Subscription>;
 
-/// The schema with its limits. `app` is `None` only for printing the SDL.
-pub fn build_schema(app: Option<AppContext>, introspection: bool) -> CrmSchema {
+/// The schema with its limits and its guard (see [`guard`]). `app` is `None` only for
+/// printing the SDL.
+pub fn build_schema(
+    app: Option<AppContext>,
+    introspection: bool,
+    guard: guard::Guard,
+) -> CrmSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), imports::Subscription)
+        .extension(guard)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
@@ -54,5 +61,6 @@ pub fn build_schema(app: Option<AppContext>, introspection: bool) -> CrmSchema {
 
 /// The SDL of the live schema (`checkout-crm schema`, and the committed snapshot).
 pub fn sdl() -> String {
-    build_schema(None, true).sdl()
+    let guard = guard::Guard::new(None, 1, std::time::Duration::from_secs(1));
+    build_schema(None, true, guard).sdl()
 }

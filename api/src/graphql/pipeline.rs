@@ -52,7 +52,7 @@ impl Contact {
     /// Events on the contact that belong to no deal (for example a members-area access
     /// before any purchase).
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Vec<TimelineEntry>> {
-        let rows = contacts::loose_events(&ctx.app().db.conn, &self.0.id).await?;
+        let rows = contacts::loose_events(&ctx.app().db.conn, ctx.caller()?, &self.0.id).await?;
         Ok(rows.into_iter().map(TimelineEntry).collect())
     }
     async fn created_at(&self) -> DateTime<Utc> {

@@ -382,13 +382,13 @@ fn append(
 /// The event's time in the log: an observed status sorts after the known events of its
 /// sale.
 fn occurred_at(log: &KeyLog<'_>, e: &IncomingEvent<'_>) -> i64 {
-    let (Dating::Observed, Some(tx)) = (e.dating, &e.payload.transaction) else {
+    if e.dating == Dating::Exact {
         return e.occurred_at;
-    };
-    let reference = format!("tx:{tx}");
+    }
+    let references = e.payload.references();
     log.entries
         .iter()
-        .filter(|x| x.data.refs.contains(&reference))
+        .filter(|x| x.data.refs.iter().any(|r| references.contains(r)))
         .map(|x| x.row.occurred_at + 1)
         .fold(e.occurred_at, i64::max)
 }

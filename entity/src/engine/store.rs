@@ -17,9 +17,7 @@ use super::{
     key::DealKey,
 };
 use crate::{
-    DomainError, DomainResult,
-    hotmart::payload::ContactData,
-    labels, new_id,
+    DomainError, DomainResult, labels, new_id,
     tables::{contact, contact_label, deal, deal_event, deal_ref, label},
 };
 
@@ -44,8 +42,15 @@ impl ContactFields {
         data_at: i64::MIN,
     };
 
-    fn merge(&mut self, data: &ContactData, occurred_at: i64) {
-        let newer = occurred_at >= self.data_at;
+    /// Newer data replaces older; data of an import (Hotmart's REST lists, poorer than
+    /// webhooks) only fills what is missing and does not date the contact's data.
+    fn merge(&mut self, e: &IncomingEvent<'_>) {
+        let data = &e.payload.contact;
+        let occurred_at = match e.source {
+            Source::Import { .. } => None,
+            _ => Some(e.occurred_at),
+        };
+        let newer = occurred_at.is_some_and(|at| at >= self.data_at);
         let clean = |v: &Option<String>| {
             v.as_deref()
                 .map(str::trim)
@@ -59,7 +64,9 @@ impl ContactFields {
         merge(&mut self.name, clean(&data.name));
         merge(&mut self.phone, clean(&data.phone));
         merge(&mut self.document, clean(&data.document));
-        self.data_at = self.data_at.max(occurred_at);
+        if let Some(at) = occurred_at {
+            self.data_at = self.data_at.max(at);
+        }
     }
 
     fn of(model: &contact::Model) -> Self {
@@ -88,7 +95,7 @@ pub(super) async fn upsert_contacts(
             let (_, fields) = fresh
                 .entry((account, email.as_str()))
                 .or_insert_with(|| (new_id(), ContactFields::EMPTY));
-            fields.merge(&e.payload.contact, e.occurred_at);
+            fields.merge(e);
         }
     }
     let mut stored: HashMap<(String, String), contact::Model> = HashMap::new();
@@ -101,7 +108,7 @@ pub(super) async fn upsert_contacts(
             name: Set(f.name.clone()),
             phone: Set(f.phone.clone()),
             document: Set(f.document.clone()),
-            data_at: Set(f.data_at),
+            data_at: Set(f.data_at.max(0)),
             created_at: Set(now),
             updated_at: Set(now),
         })
@@ -155,7 +162,7 @@ async fn merge_into_stored(
         let (_, now) = merged
             .entry(model.id.as_str())
             .or_insert_with(|| (fields.clone(), fields));
-        now.merge(&e.payload.contact, e.occurred_at);
+        now.merge(e);
     }
     let changed: Vec<(String, Vec<Value>)> = merged
         .into_iter()

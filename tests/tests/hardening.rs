@@ -1,0 +1,433 @@
+//! Defects an outside test of the server found, each shown fixed through the real server:
+//! websocket sessions, slow anonymous webhook bodies, hidden timelines, search wildcards,
+//! file modes and token errors.
+
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+use tests::{Backend, JWT_SECRET, TestApp, on_both_backends};
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn token(app: &TestApp, user: &str, exp: i64, extra: Value) -> String {
+    let mut claims = json!({"sub": user, "account": app.account_id, "role": "ADMIN",
+        "iss": "checkout-crm", "iat": now(), "exp": exp});
+    claims
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn open_socket(app: &TestApp) -> Socket {
+    let url = format!("{}/graphql/ws", app.base.replace("http://", "ws://"));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+/// A socket past `connection_ack`.
+async fn session(app: &TestApp, token: &str) -> Socket {
+    let mut socket = open_socket(app).await;
+    let init =
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    match next_message(&mut socket).await {
+        Some(Message::Text(text)) if text.contains("connection_ack") => socket,
+        other => panic!("no ack: {other:?}"),
+    }
+}
+
+async fn next_message(socket: &mut Socket) -> Option<Message> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(message))) => return Some(message),
+            _ => return None,
+        }
+    }
+}
+
+/// Runs one operation on the socket: its first `next` or `error` payload, or how the
+/// socket closed.
+async fn operation(socket: &mut Socket, id: &str, query: &str, variables: Value) -> Value {
+    let subscribe =
+        json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}});
+    if socket
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .is_err()
+    {
+        return json!({"closed": "on send"});
+    }
+    loop {
+        match next_message(socket).await {
+            Some(Message::Text(text)) => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if value["id"] == id && matches!(value["type"].as_str(), Some("next" | "error")) {
+                    return value["payload"].clone();
+                }
+            }
+            Some(Message::Close(frame)) => {
+                return json!({"closed": frame.map(|f| u16::from(f.code)).unwrap_or(0)});
+            }
+            Some(_) => continue,
+            None => return json!({"closed": "no answer"}),
+        }
+    }
+}
+
+async fn sql(app: &TestApp, statement: &str) {
+    use sea_orm::ConnectionTrait;
+    app.db.conn.execute_unprepared(statement).await.unwrap();
+}
+
+fn refused(payload: &Value) -> bool {
+    let text = payload.to_string();
+    payload.get("closed").is_some() || text.contains("UNAUTHENTICATED")
+}
+
+/// The caller is checked on every operation of a socket: a deleted user and a demoted
+/// admin lose what they lost on HTTP at once, and the socket closes when its token expires.
+async fn websocket_sessions_end_when_they_should(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (user_id, user_token) = app.user("temp@example.com", "ADMIN").await;
+    let mut socket = session(&app, &user_token).await;
+    let me = operation(&mut socket, "1", "{ me { role } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["role"], "ADMIN", "{me}");
+
+    // Demoted: admin-only operations are refused on the same socket.
+    sql(
+        &app,
+        &format!("UPDATE users SET role = 'MEMBER' WHERE id = '{user_id}'"),
+    )
+    .await;
+    let me = operation(&mut socket, "2", "{ me { role } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["role"], "MEMBER", "{me}");
+    let created = operation(
+        &mut socket,
+        "3",
+        "mutation { createUser(input: {name: \"Sneaky\", email: \"sneaky@x.test\", role: ADMIN}) { id } }",
+        json!({}),
+    )
+    .await;
+    assert!(created.to_string().contains("FORBIDDEN"), "{created}");
+
+    // Deleted: nothing more runs.
+    sql(&app, &format!("DELETE FROM users WHERE id = '{user_id}'")).await;
+    let me = operation(&mut socket, "4", "{ me { id } }", json!({})).await;
+    assert!(refused(&me), "a deleted user's socket runs nothing: {me}");
+
+    // Expiry: a token valid for three more seconds (the check allows 30 s of clock skew,
+    // so it is minted already past its `exp`).
+    let short = token(&app, &app.admin_id, now() - 27, json!({}));
+    let mut socket = session(&app, &short).await;
+    let me = operation(&mut socket, "1", "{ me { id } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["id"], app.admin_id, "{me}");
+    let started = Instant::now();
+    let closed = loop {
+        match next_message(&mut socket).await {
+            Some(Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+            Some(_) => continue,
+            None => break None,
+        }
+    };
+    assert_eq!(closed, Some(4403), "closed when the token expired");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+/// A socket that never sends `connection_init` is closed with 4408; messages above the
+/// HTTP body cap are not read, `connection_init` included.
+async fn websocket_init_and_size_are_bounded(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut idle = open_socket(&app).await;
+    let started = Instant::now();
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(30), idle.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            _ => break None,
+        }
+    };
+    assert_eq!(closed, Some(4408));
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    let mut huge_init = open_socket(&app).await;
+    let padding = "x".repeat(3 * 1024 * 1024);
+    let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", app.admin), "pad": padding}});
+    let _ = huge_init.send(Message::text(init.to_string())).await;
+    let answer = next_message(&mut huge_init).await;
+    assert!(
+        !matches!(&answer, Some(Message::Text(t)) if t.contains("connection_ack")),
+        "a 3 MiB connection_init is not accepted: {answer:?}"
+    );
+
+    let mut socket = session(&app, &app.admin).await;
+    let query = format!("{{ me {{ id }} }} # {}", "x".repeat(3 * 1024 * 1024));
+    let answer = operation(&mut socket, "1", &query, json!({})).await;
+    assert!(
+        answer.get("closed").is_some(),
+        "a 3 MiB query is not run: {answer}"
+    );
+}
+
+/// A mutation over the websocket drops the webhook route cache like one over HTTP: the
+/// rotated URL stops working at once.
+async fn a_rotation_over_the_websocket_takes_effect_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (integration, url) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+    let body = tests::hotmart::purchase(
+        "e1",
+        "PURCHASE_APPROVED",
+        1_745_000_000_000,
+        "a@x.test",
+        "HP1",
+    );
+    let (status, _) = app
+        .post_webhook(&url, Some("hottok-secret-0001"), body.to_string())
+        .await;
+    assert_eq!(status, 200, "the route is cached now");
+    let mut socket = session(&app, &app.admin).await;
+    let rotated = operation(
+        &mut socket,
+        "1",
+        "mutation($id: ID!) { rotateWebhookToken(integrationId: $id) { webhookUrl } }",
+        json!({"id": integration}),
+    )
+    .await;
+    assert!(
+        rotated["data"]["rotateWebhookToken"]["webhookUrl"].is_string(),
+        "{rotated}"
+    );
+    let (status, _) = app
+        .post_webhook(&url, Some("hottok-secret-0001"), body.to_string())
+        .await;
+    assert_eq!(status, 404, "the old URL is gone at once");
+}
+
+/// Hundreds of anonymous webhook requests trickling their bodies do not take the slots
+/// of GraphQL or of authentic deliveries.
+async fn slow_anonymous_webhook_bodies_do_not_starve_the_api(backend: Backend) {
+    let app = TestApp::spawn_configured(backend, |config| {
+        config.http_max_concurrency = 64;
+    })
+    .await;
+    let (_, url) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let path = url
+        .split_once("/webhooks/")
+        .map(|(_, p)| format!("/webhooks/{p}"))
+        .unwrap();
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(&address).await else {
+            continue;
+        };
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{{"
+        );
+        if stream.write_all(head.as_bytes()).await.is_ok() {
+            slow.push(stream);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = app
+        .post_graphql(Some(&app.admin), "{ me { id } }", json!({}))
+        .await;
+    assert_eq!(status, 200, "GraphQL still answers: {body}");
+    let delivery = tests::hotmart::purchase(
+        "e1",
+        "PURCHASE_APPROVED",
+        1_745_000_000_000,
+        "a@x.test",
+        "HP1",
+    );
+    let (status, body) = app
+        .post_webhook(&url, Some("hottok-secret-0001"), delivery.to_string())
+        .await;
+    assert_eq!(status, 200, "an authentic delivery is stored: {body}");
+    drop(slow);
+}
+
+/// Members see only the timeline entries of groups visible to them.
+async fn timelines_follow_group_visibility(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, url) = app
+        .active_integration(&["CLUB_FIRST_ACCESS"], json!({}))
+        .await;
+    let access = json!({"id": "club-1", "creation_date": 1_745_000_000_000i64, "event": "CLUB_FIRST_ACCESS",
+        "version": "2.0.0", "data": {"product": {"id": 1_234_567}, "user": {"email": "hidden@x.test", "name": "Hidden"}}});
+    app.post_webhook(&url, Some("hottok-secret-0001"), access.to_string())
+        .await;
+    app.wait_until_processed().await;
+    let contact = app
+        .ok(
+            &app.admin,
+            "{ contacts(filter: {search: \"hidden@x.test\"}) { nodes { id timeline { event } } } }",
+            json!({}),
+        )
+        .await["contacts"]["nodes"][0]
+        .clone();
+    assert_eq!(
+        contact["timeline"][0]["event"], "CLUB_FIRST_ACCESS",
+        "{contact}"
+    );
+    // The integration's group is visible to everyone by default: hide it.
+    let groups = app.ok(&app.admin, "{ groups { id } }", json!({})).await;
+    for group in groups["groups"].as_array().unwrap() {
+        app.ok(
+            &app.admin,
+            "mutation($id: ID!) { setGroupVisibility(groupId: $id, input: {everyone: false}) { id } }",
+            json!({"id": group["id"]}),
+        )
+        .await;
+    }
+    let (_, member) = app.user("member@example.com", "MEMBER").await;
+    let (status, body) = app
+        .post_graphql(
+            Some(&member),
+            "query($id: ID!) { contact(id: $id) { timeline { event description } } }",
+            json!({"id": contact["id"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let timeline = &body["data"]["contact"]["timeline"];
+    assert!(
+        timeline.is_null() || timeline.as_array().is_some_and(Vec::is_empty),
+        "nothing of a hidden group: {body}"
+    );
+}
+
+/// `%` and `_` in a search are text, for the phone too.
+async fn search_wildcards_are_text(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, url) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+    let body = tests::hotmart::purchase(
+        "e1",
+        "PURCHASE_APPROVED",
+        1_745_000_000_000,
+        "a@x.test",
+        "HP1",
+    );
+    app.post_webhook(&url, Some("hottok-secret-0001"), body.to_string())
+        .await;
+    app.wait_until_processed().await;
+    let count = |search: &'static str| {
+        let app = &app;
+        async move {
+            app.ok(
+                &app.admin,
+                "query($s: String) { contacts(filter: {search: $s}) { totalCount } }",
+                json!({"s": search}),
+            )
+            .await["contacts"]["totalCount"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    assert_eq!(count("99999").await, 1, "the phone matches by its digits");
+    assert_eq!(count("%").await, 0);
+    assert_eq!(count("_").await, 0);
+    assert_eq!(count("9%9").await, 0);
+}
+
+/// Token errors are short and plain; a token not valid yet is refused.
+async fn token_errors_are_plain_and_nbf_holds(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let future = token(
+        &app,
+        &app.admin_id,
+        now() + 600,
+        json!({"nbf": now() + 300}),
+    );
+    let (status, body) = app
+        .post_graphql(Some(&future), "{ me { id } }", json!({}))
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let no_exp = encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": app.admin_id, "account": app.account_id, "iss": "checkout-crm"}),
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    for bad in [no_exp.as_str(), "a.b.c", "not-a-token"] {
+        let (status, body) = app
+            .post_graphql(Some(bad), "{ me { id } }", json!({}))
+            .await;
+        assert_eq!(status, 401);
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        for internal in ["JSON", "line", "column", "base64", "Base64"] {
+            assert!(!message.contains(internal), "{message}");
+        }
+    }
+}
+
+/// The data folder and the SQLite files are the owner's only.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let nested = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/new/data/crm.db", nested.path().display());
+    let app = TestApp::spawn_configured(Backend::Sqlite, |config| {
+        config.database_url = url.clone();
+    })
+    .await;
+    let path = app
+        .config
+        .database_url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mode = |p: &str| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(mode(&path).unwrap(), 0o600, "{path}");
+    for suffix in ["-wal", "-shm"] {
+        if let Ok(m) = mode(&format!("{path}{suffix}")) {
+            assert_eq!(m, 0o600, "{path}{suffix}");
+        }
+    }
+    let dir = std::path::Path::new(&path).parent().unwrap();
+    assert_eq!(
+        mode(dir.to_str().unwrap()).unwrap(),
+        0o700,
+        "{}",
+        dir.display()
+    );
+}
+
+on_both_backends!(
+    websocket_sessions_end_when_they_should,
+    websocket_init_and_size_are_bounded,
+    a_rotation_over_the_websocket_takes_effect_at_once,
+    slow_anonymous_webhook_bodies_do_not_starve_the_api,
+    timelines_follow_group_visibility,
+    search_wildcards_are_text,
+    token_errors_are_plain_and_nbf_holds,
+);
