@@ -5,7 +5,7 @@
 //! - `connection_init` must arrive within [`INIT_TIMEOUT`], else the socket closes with
 //!   4408 (as graphql-transport-ws specifies);
 //! - every operation checks its caller again (see `graphql::guard`);
-//! - the socket closes (4403) when its token expires;
+//! - the socket closes (4403) when its token expires (with the clock skew HTTP allows);
 //! - messages are capped at the HTTP body size (set on the upgrade).
 
 use std::{
@@ -72,7 +72,8 @@ pub async fn serve(
         let expiry = *expires.lock().expect("expiry lock");
         let (at, code, reason) = match expiry {
             Some(exp) => {
-                let left = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
+                let end = exp + auth::LEEWAY_SECS as i64;
+                let left = (end - chrono::Utc::now().timestamp()).max(0) as u64;
                 let at = tokio::time::Instant::now() + Duration::from_secs(left);
                 (at, 4403, "token expired")
             }

@@ -44,11 +44,12 @@ struct CachedToken {
 
 type TokenSlot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
 
-/// The token slot of a credential (client id and secret: a changed secret gets its own).
-fn token_slot(credentials: &Credentials) -> TokenSlot {
+/// The token slot of a credential at an authorisation server (client id and secret: a
+/// changed secret gets its own slot).
+fn token_slot(auth_url: &str, credentials: &Credentials) -> TokenSlot {
     static SLOTS: OnceLock<Mutex<HashMap<String, TokenSlot>>> = OnceLock::new();
     let key = entity::api_limits::key_of(&format!(
-        "{}\n{}",
+        "{auth_url}\n{}\n{}",
         credentials.client_id, credentials.client_secret
     ));
     SLOTS
@@ -85,7 +86,7 @@ impl HotmartClient {
             .expect("HTTP client");
         Self {
             http,
-            token: token_slot(&credentials),
+            token: token_slot(&endpoints.auth_url, &credentials),
             limit_key: entity::api_limits::key_of(&credentials.client_id),
             per_minute: endpoints.requests_per_minute,
             db,

@@ -212,7 +212,7 @@ async fn a_rotation_over_the_websocket_takes_effect_at_once(backend: Backend) {
     let rotated = operation(
         &mut socket,
         "1",
-        "mutation($id: ID!) { rotateWebhookToken(integrationId: $id) { webhookUrl } }",
+        "mutation($id: ID!) { rotateWebhookToken(id: $id) { webhookUrl } }",
         json!({"id": integration}),
     )
     .await;

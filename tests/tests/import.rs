@@ -1039,6 +1039,11 @@ async fn imported_subscriptions_keep_one_deal(backend: Backend) {
                 .clone()
         }
     };
+    assert_eq!(
+        hotmart.state.tokens_issued.load(Ordering::SeqCst),
+        1,
+        "one token for the credential, shared by the run's windows"
+    );
     let sub = deals("sub@x.test").await;
     assert_eq!(sub["totalCount"], 1, "a renewal is the same deal: {sub}");
     assert_eq!(
@@ -1094,6 +1099,7 @@ async fn imported_subscriptions_keep_one_deal(backend: Backend) {
 }
 
 on_both_backends!(
+    the_request_budget_is_shared_by_processes,
     imported_buyers_get_phone_and_document,
     imported_subscriptions_keep_one_deal,
     a_refused_status_fails_alone,
@@ -1105,3 +1111,54 @@ on_both_backends!(
     product_refresh_fills_variations_and_reports_failures,
     import_progress_streams_over_a_websocket_subscription,
 );
+
+/// The request budget of a credential holds across processes: two installations' worth of
+/// connections (two pools on one database, as two worker processes have) asking at once
+/// are scheduled at the credential's rate, with no more than a burst ahead of it.
+async fn the_request_budget_is_shared_by_processes(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    let other = entity::database::connect(&app.config.database_url, 4)
+        .await
+        .unwrap();
+    const PER_MINUTE: f64 = 600.0; // 10 a second, a burst of 20
+    const REQUESTS: usize = 100;
+    let started = Instant::now();
+    let key = entity::api_limits::key_of("client-shared");
+    let mut tasks = Vec::new();
+    for n in 0..REQUESTS {
+        let db = if n % 2 == 0 {
+            app.db.conn.clone()
+        } else {
+            other.conn.clone()
+        };
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let wait = entity::api_limits::take(&db, &key, PER_MINUTE)
+                .await
+                .unwrap();
+            Instant::now() + wait
+        }));
+    }
+    let mut sends: Vec<f64> = Vec::new();
+    for task in tasks {
+        sends.push(task.await.unwrap().duration_since(started).as_secs_f64());
+    }
+    sends.sort_by(f64::total_cmp);
+    let burst = entity::api_limits::burst(PER_MINUTE);
+    assert_eq!(burst, 20.0);
+    // The last request goes out when the rate has paid for everything past the burst.
+    let last = *sends.last().unwrap();
+    let expected = (REQUESTS as f64 - burst) / (PER_MINUTE / 60.0);
+    assert!(
+        (expected - 0.5..expected + 2.0).contains(&last),
+        "last request at {last:.2} s, expected about {expected} s"
+    );
+    // No second sees more than a burst plus a second's worth of requests.
+    for (i, at) in sends.iter().enumerate() {
+        let within = sends[i..].iter().take_while(|t| **t < at + 1.0).count();
+        assert!(
+            within <= 31,
+            "{within} requests within a second from {at:.2} s"
+        );
+    }
+}
