@@ -422,7 +422,49 @@ async fn the_database_files_are_private() {
     );
 }
 
+/// The cost of a request grows with its page sizes and nested lists multiply: the
+/// amplifying query is refused before it runs, while the console's own queries pass.
+async fn query_cost_counts_page_sizes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, member) = app.user("member@example.com", "MEMBER").await;
+    let nested =
+        "deals(first:200){nodes{contact{deals{timeline{at} contact{timeline{at} labels{id}}}}}}";
+    let aliases: String = (0..25).map(|i| format!("a{i}: {nested} ")).collect();
+    for (query, case) in [
+        (format!("{{ {aliases} }}"), "25 aliases"),
+        (format!("{{ {nested} }}"), "one alias"),
+        (
+            "{ deals(first: 200) { nodes { contact { deals { timeline { at } } } } } }".to_owned(),
+            "three nested lists",
+        ),
+    ] {
+        let started = Instant::now();
+        let (status, body) = app.post_graphql(Some(&member), &query, json!({})).await;
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("complex")),
+            "{case}: {status} {body}"
+        );
+        assert!(body["data"].is_null(), "{case}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{case}: refused before running"
+        );
+    }
+    for query in [
+        "{ deals(first: 200) { totalCount pageInfo { hasNextPage endCursor } nodes { id status value currency createdAt origin { name } owner { name } contact { email name phone labels { name } } } } }",
+        "{ deals(first: 50) { nodes { id timeline { at event effect description } } } }",
+        "{ contacts(first: 200) { nodes { id email name phone deals { id status } } } }",
+    ] {
+        let (status, body) = app.post_graphql(Some(&member), query, json!({})).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert!(body.get("errors").is_none(), "{query}: {body}");
+    }
+}
+
 on_both_backends!(
+    query_cost_counts_page_sizes,
     websocket_sessions_end_when_they_should,
     websocket_init_and_size_are_bounded,
     a_rotation_over_the_websocket_takes_effect_at_once,

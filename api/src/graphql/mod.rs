@@ -16,8 +16,21 @@ pub use context::AppContext;
 
 /// Nesting deeper than this is refused (PRODUCT.md §5).
 pub const MAX_DEPTH: usize = 12;
-/// Upper bound on the number of fields one request may resolve.
-pub const MAX_COMPLEXITY: usize = 2_000;
+/// Upper bound on the cost of one request: each field costs 1, a page costs its size
+/// times its selection, and a list without paging [`UNPAGED_LIST`] times its selection,
+/// so nested lists multiply (see `docs/architecture.md`).
+pub const MAX_COMPLEXITY: usize = 10_000;
+/// What a list without paging (a contact's deals, a timeline, labels) is counted as.
+pub const UNPAGED_LIST: usize = 10;
+
+/// The cost of a page of `first` items (the default page when absent; at most the
+/// largest page) whose selection costs `child` each.
+pub fn page_cost(first: Option<i32>, child: usize) -> usize {
+    let size = first
+        .unwrap_or(50)
+        .clamp(1, entity::page::MAX_PAGE_SIZE as i32) as usize;
+    size.saturating_mul(child).saturating_add(1)
+}
 
 #[derive(MergedObject, Default)]
 pub struct Query(

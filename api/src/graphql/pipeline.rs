@@ -38,6 +38,7 @@ impl Contact {
     async fn document(&self) -> Option<&str> {
         self.0.document.as_deref()
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn labels(&self, ctx: &Context<'_>) -> ApiResult<Vec<Label>> {
         Ok(contacts::labels(&ctx.app().db.conn, &self.0.id)
             .await?
@@ -45,12 +46,14 @@ impl Contact {
             .map(Label)
             .collect())
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn deals(&self, ctx: &Context<'_>) -> ApiResult<Vec<Deal>> {
         let rows = deals::of_contact(&ctx.app().db.conn, ctx.caller()?, &self.0.id).await?;
         Ok(rows.into_iter().map(Deal).collect())
     }
     /// Events on the contact that belong to no deal (for example a members-area access
     /// before any purchase).
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Vec<TimelineEntry>> {
         let rows = contacts::loose_events(&ctx.app().db.conn, ctx.caller()?, &self.0.id).await?;
         Ok(rows.into_iter().map(TimelineEntry).collect())
@@ -119,6 +122,7 @@ impl Deal {
         self.0.currency.as_deref()
     }
     /// Hotmart transaction codes of the sale(s) in this deal.
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn transactions(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         Ok(deals::transactions(&ctx.app().db.conn, &self.0.id).await?)
     }
@@ -146,6 +150,7 @@ impl Deal {
     async fn attribution(&self) -> ApiResult<Option<DealAttribution>> {
         Ok(self.details()?.attribution.map(DealAttribution))
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Vec<TimelineEntry>> {
         let rows = deals::timeline(&ctx.app().db.conn, &self.0.id).await?;
         Ok(rows.into_iter().map(TimelineEntry).collect())
@@ -307,6 +312,7 @@ pub struct PipelineQuery;
 
 #[Object]
 impl PipelineQuery {
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn deals(
         &self,
         ctx: &Context<'_>,
@@ -343,6 +349,7 @@ impl PipelineQuery {
         )))
     }
 
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn contacts(
         &self,
         ctx: &Context<'_>,

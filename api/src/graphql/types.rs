@@ -200,6 +200,7 @@ impl Integration {
     async fn hottok_failures(&self) -> i64 {
         self.0.hottok_failures
     }
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,
