@@ -72,6 +72,7 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
         tokens,
         max_concurrency: config.http_max_concurrency,
         request_timeout: config.http_request_timeout,
+        metrics_apart: config.metrics_bind.is_some(),
     }
 }
 
@@ -112,8 +113,90 @@ pub async fn serve(
         address = %listener.local_addr()?,
         "serving"
     );
-    let app = router(http_state(config, db));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let state = http_state(config, db);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics = match &config.metrics_bind {
+        Some(address) => {
+            let metrics_listener = TcpListener::bind(address).await?;
+            tracing::info!(address = %metrics_listener.local_addr()?, "serving /metrics");
+            let app = crate::http::metrics_router(state.clone());
+            let stopped = stopped.clone();
+            Some(tokio::spawn(serve_connections(
+                metrics_listener,
+                app,
+                config.http_header_timeout,
+                stopped,
+            )))
+        }
+        None => None,
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let served =
+        serve_connections(listener, router(state), config.http_header_timeout, stopped).await;
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
+    served
+}
+
+/// Accepts connections until `stop` turns true, then lets open ones finish. A client must
+/// send a request's line and headers within `header_timeout` (an idle keep-alive
+/// connection is closed after as long); upgrades (websockets) are served.
+async fn serve_connections(
+    listener: TcpListener,
+    app: axum::Router,
+    header_timeout: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo, TokioTimer},
+        server::{conn::auto::Builder, graceful::GracefulShutdown},
+        service::TowerToHyperService,
+    };
+    // HTTP/1.1 only: Hotmart and GraphQL clients speak it, and a connection that sends
+    // nothing would otherwise wait in protocol detection, before any timeout applies.
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!(error = %err, "cannot accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // hyper times the reading of a request head once bytes arrive; a connection
+            // that sends nothing at all is timed here.
+            let mut first = [0u8; 1];
+            let first_byte = tokio::time::timeout(header_timeout, stream.peek(&mut first)).await;
+            if !matches!(first_byte, Ok(Ok(1..))) {
+                return;
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let _ = watcher.watch(connection).await;
+        });
+    }
+    // Open requests finish; a connection that does not is dropped after a while.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown()).await;
+    Ok(())
 }

@@ -62,6 +62,19 @@ pub struct ConfigArgs {
     /// Whether GraphQL introspection is enabled (`false` in locked-down production).
     #[arg(long, env = "GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub graphql_introspection: bool,
+    /// Seconds a client may take to send a request's line and headers; an idle
+    /// keep-alive connection is closed after as long.
+    #[arg(
+        long,
+        env = "HTTP_HEADER_TIMEOUT_SECS",
+        default_value_t = 15,
+        global = true
+    )]
+    pub http_header_timeout_secs: u64,
+    /// Serve `/metrics` on this address only (for example a private interface), instead
+    /// of on `BIND` beside the public webhook route.
+    #[arg(long, env = "METRICS_BIND", global = true)]
+    pub metrics_bind: Option<String>,
     /// Seconds a webhook body may take to arrive.
     #[arg(
         long,
@@ -144,6 +157,9 @@ pub struct Config {
     pub webhook_body_timeout: std::time::Duration,
     pub http_max_concurrency: usize,
     pub http_request_timeout: std::time::Duration,
+    pub http_header_timeout: std::time::Duration,
+    /// Where `/metrics` is served when not on `bind`.
+    pub metrics_bind: Option<String>,
     pub graphql_introspection: bool,
 }
 
@@ -228,6 +244,10 @@ impl ConfigArgs {
             http_request_timeout: std::time::Duration::from_secs(
                 self.http_request_timeout_secs.clamp(1, 3600),
             ),
+            http_header_timeout: std::time::Duration::from_secs(
+                self.http_header_timeout_secs.clamp(1, 600),
+            ),
+            metrics_bind: self.metrics_bind.clone().filter(|b| !b.trim().is_empty()),
             graphql_introspection: self.graphql_introspection,
         })
     }

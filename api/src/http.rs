@@ -32,6 +32,8 @@ pub struct HttpState {
     pub max_concurrency: usize,
     /// Requests slower than this are answered 503.
     pub request_timeout: std::time::Duration,
+    /// `/metrics` has a listener of its own (`METRICS_BIND`) and is not on this router.
+    pub metrics_apart: bool,
 }
 
 /// Request slots, in three pools so that one kind of traffic cannot take the slots of
@@ -88,10 +90,13 @@ pub fn router(state: HttpState) -> Router {
     let limits = tower::ServiceBuilder::new()
         .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
         .timeout(state.request_timeout);
-    let limited = Router::new()
+    let mut limited = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
-        .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart))
-        .route("/metrics", get(crate::metrics::metrics))
+        .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart));
+    if !state.metrics_apart {
+        limited = limited.route("/metrics", get(crate::metrics::metrics));
+    }
+    let limited = limited
         .layer(limits)
         .layer(axum::middleware::from_fn_with_state(
             Slots::new(state.max_concurrency),
@@ -101,6 +106,13 @@ pub fn router(state: HttpState) -> Router {
         .merge(limited)
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for its own listener (`METRICS_BIND`).
+pub fn metrics_router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(crate::metrics::metrics))
         .with_state(state)
 }
 

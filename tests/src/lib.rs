@@ -177,6 +177,8 @@ pub fn test_config(database_url: &str, data_dir: PathBuf) -> Config {
         webhook_body_timeout: Duration::from_secs(1),
         http_max_concurrency: 256,
         http_request_timeout: Duration::from_secs(30),
+        http_header_timeout: Duration::from_secs(15),
+        metrics_bind: None,
         graphql_introspection: true,
     }
 }

@@ -463,7 +463,78 @@ async fn query_cost_counts_page_sizes(backend: Backend) {
     }
 }
 
+/// The served binary's HTTP layer: a connection that sends nothing, or half a request
+/// line, is closed after the header timeout; `/metrics` can live on a listener of its own.
+async fn silent_connections_time_out_and_metrics_can_move(backend: Backend) {
+    use tokio::io::AsyncReadExt;
+    let app = TestApp::spawn_without_workers(backend).await;
+    let mut config = app.config.clone();
+    config.http_header_timeout = Duration::from_secs(1);
+    let metrics_port = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    config.metrics_bind = Some(metrics_port.to_string());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served_config = config.clone();
+    let db = app.db.clone();
+    let server = tokio::spawn(async move {
+        tests::checkout_crm::app::serve(&served_config, db, listener, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    for (case, sent) in [
+        ("nothing", ""),
+        ("half a request line", "POST /webhooks/hot"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(sent.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let mut buffer = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer)).await;
+        assert!(
+            matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+            "{case}: the server closed the connection"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{case}");
+    }
+
+    let http = reqwest::Client::new();
+    let on_main = http
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_main.status(), 404, "not beside the public routes");
+    let apart = http
+        .get(format!("http://{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(apart.status(), 200);
+    assert!(apart.text().await.unwrap().contains("# TYPE"));
+    let healthz = http
+        .get(format!("http://{address}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthz.status(), 200);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(40), server)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+}
+
 on_both_backends!(
+    silent_connections_time_out_and_metrics_can_move,
     query_cost_counts_page_sizes,
     websocket_sessions_end_when_they_should,
     websocket_init_and_size_are_bounded,
