@@ -53,7 +53,7 @@ async fn beyond_capacity_the_server_sheds_load_and_recovers(backend: Backend) {
         held.push((sender, handle));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // Past the limit: 503 at once, for webhooks and GraphQL alike.
+    // Past the limit: 503 at once for webhooks.
     for _ in 0..10 {
         let started = Instant::now();
         let (status, _) = app
@@ -66,10 +66,11 @@ async fn beyond_capacity_the_server_sheds_load_and_recovers(backend: Backend) {
         assert_eq!(status, 503);
         assert!(started.elapsed() < Duration::from_secs(2), "shed quickly");
     }
+    // GraphQL has slots of its own: held webhooks do not take them.
     let (status, _) = app
         .post_graphql(Some(&app.admin), "{ me { id } }", json!({}))
         .await;
-    assert_eq!(status, 503);
+    assert_eq!(status, 200);
     // Health checks stay outside the limit.
     assert_eq!(
         app.http
