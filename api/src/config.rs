@@ -187,6 +187,22 @@ pub enum ConfigError {
 }
 
 impl ConfigArgs {
+    /// `PUBLIC_URL` without a trailing slash (default: `http://{BIND}`).
+    fn public_url(&self) -> Result<String, ConfigError> {
+        let public_url = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.bind))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "PUBLIC_URL must start with http:// or https://, got {public_url:?}"
+            )));
+        }
+        Ok(public_url)
+    }
+
     pub fn resolve(&self) -> Result<Config, ConfigError> {
         let production = match self.environment.as_str() {
             "production" => true,
@@ -204,17 +220,7 @@ impl ConfigArgs {
                 self.data_dir.join("checkout-crm.db").display()
             ),
         };
-        let public_url = self
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.bind))
-            .trim_end_matches('/')
-            .to_owned();
-        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            return Err(ConfigError::Invalid(format!(
-                "PUBLIC_URL must start with http:// or https://, got {public_url:?}"
-            )));
-        }
+        let public_url = self.public_url()?;
         let max_connections =
             self.max_connections
                 .unwrap_or(if database_url.starts_with("sqlite:") {

@@ -15,26 +15,12 @@ use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
-use crate::{
-    auth::{self, AuthError, TokenKeys},
-    graphql::{AppContext, CrmSchema},
-};
+use crate::auth::{self, AuthError};
 
 /// Largest GraphQL request body accepted.
 pub const MAX_GRAPHQL_BODY: usize = 256 * 1024;
 
-#[derive(Clone)]
-pub struct HttpState {
-    pub schema: CrmSchema,
-    pub app: AppContext,
-    pub tokens: TokenKeys,
-    /// Requests served at once; more are answered 503 at once (load shedding).
-    pub max_concurrency: usize,
-    /// Requests slower than this are answered 503.
-    pub request_timeout: std::time::Duration,
-    /// `/metrics` has a listener of its own (`METRICS_BIND`) and is not on this router.
-    pub metrics_apart: bool,
-}
+pub use crate::state::HttpState;
 
 /// Request slots, in three pools so that one kind of traffic cannot take the slots of
 /// another: GraphQL (and metrics); webhooks that present a hottok header (checked before

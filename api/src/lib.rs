@@ -9,5 +9,6 @@ pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod routes;
+pub mod state;
 pub mod webhook;
 pub mod ws;

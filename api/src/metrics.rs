@@ -10,7 +10,7 @@ use axum::{
 };
 use entity::deliveries;
 
-use crate::http::HttpState;
+use crate::state::HttpState;
 
 pub async fn metrics(State(state): State<HttpState>) -> Response {
     let db = &state.app.db;

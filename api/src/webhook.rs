@@ -1,4 +1,5 @@
-//! `POST /webhooks/hotmart/{token}`: Hotmart's deliveries into the inbox (PRODUCT.md §3).
+//! `POST /webhooks/hotmart/{token}`: Hotmart's deliveries into the inbox (the rules are in
+//! `docs/webhooks.md`).
 //!
 //! The checks run in the order of the spec's table, and the cheap ones come before the body
 //! is read: the URL token, the declared length, the content type and the header hottok.
@@ -22,9 +23,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use jobs::inbox::Submission;
 use serde_json::json;
 
-use crate::{http::HttpState, routes::Route};
+use crate::{routes::Route, state::HttpState};
 
-/// Largest delivery accepted (PRODUCT.md §3).
+/// Largest delivery accepted.
 pub const MAX_WEBHOOK_BODY: usize = 256 * 1024;
 pub const HOTTOK_HEADER: &str = "x-hotmart-hottok";
 

@@ -17,10 +17,13 @@ use async_graphql::{Data, http::WsMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 
-use crate::{auth, graphql::guard::SessionToken, http::HttpState};
+use crate::{auth, graphql::guard::SessionToken, state::HttpState};
 
 /// How long a socket may stay open without `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// When the token of a session expires (epoch seconds), once `connection_init` was accepted.
+type Expiry = Arc<Mutex<Option<i64>>>;
 
 /// Serves one websocket until the client leaves, the token expires or init times out.
 pub async fn serve(
@@ -38,51 +41,14 @@ pub async fn serve(
                 _ => None,
             })
         });
-    // When the token expires (epoch seconds), once `connection_init` was accepted.
-    let expires: Arc<Mutex<Option<i64>>> = Arc::default();
-    let init_state = state.clone();
-    let init_expires = expires.clone();
+    let expires: Expiry = Arc::default();
+    let (init_state, init_expires) = (state.clone(), expires.clone());
     let output = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
-        .on_connection_init(move |payload| async move {
-            let header = ["Authorization", "authorization", "token"]
-                .iter()
-                .find_map(|key| payload.get(*key).and_then(|v| v.as_str()))
-                .map(|v| {
-                    if v.contains(' ') {
-                        v.to_owned()
-                    } else {
-                        format!("Bearer {v}")
-                    }
-                });
-            let refused = |err: auth::AuthError| async_graphql::Error::new(err.to_string());
-            let token = auth::bearer(header.as_deref()).map_err(refused)?;
-            let claims = init_state.tokens.verify(token).map_err(refused)?;
-            let caller = auth::authenticate(&init_state.app.db, &init_state.tokens, token)
-                .await
-                .map_err(refused)?;
-            *init_expires.lock().expect("expiry lock") = Some(claims.exp);
-            let mut data = Data::default();
-            data.insert(caller);
-            data.insert(SessionToken(token.to_owned()));
-            Ok(data)
-        });
+        .on_connection_init(move |payload| connection_init(init_state, init_expires, payload));
     futures::pin_mut!(output);
     let opened = tokio::time::Instant::now();
     loop {
-        let expiry = *expires.lock().expect("expiry lock");
-        let (at, code, reason) = match expiry {
-            Some(exp) => {
-                let end = exp + auth::LEEWAY_SECS as i64;
-                let left = (end - chrono::Utc::now().timestamp()).max(0) as u64;
-                let at = tokio::time::Instant::now() + Duration::from_secs(left);
-                (at, 4403, "token expired")
-            }
-            None => (
-                opened + INIT_TIMEOUT,
-                4408,
-                "Connection initialisation timeout",
-            ),
-        };
+        let (at, code, reason) = deadline(&expires, opened);
         tokio::select! {
             message = output.next() => {
                 let Some(message) = message else { break };
@@ -100,5 +66,57 @@ pub async fn serve(
                 break;
             }
         }
+    }
+}
+
+/// Authenticates `connection_init`: the session's data (the caller and its token) and the
+/// time its token expires.
+async fn connection_init(
+    state: HttpState,
+    expires: Expiry,
+    payload: serde_json::Value,
+) -> async_graphql::Result<Data> {
+    let header = ["Authorization", "authorization", "token"]
+        .iter()
+        .find_map(|key| payload.get(*key).and_then(|v| v.as_str()))
+        .map(|v| {
+            if v.contains(' ') {
+                v.to_owned()
+            } else {
+                format!("Bearer {v}")
+            }
+        });
+    let refused = |err: auth::AuthError| async_graphql::Error::new(err.to_string());
+    let token = auth::bearer(header.as_deref()).map_err(refused)?;
+    let claims = state.tokens.verify(token).map_err(refused)?;
+    let caller = auth::authenticate(&state.app.db, &state.tokens, token)
+        .await
+        .map_err(refused)?;
+    *expires.lock().expect("expiry lock") = Some(claims.exp);
+    let mut data = Data::default();
+    data.insert(caller);
+    data.insert(SessionToken(token.to_owned()));
+    Ok(data)
+}
+
+/// When the socket must close, with the close code and reason: at its token's expiry
+/// (with the clock skew HTTP allows), or — before `connection_init` — after
+/// [`INIT_TIMEOUT`].
+fn deadline(
+    expires: &Expiry,
+    opened: tokio::time::Instant,
+) -> (tokio::time::Instant, u16, &'static str) {
+    match *expires.lock().expect("expiry lock") {
+        Some(exp) => {
+            let end = exp + auth::LEEWAY_SECS as i64;
+            let left = (end - chrono::Utc::now().timestamp()).max(0) as u64;
+            let at = tokio::time::Instant::now() + Duration::from_secs(left);
+            (at, 4403, "token expired")
+        }
+        None => (
+            opened + INIT_TIMEOUT,
+            4408,
+            "Connection initialisation timeout",
+        ),
     }
 }

@@ -44,7 +44,7 @@ impl Caller {
         self.role == Role::Admin
     }
 
-    /// Members cannot manage integrations, users, credentials, labels or imports (PRODUCT.md §5).
+    /// Members cannot manage integrations, users, credentials, labels or imports.
     pub fn require_admin(&self) -> DomainResult<()> {
         if self.is_admin() {
             Ok(())

@@ -1,4 +1,4 @@
-//! The webhook inbox: every authentic delivery, as received (PRODUCT.md §3).
+//! The webhook inbox: every authentic delivery, as received (`docs/webhooks.md`).
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 

@@ -1,4 +1,4 @@
-//! Groups (pipeline folders) and who may see them (PRODUCT.md §5).
+//! Groups (pipeline folders) and who may see them (`docs/webhooks.md`, "Who sees what").
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,

@@ -1,4 +1,4 @@
-//! Hotmart's webhook events and what the CRM does with each (PRODUCT.md §4.1).
+//! Hotmart's webhook events and what the CRM does with each (`docs/deal-engine.md`).
 
 use crate::DomainError;
 

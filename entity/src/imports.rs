@@ -1,4 +1,4 @@
-//! Retroactive imports of past sales (PRODUCT.md §6): runs split into date windows, each
+//! Retroactive imports of past sales (`docs/import.md`): runs split into date windows, each
 //! processed by one job that pages through Hotmart's sales history.
 
 use sea_orm::{

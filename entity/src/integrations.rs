@@ -1,4 +1,4 @@
-//! Hotmart integrations and the set-up flow (PRODUCT.md §2).
+//! Hotmart integrations and the set-up flow (`docs/webhooks.md`).
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,

@@ -4,7 +4,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use crate::{DomainError, DomainResult};
 
-/// Page sizes are capped (PRODUCT.md §5).
+/// Page sizes are capped.
 pub const MAX_PAGE_SIZE: u64 = 200;
 
 /// A requested page: how many rows, after which cursor.

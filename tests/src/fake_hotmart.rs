@@ -1,5 +1,5 @@
 //! A fake Hotmart REST API: a real local HTTP server speaking the documented protocol
-//! (`hotmart.md` §4) — OAuth client-credentials tokens with Basic auth, the sales history
+//! — OAuth client-credentials tokens with Basic auth, the sales history
 //! with `page_token` paging, status and date filters, the 500-item page cap, the sales'
 //! participants (`/sales/users`), subscriptions, products, offers and plans (paged) — with injectable 429, 500 and 502 answers and token expiry.
 

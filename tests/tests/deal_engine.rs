@@ -1,4 +1,4 @@
-//! The deal engine's consequences (PRODUCT.md §4.3–§4.5), through real webhooks, each with
+//! The deal engine's consequences (`docs/deal-engine.md`), through real webhooks, each with
 //! and without `mergeProducts`.
 
 use serde_json::{Value, json};

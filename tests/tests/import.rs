@@ -1,4 +1,4 @@
-//! Retroactive import against a fake Hotmart API (PRODUCT.md §6).
+//! Retroactive import against a fake Hotmart API (`docs/import.md`).
 
 use std::{
     collections::BTreeMap,

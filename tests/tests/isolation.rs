@@ -1,4 +1,4 @@
-//! Tenant isolation and roles (PRODUCT.md §5): another account's ids are `NOT_FOUND` for
+//! Tenant isolation and roles (`docs/webhooks.md`, "Who sees what"): another account's ids are `NOT_FOUND` for
 //! every query and mutation; members get `FORBIDDEN` for management operations and see
 //! only the groups visible to them.
 

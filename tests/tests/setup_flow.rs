@@ -1,4 +1,4 @@
-//! The Hotmart set-up flow of PRODUCT.md §2, end to end over HTTP.
+//! The Hotmart set-up flow (`docs/webhooks.md`), end to end over HTTP.
 
 use serde_json::json;
 use tests::{Backend, TestApp, on_both_backends};

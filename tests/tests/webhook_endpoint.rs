@@ -1,4 +1,4 @@
-//! `POST /webhooks/hotmart/{token}`: every row of the table in PRODUCT.md §3.
+//! `POST /webhooks/hotmart/{token}`: every row of the table in `docs/webhooks.md`.
 
 use entity::tables::webhook_delivery;
 use sea_orm::{EntityTrait, PaginatorTrait};
@@ -333,7 +333,7 @@ on_both_backends!(
     origins_with_deals_survive_and_rotated_urls_stop,
 );
 
-/// PRODUCT.md §2: deselecting an event never deletes an origin that holds deals, and a
+/// Set-up: deselecting an event never deletes an origin that holds deals, and a
 /// rotated webhook URL stops working at once.
 async fn origins_with_deals_survive_and_rotated_urls_stop(backend: Backend) {
     let app = TestApp::spawn(backend).await;

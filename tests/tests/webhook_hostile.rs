@@ -1,4 +1,4 @@
-//! Hostile webhook input: every case gets one of the documented answers (PRODUCT.md §3),
+//! Hostile webhook input: every case gets one of the documented answers (`docs/webhooks.md`),
 //! nothing panics, and the server keeps serving.
 
 use std::time::Duration;

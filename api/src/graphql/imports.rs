@@ -1,4 +1,4 @@
-//! Hotmart API credentials and retroactive imports (PRODUCT.md §6).
+//! Hotmart API credentials and retroactive imports (see `docs/import.md`).
 
 use std::time::Duration;
 

@@ -14,7 +14,7 @@ use async_graphql::{MergedObject, Schema};
 
 pub use context::AppContext;
 
-/// Nesting deeper than this is refused (PRODUCT.md §5).
+/// Nesting deeper than this is refused (see `docs/webhooks.md`, "Who sees what").
 pub const MAX_DEPTH: usize = 12;
 /// Upper bound on the cost of one request: each field costs 1, a page costs its size
 /// times its selection, and a list without paging [`UNPAGED_LIST`] times its selection,

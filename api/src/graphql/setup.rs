@@ -1,4 +1,4 @@
-//! The set-up flow (PRODUCT.md §2): integrations, products, groups and origins.
+//! The set-up flow (see `docs/webhooks.md`): integrations, products, groups and origins.
 
 use async_graphql::{Context, ID, InputObject, Object};
 use entity::{

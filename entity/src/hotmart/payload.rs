@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::{HotmartEvent, hotmart::phone, products::is_test_product_id};
 
-/// Limits that make a body malformed (PRODUCT.md §3).
+/// Limits that make a body malformed.
 pub const MAX_EVENT_ID_LEN: usize = 128;
 pub const MAX_EVENT_NAME_LEN: usize = 128;
 pub const MAX_DEPTH: usize = 32;

@@ -1,0 +1,19 @@
+//! What every HTTP handler (GraphQL, webhooks, websocket, metrics) is given.
+
+use crate::{
+    auth::TokenKeys,
+    graphql::{AppContext, CrmSchema},
+};
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: CrmSchema,
+    pub app: AppContext,
+    pub tokens: TokenKeys,
+    /// Requests served at once per pool; more are answered 503 at once (load shedding).
+    pub max_concurrency: usize,
+    /// Requests slower than this are answered 503.
+    pub request_timeout: std::time::Duration,
+    /// `/metrics` has a listener of its own (`METRICS_BIND`) and is not on the main router.
+    pub metrics_apart: bool,
+}
