@@ -54,8 +54,9 @@ pub struct FakeState {
     pub requests: Mutex<HashMap<String, u32>>,
     /// `transaction_status` values answered with 400 (Hotmart spells some differently).
     pub refused_statuses: Mutex<Vec<String>>,
-    /// The sorted matches of each query (without its page token), for as long as the
-    /// number of sales stays the same: paging costs the page, not a scan of every sale.
+    /// The sorted matches of each query's filters other than dates and paging, for as long
+    /// as the number of sales stays the same: a query costs a binary search of its date
+    /// range and its page, not a scan of every sale.
     matches: Mutex<Matches>,
     pub faults: Faults,
     tokens: Mutex<HashMap<String, u32>>,
@@ -270,7 +271,7 @@ fn sales_query(
     state: &FakeState,
     headers: &HeaderMap,
     query: &[(String, String)],
-) -> Result<Arc<Vec<Value>>, Box<Response>> {
+) -> Result<(Arc<Vec<Value>>, std::ops::Range<usize>), Box<Response>> {
     if let Some(response) = refusal(state, headers) {
         return Err(Box::new(response));
     }
@@ -323,26 +324,30 @@ fn sales_query(
     };
     let product = param(query, "product_id");
     let transaction = param(query, "transaction");
-    let key = format!("{start}|{end}|{statuses:?}|{product:?}|{transaction:?}");
+    // The matches of the filters other than dates are cached in order; the date range is
+    // a slice of them.
+    let key = format!("{statuses:?}|{product:?}|{transaction:?}");
     let sales = state.sales.lock().unwrap();
     let mut cache = state.matches.lock().unwrap();
     if cache.0 != sales.len() {
         *cache = (sales.len(), HashMap::new());
     }
-    Ok(cache
+    let matching = cache
         .1
         .entry(key)
         .or_insert_with(|| {
             let filter = Filter {
-                start,
-                end,
                 statuses: &statuses,
                 product: product.as_deref(),
                 transaction: transaction.as_deref(),
             };
             Arc::new(matching_sales(&sales, &filter))
         })
-        .clone())
+        .clone();
+    let order = |s: &Value| s["purchase"]["order_date"].as_i64().unwrap_or(0);
+    let from = matching.partition_point(|s| order(s) < start);
+    let to = matching.partition_point(|s| order(s) <= end).max(from);
+    Ok((matching, from..to))
 }
 
 async fn sales_history(
@@ -352,7 +357,7 @@ async fn sales_history(
 ) -> Response {
     count_request(&state, "/sales/history");
     match sales_query(&state, &headers, &query) {
-        Ok(matching) => paged(&matching, &query, "h", 50, 500),
+        Ok((matching, range)) => paged(&matching[range], &query, "h", 50, 500),
         Err(response) => *response,
     }
 }
@@ -365,12 +370,12 @@ async fn sales_users(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     count_request(&state, "/sales/users");
-    let matching = match sales_query(&state, &headers, &query) {
-        Ok(matching) => matching,
+    let (matching, range) = match sales_query(&state, &headers, &query) {
+        Ok(found) => found,
         Err(response) => return *response,
     };
     let buyers = state.buyers.lock().unwrap();
-    let items: Vec<Value> = matching
+    let items: Vec<Value> = matching[range]
         .iter()
         .map(|sale| {
             let transaction = sale["purchase"]["transaction"].as_str().unwrap_or_default();
@@ -470,8 +475,6 @@ pub fn subscription(
 }
 
 struct Filter<'a> {
-    start: i64,
-    end: i64,
     statuses: &'a [String],
     product: Option<&'a str>,
     transaction: Option<&'a str>,
@@ -482,11 +485,8 @@ fn matching_sales(sales: &[Value], f: &Filter) -> Vec<Value> {
     let mut matching: Vec<&Value> = sales
         .iter()
         .filter(|s| {
-            let order = s["purchase"]["order_date"].as_i64().unwrap_or(0);
             let status = s["purchase"]["status"].as_str().unwrap_or_default();
-            order >= f.start
-                && order <= f.end
-                && f.statuses.iter().any(|x| x == status)
+            f.statuses.iter().any(|x| x == status)
                 && f.transaction
                     .is_none_or(|t| s["purchase"]["transaction"].as_str() == Some(t))
                 && f.product.is_none_or(|p| {
