@@ -185,13 +185,153 @@ async fn each_validation_error_names_its_field(backend: Backend) {
     assert_eq!(error_codes(&body), vec!["BAD_USER_INPUT"], "{body}");
 }
 
+/// `getIntrospectionQuery({ inputValueDeprecation: true })` of graphql-js 16, as GraphiQL
+/// and code generators send it.
+const INTROSPECTION_QUERY: &str = r#"
+    query IntrospectionQuery {
+      __schema {
+        queryType { name }
+        mutationType { name }
+        subscriptionType { name }
+        types {
+          ...FullType
+        }
+        directives {
+          name
+          description
+          locations
+          args(includeDeprecated: true) {
+            ...InputValue
+          }
+        }
+      }
+    }
+
+    fragment FullType on __Type {
+      kind
+      name
+      description
+      fields(includeDeprecated: true) {
+        name
+        description
+        args(includeDeprecated: true) {
+          ...InputValue
+        }
+        type {
+          ...TypeRef
+        }
+        isDeprecated
+        deprecationReason
+      }
+      inputFields(includeDeprecated: true) {
+        ...InputValue
+      }
+      interfaces {
+        ...TypeRef
+      }
+      enumValues(includeDeprecated: true) {
+        name
+        description
+        isDeprecated
+        deprecationReason
+      }
+      possibleTypes {
+        ...TypeRef
+      }
+    }
+
+    fragment InputValue on __InputValue {
+      name
+      description
+      type { ...TypeRef }
+      defaultValue
+      isDeprecated
+      deprecationReason
+    }
+
+    fragment TypeRef on __Type {
+      kind
+      name
+      ofType {
+        kind
+        name
+        ofType {
+          kind
+          name
+          ofType {
+            kind
+            name
+            ofType {
+              kind
+              name
+              ofType {
+                kind
+                name
+                ofType {
+                  kind
+                  name
+                  ofType {
+                    kind
+                    name
+                    ofType {
+                      kind
+                      name
+                      ofType {
+                        kind
+                        name
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+"#;
+
+/// The standard introspection query passes (GraphiQL shows its docs, clients can be
+/// generated) while user queries keep the depth limit of 12.
+async fn the_standard_introspection_query_passes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (status, body) = app
+        .post_graphql(Some(&app.admin), INTROSPECTION_QUERY, json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{}", body["errors"]);
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "DealPayment"));
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+    // Twelve levels of user fields pass; thirteen do not.
+    for (levels, passes) in [(12usize, true), (13, false), (14, false)] {
+        // deals { nodes { contact { deals { contact { … id } } } } }: `levels` fields deep.
+        let mut query = String::from("id");
+        for level in (2..levels).rev() {
+            let field = match level {
+                1 => "deals(first: 1)",
+                2 => "nodes",
+                n if n % 2 == 1 => "contact",
+                _ => "deals",
+            };
+            query = format!("{field} {{ {query} }}");
+        }
+        let query = format!("{{ deals(first: 1) {{ {query} }} }}");
+        let (_, body) = app.post_graphql(Some(&app.admin), &query, json!({})).await;
+        let refused = body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nested too deep"));
+        assert_eq!(!refused, passes, "{levels} levels: {query}: {body}");
+    }
+}
+
 async fn hostile_requests_are_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let url = format!("{}/graphql", app.base);
 
-    // Deeper than the limit (introspection types nest without end).
+    // Deeper than the introspection limit (introspection types nest without end).
     let mut deep = String::from("name");
-    for _ in 0..14 {
+    for _ in 0..24 {
         deep = format!("ofType {{ {deep} }}");
     }
     let (_, body) = app
@@ -270,6 +410,7 @@ async fn hostile_requests_are_refused(backend: Backend) {
 }
 
 on_both_backends!(
+    the_standard_introspection_query_passes,
     each_validation_error_names_its_field,
     hostile_requests_are_refused
 );

@@ -22,7 +22,7 @@ use async_graphql::{
         Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
         NextPrepareRequest,
     },
-    parser::types::{ExecutableDocument, OperationType},
+    parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
 use tokio::sync::Semaphore;
 
@@ -108,6 +108,9 @@ impl Extension for GuardExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
+        if user_depth(&document) > super::MAX_DEPTH {
+            return Err(ServerError::new("Query is nested too deep.", None));
+        }
         let mutation = document
             .operations
             .iter()
@@ -146,4 +149,42 @@ impl Extension for GuardExtension {
         }
         response
     }
+}
+
+/// How deep a query nests outside introspection (`__schema`, `__type`): user queries are
+/// held to [`super::MAX_DEPTH`], while the standard introspection query — deeper by nature —
+/// is held only to the schema's overall limit, [`super::MAX_INTROSPECTION_DEPTH`].
+fn user_depth(document: &ExecutableDocument) -> usize {
+    document
+        .operations
+        .iter()
+        .map(|(_, op)| set_depth(document, &op.node.selection_set.node, 0))
+        .max()
+        .unwrap_or(0)
+}
+
+fn set_depth(document: &ExecutableDocument, set: &SelectionSet, spreads: usize) -> usize {
+    // Fragment cycles are refused by validation; here they only need to end.
+    if spreads > 64 {
+        return 0;
+    }
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) => match field.node.name.node.as_str() {
+                "__schema" | "__type" => 0,
+                _ => 1 + set_depth(document, &field.node.selection_set.node, spreads),
+            },
+            Selection::FragmentSpread(spread) => document
+                .fragments
+                .get(&spread.node.fragment_name.node)
+                .map_or(0, |f| {
+                    set_depth(document, &f.node.selection_set.node, spreads + 1)
+                }),
+            Selection::InlineFragment(inline) => {
+                set_depth(document, &inline.node.selection_set.node, spreads + 1)
+            }
+        })
+        .max()
+        .unwrap_or(0)
 }

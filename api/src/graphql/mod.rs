@@ -16,6 +16,9 @@ pub use context::AppContext;
 
 /// Nesting deeper than this is refused (see `docs/webhooks.md`, "Who sees what").
 pub const MAX_DEPTH: usize = 12;
+/// The depth allowed under `__schema` and `__type`: the standard introspection query of
+/// GraphiQL and code generators nests deeper than [`MAX_DEPTH`].
+pub const MAX_INTROSPECTION_DEPTH: usize = 20;
 /// Upper bound on the cost of one request: each field costs 1, a page costs its size
 /// times its selection, and a list without paging [`UNPAGED_LIST`] times its selection,
 /// so nested lists multiply (see `docs/architecture.md`).
@@ -59,7 +62,8 @@ pub fn build_schema(
 ) -> CrmSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), imports::Subscription)
         .extension(guard)
-        .limit_depth(MAX_DEPTH)
+        // User queries are held to MAX_DEPTH by the guard; introspection to this.
+        .limit_depth(MAX_INTROSPECTION_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
         .limit_directives(8);
