@@ -37,6 +37,9 @@ pub struct Faults {
     pub token_uses: AtomicU32,
 }
 
+/// The matching sales of a query, in order, and the range of them its dates select.
+type SalesSlice = (Arc<Vec<Value>>, std::ops::Range<usize>);
+
 /// The number of sales the cached matches were computed from, and the matches by query.
 type Matches = (usize, HashMap<String, Arc<Vec<Value>>>);
 
@@ -271,7 +274,7 @@ fn sales_query(
     state: &FakeState,
     headers: &HeaderMap,
     query: &[(String, String)],
-) -> Result<(Arc<Vec<Value>>, std::ops::Range<usize>), Box<Response>> {
+) -> Result<SalesSlice, Box<Response>> {
     if let Some(response) = refusal(state, headers) {
         return Err(Box::new(response));
     }
