@@ -3,7 +3,7 @@
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use entity::{tenants, users};
+use entity::{database::Database, tenants, users};
 use tokio::net::TcpListener;
 
 use crate::{
@@ -102,42 +102,7 @@ async fn execute(config: &Config, command: Command) -> Result<(), AppError> {
         Command::Migrate => {
             println!("database is up to date");
         }
-        Command::Serve { no_workers } => {
-            if let Some(path) = app::first_start(config, &db).await? {
-                println!("Created the first account. Admin token: {}", path.display());
-            }
-            let listener =
-                TcpListener::bind(&config.bind)
-                    .await
-                    .map_err(|source| AppError::Io {
-                        context: format!("cannot listen on {}", config.bind),
-                        source,
-                    })?;
-            let address = listener.local_addr().map_err(|source| AppError::Io {
-                context: "listener".into(),
-                source,
-            })?;
-            println!("GraphQL: http://{address}/graphql");
-            println!("Token:   {}", config.data_dir.join("admin.jwt").display());
-            let workers = (!no_workers).then(|| {
-                tokio::spawn(jobs::workers::run(
-                    db.clone(),
-                    config.workers.clone(),
-                    config.secret_keys(),
-                    config.hotmart_endpoints(),
-                    shutdown_signal(),
-                ))
-            });
-            app::serve(config, db, listener, shutdown_signal())
-                .await
-                .map_err(|source| AppError::Io {
-                    context: "server".into(),
-                    source,
-                })?;
-            if let Some(workers) = workers {
-                let _ = workers.await;
-            }
-        }
+        Command::Serve { no_workers } => serve(config, db, no_workers).await?,
         Command::Worker => {
             tracing::info!("worker started");
             jobs::workers::run(
@@ -171,24 +136,70 @@ async fn execute(config: &Config, command: Command) -> Result<(), AppError> {
                     admin_email,
                     admin_name,
                 },
-        } => {
-            let tenant =
-                tenants::create_account(&db.conn, &name, &admin_email, admin_name.as_deref())
-                    .await?;
-            let token = TokenKeys::new(&config.jwt_secret).mint(
-                &tenant.admin.id,
-                &tenant.account.id,
-                entity::Role::Admin,
-                ACCOUNT_ADMIN_TOKEN_TTL,
-            );
-            eprintln!(
-                "Created account {} ({}) with admin {}",
-                tenant.account.name, tenant.account.id, tenant.admin.email
-            );
-            println!("{token}");
-        }
+        } => create_account(config, &db, &name, &admin_email, admin_name.as_deref()).await?,
         Command::Schema => unreachable!("handled before configuration"),
     }
+    Ok(())
+}
+
+/// `serve`: the HTTP server (and, unless `no_workers`, the workers) until a signal.
+async fn serve(config: &Config, db: Database, no_workers: bool) -> Result<(), AppError> {
+    if let Some(path) = app::first_start(config, &db).await? {
+        println!("Created the first account. Admin token: {}", path.display());
+    }
+    let listener = TcpListener::bind(&config.bind)
+        .await
+        .map_err(|source| AppError::Io {
+            context: format!("cannot listen on {}", config.bind),
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| AppError::Io {
+        context: "listener".into(),
+        source,
+    })?;
+    println!("GraphQL: http://{address}/graphql");
+    println!("Token:   {}", config.data_dir.join("admin.jwt").display());
+    let workers = (!no_workers).then(|| {
+        tokio::spawn(jobs::workers::run(
+            db.clone(),
+            config.workers.clone(),
+            config.secret_keys(),
+            config.hotmart_endpoints(),
+            shutdown_signal(),
+        ))
+    });
+    app::serve(config, db, listener, shutdown_signal())
+        .await
+        .map_err(|source| AppError::Io {
+            context: "server".into(),
+            source,
+        })?;
+    if let Some(workers) = workers {
+        let _ = workers.await;
+    }
+    Ok(())
+}
+
+/// `account create`: a new account and its admin; the admin's token on standard output.
+async fn create_account(
+    config: &Config,
+    db: &Database,
+    name: &str,
+    admin_email: &str,
+    admin_name: Option<&str>,
+) -> Result<(), AppError> {
+    let tenant = tenants::create_account(&db.conn, name, admin_email, admin_name).await?;
+    let token = TokenKeys::new(&config.jwt_secret).mint(
+        &tenant.admin.id,
+        &tenant.account.id,
+        entity::Role::Admin,
+        ACCOUNT_ADMIN_TOKEN_TTL,
+    );
+    eprintln!(
+        "Created account {} ({}) with admin {}",
+        tenant.account.name, tenant.account.id, tenant.admin.email
+    );
+    println!("{token}");
     Ok(())
 }
 

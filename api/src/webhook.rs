@@ -93,6 +93,51 @@ fn unauthorized(message: &str) -> Response {
     reply(StatusCode::UNAUTHORIZED, json!({"error": message}))
 }
 
+/// Refusals decided by the headers alone: a declared length over the limit, a compressed
+/// body, a form-encoded (version 1.0) delivery.
+fn refuse_by_headers(headers: &HeaderMap) -> Option<Response> {
+    if declared_length(headers).is_some_and(|len| len > MAX_WEBHOOK_BODY as u64) {
+        return Some(too_large());
+    }
+    if has_content_encoding(headers) {
+        return Some(reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"error": "compressed bodies are not accepted: send plain JSON"}),
+        ));
+    }
+    if is_form_encoded(headers) {
+        return Some(reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"error": "this is a Hotmart webhook version 1.0 (form-encoded) delivery; \
+                             select version 2.0 (JSON) for this URL in Hotmart"}),
+        ));
+    }
+    None
+}
+
+/// Without a hottok header, the body's `hottok` must match one of the products'.
+async fn check_body_hottok(
+    state: &HttpState,
+    integration_id: &str,
+    products: &[entity::tables::product::Model],
+    presented: Option<&str>,
+) -> Option<Response> {
+    match presented {
+        Some(presented) if deliveries::hottok_is_valid(&state.app.keys, products, presented) => {
+            None
+        }
+        Some(_) => Some(hottok_failure(state, integration_id, "wrong hottok").await),
+        None => Some(
+            hottok_failure(
+                state,
+                integration_id,
+                "missing hottok: send the X-HOTMART-HOTTOK header",
+            )
+            .await,
+        ),
+    }
+}
+
 pub async fn hotmart(
     State(state): State<HttpState>,
     Path(token): Path<String>,
@@ -110,21 +155,8 @@ pub async fn hotmart(
         Err(err) => return unavailable(err),
     };
     let (parts, body) = request.into_parts();
-    if declared_length(&parts.headers).is_some_and(|len| len > MAX_WEBHOOK_BODY as u64) {
-        return too_large();
-    }
-    if has_content_encoding(&parts.headers) {
-        return reply(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            json!({"error": "compressed bodies are not accepted: send plain JSON"}),
-        );
-    }
-    if is_form_encoded(&parts.headers) {
-        return reply(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            json!({"error": "this is a Hotmart webhook version 1.0 (form-encoded) delivery; \
-                             select version 2.0 (JSON) for this URL in Hotmart"}),
-        );
+    if let Some(refusal) = refuse_by_headers(&parts.headers) {
+        return refusal;
     }
     let Route {
         integration,
@@ -154,22 +186,14 @@ pub async fn hotmart(
         .unwrap_or(body);
     let parsed = payload::parse_body(&body);
     if !authenticated_by_header {
-        let body_hottok = parsed
+        let presented = parsed
             .as_ref()
             .ok()
-            .and_then(|(_, env)| env.body_hottok.clone());
-        match body_hottok {
-            Some(presented)
-                if deliveries::hottok_is_valid(&state.app.keys, &products, &presented) => {}
-            Some(_) => return hottok_failure(&state, &integration.id, "wrong hottok").await,
-            None => {
-                return hottok_failure(
-                    &state,
-                    &integration.id,
-                    "missing hottok: send the X-HOTMART-HOTTOK header",
-                )
-                .await;
-            }
+            .and_then(|(_, env)| env.body_hottok.as_deref());
+        if let Some(refusal) =
+            check_body_hottok(&state, &integration.id, &products, presented).await
+        {
+            return refusal;
         }
     }
     let envelope = match parsed {
@@ -195,6 +219,11 @@ pub async fn hotmart(
         Ok(intake) => intake,
         Err(err) => return unavailable(err),
     };
+    answer(intake)
+}
+
+/// The answer to a stored delivery.
+fn answer(intake: Intake) -> Response {
     match intake {
         Intake::Accepted { delivery_id } => reply(
             StatusCode::OK,

@@ -195,15 +195,9 @@ pub struct NewImport<'a> {
     pub label: Option<&'a str>,
 }
 
-/// Validates and creates a run with its windows; returns the run and the window ids to enqueue.
-pub async fn start(
-    db: &impl ConnectionTrait,
-    keys: &SecretKeys,
-    caller: &Caller,
-    integration_id: &str,
-    input: NewImport<'_>,
-) -> DomainResult<(import_run::Model, Vec<String>)> {
-    let integration = integrations::get(db, caller, integration_id).await?;
+/// The range is ordered, at most 5 years long and not in the future; the events are
+/// importable.
+fn check_range_and_events(input: &NewImport<'_>) -> DomainResult<()> {
     if input.from >= input.to {
         return Err(DomainError::bad_input("from", "must be before `to`"));
     }
@@ -231,36 +225,52 @@ pub async fn start(
             ),
         ));
     }
-    credentials(keys, &integration)?;
-    let products = crate::products::of_integration(db, &integration.id).await?;
-    let product_ids: Vec<String> = match input.hotmart_product_ids {
+    Ok(())
+}
+
+/// The Hotmart product ids a run imports: those asked for (each registered in the
+/// integration), else every registered product.
+fn products_to_import(
+    products: &[product::Model],
+    asked: Option<&[String]>,
+) -> DomainResult<Vec<String>> {
+    match asked {
         Some(ids) if !ids.is_empty() => {
-            for id in ids {
-                if !products
-                    .iter()
-                    .any(|p: &product::Model| &p.hotmart_product_id == id)
-                {
-                    return Err(DomainError::bad_input(
-                        "hotmartProductIds",
-                        format!("product {id} is not registered in this integration"),
-                    ));
-                }
-            }
-            ids.to_vec()
-        }
-        _ => {
-            if products.is_empty() {
+            if let Some(id) = ids
+                .iter()
+                .find(|id| !products.iter().any(|p| &p.hotmart_product_id == *id))
+            {
                 return Err(DomainError::bad_input(
                     "hotmartProductIds",
-                    "register a product first",
+                    format!("product {id} is not registered in this integration"),
                 ));
             }
-            products
-                .iter()
-                .map(|p| p.hotmart_product_id.clone())
-                .collect()
+            Ok(ids.to_vec())
         }
-    };
+        _ if products.is_empty() => Err(DomainError::bad_input(
+            "hotmartProductIds",
+            "register a product first",
+        )),
+        _ => Ok(products
+            .iter()
+            .map(|p| p.hotmart_product_id.clone())
+            .collect()),
+    }
+}
+
+/// Validates and creates a run with its windows; returns the run and the window ids to enqueue.
+pub async fn start(
+    db: &impl ConnectionTrait,
+    keys: &SecretKeys,
+    caller: &Caller,
+    integration_id: &str,
+    input: NewImport<'_>,
+) -> DomainResult<(import_run::Model, Vec<String>)> {
+    let integration = integrations::get(db, caller, integration_id).await?;
+    check_range_and_events(&input)?;
+    credentials(keys, &integration)?;
+    let products = crate::products::of_integration(db, &integration.id).await?;
+    let product_ids = products_to_import(&products, input.hotmart_product_ids)?;
     let label = match labels::optional_label_name("label", input.label)? {
         Some(name) => Some(labels::ensure(db, caller, "label", &name).await?.name),
         None => None,

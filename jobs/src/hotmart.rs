@@ -190,58 +190,98 @@ impl HotmartClient {
                 }
                 Err(err) => return Err(HotmartError::Network(err.without_url().to_string())),
             };
-            let status = response.status().as_u16();
-            let reset = response
-                .headers()
-                .get("RateLimit-Reset")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            match status {
-                200 => {
-                    return response
-                        .json()
-                        .await
-                        .map_err(|err| HotmartError::Protocol(err.to_string()));
-                }
-                401 if !renewed => {
-                    // Expired or revoked token: a new one, once.
-                    renewed = true;
-                    self.token(Some(&token)).await?;
-                    attempt -= 1;
-                }
-                401 | 403 => {
-                    let body: Value = response.json().await.unwrap_or(Value::Null);
-                    return Err(HotmartError::Credentials {
-                        status,
-                        detail: error_detail(&body),
-                    });
-                }
-                429 if attempt < MAX_ATTEMPTS => {
-                    let wait = reset
-                        .map(Duration::from_secs)
-                        .unwrap_or_else(|| backoff(attempt))
-                        .min(Duration::from_secs(60));
-                    tracing::warn!(
-                        wait_ms = wait.as_millis() as u64,
-                        "Hotmart rate limit; waiting"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                502 => return Err(HotmartError::QueryTooSlow),
-                500..=599 if attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(status, attempt, "Hotmart server error; retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                _ => {
-                    let body: Value = response.json().await.unwrap_or(Value::Null);
-                    return Err(HotmartError::Http {
-                        status,
-                        detail: error_detail(&body),
-                    });
+            match self
+                .next_step(response, attempt, &mut renewed, &token)
+                .await
+            {
+                Step::Done(result) => return result,
+                Step::Again { wait, counts } => {
+                    if !counts {
+                        attempt -= 1;
+                    }
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
             }
         }
     }
+
+    /// What to do with an answer: return it (or its error), or ask again after a wait.
+    async fn next_step(
+        &self,
+        response: reqwest::Response,
+        attempt: u32,
+        renewed: &mut bool,
+        token: &str,
+    ) -> Step {
+        let status = response.status().as_u16();
+        let reset = response
+            .headers()
+            .get("RateLimit-Reset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let again = |wait| Step::Again { wait, counts: true };
+        match status {
+            200 => Step::Done(
+                response
+                    .json()
+                    .await
+                    .map_err(|err| HotmartError::Protocol(err.to_string())),
+            ),
+            401 if !*renewed => {
+                // Expired or revoked token: a new one, once.
+                *renewed = true;
+                match self.token(Some(token)).await {
+                    Ok(_) => Step::Again {
+                        wait: Duration::ZERO,
+                        counts: false,
+                    },
+                    Err(err) => Step::Done(Err(err)),
+                }
+            }
+            401 | 403 => {
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                Step::Done(Err(HotmartError::Credentials {
+                    status,
+                    detail: error_detail(&body),
+                }))
+            }
+            429 if attempt < MAX_ATTEMPTS => {
+                let wait = reset
+                    .map(Duration::from_secs)
+                    .unwrap_or_else(|| backoff(attempt))
+                    .min(Duration::from_secs(60));
+                tracing::warn!(
+                    wait_ms = wait.as_millis() as u64,
+                    "Hotmart rate limit; waiting"
+                );
+                again(wait)
+            }
+            502 => Step::Done(Err(HotmartError::QueryTooSlow)),
+            500..=599 if attempt < MAX_ATTEMPTS => {
+                tracing::warn!(status, attempt, "Hotmart server error; retrying");
+                again(backoff(attempt))
+            }
+            _ => {
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                Step::Done(Err(HotmartError::Http {
+                    status,
+                    detail: error_detail(&body),
+                }))
+            }
+        }
+    }
+}
+
+/// The outcome of one answer of the API.
+enum Step {
+    Done(Result<Value, HotmartError>),
+    /// Ask again after `wait`; `counts` when it uses one of the attempts.
+    Again {
+        wait: Duration,
+        counts: bool,
+    },
 }
 
 impl HotmartClient {
