@@ -75,7 +75,7 @@ pub struct HotmartClient {
 
 impl HotmartClient {
     pub fn new(
-        endpoints: &crate::deliveries::HotmartEndpoints,
+        endpoints: &crate::context::HotmartEndpoints,
         credentials: Credentials,
         db: sea_orm::DatabaseConnection,
     ) -> Self {

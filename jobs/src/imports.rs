@@ -18,7 +18,7 @@ use entity::{
 use sea_orm::EntityTrait;
 
 use crate::{
-    deliveries::JobContext,
+    context::JobContext,
     hotmart::{HotmartClient, HotmartError},
 };
 

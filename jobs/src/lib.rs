@@ -1,6 +1,7 @@
 //! Background work: job types, their handlers, the workers that run them, and the
 //! Hotmart API client. Jobs carry ids only; handlers are thin and call domain services.
 
+pub mod context;
 pub mod deliveries;
 pub mod hotmart;
 pub mod imports;

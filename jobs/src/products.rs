@@ -9,7 +9,7 @@ use sea_orm::EntityTrait;
 use serde_json::Value;
 
 use crate::{
-    deliveries::JobContext,
+    context::JobContext,
     hotmart::{HotmartClient, HotmartError},
 };
 

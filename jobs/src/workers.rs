@@ -10,7 +10,8 @@ use entity::database::{Database, Pool};
 use futures::FutureExt;
 
 use crate::{
-    deliveries::{HotmartEndpoints, JobContext, WorkerSettings, handle_deliveries, sweep_forever},
+    context::{HotmartEndpoints, JobContext, WorkerSettings},
+    deliveries::handle_deliveries,
     imports::handle_window,
     queue::{DELIVERY_QUEUE, HotmartJob, IMPORT_QUEUE, ProcessDeliveries, Queue},
 };
@@ -197,6 +198,22 @@ async fn runnable_jobs_older_than(db: &Database, age: Duration) -> Result<i64, s
             .bind(cutoff_secs as f64)
             .fetch_one(pool)
             .await
+        }
+    }
+}
+
+/// Runs the sweepers (deliveries whose job vanished, import windows nothing touches)
+/// until the process stops.
+async fn sweep_forever(ctx: JobContext) {
+    let mut interval = tokio::time::interval(ctx.settings.sweep_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(err) = crate::deliveries::sweep_once(&ctx).await {
+            tracing::warn!(error = %err, "sweeper pass failed");
+        }
+        if let Err(err) = crate::imports::sweep_windows(&ctx).await {
+            tracing::warn!(error = %err, "import sweeper pass failed");
         }
     }
 }
