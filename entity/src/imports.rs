@@ -5,7 +5,6 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QueryOrder, Set, sea_query::Expr,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::{
     Caller, DomainError, DomainResult, HotmartEvent,
@@ -19,7 +18,7 @@ use crate::{
     integrations, labels, new_id, now_ms,
     scope::{find_scoped, scoped},
     secrets::SecretKeys,
-    tables::{import_run, import_window, integration, product},
+    tables::{import_run, import_window, product},
 };
 
 pub const DEFAULT_WINDOW_MS: i64 = 30 * 86_400_000;
@@ -127,65 +126,7 @@ pub fn event_for_status(status: &str) -> Option<HotmartEvent> {
     })
 }
 
-/// Hotmart API credentials of an integration, sealed at rest.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Credentials {
-    pub client_id: String,
-    pub client_secret: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("client_id", &self.client_id)
-            .finish_non_exhaustive()
-    }
-}
-
-pub async fn set_credentials(
-    db: &impl ConnectionTrait,
-    keys: &SecretKeys,
-    caller: &Caller,
-    integration_id: &str,
-    client_id: &str,
-    client_secret: &str,
-) -> DomainResult<integration::Model> {
-    let current = integrations::get(db, caller, integration_id).await?;
-    let check = |field: &str, value: &str| {
-        let value = value.trim();
-        if value.is_empty()
-            || value.len() > 512
-            || value.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            Err(DomainError::bad_input(
-                field,
-                "must be the value shown in Hotmart's developer credentials",
-            ))
-        } else {
-            Ok(value.to_owned())
-        }
-    };
-    let credentials = Credentials {
-        client_id: check("clientId", client_id)?,
-        client_secret: check("clientSecret", client_secret)?,
-    };
-    let sealed = keys.seal(&serde_json::to_vec(&credentials).expect("credentials serialise"));
-    let mut model = current.into_active_model();
-    model.credentials = Set(Some(sealed));
-    model.updated_at = Set(now_ms());
-    Ok(model.update(db).await?)
-}
-
-pub fn credentials(
-    keys: &SecretKeys,
-    integration: &integration::Model,
-) -> DomainResult<Credentials> {
-    let sealed = integration.credentials.as_deref().ok_or_else(|| {
-        DomainError::bad_input("integrationId", "set the Hotmart API credentials first")
-    })?;
-    serde_json::from_slice(&keys.open(sealed)?)
-        .map_err(|_| DomainError::Internal("stored credentials are corrupt".into()))
-}
+pub use crate::credentials::{Credentials, credentials, set_credentials};
 
 pub struct NewImport<'a> {
     pub from: i64,

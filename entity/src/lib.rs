@@ -7,6 +7,7 @@
 pub mod api_limits;
 pub mod caller;
 pub mod contacts;
+pub mod credentials;
 pub mod database;
 pub mod deals;
 pub mod deliveries;

@@ -19,10 +19,7 @@ pub const MAX_HOTMART_PRODUCT_ID_LEN: usize = 64;
 pub const MIN_HOTTOK_LEN: usize = 8;
 pub const MAX_HOTTOK_LEN: usize = 256;
 
-/// Hotmart's test events use product id `0` (and `"00000"`): never a real product.
-pub fn is_test_product_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c == '0')
-}
+pub use crate::hotmart::payload::is_test_product_id;
 
 fn hotmart_product_id(value: &str) -> DomainResult<String> {
     let id = value.trim();
@@ -319,7 +316,7 @@ pub async fn plan_refresh(
     label: Option<&str>,
 ) -> DomainResult<(crate::tables::integration::Model, Option<String>)> {
     let integration = integrations::get(db, caller, integration_id).await?;
-    crate::imports::credentials(keys, &integration)?;
+    crate::credentials::credentials(keys, &integration)?;
     let products = of_integration(db, &integration.id).await?;
     if let Some(id) = hotmart_product_id
         && !products.iter().any(|p| p.hotmart_product_id == id)

@@ -6,7 +6,12 @@
 
 use serde_json::Value;
 
-use crate::{HotmartEvent, hotmart::phone, products::is_test_product_id};
+use crate::{HotmartEvent, hotmart::phone};
+
+/// Hotmart's test events use product id `0` (and `"00000"`): never a real product.
+pub fn is_test_product_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c == '0')
+}
 
 /// Limits that make a body malformed.
 pub const MAX_EVENT_ID_LEN: usize = 128;
