@@ -143,14 +143,11 @@ pub async fn hotmart(
     Path(token): Path<String>,
     request: Request,
 ) -> Response {
-    let db = &state.app.db;
-    let route = match state.app.routes.get(&db.conn, &token).await {
+    let route = match state.app.routes.get(&state.app.db.conn, &token).await {
         Ok(Some(route)) => route,
         Ok(None) => {
-            return reply(
-                StatusCode::NOT_FOUND,
-                json!({"error": "unknown webhook URL"}),
-            );
+            let error = json!({"error": "unknown webhook URL"});
+            return reply(StatusCode::NOT_FOUND, error);
         }
         Err(err) => return unavailable(err),
     };
@@ -162,28 +159,21 @@ pub async fn hotmart(
         integration,
         products,
     } = route;
-    let header_hottok = parts
-        .headers
-        .get(HOTTOK_HEADER)
-        .map(|v| v.to_str().unwrap_or(""));
-    let authenticated_by_header = match header_hottok {
-        Some(presented) => {
-            if !deliveries::hottok_is_valid(&state.app.keys, &products, presented) {
-                return hottok_failure(&state, &integration.id, "wrong hottok").await;
-            }
-            true
-        }
-        None => false,
-    };
+    let header_hottok = parts.headers.get(HOTTOK_HEADER);
+    let authenticated_by_header = header_hottok.is_some();
+    if let Some(presented) = header_hottok
+        && !deliveries::hottok_is_valid(
+            &state.app.keys,
+            &products,
+            presented.to_str().unwrap_or(""),
+        )
+    {
+        return hottok_failure(&state, &integration.id, "wrong hottok").await;
+    }
     let body = match read_body(body, state.app.webhook_body_timeout).await {
-        Ok(body) => body,
+        Ok(body) => without_bom(body),
         Err(response) => return response,
     };
-    // A UTF-8 byte-order mark is not JSON, but it is harmless.
-    let body = body
-        .strip_prefix(b"\xEF\xBB\xBF")
-        .map(bytes::Bytes::copy_from_slice)
-        .unwrap_or(body);
     let parsed = payload::parse_body(&body);
     if !authenticated_by_header {
         let presented = parsed
@@ -196,18 +186,24 @@ pub async fn hotmart(
             return refusal;
         }
     }
+    store(&state, integration, products, &body, parsed).await
+}
+
+/// Stores an authentic delivery (or rejects a malformed one) and answers.
+async fn store(
+    state: &HttpState,
+    integration: std::sync::Arc<entity::tables::integration::Model>,
+    products: std::sync::Arc<Vec<entity::tables::product::Model>>,
+    body: &bytes::Bytes,
+    parsed: Result<(serde_json::Value, payload::Envelope), Malformed>,
+) -> Response {
     let envelope = match parsed {
         Ok((_, envelope)) => envelope,
-        Err(malformed) => return rejected(&state, &integration, &body, malformed).await,
+        Err(malformed) => return rejected(state, &integration, body, malformed).await,
     };
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return rejected(
-            &state,
-            &integration,
-            &body,
-            Malformed::NotJson("invalid UTF-8".into()),
-        )
-        .await;
+    let Ok(text) = std::str::from_utf8(body) else {
+        let malformed = Malformed::NotJson("invalid UTF-8".into());
+        return rejected(state, &integration, body, malformed).await;
     };
     let submission = Submission {
         integration,
@@ -220,6 +216,13 @@ pub async fn hotmart(
         Err(err) => return unavailable(err),
     };
     answer(intake)
+}
+
+/// A UTF-8 byte-order mark is not JSON, but it is harmless: it is dropped.
+fn without_bom(body: bytes::Bytes) -> bytes::Bytes {
+    body.strip_prefix(b"\xEF\xBB\xBF")
+        .map(bytes::Bytes::copy_from_slice)
+        .unwrap_or(body)
 }
 
 /// The answer to a stored delivery.
