@@ -185,6 +185,71 @@ pub struct IntakeItem<'a> {
     pub body: &'a str,
 }
 
+/// What becomes of an authentic delivery: a test, ignored (with the reason), or pending.
+fn status_of(item: &IntakeItem<'_>) -> DomainResult<(DeliveryStatus, Option<String>)> {
+    if item.envelope.is_test {
+        return Ok((DeliveryStatus::Test, Some("Hotmart test event".to_owned())));
+    }
+    Ok(
+        match routing_problem(item.integration, item.products, item.envelope)? {
+            Some(reason) => (DeliveryStatus::Ignored, Some(reason)),
+            None => (DeliveryStatus::Pending, None),
+        },
+    )
+}
+
+/// The inbox row of a delivery; `job` is the job it is processed under, when pending.
+fn new_row(
+    item: &IntakeItem<'_>,
+    status: DeliveryStatus,
+    reason: Option<String>,
+    job: Option<String>,
+    now: i64,
+) -> webhook_delivery::ActiveModel {
+    webhook_delivery::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(item.integration.account_id.clone()),
+        integration_id: Set(item.integration.id.clone()),
+        event_id: Set(Some(item.envelope.id.clone())),
+        dedup_event_id: Set(Some(item.envelope.id.clone())),
+        event: Set(Some(item.envelope.event_name.clone())),
+        status: Set(status),
+        reason: Set(reason),
+        attempts: Set(0),
+        payload: Set(item.body.to_owned()),
+        payload_sha256: Set(sha256_hex(item.body.as_bytes())),
+        body_differs: Set(false),
+        received_at: Set(now),
+        processed_at: Set((job.is_none()).then_some(now)),
+        enqueued_at: Set(job.is_some().then_some(now)),
+        job_id: Set(job),
+    }
+}
+
+/// Inserts the rows whose event id the integration has not received yet; the ids of
+/// those inserted.
+async fn insert_new<C: ConnectionTrait>(
+    db: &C,
+    rows: &[webhook_delivery::ActiveModel],
+) -> DomainResult<HashSet<String>> {
+    if rows.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Ok(
+        match webhook_delivery::Entity::insert_many(rows.to_vec())
+            .on_conflict_do_nothing_on([
+                webhook_delivery::Column::IntegrationId,
+                webhook_delivery::Column::DedupEventId,
+            ])
+            .exec_with_returning_keys(db)
+            .await?
+        {
+            TryInsertResult::Inserted(ids) => ids.into_iter().collect(),
+            TryInsertResult::Empty | TryInsertResult::Conflicted => HashSet::new(),
+        },
+    )
+}
+
 /// Stores authentic deliveries, in order, with one multi-row insert (a burst is stored
 /// in a few statements). Accepted deliveries get the job id they will be processed
 /// under: `per_job` consecutive accepted deliveries share one, made by `new_job_id`.
@@ -201,14 +266,7 @@ pub async fn intake_many<C: ConnectionTrait>(
     let mut job_id = new_job_id();
     let mut accepted = 0;
     for item in items {
-        let (status, reason) = if item.envelope.is_test {
-            (DeliveryStatus::Test, Some("Hotmart test event".to_owned()))
-        } else {
-            match routing_problem(item.integration, item.products, item.envelope)? {
-                Some(reason) => (DeliveryStatus::Ignored, Some(reason)),
-                None => (DeliveryStatus::Pending, None),
-            }
-        };
+        let (status, reason) = status_of(item)?;
         let job = (status == DeliveryStatus::Pending).then(|| {
             if accepted > 0 && accepted % per_job.max(1) == 0 {
                 job_id = new_job_id();
@@ -216,41 +274,10 @@ pub async fn intake_many<C: ConnectionTrait>(
             accepted += 1;
             job_id.clone()
         });
-        rows.push(webhook_delivery::ActiveModel {
-            id: Set(new_id()),
-            account_id: Set(item.integration.account_id.clone()),
-            integration_id: Set(item.integration.id.clone()),
-            event_id: Set(Some(item.envelope.id.clone())),
-            dedup_event_id: Set(Some(item.envelope.id.clone())),
-            event: Set(Some(item.envelope.event_name.clone())),
-            status: Set(status),
-            reason: Set(reason.clone()),
-            attempts: Set(0),
-            payload: Set(item.body.to_owned()),
-            payload_sha256: Set(sha256_hex(item.body.as_bytes())),
-            body_differs: Set(false),
-            received_at: Set(now),
-            processed_at: Set((job.is_none()).then_some(now)),
-            enqueued_at: Set(job.is_some().then_some(now)),
-            job_id: Set(job),
-        });
+        rows.push(new_row(item, status, reason.clone(), job, now));
         reasons.push((status, reason));
     }
-    let inserted: HashSet<String> = if rows.is_empty() {
-        HashSet::new()
-    } else {
-        match webhook_delivery::Entity::insert_many(rows.clone())
-            .on_conflict_do_nothing_on([
-                webhook_delivery::Column::IntegrationId,
-                webhook_delivery::Column::DedupEventId,
-            ])
-            .exec_with_returning_keys(db)
-            .await?
-        {
-            TryInsertResult::Inserted(ids) => ids.into_iter().collect(),
-            TryInsertResult::Empty | TryInsertResult::Conflicted => HashSet::new(),
-        }
-    };
+    let inserted = insert_new(db, &rows).await?;
     let mut outcomes = Vec::with_capacity(items.len());
     for ((item, row), (status, reason)) in items.iter().zip(rows).zip(reasons) {
         let id = row.id.clone().unwrap();
