@@ -120,40 +120,28 @@ pub fn fold(
     let mut effects = vec![(None, Effect::ContactTimeline); events.len()];
     for index in fold_order(events) {
         let e = &events[index];
-        let holding = journeys
-            .iter()
-            .rposition(|j| e.refs.iter().any(|r| j.refs.contains(r)));
-
         // 1. Info events only go on a timeline.
         if e.event.class() == EventClass::Info {
-            let held: Vec<&BTreeSet<String>> = journeys.iter().map(|j| &j.refs).collect();
-            let target = info_target(&held, &e.refs);
-            effects[index] = match target {
-                Some(j) => {
-                    journeys[j].events.push(index);
-                    (Some(j), Effect::TimelineOnly)
-                }
-                None => (None, Effect::ContactTimeline),
-            };
+            effects[index] = place_info(&mut journeys, e, index);
             continue;
         }
-
-        // 2. Find the journey.
-        let found = holding.or_else(|| {
-            journeys
-                .iter()
-                .rposition(|j| j.status == DealStatus::Open && !j.paid)
-        });
+        // 2. Find the journey: the newest holding one of the event's references, else the
+        //    newest open and unpaid one.
+        let found = journeys
+            .iter()
+            .rposition(|j| e.refs.iter().any(|r| j.refs.contains(r)))
+            .or_else(|| {
+                journeys
+                    .iter()
+                    .rposition(|j| j.status == DealStatus::Open && !j.paid)
+            });
         let origin = origin_for(e.event);
-
         // 3. Paid journeys are not reopened by pre-sale noise; events without an origin
         //    are recorded but move nothing.
         if let Some(j) = found
             && (origin.is_none() || (journeys[j].paid && e.event.class() == EventClass::PreSale))
         {
-            journeys[j].events.push(index);
-            journeys[j].refs.extend(e.refs.iter().cloned());
-            journeys[j].last_event_at = journeys[j].last_event_at.max(e.occurred_at);
+            record(&mut journeys[j], e, index);
             effects[index] = (Some(j), Effect::TimelineOnly);
             continue;
         }
@@ -161,61 +149,92 @@ pub fn fold(
             effects[index] = (None, Effect::ContactTimeline);
             continue;
         };
-
         // 4. Move (or create).
         let (j, effect) = match found {
             Some(j) if journeys[j].origin_id == origin.origin_id => (j, Effect::Updated),
             Some(j) => (j, Effect::Moved),
             None => {
-                journeys.push(Journey {
-                    events: Vec::new(),
-                    origin_id: origin.origin_id.clone(),
-                    status: origin.entry_status,
-                    paid: false,
-                    value: None,
-                    currency: None,
-                    refs: BTreeSet::new(),
-                    created_at: e.occurred_at,
-                    closed_at: None,
-                    last_event_at: e.occurred_at,
-                    lost_reason: None,
-                });
+                journeys.push(new_journey(&origin, e));
                 (journeys.len() - 1, Effect::Created)
             }
         };
-        let journey = &mut journeys[j];
-        journey.events.push(index);
-        journey.origin_id = origin.origin_id;
-        journey.status = origin.entry_status;
-        journey.closed_at = match origin.entry_status {
-            DealStatus::Open => None,
-            DealStatus::Won | DealStatus::Lost => Some(e.occurred_at),
-        };
-        journey.lost_reason = None;
-        if let Some(price) = e.price {
-            journey.value = Some(price);
-            journey.currency = e.currency.clone().or(journey.currency.take());
-        }
-        journey.refs.extend(e.refs.iter().cloned());
-        journey.paid |= e.event.class() == EventClass::Paid;
-        journey.last_event_at = journey.last_event_at.max(e.occurred_at);
+        move_to(&mut journeys[j], origin, e, index);
         effects[index] = (Some(j), effect);
-
         // A contact is in one origin per key for its current journey: an older open
         // deal is closed when another one becomes the open one.
-        if journey.status == DealStatus::Open {
-            for (k, other) in journeys.iter_mut().enumerate() {
-                if k != j && other.status == DealStatus::Open {
-                    other.status = DealStatus::Lost;
-                    other.closed_at = Some(e.occurred_at);
-                    other.lost_reason = Some(SUPERSEDED.to_owned());
-                }
-            }
+        if journeys[j].status == DealStatus::Open {
+            supersede_others(&mut journeys, j, e.occurred_at);
         }
     }
     Outcome {
         journeys,
         events: effects,
+    }
+}
+
+/// Where an info event lands: on the timeline of the deal [`info_target`] picks, else on
+/// the contact's.
+fn place_info(journeys: &mut [Journey], e: &FoldEvent, index: usize) -> (Option<usize>, Effect) {
+    let held: Vec<&BTreeSet<String>> = journeys.iter().map(|j| &j.refs).collect();
+    match info_target(&held, &e.refs) {
+        Some(j) => {
+            journeys[j].events.push(index);
+            (Some(j), Effect::TimelineOnly)
+        }
+        None => (None, Effect::ContactTimeline),
+    }
+}
+
+/// Puts an event on a journey's timeline without moving it.
+fn record(journey: &mut Journey, e: &FoldEvent, index: usize) {
+    journey.events.push(index);
+    journey.refs.extend(e.refs.iter().cloned());
+    journey.last_event_at = journey.last_event_at.max(e.occurred_at);
+}
+
+fn new_journey(origin: &OriginRule, e: &FoldEvent) -> Journey {
+    Journey {
+        events: Vec::new(),
+        origin_id: origin.origin_id.clone(),
+        status: origin.entry_status,
+        paid: false,
+        value: None,
+        currency: None,
+        refs: BTreeSet::new(),
+        created_at: e.occurred_at,
+        closed_at: None,
+        last_event_at: e.occurred_at,
+        lost_reason: None,
+    }
+}
+
+/// Moves a journey to the event's origin, with that origin's entry status.
+fn move_to(journey: &mut Journey, origin: OriginRule, e: &FoldEvent, index: usize) {
+    journey.events.push(index);
+    journey.origin_id = origin.origin_id;
+    journey.status = origin.entry_status;
+    journey.closed_at = match origin.entry_status {
+        DealStatus::Open => None,
+        DealStatus::Won | DealStatus::Lost => Some(e.occurred_at),
+    };
+    journey.lost_reason = None;
+    if let Some(price) = e.price {
+        journey.value = Some(price);
+        journey.currency = e.currency.clone().or(journey.currency.take());
+    }
+    journey.refs.extend(e.refs.iter().cloned());
+    journey.paid |= e.event.class() == EventClass::Paid;
+    journey.last_event_at = journey.last_event_at.max(e.occurred_at);
+}
+
+/// Closes every other open journey: superseded by journey `open` at `at`.
+fn supersede_others(journeys: &mut [Journey], open: usize, at: i64) {
+    for (k, other) in journeys.iter_mut().enumerate() {
+        if k != open && other.status == DealStatus::Open {
+            other.status = DealStatus::Lost;
+            other.closed_at = Some(at);
+            other.lost_reason = Some(SUPERSEDED.to_owned());
+        }
     }
 }
 
