@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use entity::{
-    database::{Database, Pool},
     deliveries::{self, AfterFailure, DeliveryStatus},
     now_ms,
     tables::webhook_delivery,
@@ -102,7 +101,7 @@ pub async fn sweep_once(ctx: &JobContext) -> Result<usize, entity::DomainError> 
     let mut requeued = 0;
     for delivery in stale {
         if let Some(job_id) = &delivery.job_id
-            && job_is_waiting(&ctx.db, job_id).await?
+            && crate::queue::job_is_waiting(&ctx.db, job_id).await?
         {
             continue;
         }
@@ -128,24 +127,4 @@ pub async fn sweep_once(ctx: &JobContext) -> Result<usize, entity::DomainError> 
         }
     }
     Ok(requeued)
-}
-
-/// Whether the queue still holds the job, not yet started.
-async fn job_is_waiting(db: &Database, job_id: &str) -> Result<bool, entity::DomainError> {
-    let status: Option<String> = match &db.pool {
-        Pool::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT status FROM Jobs WHERE id = ?")
-                .bind(job_id)
-                .fetch_optional(pool)
-                .await
-        }
-        Pool::Postgres(pool) => {
-            sqlx::query_scalar("SELECT status FROM apalis.jobs WHERE id = $1")
-                .bind(job_id)
-                .fetch_optional(pool)
-                .await
-        }
-    }
-    .map_err(|err| entity::DomainError::Database(err.to_string()))?;
-    Ok(matches!(status.as_deref(), Some("Pending" | "Queued")))
 }

@@ -247,3 +247,47 @@ pub async fn stats(db: &Database) -> Result<QueueStats, sqlx::Error> {
         oldest_due_age_secs: oldest.map(|t| (now_secs - t).max(0)).unwrap_or(0),
     })
 }
+
+/// Whether the queue still holds the job, not yet started.
+pub async fn job_is_waiting(db: &Database, job_id: &str) -> Result<bool, entity::DomainError> {
+    let status: Option<String> = match &db.pool {
+        Pool::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT status FROM Jobs WHERE id = ?")
+                .bind(job_id)
+                .fetch_optional(pool)
+                .await
+        }
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar("SELECT status FROM apalis.jobs WHERE id = $1")
+                .bind(job_id)
+                .fetch_optional(pool)
+                .await
+        }
+    }
+    .map_err(|err| entity::DomainError::Database(err.to_string()))?;
+    Ok(matches!(status.as_deref(), Some("Pending" | "Queued")))
+}
+
+/// Delivery jobs due for longer than `age` and still not started.
+pub async fn runnable_jobs_older_than(db: &Database, age: Duration) -> Result<i64, sqlx::Error> {
+    let cutoff_secs = (entity::now_ms() / 1000) - age.as_secs() as i64;
+    match &db.pool {
+        Pool::Sqlite(pool) => sqlx::query_scalar(
+            "SELECT count(*) FROM Jobs WHERE job_type = ? AND status = 'Pending' AND run_at <= ?",
+        )
+        .bind(DELIVERY_QUEUE)
+        .bind(cutoff_secs)
+        .fetch_one(pool)
+        .await,
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status = 'Pending' \
+                 AND run_at <= to_timestamp($2)",
+            )
+            .bind(DELIVERY_QUEUE)
+            .bind(cutoff_secs as f64)
+            .fetch_one(pool)
+            .await
+        }
+    }
+}

@@ -169,35 +169,12 @@ async fn watch_for_stuck_queue(ctx: JobContext) {
         if idle_ms < stale.as_millis() as i64 {
             continue;
         }
-        match runnable_jobs_older_than(&ctx.db, stale).await {
+        match crate::queue::runnable_jobs_older_than(&ctx.db, stale).await {
             Ok(0) => ctx
                 .progress
                 .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed),
             Ok(_) => return,
             Err(err) => tracing::debug!(error = %err, "watchdog: cannot read the queue"),
-        }
-    }
-}
-
-async fn runnable_jobs_older_than(db: &Database, age: Duration) -> Result<i64, sqlx::Error> {
-    let cutoff_secs = (entity::now_ms() / 1000) - age.as_secs() as i64;
-    match &db.pool {
-        Pool::Sqlite(pool) => sqlx::query_scalar(
-            "SELECT count(*) FROM Jobs WHERE job_type = ? AND status = 'Pending' AND run_at <= ?",
-        )
-        .bind(DELIVERY_QUEUE)
-        .bind(cutoff_secs)
-        .fetch_one(pool)
-        .await,
-        Pool::Postgres(pool) => {
-            sqlx::query_scalar(
-                "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status = 'Pending' \
-                 AND run_at <= to_timestamp($2)",
-            )
-            .bind(DELIVERY_QUEUE)
-            .bind(cutoff_secs as f64)
-            .fetch_one(pool)
-            .await
         }
     }
 }
