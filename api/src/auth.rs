@@ -109,7 +109,12 @@ pub async fn authenticate(
     keys: &TokenKeys,
     token: &str,
 ) -> Result<Caller, AuthError> {
-    let claims = keys.verify(token)?;
+    caller_of(db, &keys.verify(token)?).await
+}
+
+/// The caller that verified claims name: the user must still exist; the role is the
+/// database's.
+pub async fn caller_of(db: &Database, claims: &Claims) -> Result<Caller, AuthError> {
     let user = tenants::find_user(&db.conn, &claims.account, &claims.sub)
         .await
         .map_err(|err| AuthError::Unavailable(err.to_string()))?

@@ -89,7 +89,7 @@ async fn connection_init(
     let refused = |err: auth::AuthError| async_graphql::Error::new(err.to_string());
     let token = auth::bearer(header.as_deref()).map_err(refused)?;
     let claims = state.tokens.verify(token).map_err(refused)?;
-    let caller = auth::authenticate(&state.app.db, &state.tokens, token)
+    let caller = auth::caller_of(&state.app.db, &claims)
         .await
         .map_err(refused)?;
     *expires.lock().expect("expiry lock") = Some(claims.exp);

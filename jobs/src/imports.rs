@@ -263,18 +263,14 @@ impl WindowWork<'_> {
         };
         let from = first.max(self.window.range_from);
         let to = last.min(self.window.range_to - 1).max(from);
-        match self
+        let users = self
             .client
             .get_all(SALES_USERS, &self.sales_query(status, from, to), MAX_PAGES)
-            .await
-        {
-            Ok(users) => Ok(rest::buyers(&users)),
-            Err(HotmartError::Http { status, detail }) if (400..500).contains(&status) => {
-                tracing::warn!(window = %self.window.id, status, detail, "Hotmart refused /sales/users; buyers keep the history's data");
-                Ok(HashMap::new())
-            }
-            Err(err) => Err(err),
-        }
+            .await;
+        Ok(self
+            .unless_refused(users, "/sales/users")?
+            .map(|users| rest::buyers(&users))
+            .unwrap_or_default())
     }
 
     /// Every subscription started before the window ends (from an explicit old accession
@@ -289,13 +285,27 @@ impl WindowWork<'_> {
         if let [only] = self.products.as_slice() {
             query.push(("product_id", only.clone()));
         }
-        match self.client.get_all(SUBSCRIPTIONS, &query, MAX_PAGES).await {
-            Ok(items) => Ok(SubscriptionIndex::new(
-                items.iter().filter_map(RestSubscription::of).collect(),
-            )),
+        let items = self.client.get_all(SUBSCRIPTIONS, &query, MAX_PAGES).await;
+        Ok(self
+            .unless_refused(items, "/subscriptions")?
+            .map(|items| {
+                SubscriptionIndex::new(items.iter().filter_map(RestSubscription::of).collect())
+            })
+            .unwrap_or_default())
+    }
+
+    /// A list that only completes the sales: Hotmart refusing it (4xx) is noted and the
+    /// window goes on without it (`None`); other errors fail as usual.
+    fn unless_refused(
+        &self,
+        answer: Result<Vec<serde_json::Value>, HotmartError>,
+        list: &str,
+    ) -> Result<Option<Vec<serde_json::Value>>, HotmartError> {
+        match answer {
+            Ok(items) => Ok(Some(items)),
             Err(HotmartError::Http { status, detail }) if (400..500).contains(&status) => {
-                tracing::warn!(window = %self.window.id, status, detail, "Hotmart refused /subscriptions; sales keep no subscription code");
-                Ok(SubscriptionIndex::default())
+                tracing::warn!(window = %self.window.id, status, detail, list, "Hotmart refused a list that completes sales; going on without it");
+                Ok(None)
             }
             Err(err) => Err(err),
         }
