@@ -73,6 +73,7 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
         max_concurrency: config.http_max_concurrency,
         request_timeout: config.http_request_timeout,
         metrics_apart: config.metrics_bind.is_some(),
+        worker_lease: config.workers.lease,
     }
 }
 

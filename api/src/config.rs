@@ -101,14 +101,22 @@ pub struct ConfigArgs {
     /// Seconds after which a pending delivery not waiting in the queue is re-enqueued.
     #[arg(long, env = "WORKER_STALE_SECS", default_value_t = 300, global = true)]
     pub worker_stale_secs: u64,
-    /// Queue heartbeat in seconds (dead workers' jobs are recovered after two missed beats).
+    /// Seconds between renewals of the lease a worker process holds on its claimed work.
     #[arg(
         long,
         env = "WORKER_HEARTBEAT_SECS",
-        default_value_t = 30,
+        default_value_t = 5,
         global = true
     )]
     pub worker_heartbeat_secs: u64,
+    /// Seconds without renewal after which another process takes a process's claimed work
+    /// (it was killed or is frozen); at least two heartbeats.
+    #[arg(long, env = "WORKER_LEASE_SECS", default_value_t = 15, global = true)]
+    pub worker_lease_secs: u64,
+    /// On SIGTERM/SIGINT, seconds the work in progress gets to finish before it is
+    /// abandoned and handed back to the queue.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 20, global = true)]
+    pub shutdown_grace_secs: u64,
     /// Base URL of the Hotmart REST API.
     #[arg(
         long,
@@ -295,6 +303,19 @@ impl ConfigArgs {
                 "WORKER_CONCURRENCY must be between 1 and 256".into(),
             ));
         }
+        let heartbeat = positive("WORKER_HEARTBEAT_SECS", self.worker_heartbeat_secs)?;
+        let lease = positive("WORKER_LEASE_SECS", self.worker_lease_secs)?;
+        if lease < 2 * heartbeat {
+            return Err(ConfigError::Invalid(format!(
+                "WORKER_LEASE_SECS ({lease}) must be at least two heartbeats \
+                 (WORKER_HEARTBEAT_SECS is {heartbeat})"
+            )));
+        }
+        if self.shutdown_grace_secs > 3600 {
+            return Err(ConfigError::Invalid(
+                "SHUTDOWN_GRACE_SECS must be at most 3600".into(),
+            ));
+        }
         Ok(jobs::deliveries::WorkerSettings {
             max_attempts: self.worker_max_attempts,
             backoff_base: Duration::from_secs(positive(
@@ -312,10 +333,9 @@ impl ConfigArgs {
                 self.worker_stale_secs,
             )?),
             concurrency: self.worker_concurrency,
-            heartbeat: Duration::from_secs(positive(
-                "WORKER_HEARTBEAT_SECS",
-                self.worker_heartbeat_secs,
-            )?),
+            heartbeat: Duration::from_secs(heartbeat),
+            lease: Duration::from_secs(lease),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         })
     }
 }

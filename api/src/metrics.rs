@@ -14,13 +14,14 @@ use crate::state::HttpState;
 
 pub async fn metrics(State(state): State<HttpState>) -> Response {
     let db = &state.app.db;
-    let (counts, queue) = match (
+    let (counts, queue, claims) = match (
         deliveries::count_by_status(&db.conn).await,
         jobs::queue::stats(db).await,
+        jobs::queue::claim_stats(db, state.worker_lease).await,
     ) {
-        (Ok(counts), Ok(queue)) => (counts, queue),
-        (Err(err), _) => return unavailable(err.to_string()),
-        (_, Err(err)) => return unavailable(err.to_string()),
+        (Ok(counts), Ok(queue), Ok(claims)) => (counts, queue, claims),
+        (Err(err), _, _) => return unavailable(err.to_string()),
+        (_, Err(err), _) | (_, _, Err(err)) => return unavailable(err.to_string()),
     };
     let mut out = String::new();
     out.push_str("# HELP checkout_crm_webhook_deliveries Webhook deliveries stored, by status.\n");
@@ -41,6 +42,16 @@ pub async fn metrics(State(state): State<HttpState>) -> Response {
         out,
         "checkout_crm_queue_oldest_pending_seconds {}",
         queue.oldest_due_age_secs
+    );
+    out.push_str("# HELP checkout_crm_queue_claims_expired Jobs claimed by a process whose lease expired (killed or frozen), waiting to be taken over.\n");
+    out.push_str("# TYPE checkout_crm_queue_claims_expired gauge\n");
+    let _ = writeln!(out, "checkout_crm_queue_claims_expired {}", claims.expired);
+    out.push_str("# HELP checkout_crm_queue_oldest_claim_seconds Age of the oldest claimed, unfinished job; growing without end means a stuck process.\n");
+    out.push_str("# TYPE checkout_crm_queue_oldest_claim_seconds gauge\n");
+    let _ = writeln!(
+        out,
+        "checkout_crm_queue_oldest_claim_seconds {}",
+        claims.oldest_age_secs
     );
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

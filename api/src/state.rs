@@ -16,4 +16,6 @@ pub struct HttpState {
     pub request_timeout: std::time::Duration,
     /// `/metrics` has a listener of its own (`METRICS_BIND`) and is not on the main router.
     pub metrics_apart: bool,
+    /// Claimed work unrenewed for this long counts as expired in `/metrics`.
+    pub worker_lease: std::time::Duration,
 }

@@ -1,7 +1,13 @@
 //! What every job handler is given: the database, the queue, the settings, the keys
 //! and where the Hotmart API is.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use entity::database::Database;
 
@@ -25,8 +31,14 @@ pub struct WorkerSettings {
     pub stale_after: Duration,
     /// Jobs processed at once per worker process.
     pub concurrency: usize,
-    /// Worker liveness heartbeat of the queue.
+    /// How often a worker process renews the lease on the work it has claimed.
     pub heartbeat: Duration,
+    /// Work whose lease was not renewed for this long (its process died or hangs) is
+    /// taken by another process. At least two heartbeats.
+    pub lease: Duration,
+    /// On shutdown, how long the groups being processed get to finish before they are
+    /// abandoned (their transactions roll back) and handed back.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -39,7 +51,9 @@ impl Default for WorkerSettings {
             sweep_interval: Duration::from_secs(30),
             stale_after: Duration::from_secs(300),
             concurrency: 4,
-            heartbeat: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(5),
+            lease: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -55,6 +69,37 @@ pub struct JobContext {
     /// Decrypts stored Hotmart credentials.
     pub keys: entity::secrets::SecretKeys,
     pub hotmart: HotmartEndpoints,
+    /// Set when the process is shutting down: long jobs (import windows) stop at their
+    /// next checkpoint and hand the rest back to the queue.
+    pub stopping: Arc<AtomicBool>,
+    /// Jobs of this process doing work now (not parked), for the drain on shutdown.
+    pub busy: Arc<AtomicUsize>,
+}
+
+impl JobContext {
+    /// Whether the process is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Counts a job as doing work until the guard drops, unless the process is shutting
+    /// down (then the job must not start: `None`).
+    pub fn start_work(&self) -> Option<Working> {
+        // Counted first, checked second: the drain either sees the job busy or the job
+        // sees the process stopping.
+        let working = Working(self.busy.clone());
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        (!self.is_stopping()).then_some(working)
+    }
+}
+
+/// A job doing work (see [`JobContext::start_work`]).
+pub struct Working(Arc<AtomicUsize>);
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Base URLs of the Hotmart API (`HOTMART_API_URL`, `HOTMART_AUTH_URL`) and the request

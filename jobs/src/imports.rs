@@ -42,7 +42,9 @@ enum WindowError {
     Db(#[from] sea_orm::DbErr),
 }
 
-pub async fn handle_window(ctx: &JobContext, window_id: &str) {
+/// Runs one window job; `true` when the window was handed over because the process is
+/// shutting down (the job must then not be acknowledged).
+pub async fn handle_window(ctx: &JobContext, window_id: &str) -> bool {
     let db = &ctx.db.conn;
     let window = match import_window::Entity::find_by_id(window_id.to_owned())
         .one(db)
@@ -53,14 +55,14 @@ pub async fn handle_window(ctx: &JobContext, window_id: &str) {
         {
             window
         }
-        Ok(_) => return,
+        Ok(_) => return false,
         Err(err) => {
             tracing::warn!(window = window_id, error = %err, "cannot load import window; the sweeper will retry");
-            return;
+            return false;
         }
     };
     match run_window(ctx, &window).await {
-        Ok(()) => {}
+        Ok(end) => return end == WindowEnd::HandedOver,
         Err(WindowError::Hotmart(HotmartError::QueryTooSlow)) => split(ctx, &window).await,
         Err(err) => {
             tracing::error!(window = window_id, error = %err, "import window failed");
@@ -69,6 +71,7 @@ pub async fn handle_window(ctx: &JobContext, window_id: &str) {
             }
         }
     }
+    false
 }
 
 async fn split(ctx: &JobContext, window: &import_window::Model) {
@@ -113,18 +116,24 @@ enum StatusEnd {
     Done,
     /// The run ended, or another run of the window took over: stop here.
     Stop,
+    /// The process is shutting down: the window goes back to the queue and resumes from
+    /// its cursor in the next process.
+    HandOver,
 }
 
-async fn run_window(ctx: &JobContext, window: &import_window::Model) -> Result<(), WindowError> {
+async fn run_window(
+    ctx: &JobContext,
+    window: &import_window::Model,
+) -> Result<WindowEnd, WindowError> {
     let db = &ctx.db.conn;
     let Some(run) = import_run::Entity::find_by_id(window.run_id.clone())
         .one(db)
         .await?
     else {
-        return Ok(());
+        return Ok(WindowEnd::Finished);
     };
     if run.status.is_final() {
-        return Ok(());
+        return Ok(WindowEnd::Finished);
     }
     imports::mark_running(db, &run.id).await?;
     let snap = IntegrationSnapshot::load(db, &run.integration_id).await?;
@@ -144,11 +153,23 @@ async fn run_window(ctx: &JobContext, window: &import_window::Model) -> Result<(
     let mut cursor: imports::WindowCursor =
         (window.cursor_status.clone(), window.page_token.clone());
     for status in &statuses[resume_at(window, &statuses)..] {
-        if let StatusEnd::Stop = work.import_status(status, &mut cursor).await? {
-            return Ok(());
+        match work.import_status(status, &mut cursor).await? {
+            StatusEnd::Done => {}
+            StatusEnd::Stop => return Ok(WindowEnd::Finished),
+            StatusEnd::HandOver => return Ok(WindowEnd::HandedOver),
         }
     }
-    work.finish().await
+    work.finish().await?;
+    Ok(WindowEnd::Finished)
+}
+
+/// How a window job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WindowEnd {
+    /// Done, or nothing left to do (the run ended, or the window failed).
+    Finished,
+    /// The process is shutting down: the window resumes from its cursor in the next one.
+    HandedOver,
 }
 
 /// Where a window resumes: mid-status at its saved page, or after a status whose last
@@ -178,6 +199,9 @@ impl WindowWork<'_> {
             _ => None,
         };
         loop {
+            if self.ctx.is_stopping() {
+                return Ok(StatusEnd::HandOver);
+            }
             // A canceled or failed run stops at the next page.
             let current = import_run::Entity::find_by_id(self.run.id.clone())
                 .one(db)

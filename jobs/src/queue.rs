@@ -291,3 +291,98 @@ pub async fn runnable_jobs_older_than(db: &Database, age: Duration) -> Result<i6
         }
     }
 }
+
+/// Renews the lease on everything `workers` (this process's workers) have claimed: their
+/// liveness stamp is set to now. Run on a timer of its own, so a process that is busy
+/// (or slow) keeps its work; only a process that is gone or frozen stops renewing.
+pub async fn renew_leases(db: &Database, workers: &[String]) -> Result<u64, sqlx::Error> {
+    let renewed = match &db.pool {
+        Pool::Sqlite(pool) => sqlx::query(
+            "UPDATE Workers SET last_seen = strftime('%s', 'now') \
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(workers).unwrap_or_default())
+        .execute(pool)
+        .await?
+        .rows_affected(),
+        Pool::Postgres(pool) => {
+            sqlx::query("UPDATE apalis.workers SET last_seen = now() WHERE id = ANY($1)")
+                .bind(workers)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }
+    };
+    Ok(renewed)
+}
+
+/// Hands back what `workers` claimed and did not finish: their jobs become due again at
+/// once, for any process. Called on shutdown, after the groups being processed finished
+/// (or were abandoned, their transactions rolled back). A job whose effects had already
+/// committed runs again harmlessly: the deliveries it names are no longer pending.
+pub async fn release_claims(db: &Database, workers: &[String]) -> Result<u64, sqlx::Error> {
+    let released = match &db.pool {
+        Pool::Sqlite(pool) => sqlx::query(
+            "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+             WHERE status IN ('Queued', 'Running') \
+             AND lock_by IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(workers).unwrap_or_default())
+        .execute(pool)
+        .await?
+        .rows_affected(),
+        Pool::Postgres(pool) => sqlx::query(
+            "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL \
+             WHERE status IN ('Queued', 'Running') AND lock_by = ANY($1)",
+        )
+        .bind(workers)
+        .execute(pool)
+        .await?
+        .rows_affected(),
+    };
+    Ok(released)
+}
+
+/// Work claimed by some process and not finished, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClaimStats {
+    /// Claimed jobs whose process has not renewed its lease within `lease`: they wait to
+    /// be taken over (normally for less than a heartbeat).
+    pub expired: i64,
+    /// Age in seconds of the oldest claim; 0 when nothing is claimed. A figure that keeps
+    /// growing is a stuck process.
+    pub oldest_age_secs: i64,
+}
+
+pub async fn claim_stats(db: &Database, lease: Duration) -> Result<ClaimStats, sqlx::Error> {
+    let now_secs = entity::now_ms() / 1000;
+    let lease_secs = lease.as_secs() as i64;
+    let (expired, oldest): (i64, Option<i64>) =
+        match &db.pool {
+            Pool::Sqlite(pool) => sqlx::query_as(
+                "SELECT count(CASE WHEN w.last_seen IS NULL OR ?1 - w.last_seen >= ?2 THEN 1 END), \
+                 min(j.lock_at) FROM Jobs j LEFT JOIN Workers w ON w.id = j.lock_by \
+                 WHERE j.status IN ('Queued', 'Running')",
+            )
+            .bind(now_secs)
+            .bind(lease_secs)
+            .fetch_one(pool)
+            .await?,
+            Pool::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT count(CASE WHEN w.last_seen IS NULL \
+                   OR w.last_seen <= now() - make_interval(secs => $1) THEN 1 END), \
+                 min(extract(epoch from j.lock_at))::bigint \
+                 FROM apalis.jobs j LEFT JOIN apalis.workers w ON w.id = j.lock_by \
+                 WHERE j.status IN ('Queued', 'Running')",
+                )
+                .bind(lease_secs as f64)
+                .fetch_one(pool)
+                .await?
+            }
+        };
+    Ok(ClaimStats {
+        expired,
+        oldest_age_secs: oldest.map(|t| (now_secs - t).max(0)).unwrap_or(0),
+    })
+}

@@ -17,23 +17,32 @@ use crate::{
 };
 
 async fn hotmart_job(job: HotmartJob, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
-    ctx.progress
-        .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed);
-    match job {
-        HotmartJob::ImportWindow { window_id } => handle_window(&ctx, &window_id).await,
-        HotmartJob::RefreshProducts {
-            integration_id,
-            hotmart_product_id,
-            label,
-        } => {
-            crate::products::refresh(
-                &ctx,
-                &integration_id,
-                hotmart_product_id.as_deref(),
-                label.as_deref(),
-            )
-            .await
+    let handed_over = {
+        let Some(_working) = ctx.start_work() else {
+            return park().await;
+        };
+        ctx.progress
+            .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed);
+        match job {
+            HotmartJob::ImportWindow { window_id } => handle_window(&ctx, &window_id).await,
+            HotmartJob::RefreshProducts {
+                integration_id,
+                hotmart_product_id,
+                label,
+            } => {
+                crate::products::refresh(
+                    &ctx,
+                    &integration_id,
+                    hotmart_product_id.as_deref(),
+                    label.as_deref(),
+                )
+                .await;
+                false
+            }
         }
+    };
+    if handed_over {
+        return park().await;
     }
     Ok(())
 }
@@ -42,6 +51,9 @@ async fn process_delivery_job(
     job: ProcessDeliveries,
     ctx: Data<JobContext>,
 ) -> Result<(), BoxDynError> {
+    let Some(_working) = ctx.start_work() else {
+        return park().await;
+    };
     // Failures are recorded on the delivery and retried by `handle_delivery` itself.
     ctx.progress
         .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed);
@@ -49,7 +61,16 @@ async fn process_delivery_job(
     Ok(())
 }
 
-/// Runs the workers until `shutdown` completes.
+/// A job the process will not do because it is shutting down: it is never acknowledged,
+/// so its claim is handed back to the queue when the workers stop.
+async fn park() -> Result<(), BoxDynError> {
+    std::future::pending().await
+}
+
+/// Runs the workers until `shutdown` completes, then drains: jobs not started by then
+/// are not started, the jobs doing work get `shutdown_grace` to finish (import windows
+/// stop at their next page), and whatever this process claimed and did not finish is
+/// handed back to the queue, due at once for the next process.
 pub async fn run(
     db: Database,
     settings: WorkerSettings,
@@ -64,27 +85,42 @@ pub async fn run(
         progress: Default::default(),
         keys,
         hotmart,
+        stopping: Default::default(),
+        busy: Default::default(),
     };
     let sweeper = tokio::spawn(sweep_forever(ctx.clone()));
-    let shutdown = shutdown.boxed().shared();
-    // A worker stops when its queue backend fails (the database went away); it is started
-    // again after a pause, until shutdown.
+    let stopping = ctx.stopping.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    .boxed()
+    .shared();
+    // The workers stop when their queue backend fails (the database went away), or when
+    // the queue looks stuck; they are started again after a pause, until shutdown.
     let result = loop {
         let stop = shutdown.clone();
-        // A queue backend that failed (the database went away) can leave a worker without
-        // a live task stream. A watchdog restarts the workers when runnable jobs wait while
-        // nothing has been processed for a while.
+        // A queue backend that failed can leave a worker without a live task stream. A
+        // watchdog restarts the workers when runnable jobs wait while nothing has been
+        // processed for a while.
         let watchdog = watch_for_stuck_queue(ctx.clone());
-        let result = monitor(&ctx)
-            .with_terminator(tokio::time::sleep(Duration::from_secs(2)))
-            .run_with_signal(async move {
+        let (monitor, names) = monitor(&ctx);
+        let leases = tokio::spawn(renew_leases_forever(ctx.clone(), names.clone()));
+        // The monitor is not asked to shut down: a stopping worker stops driving its
+        // queue backend while its jobs finish, and a half-done fetch would keep SQLite's
+        // write lock from those very jobs. The drain is done here, then the monitor is
+        // dropped (what is left of its jobs rolls back) and the claims handed back.
+        let result = tokio::select! {
+            result = monitor.run() => result.map_err(BoxDynError::from),
+            () = async {
                 tokio::select! {
-                    _ = stop => {}
+                    _ = stop => drain(&ctx).await,
                     _ = watchdog => tracing::warn!("queue looks stuck; restarting the workers"),
                 }
-                Ok(())
-            })
-            .await;
+            } => Ok(()),
+        };
+        leases.abort();
+        hand_back(&ctx, &names).await;
         if shutdown.peek().is_some() {
             break result;
         }
@@ -92,7 +128,44 @@ pub async fn run(
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     sweeper.abort();
-    result.map_err(Into::into)
+    result
+}
+
+/// Waits until no job of this process is doing work, at most `shutdown_grace`.
+async fn drain(ctx: &JobContext) {
+    let deadline = tokio::time::Instant::now() + ctx.settings.shutdown_grace;
+    while ctx.busy.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("shutdown grace period over; abandoning the jobs still running");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The queue records what finished on its next turn.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Releases what the stopped `workers` claimed and did not finish.
+async fn hand_back(ctx: &JobContext, workers: &[String]) {
+    match crate::queue::release_claims(&ctx.db, workers).await {
+        Ok(0) => {}
+        Ok(released) => tracing::info!(released, "handed unfinished jobs back to the queue"),
+        // Not lost: the lease expires and another process takes them.
+        Err(err) => tracing::warn!(error = %err, "cannot hand jobs back; their lease will expire"),
+    }
+}
+
+/// Renews the lease on this process's claimed work every heartbeat, apart from the work
+/// itself: a busy or slow process keeps what it claimed.
+async fn renew_leases_forever(ctx: JobContext, workers: Vec<String>) {
+    let mut interval = tokio::time::interval(ctx.settings.heartbeat);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(err) = crate::queue::renew_leases(&ctx.db, &workers).await {
+            tracing::warn!(error = %err, "cannot renew the lease on claimed jobs");
+        }
+    }
 }
 
 /// Registers one worker on `$queue` for jobs of type `$args`, on whichever backend the
@@ -105,7 +178,8 @@ macro_rules! register {
             Pool::Sqlite(pool) => $monitor.register(move |_| {
                 let config = apalis_sqlite::Config::default()
                     .queue($queue)
-                    .heartbeat_interval(settings.heartbeat);
+                    .heartbeat_interval(settings.heartbeat)
+                    .missed_heartbeats(missed_heartbeats(&settings));
                 let backend = SqliteStorage::<$args>::new(&pool)
                     .with_config(config)
                     .poll_with_interval(settings.poll_interval);
@@ -118,7 +192,8 @@ macro_rules! register {
             Pool::Postgres(pool) => $monitor.register(move |_| {
                 let config = apalis_postgres::Config::default()
                     .queue($queue)
-                    .heartbeat_interval(settings.heartbeat);
+                    .heartbeat_interval(settings.heartbeat)
+                    .missed_heartbeats(missed_heartbeats(&settings));
                 let backend = PostgresStorage::<$args>::new(&pool)
                     .with_config(config)
                     .poll_with_interval(settings.poll_interval);
@@ -132,11 +207,21 @@ macro_rules! register {
     }};
 }
 
-/// The workers of this process: deliveries, and work against the Hotmart API.
-fn monitor(ctx: &JobContext) -> Monitor {
+/// Heartbeats a claim may miss before another process takes the work: the lease.
+fn missed_heartbeats(settings: &WorkerSettings) -> usize {
+    let beats = settings.lease.as_millis() / settings.heartbeat.as_millis().max(1);
+    (beats as usize).max(2)
+}
+
+/// The workers of this process (deliveries, and work against the Hotmart API), and
+/// their names.
+fn monitor(ctx: &JobContext) -> (Monitor, Vec<String>) {
     // Worker names are unique per process (and run): several processes share one queue.
-    let deliveries = format!("deliveries-{}", crate::queue::new_job_id());
-    let hotmart = format!("imports-{}", crate::queue::new_job_id());
+    // The process id in them tells an operator which process holds a claim.
+    let pid = std::process::id();
+    let deliveries = format!("deliveries-{pid}-{}", crate::queue::new_job_id());
+    let hotmart = format!("imports-{pid}-{}", crate::queue::new_job_id());
+    let names = vec![deliveries.clone(), hotmart.clone()];
     let monitor = register!(
         Monitor::new(),
         ctx,
@@ -146,7 +231,7 @@ fn monitor(ctx: &JobContext) -> Monitor {
         ctx.settings.concurrency,
         process_delivery_job
     );
-    register!(
+    let monitor = register!(
         monitor,
         ctx,
         IMPORT_QUEUE,
@@ -154,7 +239,8 @@ fn monitor(ctx: &JobContext) -> Monitor {
         hotmart,
         2,
         hotmart_job
-    )
+    );
+    (monitor, names)
 }
 
 /// Completes when runnable jobs have been waiting longer than `stale_after` while this

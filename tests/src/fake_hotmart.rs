@@ -35,6 +35,8 @@ pub struct Faults {
     pub slow_window_ms: AtomicU64,
     /// Tokens stop working after this many uses (0 = never).
     pub token_uses: AtomicU32,
+    /// Every Sales History page takes this long to answer (a slow API, or a long import).
+    pub history_latency_ms: AtomicU64,
 }
 
 /// The matching sales of a query, in order, and the range of them its dates select.
@@ -359,6 +361,10 @@ async fn sales_history(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     count_request(&state, "/sales/history");
+    let latency = state.faults.history_latency_ms.load(Ordering::SeqCst);
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
     match sales_query(&state, &headers, &query) {
         Ok((matching, range)) => paged(&matching[range], &query, "h", 50, 500),
         Err(response) => *response,

@@ -20,6 +20,7 @@ pub use checkout_crm;
 
 pub mod fake_hotmart;
 pub mod hotmart;
+pub mod process;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -194,6 +195,8 @@ pub fn fast_workers() -> WorkerSettings {
         stale_after: Duration::from_secs(2),
         concurrency: 4,
         heartbeat: Duration::from_secs(5),
+        lease: Duration::from_secs(15),
+        shutdown_grace: Duration::from_secs(5),
     }
 }
 

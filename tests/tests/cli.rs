@@ -240,7 +240,17 @@ async fn accounts_and_tokens_from_the_command_line() {
 #[test]
 fn bad_configuration_is_reported_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, &str); 4] = [
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            "WORKER_LEASE_SECS",
+            "9",
+            "WORKER_LEASE_SECS (9) must be at least two heartbeats",
+        ),
+        (
+            "SHUTDOWN_GRACE_SECS",
+            "86400",
+            "SHUTDOWN_GRACE_SECS must be at most 3600",
+        ),
         (
             "DATABASE_URL",
             "mysql://x",

@@ -14,51 +14,13 @@ use std::{
 };
 
 use entity::database;
-use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
-use tests::{Backend, TestDatabase, binary, hotmart::purchase, on_both_backends};
-
-/// The database a crash test's server runs on: the default SQLite file, or a fresh
-/// PostgreSQL database.
-struct Store {
-    url: String,
-    _postgres: Option<TestDatabase>,
-}
-
-impl Store {
-    async fn new(backend: Backend, dir: &std::path::Path) -> Store {
-        match backend {
-            Backend::Sqlite => Store {
-                url: format!("sqlite://{}", dir.join("data/checkout-crm.db").display()),
-                _postgres: None,
-            },
-            Backend::Postgres => {
-                let database = TestDatabase::create(Backend::Postgres).await;
-                Store {
-                    url: database.url.clone(),
-                    _postgres: Some(database),
-                }
-            }
-        }
-    }
-
-    /// `SELECT count(*)` on the server's database; `{jobs}` names the queue table.
-    async fn count(&self, db: &database::Database, sql: &str) -> i64 {
-        let jobs = if db.is_sqlite() {
-            "Jobs"
-        } else {
-            "apalis.jobs"
-        };
-        let sql = sql.replace("{jobs}", jobs);
-        let row = db
-            .conn
-            .query_one_raw(Statement::from_string(db.conn.get_database_backend(), sql))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get_by_index::<i64>(0).unwrap()
-    }
-}
+use tests::{
+    Backend, binary,
+    hotmart::purchase,
+    on_both_backends,
+    process::{Store, wait_healthy},
+};
 
 fn start_server(dir: &std::path::Path, port: u16, database_url: &str) -> Child {
     let mut command = Command::new(binary());
@@ -74,6 +36,7 @@ fn start_server(dir: &std::path::Path, port: u16, database_url: &str) -> Child {
     command
         .env("RUST_LOG", "error")
         .env("WORKER_HEARTBEAT_SECS", "1")
+        .env("WORKER_LEASE_SECS", "3")
         .env("WORKER_SWEEP_SECS", "1")
         .env("WORKER_STALE_SECS", "3")
         .env("WORKER_POLL_MS", "20")
@@ -83,18 +46,6 @@ fn start_server(dir: &std::path::Path, port: u16, database_url: &str) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("start checkout-crm")
-}
-
-async fn wait_healthy(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while reqwest::get(format!("{base}/healthz"))
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "server did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn sigkill_at_random_moments_loses_nothing_and_applies_each_event_once(backend: Backend) {
@@ -235,7 +186,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_applies_each_event_once(bac
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Heartbeat 1 s (two missed beats), sweeper 1 s, stale after 3 s: well within 30 s.
+    // Heartbeat 1 s, lease 3 s, sweeper 1 s, stale after 3 s: well within 30 s.
     assert!(
         posted.elapsed() < Duration::from_secs(30),
         "recovered in {:?}",
@@ -318,6 +269,7 @@ async fn an_import_killed_mid_window_resumes_with_exact_counters(backend: Backen
             .env("HOTMART_AUTH_URL", &hotmart.base)
             .env("RUST_LOG", "error")
             .env("WORKER_HEARTBEAT_SECS", "1")
+            .env("WORKER_LEASE_SECS", "3")
             .env("WORKER_SWEEP_SECS", "1")
             // Longer than a page takes on a loaded machine, so a live window is not re-run.
             .env("WORKER_STALE_SECS", "10")
