@@ -648,10 +648,16 @@ pub fn fixtures() -> Vec<(String, String)> {
     files
 }
 
-/// Path to the `checkout-crm` binary, built once per test process.
+/// Path to the `checkout-crm` binary, built once per test process (debug), unless
+/// `CHECKOUT_CRM_BINARY` names one (for example a release build, to measure).
 pub fn binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| build_binary(false)).clone()
+    BUILT
+        .get_or_init(|| match std::env::var_os("CHECKOUT_CRM_BINARY") {
+            Some(path) => PathBuf::from(path),
+            None => build_binary(false),
+        })
+        .clone()
 }
 
 /// Builds `checkout-crm` (debug, or `--release`) and returns the binary's path.

@@ -425,7 +425,67 @@ async fn workers_frozen_past_their_lease_cause_no_double_effect(backend: Backend
     db.close().await;
 }
 
+async fn a_slow_live_worker_keeps_its_work(backend: Backend) {
+    // Every Sales History page takes longer than the lease: the window's worker is slow
+    // but alive, and its lease is renewed apart from the work.
+    let hotmart = FakeHotmart::start().await;
+    hotmart
+        .state
+        .sales
+        .lock()
+        .unwrap()
+        .extend(january_sales(400));
+    hotmart
+        .state
+        .faults
+        .history_latency_ms
+        .store(3_000, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(backend, dir.path()).await;
+    let env = [("WORKER_HEARTBEAT_SECS", "1"), ("WORKER_LEASE_SECS", "2")];
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = crm(
+        dir.path(),
+        &store.url,
+        &hotmart.base,
+        &env,
+        &["serve", "--no-workers", "--bind", &bind],
+    );
+    wait_healthy(&base).await;
+    let _workers = [
+        crm(dir.path(), &store.url, &hotmart.base, &env, &["worker"]),
+        crm(dir.path(), &store.url, &hotmart.base, &env, &["worker"]),
+    ];
+    let gql = Gql::new(&base, dir.path());
+    let db = database::connect(&store.url, 2).await.unwrap();
+    let (integration, _) = gql.integration().await;
+    let run = gql.import_january(&integration).await;
+    wait_for("the window's worker", || async { window_holder(&db).await.is_some() }).await;
+    let holder = window_holder(&db).await.unwrap();
+    let mut checks = 0;
+    loop {
+        let state = gql.import_run(&run).await;
+        if state["status"] == "SUCCEEDED" || state["status"] == "FAILED" {
+            break;
+        }
+        if let Some(now) = window_holder(&db).await {
+            assert_eq!(now, holder, "the window moved to another worker: {state}");
+            checks += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(checks > 30, "watched the window for over 3 s ({checks} checks)");
+    let finished = gql.import_run(&run).await;
+    assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
+    assert_eq!(finished["salesSeen"].as_u64(), Some(400), "{finished}");
+    assert_eq!(finished["dealsCreated"].as_u64(), Some(400), "{finished}");
+    db.close().await;
+}
+
 on_both_backends!(
+    a_slow_live_worker_keeps_its_work,
     sigterm_mid_burst_hands_work_back_and_a_restart_resumes_at_once,
     a_killed_worker_s_work_is_taken_over_within_30_s,
     workers_frozen_past_their_lease_cause_no_double_effect,
