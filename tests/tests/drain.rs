@@ -462,7 +462,10 @@ async fn a_slow_live_worker_keeps_its_work(backend: Backend) {
     let db = database::connect(&store.url, 2).await.unwrap();
     let (integration, _) = gql.integration().await;
     let run = gql.import_january(&integration).await;
-    wait_for("the window's worker", || async { window_holder(&db).await.is_some() }).await;
+    wait_for("the window's worker", || async {
+        window_holder(&db).await.is_some()
+    })
+    .await;
     let holder = window_holder(&db).await.unwrap();
     let mut checks = 0;
     loop {
@@ -476,7 +479,10 @@ async fn a_slow_live_worker_keeps_its_work(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(checks > 30, "watched the window for over 3 s ({checks} checks)");
+    assert!(
+        checks > 30,
+        "watched the window for over 3 s ({checks} checks)"
+    );
     let finished = gql.import_run(&run).await;
     assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
     assert_eq!(finished["salesSeen"].as_u64(), Some(400), "{finished}");
