@@ -28,6 +28,15 @@ impl AppContext {
 pub trait ContextExt {
     fn app(&self) -> &AppContext;
     fn caller(&self) -> ApiResult<&Caller>;
+    /// A row of `E` in the caller's account by id, batched with the other rows of its
+    /// kind asked for at the same time (see [`super::loaders`]); `None` when missing.
+    fn load_scoped<E>(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = ApiResult<Option<E::Model>>> + Send
+    where
+        E: entity::scope::AccountScoped + Send + Sync + 'static,
+        E::Model: Clone + Send + Sync + 'static;
 }
 
 impl ContextExt for async_graphql::Context<'_> {
@@ -38,5 +47,25 @@ impl ContextExt for async_graphql::Context<'_> {
     fn caller(&self) -> ApiResult<&Caller> {
         self.data_opt::<Caller>()
             .ok_or_else(|| ApiError::new("UNAUTHENTICATED", "authentication required"))
+    }
+
+    fn load_scoped<E>(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = ApiResult<Option<E::Model>>> + Send
+    where
+        E: entity::scope::AccountScoped + Send + Sync + 'static,
+        E::Model: Clone + Send + Sync + 'static,
+    {
+        let key = self
+            .caller()
+            .map(|caller| super::loaders::Key::<E>::new(&caller.account_id, id));
+        let loader = self.data_unchecked::<super::loaders::RowLoader>();
+        async move {
+            loader
+                .load_one(key?)
+                .await
+                .map_err(|err| ApiError::from((*err).clone()))
+        }
     }
 }

@@ -85,6 +85,11 @@ impl Extension for GuardExtension {
         request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
+        // Each request batches (and remembers) the rows its nodes point at.
+        let request = match ctx.data_opt::<super::AppContext>() {
+            Some(app) => request.data(super::loaders::row_loader(app.db.conn.clone())),
+            None => request,
+        };
         let (Some(token), Some(keys)) = (ctx.data_opt::<SessionToken>(), &self.keys) else {
             return next.run(ctx, request).await;
         };

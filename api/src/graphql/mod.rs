@@ -6,6 +6,7 @@ pub mod context;
 pub mod error;
 pub mod guard;
 pub mod imports;
+pub mod loaders;
 pub mod pipeline;
 pub mod setup;
 pub mod types;

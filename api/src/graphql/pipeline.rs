@@ -5,11 +5,10 @@ use chrono::{DateTime, Utc};
 use entity::{
     contacts::{self, ContactFilter as DomainContactFilter},
     deals::{self, DealFilter as DomainDealFilter},
-    deliveries, groups,
+    deliveries,
     hotmart::details::{Attribution, DealDetails, Payment, Subscription},
     page::PageRequest,
-    scope::find_scoped,
-    tables::{contact, deal, deal_event, origin, product, user},
+    tables::{contact, deal, deal_event, group, origin, product, user},
 };
 
 use super::{
@@ -74,32 +73,29 @@ impl Deal {
         ID(self.0.id.clone())
     }
     async fn contact(&self, ctx: &Context<'_>) -> ApiResult<Contact> {
-        let caller = ctx.caller()?;
+        let contact = ctx
+            .load_scoped::<contact::Entity>(&self.0.contact_id)
+            .await?;
         Ok(Contact(
-            find_scoped::<contact::Entity>(&ctx.app().db.conn, caller, &self.0.contact_id).await?,
+            contact.ok_or(entity::DomainError::NotFound("contact"))?,
         ))
     }
     async fn group(&self, ctx: &Context<'_>) -> ApiResult<Group> {
-        Ok(Group(
-            groups::get(&ctx.app().db.conn, ctx.caller()?, &self.0.group_id).await?,
-        ))
+        // The deal is visible, so its group is.
+        let group = ctx.load_scoped::<group::Entity>(&self.0.group_id).await?;
+        Ok(Group(group.ok_or(entity::DomainError::NotFound("group"))?))
     }
     async fn origin(&self, ctx: &Context<'_>) -> ApiResult<Origin> {
-        let caller = ctx.caller()?;
+        let origin = ctx.load_scoped::<origin::Entity>(&self.0.origin_id).await?;
         Ok(Origin(
-            find_scoped::<origin::Entity>(&ctx.app().db.conn, caller, &self.0.origin_id).await?,
+            origin.ok_or(entity::DomainError::NotFound("origin"))?,
         ))
     }
     async fn product(&self, ctx: &Context<'_>) -> ApiResult<Option<Product>> {
         let Some(id) = &self.0.product_id else {
             return Ok(None);
         };
-        let caller = ctx.caller()?;
-        match find_scoped::<product::Entity>(&ctx.app().db.conn, caller, id).await {
-            Ok(product) => Ok(Some(Product(product))),
-            Err(entity::DomainError::NotFound(_)) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        Ok(ctx.load_scoped::<product::Entity>(id).await?.map(Product))
     }
     async fn status(&self) -> DealStatus {
         self.0.status.into()
@@ -108,12 +104,7 @@ impl Deal {
         let Some(id) = &self.0.owner_id else {
             return Ok(None);
         };
-        let caller = ctx.caller()?;
-        match find_scoped::<user::Entity>(&ctx.app().db.conn, caller, id).await {
-            Ok(user) => Ok(Some(User(user))),
-            Err(entity::DomainError::NotFound(_)) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        Ok(ctx.load_scoped::<user::Entity>(id).await?.map(User))
     }
     async fn value(&self) -> Option<f64> {
         self.0.value_cents.map(entity::money::to_f64)
@@ -155,6 +146,50 @@ impl Deal {
         let rows = deals::timeline(&ctx.app().db.conn, &self.0.id).await?;
         Ok(rows.into_iter().map(TimelineEntry).collect())
     }
+}
+
+/// Loads the rows that the selected fields of a page of deals point at, one batch per
+/// kind, so that every node finds its own in the request's loader.
+async fn prefetch_related(ctx: &Context<'_>, nodes: &[deal::Model]) -> ApiResult<()> {
+    use super::loaders::{RowLoader, prefetch};
+    let selected = ctx.look_ahead().field("nodes");
+    let Some(loader) = ctx.data_opt::<RowLoader>() else {
+        return Ok(());
+    };
+    if nodes.is_empty() || !selected.exists() {
+        return Ok(());
+    }
+    let account = ctx.caller()?.account_id.as_str();
+    let ids = |id: fn(&deal::Model) -> Option<&String>| {
+        nodes.iter().filter_map(id).cloned().collect::<Vec<_>>()
+    };
+    let failed = |err: std::sync::Arc<entity::DomainError>| ApiError::from((*err).clone());
+    if selected.field("contact").exists() {
+        prefetch::<contact::Entity>(loader, account, ids(|d| Some(&d.contact_id)))
+            .await
+            .map_err(failed)?;
+    }
+    if selected.field("origin").exists() {
+        prefetch::<origin::Entity>(loader, account, ids(|d| Some(&d.origin_id)))
+            .await
+            .map_err(failed)?;
+    }
+    if selected.field("group").exists() {
+        prefetch::<group::Entity>(loader, account, ids(|d| Some(&d.group_id)))
+            .await
+            .map_err(failed)?;
+    }
+    if selected.field("owner").exists() {
+        prefetch::<user::Entity>(loader, account, ids(|d| d.owner_id.as_ref()))
+            .await
+            .map_err(failed)?;
+    }
+    if selected.field("product").exists() {
+        prefetch::<product::Entity>(loader, account, ids(|d| d.product_id.as_ref()))
+            .await
+            .map_err(failed)?;
+    }
+    Ok(())
 }
 
 pub struct TimelineEntry(pub deal_event::Model);
@@ -333,6 +368,7 @@ impl PipelineQuery {
             label_id: filter.label_id.map(|id| id.0),
         };
         let page = deals::page(&ctx.app().db.conn, ctx.caller()?, filter, request).await?;
+        prefetch_related(ctx, &page.nodes).await?;
         Ok(DealConnection {
             page_info: PageInfo {
                 has_next_page: page.has_next_page,
