@@ -8,7 +8,7 @@ pub mod config;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
-pub mod routes;
+pub mod route_cache;
 pub mod state;
 pub mod webhook;
 pub mod ws;

@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use jobs::inbox::Submission;
 use serde_json::json;
 
-use crate::{routes::Route, state::HttpState};
+use crate::{route_cache::Route, state::HttpState};
 
 /// Largest delivery accepted.
 pub const MAX_WEBHOOK_BODY: usize = 256 * 1024;

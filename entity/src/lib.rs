@@ -25,6 +25,7 @@ pub mod page;
 pub mod products;
 pub mod scope;
 pub mod secrets;
+pub mod stamps;
 pub mod tables;
 pub mod tenants;
 pub mod users;

@@ -10,6 +10,7 @@ mod m20261128_000001_create_tables;
 mod m20261201_000001_money_in_cents;
 mod m20261201_000002_deal_details;
 mod m20261202_000001_api_limits;
+mod m20261203_000001_change_stamps;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_money_in_cents::Migration),
             Box::new(m20261201_000002_deal_details::Migration),
             Box::new(m20261202_000001_api_limits::Migration),
+            Box::new(m20261203_000001_change_stamps::Migration),
         ]
     }
 }

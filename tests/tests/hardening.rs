@@ -190,7 +190,7 @@ async fn websocket_init_and_size_are_bounded(backend: Backend) {
     );
 }
 
-/// A mutation over the websocket drops the webhook route cache like one over HTTP: the
+/// A route mutation over the websocket records the change like one over HTTP: the
 /// rotated URL stops working at once.
 async fn a_rotation_over_the_websocket_takes_effect_at_once(backend: Backend) {
     let app = TestApp::spawn(backend).await;

@@ -12,7 +12,7 @@ pub struct AppContext {
     /// Stores webhook deliveries (group commit).
     pub inbox: jobs::inbox::Inbox,
     /// Webhook token → integration and products, for the webhook hot path.
-    pub routes: std::sync::Arc<crate::routes::RouteCache>,
+    pub routes: std::sync::Arc<crate::route_cache::RouteCache>,
     pub keys: SecretKeys,
     pub public_url: String,
     /// A webhook body that takes longer than this to arrive is abandoned (408).

@@ -5,8 +5,9 @@
 //!   database. A token that expired, a deleted user or a demoted admin are refused at once.
 //! - Operations on a websocket get the HTTP limits: the same time limit and a bound on how
 //!   many run at once.
-//! - A mutation drops the webhook route cache when it ends, so webhooks see a changed
-//!   route (a rotated URL, a new hottok) from the next delivery on.
+//! - A mutation that changes webhook routes ([`ROUTE_MUTATIONS`]) records the change when
+//!   it ends, so webhooks of every process see it (a rotated URL, a new hottok) from the
+//!   next delivery on (see `route_cache.rs`).
 
 use std::{
     sync::{
@@ -27,6 +28,20 @@ use async_graphql::{
 use tokio::sync::Semaphore;
 
 use crate::auth::{self, AuthError, TokenKeys};
+
+/// The mutations that change what a webhook URL routes to: an integration's status, URL
+/// token, events or settings, and its products.
+pub const ROUTE_MUTATIONS: [&str; 9] = [
+    "createHotmartIntegration",
+    "addHotmartProduct",
+    "updateProduct",
+    "removeProduct",
+    "updateIntegration",
+    "activateIntegration",
+    "pauseIntegration",
+    "rotateWebhookToken",
+    "deleteIntegration",
+];
 
 /// The token a websocket connection was opened with, kept in its connection data.
 #[derive(Clone)]
@@ -57,7 +72,7 @@ impl ExtensionFactory for Guard {
             keys: self.keys.clone(),
             socket_slots: self.socket_slots.clone(),
             timeout: self.timeout,
-            mutation: AtomicBool::new(false),
+            changes_routes: AtomicBool::new(false),
         })
     }
 }
@@ -66,7 +81,8 @@ struct GuardExtension {
     keys: Option<TokenKeys>,
     socket_slots: Arc<Semaphore>,
     timeout: Duration,
-    mutation: AtomicBool,
+    /// The operation calls a mutation of [`ROUTE_MUTATIONS`].
+    changes_routes: AtomicBool,
 }
 
 fn refusal(code: &str, message: &str) -> ServerError {
@@ -116,11 +132,8 @@ impl Extension for GuardExtension {
         if user_depth(&document) > super::MAX_DEPTH {
             return Err(ServerError::new("Query is nested too deep.", None));
         }
-        let mutation = document
-            .operations
-            .iter()
-            .any(|(_, op)| op.node.ty == OperationType::Mutation);
-        self.mutation.store(mutation, Ordering::Relaxed);
+        self.changes_routes
+            .store(changes_routes(&document), Ordering::Relaxed);
         Ok(document)
     }
 
@@ -147,13 +160,39 @@ impl Extension for GuardExtension {
         } else {
             next.run(ctx, operation_name).await
         };
-        if self.mutation.load(Ordering::Relaxed) {
-            ctx.data_unchecked::<super::AppContext>()
-                .routes
-                .invalidate();
+        if self.changes_routes.load(Ordering::Relaxed) {
+            let app = ctx.data_unchecked::<super::AppContext>();
+            app.routes.changed(&app.db.conn).await;
         }
         response
     }
+}
+
+/// Whether a mutation of the document changes webhook routes (its root fields, aliases
+/// and fragments included).
+fn changes_routes(document: &ExecutableDocument) -> bool {
+    document
+        .operations
+        .iter()
+        .filter(|(_, op)| op.node.ty == OperationType::Mutation)
+        .any(|(_, op)| root_fields(document, &op.node.selection_set.node, 0))
+}
+
+fn root_fields(document: &ExecutableDocument, set: &SelectionSet, nesting: usize) -> bool {
+    // Fragments cannot nest deeper than the depth limit lets a document through.
+    if nesting > super::MAX_DEPTH {
+        return false;
+    }
+    set.items.iter().any(|item| match &item.node {
+        Selection::Field(field) => ROUTE_MUTATIONS.contains(&field.node.name.node.as_str()),
+        Selection::InlineFragment(fragment) => {
+            root_fields(document, &fragment.node.selection_set.node, nesting + 1)
+        }
+        Selection::FragmentSpread(spread) => document
+            .fragments
+            .get(&spread.node.fragment_name.node)
+            .is_some_and(|f| root_fields(document, &f.node.selection_set.node, nesting + 1)),
+    })
 }
 
 /// How deep a query nests outside introspection (`__schema`, `__type`): user queries are
