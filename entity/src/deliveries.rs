@@ -198,14 +198,14 @@ fn status_of(item: &IntakeItem<'_>) -> DomainResult<(DeliveryStatus, Option<Stri
     )
 }
 
-/// The inbox row of a delivery; `job` is the job it is processed under, when pending.
+/// The inbox row of a delivery.
 fn new_row(
     item: &IntakeItem<'_>,
     status: DeliveryStatus,
     reason: Option<String>,
-    job: Option<String>,
     now: i64,
 ) -> webhook_delivery::ActiveModel {
+    let pending = status == DeliveryStatus::Pending;
     webhook_delivery::ActiveModel {
         id: Set(new_id()),
         account_id: Set(item.integration.account_id.clone()),
@@ -220,9 +220,8 @@ fn new_row(
         payload_sha256: Set(sha256_hex(item.body.as_bytes())),
         body_differs: Set(false),
         received_at: Set(now),
-        processed_at: Set((job.is_none()).then_some(now)),
-        enqueued_at: Set(job.is_some().then_some(now)),
-        job_id: Set(job),
+        processed_at: Set((!pending).then_some(now)),
+        enqueued_at: Set(pending.then_some(now)),
     }
 }
 
@@ -251,30 +250,18 @@ async fn insert_new<C: ConnectionTrait>(
 }
 
 /// Stores authentic deliveries, in order, with one multi-row insert (a burst is stored
-/// in a few statements). Accepted deliveries get the job id they will be processed
-/// under: `per_job` consecutive accepted deliveries share one, made by `new_job_id`.
-/// Returns what happened to each, with its job id when accepted.
+/// in a few statements). Returns what happened to each; the `Accepted` ones are to be
+/// processed (the caller enqueues them, in the same transaction).
 pub async fn intake_many<C: ConnectionTrait>(
     db: &C,
     items: &[IntakeItem<'_>],
-    per_job: usize,
-    mut new_job_id: impl FnMut() -> String,
-) -> DomainResult<Vec<(Intake, Option<String>)>> {
+) -> DomainResult<Vec<Intake>> {
     let now = now_ms();
     let mut rows = Vec::with_capacity(items.len());
     let mut reasons = Vec::with_capacity(items.len());
-    let mut job_id = new_job_id();
-    let mut accepted = 0;
     for item in items {
         let (status, reason) = status_of(item)?;
-        let job = (status == DeliveryStatus::Pending).then(|| {
-            if accepted > 0 && accepted % per_job.max(1) == 0 {
-                job_id = new_job_id();
-            }
-            accepted += 1;
-            job_id.clone()
-        });
-        rows.push(new_row(item, status, reason.clone(), job, now));
+        rows.push(new_row(item, status, reason.clone(), now));
         reasons.push((status, reason));
     }
     let inserted = insert_new(db, &rows).await?;
@@ -282,20 +269,16 @@ pub async fn intake_many<C: ConnectionTrait>(
     for ((item, row), (status, reason)) in items.iter().zip(rows).zip(reasons) {
         let id = row.id.clone().unwrap();
         if inserted.contains(&id) {
-            let job = row.job_id.clone().unwrap();
             outcomes.push(match status {
-                DeliveryStatus::Pending => (Intake::Accepted { delivery_id: id }, job),
-                DeliveryStatus::Test => (Intake::Test { delivery_id: id }, None),
-                _ => (
-                    Intake::Ignored {
-                        delivery_id: id,
-                        reason: reason.unwrap_or_default(),
-                    },
-                    None,
-                ),
+                DeliveryStatus::Pending => Intake::Accepted { delivery_id: id },
+                DeliveryStatus::Test => Intake::Test { delivery_id: id },
+                _ => Intake::Ignored {
+                    delivery_id: id,
+                    reason: reason.unwrap_or_default(),
+                },
             });
         } else {
-            outcomes.push((store_duplicate(db, item, row, now).await?, None));
+            outcomes.push(store_duplicate(db, item, row, now).await?);
         }
     }
     Ok(outcomes)
@@ -330,7 +313,6 @@ async fn store_duplicate<C: ConnectionTrait>(
     }));
     duplicate.body_differs = Set(differs);
     duplicate.processed_at = Set(Some(now));
-    duplicate.job_id = Set(None);
     duplicate.enqueued_at = Set(None);
     duplicate.insert(db).await?;
     Ok(Intake::Duplicate { delivery_id: id })
@@ -359,7 +341,6 @@ pub async fn record_rejected(
         body_differs: Set(false),
         received_at: Set(now),
         processed_at: Set(Some(now)),
-        job_id: Set(None),
         enqueued_at: Set(None),
     }
     .insert(db)
@@ -514,28 +495,25 @@ fn still_pending() -> sea_orm::sea_query::Expr {
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterFailure {
-    /// Try again after a delay, under this new job id.
-    RetryAfter { attempt: i32, delay_secs: u64 },
+    /// Try again after `delay` (the caller enqueues the next attempt).
+    RetryAfter {
+        attempt: i32,
+        delay: std::time::Duration,
+    },
     /// Out of attempts: the delivery is `FAILED`.
     Failed,
     /// The delivery is not pending any more.
     Nothing,
 }
 
-/// Exponential backoff: `base · 2^(attempt-1)` seconds, capped at one hour.
-pub fn backoff_secs(base_secs: u64, attempt: i32) -> u64 {
-    let exp = (attempt.max(1) - 1).min(20) as u32;
-    base_secs.saturating_mul(1u64 << exp).min(3600)
-}
-
-/// Records a failed attempt; the delivery stays `PENDING` for a retry, or becomes `FAILED`.
+/// Records a failed attempt. `retry_in(attempt)` is the retry policy: the delay before
+/// the next attempt, or `None` when the delivery is out of attempts (it becomes
+/// `FAILED`). A retried delivery stays `PENDING`, due after the delay.
 pub async fn record_failure(
     db: &impl ConnectionTrait,
     delivery_id: &str,
     error: &str,
-    max_attempts: i32,
-    backoff_base_secs: u64,
-    next_job_id: &str,
+    retry_in: impl FnOnce(i32) -> Option<std::time::Duration>,
 ) -> DomainResult<AfterFailure> {
     let Some(delivery) = webhook_delivery::Entity::find_by_id(delivery_id.to_owned())
         .one(db)
@@ -550,31 +528,24 @@ pub async fn record_failure(
     let mut model = delivery.into_active_model();
     model.attempts = Set(attempt);
     model.reason = Set(Some(format!("attempt {attempt}: {error}")));
-    if attempt >= max_attempts {
+    let Some(delay) = retry_in(attempt) else {
         model.status = Set(DeliveryStatus::Failed);
         model.processed_at = Set(Some(now_ms()));
-        model.job_id = Set(None);
         model.update(db).await?;
         return Ok(AfterFailure::Failed);
-    }
-    let delay_secs = backoff_secs(backoff_base_secs, attempt);
-    model.job_id = Set(Some(next_job_id.to_owned()));
-    model.enqueued_at = Set(Some(now_ms() + (delay_secs as i64) * 1000));
+    };
+    model.enqueued_at = Set(Some(now_ms() + delay.as_millis() as i64));
     model.update(db).await?;
-    Ok(AfterFailure::RetryAfter {
-        attempt,
-        delay_secs,
-    })
+    Ok(AfterFailure::RetryAfter { attempt, delay })
 }
 
 /// Re-runs a delivery: the routing rules are checked again (an `IGNORED` delivery whose
-/// product or event was added since is accepted now) and it becomes `PENDING` under
-/// `job_id`. Returns the delivery and whether a job must be enqueued.
+/// product or event was added since is accepted now) and it becomes `PENDING` for
+/// processing again. Returns the delivery and whether it is to be processed (enqueued).
 pub async fn replay(
     db: &impl ConnectionTrait,
     caller: &Caller,
     id: &str,
-    job_id: &str,
 ) -> DomainResult<(webhook_delivery::Model, bool)> {
     caller.require_admin()?;
     let delivery = find_scoped::<webhook_delivery::Entity>(db, caller, id).await?;
@@ -607,7 +578,6 @@ pub async fn replay(
             model.reason = Set(Some("replayed".into()));
             model.attempts = Set(0);
             model.processed_at = Set(None);
-            model.job_id = Set(Some(job_id.to_owned()));
             model.enqueued_at = Set(Some(now_ms()));
             true
         }

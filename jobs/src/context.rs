@@ -58,6 +58,24 @@ impl Default for WorkerSettings {
     }
 }
 
+impl WorkerSettings {
+    /// The retry policy of deliveries: after failed attempt number `attempt`, the delay
+    /// before the next one — `backoff_base · 2^(attempt-1)`, at most one hour — or `None`
+    /// when the delivery is out of attempts.
+    pub fn retry_in(&self, attempt: i32) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let exp = (attempt.max(1) - 1).min(20) as u32;
+        let secs = self
+            .backoff_base
+            .as_secs()
+            .max(1)
+            .saturating_mul(1u64 << exp);
+        Some(Duration::from_secs(secs.min(3600)))
+    }
+}
+
 /// What job handlers get.
 #[derive(Clone)]
 pub struct JobContext {
@@ -109,4 +127,24 @@ pub struct HotmartEndpoints {
     pub api_url: String,
     pub auth_url: String,
     pub requests_per_minute: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_up_to_an_hour_and_stop_at_the_last_attempt() {
+        let settings = WorkerSettings {
+            max_attempts: 20,
+            backoff_base: Duration::from_secs(5),
+            ..WorkerSettings::default()
+        };
+        let delays: Vec<u64> = (1..=4)
+            .map(|a| settings.retry_in(a).unwrap().as_secs())
+            .collect();
+        assert_eq!(delays, [5, 10, 20, 40]);
+        assert_eq!(settings.retry_in(19), Some(Duration::from_secs(3600)));
+        assert_eq!(settings.retry_in(20), None);
+    }
 }

@@ -10,8 +10,6 @@ use entity::{
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr};
 
-use crate::queue::new_job_id;
-
 pub use crate::context::{HotmartEndpoints, JobContext, WorkerSettings};
 
 /// Runs one attempt for deliveries, with a deadline, and schedules the next attempt (or
@@ -48,31 +46,13 @@ pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
 /// Records a failed attempt and enqueues the next one after the backoff, or leaves the
 /// delivery `FAILED` when it is out of attempts.
 async fn retry_later(ctx: &JobContext, delivery_id: &str, error: String) {
-    let next_job = new_job_id();
-    let after = deliveries::record_failure(
-        &ctx.db.conn,
-        delivery_id,
-        &error,
-        ctx.settings.max_attempts,
-        ctx.settings.backoff_base.as_secs().max(1),
-        &next_job,
-    )
-    .await;
+    let policy = &ctx.settings;
+    let after =
+        deliveries::record_failure(&ctx.db.conn, delivery_id, &error, |a| policy.retry_in(a)).await;
     match after {
-        Ok(AfterFailure::RetryAfter {
-            attempt,
-            delay_secs,
-        }) => {
-            tracing::warn!(delivery = delivery_id, attempt, delay_secs, error = %error, "delivery failed; will retry");
-            if let Err(err) = ctx
-                .queue
-                .enqueue_delivery(
-                    &next_job,
-                    delivery_id,
-                    Some(Duration::from_secs(delay_secs)),
-                )
-                .await
-            {
+        Ok(AfterFailure::RetryAfter { attempt, delay }) => {
+            tracing::warn!(delivery = delivery_id, attempt, delay_secs = delay.as_secs(), error = %error, "delivery failed; will retry");
+            if let Err(err) = ctx.queue.enqueue_delivery(delivery_id, Some(delay)).await {
                 tracing::error!(delivery = delivery_id, error = %err, "cannot enqueue retry; the sweeper will");
             }
         }
@@ -98,28 +78,26 @@ pub async fn sweep_once(ctx: &JobContext) -> Result<usize, entity::DomainError> 
         .limit(500)
         .all(&ctx.db.conn)
         .await?;
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    let covered = crate::queue::deliveries_in_unfinished_jobs(&ctx.db).await?;
     let mut requeued = 0;
-    for delivery in stale {
-        if let Some(job_id) = &delivery.job_id
-            && crate::queue::job_is_waiting(&ctx.db, job_id).await?
-        {
-            continue;
-        }
-        let next_job = new_job_id();
+    for delivery in stale.into_iter().filter(|d| !covered.contains(&d.id)) {
+        // Claimed by moving `enqueued_at`, so that two sweepers enqueue it once.
         let claimed = webhook_delivery::Entity::update_many()
-            .col_expr(webhook_delivery::Column::JobId, Expr::val(next_job.clone()))
             .col_expr(webhook_delivery::Column::EnqueuedAt, Expr::val(now_ms()))
             .filter(webhook_delivery::Column::Id.eq(delivery.id.as_str()))
             .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-            .filter(match &delivery.job_id {
-                Some(job) => webhook_delivery::Column::JobId.eq(job.as_str()),
-                None => webhook_delivery::Column::JobId.is_null(),
+            .filter(match delivery.enqueued_at {
+                Some(at) => webhook_delivery::Column::EnqueuedAt.eq(at),
+                None => webhook_delivery::Column::EnqueuedAt.is_null(),
             })
             .exec(&ctx.db.conn)
             .await?;
         if claimed.rows_affected == 1 {
             ctx.queue
-                .enqueue_delivery(&next_job, &delivery.id, None)
+                .enqueue_delivery(&delivery.id, None)
                 .await
                 .map_err(|err| entity::DomainError::Internal(err.to_string()))?;
             tracing::info!(delivery = %delivery.id, "re-enqueued a pending delivery whose job was gone");

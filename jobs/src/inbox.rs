@@ -23,7 +23,7 @@ use entity::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::queue::{enqueue_deliveries_in, new_job_id};
+use crate::queue::enqueue_deliveries_in;
 
 /// Most deliveries committed in one group.
 pub const MAX_GROUP: usize = 256;
@@ -142,20 +142,18 @@ async fn commit_group(db: &Database, group: &[&Submission]) -> DomainResult<Vec<
         })
         .collect();
     let txn = db.begin_write().await?;
-    let outcomes = deliveries::intake_many(&*txn, &items, DELIVERIES_PER_JOB, new_job_id).await?;
+    let outcomes = deliveries::intake_many(&*txn, &items).await?;
     // The jobs, in the same transaction: one per run of accepted deliveries.
-    let mut jobs: Vec<(String, Vec<String>)> = Vec::new();
-    for (intake, job) in &outcomes {
-        if let (Intake::Accepted { delivery_id }, Some(job)) = (intake, job) {
-            match jobs.last_mut() {
-                Some((id, ids)) if id == job => ids.push(delivery_id.clone()),
-                _ => jobs.push((job.clone(), vec![delivery_id.clone()])),
-            }
-        }
-    }
-    for (job_id, delivery_ids) in &jobs {
-        enqueue_deliveries_in(&*txn, job_id, delivery_ids).await?;
+    let accepted: Vec<String> = outcomes
+        .iter()
+        .filter_map(|intake| match intake {
+            Intake::Accepted { delivery_id } => Some(delivery_id.clone()),
+            _ => None,
+        })
+        .collect();
+    for delivery_ids in accepted.chunks(DELIVERIES_PER_JOB) {
+        enqueue_deliveries_in(&*txn, delivery_ids).await?;
     }
     txn.commit().await?;
-    Ok(outcomes.into_iter().map(|(intake, _)| intake).collect())
+    Ok(outcomes)
 }

@@ -64,7 +64,7 @@ pub async fn setup(db: &Database) -> Result<(), QueueSetupError> {
 }
 
 /// A new job id (apalis needs ULIDs).
-pub fn new_job_id() -> String {
+pub(crate) fn new_job_id() -> String {
     ulid::Ulid::generate().to_string()
 }
 
@@ -159,17 +159,16 @@ impl Queue {
         self.imports.push(&new_job_id(), args, None).await
     }
 
-    /// Enqueues the processing of a delivery under `job_id`, optionally delayed.
+    /// Enqueues the processing of a delivery, optionally delayed.
     pub async fn enqueue_delivery(
         &self,
-        job_id: &str,
         delivery_id: &str,
         delay: Option<Duration>,
     ) -> Result<(), EnqueueError> {
         let args = ProcessDeliveries {
             delivery_ids: vec![delivery_id.to_owned()],
         };
-        self.deliveries.push(job_id, args, delay).await
+        self.deliveries.push(&new_job_id(), args, delay).await
     }
 }
 
@@ -179,10 +178,11 @@ impl Queue {
 /// `apalis-postgres`' `queries/task/sink.sql`), due now, one attempt.
 pub async fn enqueue_deliveries_in(
     txn: &impl sea_orm::ConnectionTrait,
-    job_id: &str,
     delivery_ids: &[String],
 ) -> Result<(), sea_orm::DbErr> {
     use sea_orm::{DbBackend, Statement};
+    let job_id = new_job_id();
+    let job_id = job_id.as_str();
     let job = serde_json::to_vec(&ProcessDeliveries {
         delivery_ids: delivery_ids.to_vec(),
     })
@@ -248,24 +248,37 @@ pub async fn stats(db: &Database) -> Result<QueueStats, sqlx::Error> {
     })
 }
 
-/// Whether the queue still holds the job, not yet started.
-pub async fn job_is_waiting(db: &Database, job_id: &str) -> Result<bool, entity::DomainError> {
-    let status: Option<String> = match &db.pool {
+/// The deliveries that some unfinished job (waiting, scheduled for a retry, claimed or
+/// running) will process.
+pub async fn deliveries_in_unfinished_jobs(
+    db: &Database,
+) -> Result<std::collections::HashSet<String>, entity::DomainError> {
+    let payloads: Vec<Vec<u8>> = match &db.pool {
         Pool::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT status FROM Jobs WHERE id = ?")
-                .bind(job_id)
-                .fetch_optional(pool)
-                .await
+            sqlx::query_scalar(
+                "SELECT job FROM Jobs WHERE job_type = ? \
+                 AND status IN ('Pending', 'Queued', 'Running')",
+            )
+            .bind(DELIVERY_QUEUE)
+            .fetch_all(pool)
+            .await
         }
         Pool::Postgres(pool) => {
-            sqlx::query_scalar("SELECT status FROM apalis.jobs WHERE id = $1")
-                .bind(job_id)
-                .fetch_optional(pool)
-                .await
+            sqlx::query_scalar(
+                "SELECT job FROM apalis.jobs WHERE job_type = $1 \
+                 AND status IN ('Pending', 'Queued', 'Running')",
+            )
+            .bind(DELIVERY_QUEUE)
+            .fetch_all(pool)
+            .await
         }
     }
     .map_err(|err| entity::DomainError::Database(err.to_string()))?;
-    Ok(matches!(status.as_deref(), Some("Pending" | "Queued")))
+    Ok(payloads
+        .iter()
+        .filter_map(|job| serde_json::from_slice::<ProcessDeliveries>(job).ok())
+        .flat_map(|job| job.delivery_ids)
+        .collect())
 }
 
 /// Delivery jobs due for longer than `age` and still not started.

@@ -11,6 +11,7 @@ mod m20261201_000001_money_in_cents;
 mod m20261201_000002_deal_details;
 mod m20261202_000001_api_limits;
 mod m20261203_000001_change_stamps;
+mod m20261203_000002_deliveries_without_job_ids;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_deal_details::Migration),
             Box::new(m20261202_000001_api_limits::Migration),
             Box::new(m20261203_000001_change_stamps::Migration),
+            Box::new(m20261203_000002_deliveries_without_job_ids::Migration),
         ]
     }
 }

@@ -159,7 +159,6 @@ async fn unique_indexes_enforce_the_invariants(backend: Backend) {
         body_differs: Set(false),
         received_at: Set(now_ms()),
         processed_at: Set(None),
-        job_id: Set(None),
         enqueued_at: Set(None),
     };
     delivery(Some("evt-1")).insert(db).await.unwrap();

@@ -467,12 +467,10 @@ impl PipelineMutation {
     /// Runs a delivery again (for example an IGNORED one after its product was added).
     async fn replay_delivery(&self, ctx: &Context<'_>, id: ID) -> ApiResult<WebhookDelivery> {
         let app = ctx.app();
-        let job_id = jobs::queue::new_job_id();
-        let (delivery, enqueue) =
-            deliveries::replay(&app.db.conn, ctx.caller()?, &id, &job_id).await?;
+        let (delivery, enqueue) = deliveries::replay(&app.db.conn, ctx.caller()?, &id).await?;
         if enqueue {
             app.queue
-                .enqueue_delivery(&job_id, &delivery.id, None)
+                .enqueue_delivery(&delivery.id, None)
                 .await
                 .map_err(|err| {
                     tracing::warn!(error = %err, "replay: enqueue failed; the sweeper will retry");

@@ -18,8 +18,7 @@ pub struct Model {
     pub body_differs: bool,
     pub received_at: i64,
     pub processed_at: Option<i64>,
-    /// The queue job currently responsible for this delivery.
-    pub job_id: Option<String>,
+    /// When the delivery was last (re)enqueued, or is due again after a failed attempt.
     pub enqueued_at: Option<i64>,
 }
 
