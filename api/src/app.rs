@@ -53,7 +53,7 @@ pub async fn open_database(config: &Config) -> Result<Database, AppError> {
 pub fn http_state(config: &Config, db: Database) -> HttpState {
     let app = AppContext {
         queue: jobs::queue::Queue::new(&db),
-        inbox: jobs::inbox::Inbox::start(db.clone()),
+        inbox: crate::inbox::Inbox::start(db.clone()),
         routes: Default::default(),
         db,
         keys: config.secret_keys(),

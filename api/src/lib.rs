@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod inbox;
 pub mod metrics;
 pub mod route_cache;
 pub mod state;

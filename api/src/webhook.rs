@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::inbox::Submission;
 use axum::{
     Json,
     body::Body,
@@ -20,7 +21,6 @@ use entity::{
     hotmart::payload::{self, Malformed},
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use jobs::inbox::Submission;
 use serde_json::json;
 
 use crate::{route_cache::Route, state::HttpState};

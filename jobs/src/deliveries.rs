@@ -15,7 +15,7 @@ pub use crate::context::{HotmartEndpoints, JobContext, WorkerSettings};
 /// Runs one attempt for deliveries, with a deadline, and schedules the next attempt (or
 /// marks the delivery `FAILED`) for each one that failed.
 pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
-    crate::inbox::yield_to_intake(Duration::from_secs(1)).await;
+    crate::intake_priority::yield_to_intake(Duration::from_secs(1)).await;
     let attempt = tokio::time::timeout(
         ctx.settings.deadline,
         deliveries::process_batch(&ctx.db, delivery_ids),

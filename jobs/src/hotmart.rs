@@ -302,7 +302,7 @@ impl HotmartClient {
             }
             let page = self.get(path, &query).await?;
             items.extend(page["items"].as_array().into_iter().flatten().cloned());
-            token = next_page_token(&page);
+            token = entity::hotmart::rest::next_page_token(&page);
             if token.is_none() {
                 return Ok(items);
             }
@@ -311,14 +311,6 @@ impl HotmartClient {
             "{path} has more than {max_pages} pages"
         )))
     }
-}
-
-/// The token of the next page of a list; `None` on the last page.
-pub fn next_page_token(page: &Value) -> Option<String> {
-    page["page_info"]["next_page_token"]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
 }
 
 fn backoff(attempt: u32) -> Duration {

@@ -228,7 +228,7 @@ impl WindowWork<'_> {
             };
             let items = page["items"].as_array().cloned().unwrap_or_default();
             let buyers = self.fetch_buyers(status, &items).await?;
-            let next = crate::hotmart::next_page_token(&page);
+            let next = entity::hotmart::rest::next_page_token(&page);
             let moved_to: imports::WindowCursor = (Some(status.to_owned()), next.clone());
             let (events, counts) = self.page_events(&items, &buyers, now_ms());
             if !self.apply_page(&events, counts, cursor, &moved_to).await? {

@@ -5,7 +5,7 @@ pub mod context;
 pub mod deliveries;
 pub mod hotmart;
 pub mod imports;
-pub mod inbox;
+pub mod intake_priority;
 pub mod products;
 pub mod queue;
 pub mod workers;

@@ -10,7 +10,7 @@ pub struct AppContext {
     pub db: Database,
     pub queue: jobs::queue::Queue,
     /// Stores webhook deliveries (group commit).
-    pub inbox: jobs::inbox::Inbox,
+    pub inbox: crate::inbox::Inbox,
     /// Webhook token → integration and products, for the webhook hot path.
     pub routes: std::sync::Arc<crate::route_cache::RouteCache>,
     pub keys: SecretKeys,

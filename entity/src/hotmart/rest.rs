@@ -15,6 +15,15 @@ use super::{
 };
 use crate::HotmartEvent;
 
+/// The token of the next page of a REST list (`page_info.next_page_token`); `None` on the
+/// last page.
+pub fn next_page_token(page: &Value) -> Option<String> {
+    page["page_info"]["next_page_token"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
 /// The buyer of each transaction of a `/sales/users` page: the `user` of the entry whose
 /// role is `BUYER`, as contact data (phone: `cellphone`, else `phone`; the first document).
 pub fn buyers(items: &[Value]) -> HashMap<String, ContactData> {

@@ -6,13 +6,7 @@
 //! One commit per group instead of two per delivery is what lets a burst of deliveries
 //! be acknowledged at the speed the disk syncs, not at one fsync-bound commit per request.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
 use entity::{
     DomainError, DomainResult,
@@ -23,7 +17,7 @@ use entity::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::queue::enqueue_deliveries_in;
+use jobs::queue::enqueue_deliveries_in;
 
 /// Most deliveries committed in one group.
 pub const MAX_GROUP: usize = 256;
@@ -34,34 +28,6 @@ pub const DELIVERIES_PER_JOB: usize = 64;
 
 /// Deliveries waiting for the writer; beyond this, requests wait to be queued.
 const QUEUE: usize = 4 * MAX_GROUP;
-
-/// Deliveries submitted in this process and not answered yet.
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-
-/// Acknowledging deliveries comes before processing them: workers of this process call
-/// this before a write transaction, and wait while deliveries are waiting to be stored —
-/// at most `limit`, so processing always moves on during a long burst.
-pub async fn yield_to_intake(limit: Duration) {
-    let until = Instant::now() + limit;
-    while IN_FLIGHT.load(Ordering::Relaxed) > 0 && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-struct InFlight;
-
-impl InFlight {
-    fn enter() -> Self {
-        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
-        InFlight
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// One delivery to store.
 pub struct Submission {
@@ -92,7 +58,7 @@ impl Inbox {
 
     /// Stores a delivery; returns once it is committed.
     pub async fn submit(&self, submission: Submission) -> DomainResult<Intake> {
-        let _in_flight = InFlight::enter();
+        let _in_flight = jobs::intake_priority::InFlight::enter();
         let (reply, answer) = oneshot::channel();
         let gone = || DomainError::Internal("the inbox writer stopped".into());
         self.sender
