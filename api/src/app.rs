@@ -74,6 +74,7 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
         request_timeout: config.http_request_timeout,
         metrics_apart: config.metrics_bind.is_some(),
         worker_lease: config.workers.lease,
+        telemetry: config.telemetry.clone(),
     }
 }
 
@@ -141,6 +142,27 @@ pub async fn serve(
         let _ = metrics.await;
     }
     served
+}
+
+/// `/metrics` alone on `METRICS_BIND` (for a `worker` process, whose counters are its
+/// own), until `shutdown` completes; nothing when it is not set.
+pub async fn serve_metrics(
+    config: &Config,
+    db: Database,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Some(address) = &config.metrics_bind else {
+        return Ok(());
+    };
+    let listener = TcpListener::bind(address).await?;
+    tracing::info!(address = %listener.local_addr()?, "serving /metrics");
+    let app = crate::http::metrics_router(http_state(config, db));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    serve_connections(listener, app, config.http_header_timeout, stopped).await
 }
 
 /// Accepts connections until `stop` turns true, then lets open ones finish. A client must

@@ -105,15 +105,21 @@ async fn execute(config: &Config, command: Command) -> Result<(), AppError> {
         Command::Serve { no_workers } => serve(config, db, no_workers).await?,
         Command::Worker => {
             tracing::info!("worker started");
-            jobs::workers::run(
+            let metrics = tokio::spawn({
+                let (config, db) = (config.clone(), db.clone());
+                async move { app::serve_metrics(&config, db, shutdown_signal()).await }
+            });
+            let worked = jobs::workers::run(
                 db,
                 config.workers.clone(),
                 config.secret_keys(),
                 config.hotmart_endpoints(),
+                config.telemetry.clone(),
                 shutdown_signal(),
             )
-            .await
-            .map_err(|err| AppError::Worker(err.to_string()))?;
+            .await;
+            let _ = metrics.await;
+            worked.map_err(|err| AppError::Worker(err.to_string()))?;
         }
         Command::Token {
             email,
@@ -165,6 +171,7 @@ async fn serve(config: &Config, db: Database, no_workers: bool) -> Result<(), Ap
             config.workers.clone(),
             config.secret_keys(),
             config.hotmart_endpoints(),
+            config.telemetry.clone(),
             shutdown_signal(),
         ))
     });

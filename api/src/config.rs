@@ -169,6 +169,8 @@ pub struct Config {
     /// Where `/metrics` is served when not on `bind`.
     pub metrics_bind: Option<String>,
     pub graphql_introspection: bool,
+    /// The process's counters (shared by its HTTP side and its workers).
+    pub telemetry: jobs::telemetry::Telemetry,
 }
 
 impl std::fmt::Debug for Config {
@@ -263,6 +265,7 @@ impl ConfigArgs {
             ),
             metrics_bind: self.metrics_bind.clone().filter(|b| !b.trim().is_empty()),
             graphql_introspection: self.graphql_introspection,
+            telemetry: Default::default(),
         })
     }
 }

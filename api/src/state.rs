@@ -18,4 +18,6 @@ pub struct HttpState {
     pub metrics_apart: bool,
     /// Claimed work unrenewed for this long counts as expired in `/metrics`.
     pub worker_lease: std::time::Duration,
+    /// The process's counters.
+    pub telemetry: jobs::telemetry::Telemetry,
 }

@@ -146,6 +146,7 @@ pub async fn hotmart(
     let route = match state.app.routes.get(&state.app.db.conn, &token).await {
         Ok(Some(route)) => route,
         Ok(None) => {
+            state.telemetry.webhook("unknown_url");
             let error = json!({"error": "unknown webhook URL"});
             return reply(StatusCode::NOT_FOUND, error);
         }
@@ -215,6 +216,12 @@ async fn store(
         Ok(intake) => intake,
         Err(err) => return unavailable(err),
     };
+    state.telemetry.webhook(match &intake {
+        Intake::Accepted { .. } => "accepted",
+        Intake::Duplicate { .. } => "duplicate",
+        Intake::Test { .. } => "test",
+        Intake::Ignored { .. } => "ignored",
+    });
     answer(intake)
 }
 
@@ -251,6 +258,7 @@ fn answer(intake: Intake) -> Response {
 }
 
 async fn hottok_failure(state: &HttpState, integration_id: &str, message: &str) -> Response {
+    state.telemetry.webhook("refused");
     if let Err(err) = deliveries::record_hottok_failure(&state.app.db.conn, integration_id).await {
         return unavailable(err);
     }
@@ -265,6 +273,7 @@ async fn rejected(
     malformed: Malformed,
 ) -> Response {
     // Bodies authenticated by a body hottok were parsed, so reaching here means the header did it.
+    state.telemetry.webhook("rejected");
     if let Err(err) = deliveries::record_rejected(
         &state.app.db.conn,
         integration,

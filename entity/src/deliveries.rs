@@ -608,19 +608,16 @@ pub async fn last_received(
         .map(|d| d.received_at))
 }
 
-/// Number of deliveries in each status, across the installation (for `/metrics`).
-pub async fn count_by_status(
+/// Deliveries with `status` (an index range: use it for the small sets, `PENDING` and
+/// `FAILED`).
+pub async fn count_with_status(
     db: &impl ConnectionTrait,
-) -> DomainResult<Vec<(DeliveryStatus, u64)>> {
-    let mut counts = Vec::with_capacity(DeliveryStatus::ALL.len());
-    for status in DeliveryStatus::ALL {
-        let n = webhook_delivery::Entity::find()
-            .filter(webhook_delivery::Column::Status.eq(status.as_str()))
-            .count(db)
-            .await?;
-        counts.push((status, n));
-    }
-    Ok(counts)
+    status: DeliveryStatus,
+) -> DomainResult<u64> {
+    Ok(webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Status.eq(status.as_str()))
+        .count(db)
+        .await?)
 }
 
 /// A stored body for display: a top-level `hottok` (some Hotmart payloads carry one) is

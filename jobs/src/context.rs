@@ -92,6 +92,7 @@ pub struct JobContext {
     pub stopping: Arc<AtomicBool>,
     /// Jobs of this process doing work now (not parked), for the drain on shutdown.
     pub busy: Arc<AtomicUsize>,
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl JobContext {

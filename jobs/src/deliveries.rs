@@ -38,6 +38,8 @@ pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
             })
             .collect(),
     };
+    let processed = delivery_ids.len().saturating_sub(failures.len());
+    ctx.telemetry.attempts("processed", processed as u64);
     for (delivery_id, error) in failures {
         retry_later(ctx, &delivery_id, error).await;
     }
@@ -51,12 +53,14 @@ async fn retry_later(ctx: &JobContext, delivery_id: &str, error: String) {
         deliveries::record_failure(&ctx.db.conn, delivery_id, &error, |a| policy.retry_in(a)).await;
     match after {
         Ok(AfterFailure::RetryAfter { attempt, delay }) => {
+            ctx.telemetry.attempts("retry", 1);
             tracing::warn!(delivery = delivery_id, attempt, delay_secs = delay.as_secs(), error = %error, "delivery failed; will retry");
             if let Err(err) = ctx.queue.enqueue_delivery(delivery_id, Some(delay)).await {
                 tracing::error!(delivery = delivery_id, error = %err, "cannot enqueue retry; the sweeper will");
             }
         }
         Ok(AfterFailure::Failed) => {
+            ctx.telemetry.attempts("failed", 1);
             tracing::error!(delivery = delivery_id, error = %error, "delivery failed for good");
         }
         Ok(AfterFailure::Nothing) => {}

@@ -1,8 +1,11 @@
 //! Hotmart REST API client (see `docs/import.md`): an OAuth client-credentials token per
 //! credential, shared by the process and cached until shortly before it expires; 401 → new
-//! token and one retry, 429 → wait `RateLimit-Reset`, 5xx → capped exponential backoff,
-//! 502 reported so the caller can narrow the query; and a request budget per credential
-//! shared by every process through the database, under Hotmart's 500 a minute.
+//! token and one retry, 429 → wait `RateLimit-Reset`, 5xx and network errors → capped
+//! exponential backoff (the `backon` crate), 502 reported so the caller can narrow the
+//! query; and a request budget per credential shared by every process through the
+//! database, under Hotmart's 500 a minute. (An in-process limiter such as `governor`
+//! cannot hold a limit that several processes share: the budget is a token bucket in the
+//! database, taken atomically — see `entity::api_limits`.)
 
 use std::{
     collections::HashMap,
@@ -165,123 +168,120 @@ impl HotmartClient {
         Ok(value)
     }
 
-    /// `GET {HOTMART_API_URL}{path}` with retries; the JSON body on success.
+    /// `GET {HOTMART_API_URL}{path}` with retries (the `backon` crate: capped exponential
+    /// backoff, or the wait Hotmart's `RateLimit-Reset` asks for); the JSON body on success.
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, HotmartError> {
-        let mut renewed = false;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let token = self.token(None).await?;
-            self.acquire().await;
-            let response = self
-                .http
-                .get(format!("{}{path}", self.api_url))
-                .query(query)
-                .bearer_auth(&token)
-                .header("Content-Type", "application/json")
-                .send()
-                .await;
-            let response = match response {
-                Ok(response) => response,
-                Err(err) if attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(error = %err.without_url(), attempt, "Hotmart unreachable; retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
-                }
-                Err(err) => return Err(HotmartError::Network(err.without_url().to_string())),
-            };
-            match self
-                .next_step(response, attempt, &mut renewed, &token)
-                .await
-            {
-                Step::Done(result) => return result,
-                Step::Again { wait, counts } => {
-                    if !counts {
-                        attempt -= 1;
-                    }
-                    if !wait.is_zero() {
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-            }
+        use backon::Retryable;
+        let policy = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(250))
+            .with_max_delay(MAX_BACKOFF)
+            .with_max_times(MAX_ATTEMPTS as usize - 1);
+        (|| self.get_once(path, query))
+            .retry(policy)
+            .when(|failure| matches!(failure, Failure::Transient { .. }))
+            .adjust(|failure, backoff| match failure {
+                Failure::Transient {
+                    wait: Some(wait), ..
+                } => backoff.map(|_| *wait),
+                _ => backoff,
+            })
+            .notify(|failure, wait| {
+                tracing::warn!(error = %failure.error(), wait_ms = wait.as_millis() as u64, "Hotmart request failed; retrying");
+            })
+            .await
+            .map_err(Failure::into_error)
+    }
+
+    /// One attempt: a request (and, when the token was refused, a new token and the same
+    /// request again).
+    async fn get_once(&self, path: &str, query: &[(&str, String)]) -> Result<Value, Failure> {
+        let token = self.token(None).await.map_err(Failure::Final)?;
+        let mut response = self.send(path, query, &token).await?;
+        if response.status().as_u16() == 401 {
+            // Expired or revoked token: a new one, once.
+            let renewed = self.token(Some(&token)).await.map_err(Failure::Final)?;
+            response = self.send(path, query, &renewed).await?;
+        }
+        read_answer(response).await
+    }
+
+    async fn send(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        token: &str,
+    ) -> Result<reqwest::Response, Failure> {
+        self.acquire().await;
+        self.http
+            .get(format!("{}{path}", self.api_url))
+            .query(query)
+            .bearer_auth(token)
+            .header("Content-Type", "application/json")
+            .send()
+            .await
+            .map_err(|err| Failure::Transient {
+                error: HotmartError::Network(err.without_url().to_string()),
+                wait: None,
+            })
+    }
+}
+
+/// How an attempt failed: worth another attempt (after `wait`, when Hotmart said how
+/// long), or not.
+enum Failure {
+    Transient {
+        error: HotmartError,
+        wait: Option<Duration>,
+    },
+    Final(HotmartError),
+}
+
+impl Failure {
+    fn error(&self) -> &HotmartError {
+        match self {
+            Failure::Transient { error, .. } | Failure::Final(error) => error,
         }
     }
 
-    /// What to do with an answer: return it (or its error), or ask again after a wait.
-    async fn next_step(
-        &self,
-        response: reqwest::Response,
-        attempt: u32,
-        renewed: &mut bool,
-        token: &str,
-    ) -> Step {
-        let status = response.status().as_u16();
-        let reset = response
-            .headers()
-            .get("RateLimit-Reset")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let again = |wait| Step::Again { wait, counts: true };
-        match status {
-            200 => Step::Done(
-                response
-                    .json()
-                    .await
-                    .map_err(|err| HotmartError::Protocol(err.to_string())),
-            ),
-            401 if !*renewed => {
-                // Expired or revoked token: a new one, once.
-                *renewed = true;
-                match self.token(Some(token)).await {
-                    Ok(_) => Step::Again {
-                        wait: Duration::ZERO,
-                        counts: false,
-                    },
-                    Err(err) => Step::Done(Err(err)),
-                }
-            }
-            401 | 403 => {
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                Step::Done(Err(HotmartError::Credentials {
-                    status,
-                    detail: error_detail(&body),
-                }))
-            }
-            429 if attempt < MAX_ATTEMPTS => {
-                let wait = reset
-                    .map(Duration::from_secs)
-                    .unwrap_or_else(|| backoff(attempt))
-                    .min(Duration::from_secs(60));
-                tracing::warn!(
-                    wait_ms = wait.as_millis() as u64,
-                    "Hotmart rate limit; waiting"
-                );
-                again(wait)
-            }
-            502 => Step::Done(Err(HotmartError::QueryTooSlow)),
-            500..=599 if attempt < MAX_ATTEMPTS => {
-                tracing::warn!(status, attempt, "Hotmart server error; retrying");
-                again(backoff(attempt))
-            }
-            _ => {
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                Step::Done(Err(HotmartError::Http {
-                    status,
-                    detail: error_detail(&body),
-                }))
-            }
+    fn into_error(self) -> HotmartError {
+        match self {
+            Failure::Transient { error, .. } | Failure::Final(error) => error,
         }
     }
 }
 
-/// The outcome of one answer of the API.
-enum Step {
-    Done(Result<Value, HotmartError>),
-    /// Ask again after `wait`; `counts` when it uses one of the attempts.
-    Again {
-        wait: Duration,
-        counts: bool,
-    },
+/// The body of a successful answer, or what its status means.
+async fn read_answer(response: reqwest::Response) -> Result<Value, Failure> {
+    let status = response.status().as_u16();
+    let reset = response
+        .headers()
+        .get("RateLimit-Reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|secs| Duration::from_secs(secs).min(Duration::from_secs(60)));
+    if status == 200 {
+        return response
+            .json()
+            .await
+            .map_err(|err| Failure::Final(HotmartError::Protocol(err.to_string())));
+    }
+    if status == 502 {
+        return Err(Failure::Final(HotmartError::QueryTooSlow));
+    }
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let detail = error_detail(&body);
+    Err(match status {
+        401 | 403 => Failure::Final(HotmartError::Credentials { status, detail }),
+        429 => Failure::Transient {
+            error: HotmartError::Http { status, detail },
+            wait: reset,
+        },
+        500..=599 => Failure::Transient {
+            error: HotmartError::Http { status, detail },
+            wait: None,
+        },
+        _ => Failure::Final(HotmartError::Http { status, detail }),
+    })
 }
 
 impl HotmartClient {
@@ -311,10 +311,6 @@ impl HotmartClient {
             "{path} has more than {max_pages} pages"
         )))
     }
-}
-
-fn backoff(attempt: u32) -> Duration {
-    (Duration::from_millis(250) * 2u32.saturating_pow(attempt.saturating_sub(1))).min(MAX_BACKOFF)
 }
 
 fn error_detail(body: &Value) -> String {

@@ -227,6 +227,7 @@ impl WindowWork<'_> {
                 page => page?,
             };
             let items = page["items"].as_array().cloned().unwrap_or_default();
+            self.ctx.telemetry.imported_sales(items.len() as u64);
             let buyers = self.fetch_buyers(status, &items).await?;
             let next = entity::hotmart::rest::next_page_token(&page);
             let moved_to: imports::WindowCursor = (Some(status.to_owned()), next.clone());

@@ -8,4 +8,5 @@ pub mod imports;
 pub mod intake_priority;
 pub mod products;
 pub mod queue;
+pub mod telemetry;
 pub mod workers;

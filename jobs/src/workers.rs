@@ -76,9 +76,11 @@ pub async fn run(
     settings: WorkerSettings,
     keys: entity::secrets::SecretKeys,
     hotmart: HotmartEndpoints,
+    telemetry: crate::telemetry::Telemetry,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxDynError> {
     let ctx = JobContext {
+        telemetry,
         queue: Queue::new(&db),
         db: db.clone(),
         settings: settings.clone(),
@@ -149,7 +151,10 @@ async fn drain(ctx: &JobContext) {
 async fn hand_back(ctx: &JobContext, workers: &[String]) {
     match crate::queue::release_claims(&ctx.db, workers).await {
         Ok(0) => {}
-        Ok(released) => tracing::info!(released, "handed unfinished jobs back to the queue"),
+        Ok(released) => {
+            ctx.telemetry.handed_back(released);
+            tracing::info!(released, "handed unfinished jobs back to the queue");
+        }
         // Not lost: the lease expires and another process takes them.
         Err(err) => tracing::warn!(error = %err, "cannot hand jobs back; their lease will expire"),
     }

@@ -181,6 +181,7 @@ pub fn test_config(database_url: &str, data_dir: PathBuf) -> Config {
         http_header_timeout: Duration::from_secs(15),
         metrics_bind: None,
         graphql_introspection: true,
+        telemetry: Default::default(),
     }
 }
 
@@ -251,8 +252,10 @@ impl TestApp {
         let settings = self.config.workers.clone();
         let keys = self.config.secret_keys();
         let hotmart = self.config.hotmart_endpoints();
+        let telemetry = self.config.telemetry.clone();
         self.workers = Some(tokio::spawn(async move {
-            let _ = jobs::workers::run(db, settings, keys, hotmart, std::future::pending()).await;
+            let pending = std::future::pending();
+            let _ = jobs::workers::run(db, settings, keys, hotmart, telemetry, pending).await;
         }));
     }
 

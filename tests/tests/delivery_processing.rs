@@ -386,12 +386,16 @@ async fn metrics_show_deliveries_and_the_queue(backend: Backend) {
         "{before}"
     );
     assert!(before.contains("checkout_crm_queue_depth 3"), "{before}");
+    assert!(
+        before.contains("checkout_crm_webhooks_total{outcome=\"accepted\"} 3"),
+        "{before}"
+    );
     assert!(before.contains("# TYPE checkout_crm_queue_oldest_pending_seconds gauge"));
     app.start_workers();
     app.wait_until_processed().await;
     let after = metrics(&app).await;
     assert!(
-        after.contains("checkout_crm_webhook_deliveries{status=\"PROCESSED\"} 3"),
+        after.contains("checkout_crm_delivery_attempts_total{outcome=\"processed\"} 3"),
         "{after}"
     );
     assert!(

@@ -118,9 +118,21 @@ async fn two_servers_and_two_workers_process_deliveries_and_an_import_exactly_on
         ));
         healthy(&format!("http://127.0.0.1:{port}")).await;
     }
-    for _ in 0..2 {
+    // Each worker process serves its own counters on METRICS_BIND.
+    let metrics: Vec<String> = (0..2)
+        .map(|_| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            format!("127.0.0.1:{port}")
+        })
+        .collect();
+    for bind in &metrics {
         processes.push(Process(
             crm(dir.path(), &database.url, &hotmart.base, &["worker"])
+                .env("METRICS_BIND", bind)
                 .spawn()
                 .unwrap(),
         ));
@@ -275,5 +287,25 @@ async fn two_servers_and_two_workers_process_deliveries_and_an_import_exactly_on
             .await
             .unwrap();
     assert_eq!(counters, (imported as i64, imported as i64));
+    // The workers' own counters add up to the work done.
+    let mut processed = 0;
+    let mut sales = 0;
+    for bind in &metrics {
+        let text = reqwest::get(format!("http://{bind}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |prefix: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .map_or(0, |v| v.trim().parse().unwrap())
+        };
+        processed += value("checkout_crm_delivery_attempts_total{outcome=\"processed\"} ");
+        sales += value("checkout_crm_imported_sales_total ");
+    }
+    assert!(processed as usize >= total, "{processed} processed");
+    assert!(sales as usize >= imported, "{sales} sales imported");
     db.close().await;
 }
