@@ -1,5 +1,6 @@
 //! The webhook inbox: every authentic delivery, as received (`docs/webhooks.md`).
 
+pub use crate::tables::enums::DeliveryStatus;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
 use crate::{
@@ -7,50 +8,6 @@ use crate::{
     page::{Cursor, Page, PageRequest},
     tables::webhook_delivery,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
-#[sea_orm(
-    rs_type = "String",
-    db_type = "String(sea_orm::sea_query::StringLen::None)",
-    rename_all = "SCREAMING_SNAKE_CASE"
-)]
-pub enum DeliveryStatus {
-    Pending,
-    Processed,
-    Duplicate,
-    Ignored,
-    Test,
-    Failed,
-    Rejected,
-}
-
-impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 7] = [
-        Self::Pending,
-        Self::Processed,
-        Self::Duplicate,
-        Self::Ignored,
-        Self::Test,
-        Self::Failed,
-        Self::Rejected,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Processed => "PROCESSED",
-            Self::Duplicate => "DUPLICATE",
-            Self::Ignored => "IGNORED",
-            Self::Test => "TEST",
-            Self::Failed => "FAILED",
-            Self::Rejected => "REJECTED",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == value)
-    }
-}
 
 /// Deliveries of one integration, newest first. The caller must already have been
 /// allowed to see the integration.

@@ -37,7 +37,8 @@ pub enum HotmartEvent {
     ClubModuleCompleted,
 }
 
-/// How an event moves a deal. The derived order is the tie-break rank of §4.3.
+/// How an event moves a deal. The derived order is the tie-break rank of the fold (see
+/// `docs/deal-engine.md`, "The log and the fold").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EventClass {
     PreSale,
@@ -147,7 +148,8 @@ impl HotmartEvent {
         self.class() != EventClass::Info
     }
 
-    /// Default origin name and entry status (§4.1); `None` for info events.
+    /// Default origin name and entry status (`docs/deal-engine.md`, "Events and origins");
+    /// `None` for info events.
     pub fn default_origin(self) -> Option<(&'static str, DealStatus)> {
         let origin = match self {
             PurchaseOutOfShoppingCart => ("Abandoned cart", DealStatus::Open),

@@ -1,6 +1,7 @@
 //! Retroactive imports of past sales (`docs/import.md`): runs split into date windows, each
 //! processed by one job that pages through Hotmart's sales history.
 
+pub use crate::tables::enums::{ImportStatus, WindowStatus};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QueryOrder, Set, sea_query::Expr,
@@ -25,66 +26,6 @@ pub const DEFAULT_WINDOW_MS: i64 = 30 * 86_400_000;
 pub const MAX_RANGE_MS: i64 = 5 * 366 * 86_400_000;
 /// Windows are not split below this when Hotmart answers 502 (query too slow).
 pub const MIN_WINDOW_MS: i64 = 3_600_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
-#[sea_orm(
-    rs_type = "String",
-    db_type = "String(sea_orm::sea_query::StringLen::None)",
-    rename_all = "SCREAMING_SNAKE_CASE"
-)]
-pub enum ImportStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Canceled,
-}
-
-impl ImportStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "QUEUED",
-            Self::Running => "RUNNING",
-            Self::Succeeded => "SUCCEEDED",
-            Self::Failed => "FAILED",
-            Self::Canceled => "CANCELED",
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
-    }
-}
-
-/// Where an import window is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
-#[sea_orm(
-    rs_type = "String",
-    db_type = "String(sea_orm::sea_query::StringLen::None)",
-    rename_all = "SCREAMING_SNAKE_CASE"
-)]
-pub enum WindowStatus {
-    /// Waiting for its job.
-    Pending,
-    /// Paging through the history (its cursor says where).
-    Running,
-    Done,
-    Failed,
-    /// Replaced by two halves after Hotmart found the query too slow.
-    Split,
-}
-
-impl WindowStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Running => "RUNNING",
-            Self::Done => "DONE",
-            Self::Failed => "FAILED",
-            Self::Split => "SPLIT",
-        }
-    }
-}
 
 /// The Sales API `transaction_status` values that report each importable event.
 pub fn statuses_for(event: HotmartEvent) -> &'static [&'static str] {

@@ -1,5 +1,6 @@
 //! Hotmart integrations and the set-up flow (`docs/webhooks.md`).
 
+pub use crate::tables::enums::IntegrationStatus;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QueryOrder, Set, TransactionSession, TransactionTrait,
@@ -19,28 +20,6 @@ pub const PLATFORM_HOTMART: &str = "HOTMART";
 
 /// 32 random bytes: the webhook URL token is well over the 128 bits the spec asks for.
 const WEBHOOK_TOKEN_BYTES: usize = 32;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
-#[sea_orm(
-    rs_type = "String",
-    db_type = "String(sea_orm::sea_query::StringLen::None)",
-    rename_all = "SCREAMING_SNAKE_CASE"
-)]
-pub enum IntegrationStatus {
-    Draft,
-    Active,
-    Paused,
-}
-
-impl IntegrationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Draft => "DRAFT",
-            Self::Active => "ACTIVE",
-            Self::Paused => "PAUSED",
-        }
-    }
-}
 
 pub fn status(model: &integration::Model) -> IntegrationStatus {
     model.status

@@ -1,4 +1,5 @@
-//! Origins: the pipelines inside a group, one per selected deal-moving event (§4.1).
+//! Origins: the pipelines inside a group, one per selected deal-moving event (see
+//! `docs/deal-engine.md`, "Events and origins").
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
@@ -60,7 +61,8 @@ pub async fn sync_with_events(
     Ok(())
 }
 
-/// Origins of a group, in the order of the Hotmart journey (§4.1 table order).
+/// Origins of a group, in the order of the Hotmart journey (the order of the events table
+/// in `docs/deal-engine.md`).
 pub async fn of_group(
     db: &impl ConnectionTrait,
     group_id: &str,

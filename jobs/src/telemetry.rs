@@ -5,7 +5,7 @@
 //! up and copes with restarts); nothing here counts a table, so a scrape costs the same on
 //! a million deliveries as on ten.
 
-use std::sync::{Arc, atomic::AtomicI64};
+use std::sync::Arc;
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -49,76 +49,69 @@ pub struct Readings {
     pub claims: crate::queue::ClaimStats,
 }
 
+/// Registers a metric of the default kind under `name`.
+fn metric<M>(registry: &mut Registry, name: &str, help: &str) -> M
+where
+    M: Default + Clone + prometheus_client::registry::Metric,
+{
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Default for Telemetry {
     fn default() -> Self {
-        let mut registry = Registry::default();
-        let webhooks = Family::<Outcome, Counter>::default();
-        registry.register(
-            "checkout_crm_webhooks",
-            "Webhook requests answered, by outcome (accepted, duplicate, ignored, test, rejected, refused)",
-            webhooks.clone(),
-        );
-        let attempts = Family::<Outcome, Counter>::default();
-        registry.register(
-            "checkout_crm_delivery_attempts",
-            "Processing attempts of deliveries, by outcome (processed, retry, failed)",
-            attempts.clone(),
-        );
-        let imported = Counter::default();
-        registry.register(
-            "checkout_crm_imported_sales",
-            "Sales read from the Hotmart API by import windows",
-            imported.clone(),
-        );
-        let handed_back = Counter::default();
-        registry.register(
-            "checkout_crm_jobs_handed_back",
-            "Claimed jobs handed back to the queue when workers stopped",
-            handed_back.clone(),
-        );
-        let deliveries = Family::<Status, Gauge>::default();
-        registry.register(
-            "checkout_crm_webhook_deliveries",
-            "Webhook deliveries waiting to be processed (PENDING) or given up (FAILED)",
-            deliveries.clone(),
-        );
-        let gauge = |registry: &mut Registry, name: &str, help: &str| {
-            let gauge = Gauge::<i64, AtomicI64>::default();
-            registry.register(name, help, gauge.clone());
-            gauge
+        let mut r = Registry::default();
+        let inner = Inner {
+            webhooks: metric(
+                &mut r,
+                "checkout_crm_webhooks",
+                "Webhook requests answered, by outcome (accepted, duplicate, ignored, test, rejected, refused, unknown_url)",
+            ),
+            attempts: metric(
+                &mut r,
+                "checkout_crm_delivery_attempts",
+                "Processing attempts of deliveries, by outcome (processed, retry, failed)",
+            ),
+            imported: metric(
+                &mut r,
+                "checkout_crm_imported_sales",
+                "Sales read from the Hotmart API by import windows",
+            ),
+            handed_back: metric(
+                &mut r,
+                "checkout_crm_jobs_handed_back",
+                "Claimed jobs handed back to the queue when workers stopped",
+            ),
+            deliveries: metric(
+                &mut r,
+                "checkout_crm_webhook_deliveries",
+                "Webhook deliveries waiting to be processed (PENDING) or given up (FAILED)",
+            ),
+            queue_depth: metric(
+                &mut r,
+                "checkout_crm_queue_depth",
+                "Delivery jobs waiting in the queue",
+            ),
+            oldest_pending: metric(
+                &mut r,
+                "checkout_crm_queue_oldest_pending_seconds",
+                "Age of the oldest delivery job that is due and not started",
+            ),
+            claims_expired: metric(
+                &mut r,
+                "checkout_crm_queue_claims_expired",
+                "Jobs claimed by a process whose lease expired (killed or frozen), waiting to be taken over",
+            ),
+            oldest_claim: metric(
+                &mut r,
+                "checkout_crm_queue_oldest_claim_seconds",
+                "Age of the oldest claimed, unfinished job; growing without end means a stuck process",
+            ),
+            // Last: the fields above registered themselves in it.
+            registry: r,
         };
-        let queue_depth = gauge(
-            &mut registry,
-            "checkout_crm_queue_depth",
-            "Delivery jobs waiting in the queue",
-        );
-        let oldest_pending = gauge(
-            &mut registry,
-            "checkout_crm_queue_oldest_pending_seconds",
-            "Age of the oldest delivery job that is due and not started",
-        );
-        let claims_expired = gauge(
-            &mut registry,
-            "checkout_crm_queue_claims_expired",
-            "Jobs claimed by a process whose lease expired (killed or frozen), waiting to be taken over",
-        );
-        let oldest_claim = gauge(
-            &mut registry,
-            "checkout_crm_queue_oldest_claim_seconds",
-            "Age of the oldest claimed, unfinished job; growing without end means a stuck process",
-        );
-        Telemetry(Arc::new(Inner {
-            registry,
-            webhooks,
-            attempts,
-            imported,
-            handed_back,
-            deliveries,
-            queue_depth,
-            oldest_pending,
-            claims_expired,
-            oldest_claim,
-        }))
+        Telemetry(Arc::new(inner))
     }
 }
 

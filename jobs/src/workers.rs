@@ -101,28 +101,7 @@ pub async fn run(
     // The workers stop when their queue backend fails (the database went away), or when
     // the queue looks stuck; they are started again after a pause, until shutdown.
     let result = loop {
-        let stop = shutdown.clone();
-        // A queue backend that failed can leave a worker without a live task stream. A
-        // watchdog restarts the workers when runnable jobs wait while nothing has been
-        // processed for a while.
-        let watchdog = watch_for_stuck_queue(ctx.clone());
-        let (monitor, names) = monitor(&ctx);
-        let leases = tokio::spawn(renew_leases_forever(ctx.clone(), names.clone()));
-        // The monitor is not asked to shut down: a stopping worker stops driving its
-        // queue backend while its jobs finish, and a half-done fetch would keep SQLite's
-        // write lock from those very jobs. The drain is done here, then the monitor is
-        // dropped (what is left of its jobs rolls back) and the claims handed back.
-        let result = tokio::select! {
-            result = monitor.run() => result.map_err(BoxDynError::from),
-            () = async {
-                tokio::select! {
-                    _ = stop => drain(&ctx).await,
-                    _ = watchdog => tracing::warn!("queue looks stuck; restarting the workers"),
-                }
-            } => Ok(()),
-        };
-        leases.abort();
-        hand_back(&ctx, &names).await;
+        let result = run_until_stopped(&ctx, shutdown.clone()).await;
         if shutdown.peek().is_some() {
             break result;
         }
@@ -130,6 +109,36 @@ pub async fn run(
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     sweeper.abort();
+    result
+}
+
+/// Runs this process's workers until `stop`, a stuck queue or a failed backend; then
+/// drains (on `stop`) and hands back what they claimed.
+async fn run_until_stopped(
+    ctx: &JobContext,
+    stop: impl Future<Output = ()> + Send,
+) -> Result<(), BoxDynError> {
+    // A queue backend that failed can leave a worker without a live task stream. A
+    // watchdog restarts the workers when runnable jobs wait while nothing has been
+    // processed for a while.
+    let watchdog = watch_for_stuck_queue(ctx.clone());
+    let (monitor, names) = monitor(ctx);
+    let leases = tokio::spawn(renew_leases_forever(ctx.clone(), names.clone()));
+    // The monitor is not asked to shut down: a stopping apalis worker stops driving its
+    // queue backend while its jobs finish, and a half-done fetch would keep SQLite's
+    // write lock from those very jobs. The drain is done here, then the monitor is
+    // dropped (what is left of its jobs rolls back) and the claims handed back.
+    let result = tokio::select! {
+        result = monitor.run() => result.map_err(BoxDynError::from),
+        () = async {
+            tokio::select! {
+                _ = stop => drain(ctx).await,
+                _ = watchdog => tracing::warn!("queue looks stuck; restarting the workers"),
+            }
+        } => Ok(()),
+    };
+    leases.abort();
+    hand_back(ctx, &names).await;
     result
 }
 

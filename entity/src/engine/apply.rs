@@ -15,6 +15,7 @@
 //! (on PostgreSQL, in e-mail order), so events of one contact are applied by one group at
 //! a time; SQLite has one writer anyway.
 
+pub use crate::tables::enums::EventSource;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -101,16 +102,6 @@ pub enum Source {
     },
 }
 
-impl EventSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventSource::Webhook => "WEBHOOK",
-            EventSource::Import => "IMPORT",
-            EventSource::User => "USER",
-        }
-    }
-}
-
 impl Source {
     pub fn kind(&self) -> EventSource {
         match self {
@@ -118,20 +109,6 @@ impl Source {
             Source::Import { .. } => EventSource::Import,
         }
     }
-}
-
-/// Where a log event came from, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
-#[sea_orm(
-    rs_type = "String",
-    db_type = "String(sea_orm::sea_query::StringLen::None)",
-    rename_all = "SCREAMING_SNAKE_CASE"
-)]
-pub enum EventSource {
-    Webhook,
-    Import,
-    /// A manual change (an owner set by hand): outside every key's log.
-    User,
 }
 
 /// How an event's time is known.

@@ -1,8 +1,10 @@
-//! The fold: the deals of a key are a pure function of the key's events (§4.3).
+//! The fold: the deals of a key are a pure function of the key's events (see
+//! `docs/deal-engine.md`, "The log and the fold").
 //!
 //! Events are applied in event-time order (ties: class rank, then event id), so the result
 //! never depends on arrival order, retries, replays or the mix of webhooks and imports.
 
+pub use crate::tables::enums::Effect;
 use std::collections::BTreeSet;
 
 use crate::{EventClass, HotmartEvent, hotmart_event::DealStatus};
@@ -25,38 +27,6 @@ pub struct FoldEvent {
 pub struct OriginRule {
     pub origin_id: String,
     pub entry_status: DealStatus,
-}
-
-/// What the fold did with one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
-#[sea_orm(
-    rs_type = "String",
-    db_type = "String(sea_orm::sea_query::StringLen::None)",
-    rename_all = "SCREAMING_SNAKE_CASE"
-)]
-pub enum Effect {
-    /// Started a new deal.
-    Created,
-    /// Moved a deal to another origin.
-    Moved,
-    /// Touched a deal in the origin it was already in.
-    Updated,
-    /// Only added to a deal's timeline.
-    TimelineOnly,
-    /// No deal to attach to: on the contact's timeline.
-    ContactTimeline,
-}
-
-impl Effect {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Effect::Created => "CREATED",
-            Effect::Moved => "MOVED",
-            Effect::Updated => "UPDATED",
-            Effect::TimelineOnly => "TIMELINE_ONLY",
-            Effect::ContactTimeline => "CONTACT_TIMELINE",
-        }
-    }
 }
 
 pub const SUPERSEDED: &str = "Superseded by a newer deal of the same contact";
@@ -86,7 +56,7 @@ pub struct Outcome {
     pub events: Vec<(Option<usize>, Effect)>,
 }
 
-/// Event-time order with the tie-breaks of §4.3.
+/// Event-time order with the tie-breaks of `docs/deal-engine.md` ("The log and the fold").
 pub fn fold_order(events: &[FoldEvent]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by(|&a, &b| {

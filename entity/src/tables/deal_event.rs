@@ -14,13 +14,13 @@ pub struct Model {
     pub sale_key: Option<String>,
     /// A Hotmart event name, or `ASSIGNED` for a manual owner change.
     pub event: String,
-    pub source: crate::engine::apply::EventSource,
+    pub source: super::enums::EventSource,
     pub occurred_at: i64,
     pub data: String,
     pub delivery_id: Option<String>,
     pub import_run_id: Option<String>,
     pub deal_id: Option<String>,
-    pub effect: Option<crate::engine::fold::Effect>,
+    pub effect: Option<super::enums::Effect>,
     pub description: Option<String>,
     pub recorded_at: i64,
 }

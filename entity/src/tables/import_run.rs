@@ -12,7 +12,7 @@ pub struct Model {
     pub events: String,
     pub hotmart_product_ids: String,
     pub label: Option<String>,
-    pub status: crate::imports::ImportStatus,
+    pub status: super::enums::ImportStatus,
     pub windows_total: i64,
     pub windows_done: i64,
     pub sales_seen: i64,

@@ -9,7 +9,7 @@ pub struct Model {
     pub run_id: String,
     pub range_from: i64,
     pub range_to: i64,
-    pub status: crate::imports::WindowStatus,
+    pub status: super::enums::WindowStatus,
     pub cursor_status: Option<String>,
     pub page_token: Option<String>,
     pub attempts: i32,

@@ -9,7 +9,7 @@ pub struct Model {
     pub platform: String,
     pub name: String,
     pub label: Option<String>,
-    pub status: crate::integrations::IntegrationStatus,
+    pub status: super::enums::IntegrationStatus,
     pub events: String,
     pub keep_deal_owner: bool,
     pub tag_contacts_with_product_name: bool,

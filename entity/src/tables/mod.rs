@@ -7,6 +7,7 @@ pub mod contact_label;
 pub mod deal;
 pub mod deal_event;
 pub mod deal_ref;
+pub mod enums;
 pub mod group;
 pub mod group_viewer;
 pub mod import_run;

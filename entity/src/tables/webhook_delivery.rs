@@ -10,7 +10,7 @@ pub struct Model {
     pub event_id: Option<String>,
     pub dedup_event_id: Option<String>,
     pub event: Option<String>,
-    pub status: crate::deliveries::DeliveryStatus,
+    pub status: super::enums::DeliveryStatus,
     pub reason: Option<String>,
     pub attempts: i32,
     pub payload: String,

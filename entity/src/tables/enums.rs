@@ -1,0 +1,184 @@
+//! The enums stored in columns, kept apart from the services that use them so that the
+//! tables depend on no domain module.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum DeliveryStatus {
+    Pending,
+    Processed,
+    Duplicate,
+    Ignored,
+    Test,
+    Failed,
+    Rejected,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 7] = [
+        Self::Pending,
+        Self::Processed,
+        Self::Duplicate,
+        Self::Ignored,
+        Self::Test,
+        Self::Failed,
+        Self::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Processed => "PROCESSED",
+            Self::Duplicate => "DUPLICATE",
+            Self::Ignored => "IGNORED",
+            Self::Test => "TEST",
+            Self::Failed => "FAILED",
+            Self::Rejected => "REJECTED",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum IntegrationStatus {
+    Draft,
+    Active,
+    Paused,
+}
+
+impl IntegrationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "DRAFT",
+            Self::Active => "ACTIVE",
+            Self::Paused => "PAUSED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum ImportStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl ImportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Canceled => "CANCELED",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
+    }
+}
+
+/// Where an import window is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum WindowStatus {
+    /// Waiting for its job.
+    Pending,
+    /// Paging through the history (its cursor says where).
+    Running,
+    Done,
+    Failed,
+    /// Replaced by two halves after Hotmart found the query too slow.
+    Split,
+}
+
+impl WindowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
+            Self::Done => "DONE",
+            Self::Failed => "FAILED",
+            Self::Split => "SPLIT",
+        }
+    }
+}
+
+/// Where a log event came from, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum EventSource {
+    Webhook,
+    Import,
+    /// A manual change (an owner set by hand): outside every key's log.
+    User,
+}
+
+impl EventSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSource::Webhook => "WEBHOOK",
+            EventSource::Import => "IMPORT",
+            EventSource::User => "USER",
+        }
+    }
+}
+
+/// What the fold did with one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum Effect {
+    /// Started a new deal.
+    Created,
+    /// Moved a deal to another origin.
+    Moved,
+    /// Touched a deal in the origin it was already in.
+    Updated,
+    /// Only added to a deal's timeline.
+    TimelineOnly,
+    /// No deal to attach to: on the contact's timeline.
+    ContactTimeline,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Created => "CREATED",
+            Effect::Moved => "MOVED",
+            Effect::Updated => "UPDATED",
+            Effect::TimelineOnly => "TIMELINE_ONLY",
+            Effect::ContactTimeline => "CONTACT_TIMELINE",
+        }
+    }
+}
