@@ -369,13 +369,11 @@ impl PipelineQuery {
         };
         let page = deals::page(&ctx.app().db.conn, ctx.caller()?, filter, request).await?;
         prefetch_related(ctx, &page.nodes).await?;
+        let (page_info, total_count, nodes) = PageInfo::split(page, Deal);
         Ok(DealConnection {
-            page_info: PageInfo {
-                has_next_page: page.has_next_page,
-                end_cursor: page.end_cursor,
-            },
-            total_count: page.total_count as i64,
-            nodes: page.nodes.into_iter().map(Deal).collect(),
+            page_info,
+            total_count,
+            nodes,
         })
     }
 
@@ -402,13 +400,11 @@ impl PipelineQuery {
             search: filter.search,
         };
         let page = contacts::page(&ctx.app().db.conn, ctx.caller()?, filter, request).await?;
+        let (page_info, total_count, nodes) = PageInfo::split(page, Contact);
         Ok(ContactConnection {
-            page_info: PageInfo {
-                has_next_page: page.has_next_page,
-                end_cursor: page.end_cursor,
-            },
-            total_count: page.total_count as i64,
-            nodes: page.nodes.into_iter().map(Contact).collect(),
+            page_info,
+            total_count,
+            nodes,
         })
     }
 

@@ -217,13 +217,11 @@ impl Integration {
             page,
         )
         .await?;
+        let (page_info, total_count, nodes) = PageInfo::split(page, WebhookDelivery);
         Ok(DeliveryConnection {
-            page_info: PageInfo {
-                has_next_page: page.has_next_page,
-                end_cursor: page.end_cursor,
-            },
-            total_count: page.total_count as i64,
-            nodes: page.nodes.into_iter().map(WebhookDelivery).collect(),
+            page_info,
+            total_count,
+            nodes,
         })
     }
     async fn created_at(&self) -> DateTime<Utc> {
@@ -383,6 +381,21 @@ impl WebhookDelivery {
 pub struct PageInfo {
     pub has_next_page: bool,
     pub end_cursor: Option<String>,
+}
+
+impl PageInfo {
+    /// A domain page's paging, its total and its nodes wrapped by `node`.
+    pub fn split<T, N>(
+        page: entity::page::Page<T>,
+        node: impl FnMut(T) -> N,
+    ) -> (PageInfo, i64, Vec<N>) {
+        let info = PageInfo {
+            has_next_page: page.has_next_page,
+            end_cursor: page.end_cursor,
+        };
+        let total = page.total_count as i64;
+        (info, total, page.nodes.into_iter().map(node).collect())
+    }
 }
 
 #[derive(SimpleObject)]
