@@ -30,8 +30,9 @@ impl Role {
     }
 }
 
-/// The identity every service call runs as. Built only by the API's authentication step,
-/// from a verified token and the user row it names.
+/// The identity every service call runs as: in the API, built by the authentication step
+/// from a verified token and the user row it names (`api/src/auth.rs`); tests and the CLI
+/// build one for a known user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub user_id: String,

@@ -118,7 +118,7 @@ pub fn routing_problem(
 /// What the inbox did with an authentic, well-formed delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intake {
-    /// Stored `PENDING`; its job id is the one given.
+    /// Stored `PENDING`: to be processed (the caller enqueues it in the same transaction).
     Accepted {
         delivery_id: String,
     },
