@@ -162,7 +162,9 @@ impl Server {
         body["data"].clone()
     }
 
-    /// Deliveries by status, from `/metrics`.
+    /// Deliveries by status, from `/metrics` of this single server process: its webhook
+    /// counters by outcome (every stored delivery) and the `PENDING` and `FAILED` gauges;
+    /// the accepted ones neither pending nor failed are processed.
     pub async fn delivery_counts(&self) -> Vec<(String, u64)> {
         let text = self
             .http
@@ -173,13 +175,35 @@ impl Server {
             .text()
             .await
             .unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let rest = line.strip_prefix("checkout_crm_webhook_deliveries{status=\"")?;
-                let (status, count) = rest.split_once("\"} ")?;
-                Some((status.to_owned(), count.trim().parse().ok()?))
-            })
-            .collect()
+        let value = |prefix: &str| -> u64 {
+            text.lines()
+                .find_map(|line| line.strip_prefix(prefix))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let outcome = |name: &str| {
+            value(&format!(
+                "checkout_crm_webhooks_total{{outcome=\"{name}\"}} "
+            ))
+        };
+        let gauge = |status: &str| {
+            value(&format!(
+                "checkout_crm_webhook_deliveries{{status=\"{status}\"}} "
+            ))
+        };
+        let (pending, failed) = (gauge("PENDING"), gauge("FAILED"));
+        vec![
+            ("PENDING".into(), pending),
+            ("FAILED".into(), failed),
+            (
+                "PROCESSED".into(),
+                outcome("accepted").saturating_sub(pending + failed),
+            ),
+            ("DUPLICATE".into(), outcome("duplicate")),
+            ("IGNORED".into(), outcome("ignored")),
+            ("TEST".into(), outcome("test")),
+            ("REJECTED".into(), outcome("rejected")),
+        ]
     }
 
     /// An active integration for every event, with the given products (id, hottok);
