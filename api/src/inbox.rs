@@ -32,6 +32,8 @@ const QUEUE: usize = 4 * MAX_GROUP;
 /// One delivery to store.
 pub struct Submission {
     pub integration: Arc<integration::Model>,
+    /// Came in on the previous URL of a rotation with grace.
+    pub via_previous_url: bool,
     pub products: Arc<Vec<product::Model>>,
     pub envelope: Envelope,
     pub body: String,
@@ -102,6 +104,7 @@ async fn commit_group(db: &Database, group: &[&Submission]) -> DomainResult<Vec<
         .iter()
         .map(|s| IntakeItem {
             integration: &s.integration,
+            via_previous_url: s.via_previous_url,
             products: &s.products,
             envelope: &s.envelope,
             body: &s.body,

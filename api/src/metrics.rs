@@ -44,5 +44,27 @@ async fn readings(state: &HttpState) -> Result<Readings, String> {
         claims: jobs::queue::claim_stats(db, state.worker_lease)
             .await
             .map_err(|e| e.to_string())?,
+        integrations_by_health: by_health(&db.conn).await.map_err(|e| e.to_string())?,
     })
+}
+
+/// Active integrations by health (a few reads each; integrations are few).
+async fn by_health(
+    db: &sea_orm::DatabaseConnection,
+) -> entity::DomainResult<Vec<(&'static str, i64)>> {
+    use entity::{health::HealthStatus, integrations::IntegrationStatus, tables::integration};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let active = integration::Entity::find()
+        .filter(integration::Column::Status.eq(IntegrationStatus::Active.as_str()))
+        .all(db)
+        .await?;
+    let mut counts: Vec<(&'static str, i64)> =
+        HealthStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    for integration in &active {
+        let status = entity::health::of(db, integration).await?.status;
+        if let Some(count) = counts.iter_mut().find(|(s, _)| *s == status.as_str()) {
+            count.1 += 1;
+        }
+    }
+    Ok(counts)
 }

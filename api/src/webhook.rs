@@ -19,6 +19,7 @@ use axum::{
 use entity::{
     deliveries::{self, Intake},
     hotmart::payload::{self, Malformed},
+    integrations,
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
@@ -160,6 +161,15 @@ pub async fn hotmart(
         integration,
         products,
     } = route;
+    // The previous URL of a rotation: accepted only while its grace lasts.
+    let via_previous_url = integration.webhook_token != token;
+    if via_previous_url && !integrations::accepts_previous(&integration, &token) {
+        state.telemetry.webhook("unknown_url");
+        return reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": "unknown webhook URL"}),
+        );
+    }
     let header_hottok = parts.headers.get(HOTTOK_HEADER);
     let authenticated_by_header = header_hottok.is_some();
     if let Some(presented) = header_hottok
@@ -187,17 +197,25 @@ pub async fn hotmart(
             return refusal;
         }
     }
-    store(&state, integration, products, &body, parsed).await
+    let route = Route {
+        integration,
+        products,
+    };
+    store(&state, route, via_previous_url, &body, parsed).await
 }
 
 /// Stores an authentic delivery (or rejects a malformed one) and answers.
 async fn store(
     state: &HttpState,
-    integration: std::sync::Arc<entity::tables::integration::Model>,
-    products: std::sync::Arc<Vec<entity::tables::product::Model>>,
+    route: Route,
+    via_previous_url: bool,
     body: &bytes::Bytes,
     parsed: Result<(serde_json::Value, payload::Envelope), Malformed>,
 ) -> Response {
+    let Route {
+        integration,
+        products,
+    } = route;
     let envelope = match parsed {
         Ok((_, envelope)) => envelope,
         Err(malformed) => return rejected(state, &integration, body, malformed).await,
@@ -208,6 +226,7 @@ async fn store(
     };
     let submission = Submission {
         integration,
+        via_previous_url,
         products,
         envelope,
         body: text.to_owned(),
@@ -260,6 +279,9 @@ fn answer(intake: Intake) -> Response {
 async fn hottok_failure(state: &HttpState, integration_id: &str, message: &str) -> Response {
     state.telemetry.webhook("refused");
     if let Err(err) = deliveries::record_hottok_failure(&state.app.db.conn, integration_id).await {
+        return unavailable(err);
+    }
+    if let Err(err) = entity::health::count_refusal(&state.app.db.conn, integration_id).await {
         return unavailable(err);
     }
     unauthorized(message)

@@ -56,10 +56,19 @@ pub async fn integration_by_token(
     if token.is_empty() || token.len() > 128 {
         return Ok(None);
     }
-    Ok(integration::Entity::find()
+    if let Some(current) = integration::Entity::find()
         .filter(integration::Column::WebhookToken.eq(token))
         .one(db)
-        .await?)
+        .await?
+    {
+        return Ok(Some(current));
+    }
+    // A previous URL during its grace period (checked again on every delivery).
+    Ok(integration::Entity::find()
+        .filter(integration::Column::PreviousWebhookToken.eq(token))
+        .one(db)
+        .await?
+        .filter(|model| crate::integrations::accepts_previous(model, token)))
 }
 
 /// Checks a presented hottok against every product of the integration. All comparisons
@@ -137,6 +146,8 @@ pub enum Intake {
 /// An authentic, well-formed delivery to store.
 pub struct IntakeItem<'a> {
     pub integration: &'a integration::Model,
+    /// Came in on the previous URL of a rotation with grace.
+    pub via_previous_url: bool,
     pub products: &'a [product::Model],
     pub envelope: &'a Envelope,
     pub body: &'a str,
@@ -176,6 +187,7 @@ fn new_row(
         payload: Set(item.body.to_owned()),
         payload_sha256: Set(sha256_hex(item.body.as_bytes())),
         body_differs: Set(false),
+        via_previous_url: Set(item.via_previous_url),
         received_at: Set(now),
         processed_at: Set((!pending).then_some(now)),
         enqueued_at: Set(pending.then_some(now)),
@@ -296,6 +308,7 @@ pub async fn record_rejected(
         payload: Set(String::from_utf8_lossy(body).into_owned()),
         payload_sha256: Set(sha256_hex(body)),
         body_differs: Set(false),
+        via_previous_url: Set(false),
         received_at: Set(now),
         processed_at: Set(Some(now)),
         enqueued_at: Set(None),
@@ -357,6 +370,18 @@ pub async fn process_batch(
         }
     }
     Ok(failures)
+}
+
+/// Processes one stored `PENDING` delivery inside the caller's transaction (the path of
+/// `simulateDelivery`; workers use [`process_batch`]).
+pub async fn process_in(txn: &impl ConnectionTrait, delivery_id: &str) -> DomainResult<()> {
+    let row = webhook_delivery::Entity::find_by_id(delivery_id.to_owned())
+        .one(txn)
+        .await?
+        .ok_or(DomainError::NotFound("delivery"))?;
+    let snap = IntegrationSnapshot::load(txn, &row.integration_id).await?;
+    let parsed: Parsed<'_> = (&row, stored_payload(&row), &snap);
+    process_group(txn, std::slice::from_ref(&parsed)).await
 }
 
 /// A stored delivery, its parsed body, and its integration.

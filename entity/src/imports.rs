@@ -1,7 +1,7 @@
 //! Retroactive imports of past sales (`docs/import.md`): runs split into date windows, each
 //! processed by one job that pages through Hotmart's sales history.
 
-pub use crate::tables::enums::{ImportStatus, WindowStatus};
+pub use crate::tables::enums::{ImportKind, ImportStatus, WindowStatus};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QueryOrder, Set, sea_query::Expr,
@@ -19,7 +19,7 @@ use crate::{
     integrations, labels, new_id, now_ms,
     scope::{find_scoped, scoped},
     secrets::SecretKeys,
-    tables::{import_run, import_window, product},
+    tables::{import_run, import_window, integration, product},
 };
 
 pub const DEFAULT_WINDOW_MS: i64 = 30 * 86_400_000;
@@ -157,17 +157,55 @@ pub async fn start(
         Some(name) => Some(labels::ensure(db, caller, "label", &name).await?.name),
         None => None,
     };
-    let now = now_ms();
+    let spec = RunSpec {
+        from: input.from,
+        to: input.to,
+        events: input.events,
+        product_ids,
+        label,
+        kind: ImportKind::Manual,
+    };
+    create_run(db, &integration, spec).await
+}
+
+/// What a run covers.
+pub struct RunSpec<'a> {
+    pub from: i64,
+    pub to: i64,
+    pub events: &'a [HotmartEvent],
+    pub product_ids: Vec<String>,
+    pub label: Option<String>,
+    pub kind: ImportKind,
+}
+
+/// The Hotmart product ids of every product of the integration.
+pub async fn all_product_ids(
+    db: &impl ConnectionTrait,
+    integration: &integration::Model,
+) -> DomainResult<Vec<String>> {
+    let products = crate::products::of_integration(db, &integration.id).await?;
+    Ok(products.into_iter().map(|p| p.hotmart_product_id).collect())
+}
+
+/// Creates a run of `integration` with its windows (checked by the caller); the run and
+/// the window ids to enqueue.
+pub async fn create_run(
+    db: &impl ConnectionTrait,
+    integration: &integration::Model,
+    spec: RunSpec<'_>,
+) -> DomainResult<(import_run::Model, Vec<String>)> {
     let run = import_run::ActiveModel {
         id: Set(new_id()),
-        account_id: Set(caller.account_id.clone()),
+        account_id: Set(integration.account_id.clone()),
         integration_id: Set(integration.id.clone()),
-        range_from: Set(input.from),
-        range_to: Set(input.to),
-        events: Set(encode_events(input.events)),
-        hotmart_product_ids: Set(serde_json::to_string(&product_ids).expect("ids serialise")),
-        label: Set(label),
+        range_from: Set(spec.from),
+        range_to: Set(spec.to),
+        events: Set(encode_events(spec.events)),
+        hotmart_product_ids: Set(serde_json::to_string(&spec.product_ids).expect("ids serialise")),
+        label: Set(spec.label),
         status: Set(ImportStatus::Queued),
+        kind: Set(spec.kind),
+        healed: Set(0),
         windows_total: Set(0),
         windows_done: Set(0),
         sales_seen: Set(0),
@@ -176,15 +214,15 @@ pub async fn start(
         skipped: Set(0),
         failed_sales: Set(0),
         error: Set(None),
-        created_at: Set(now),
+        created_at: Set(now_ms()),
         finished_at: Set(None),
     }
     .insert(db)
     .await?;
     let mut windows = Vec::new();
-    let mut start = input.from;
-    while start < input.to {
-        let end = (start + DEFAULT_WINDOW_MS).min(input.to);
+    let mut start = spec.from;
+    while start < spec.to {
+        let end = (start + DEFAULT_WINDOW_MS).min(spec.to);
         windows.push(insert_window(db, &run, start, end, None).await?);
         start = end;
     }
@@ -448,6 +486,8 @@ impl ImportedSale {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PageCounts {
     pub sales_seen: i64,
+    /// Sales that no webhook had delivered (counted by reconciliation runs).
+    pub healed: i64,
     pub deals_created: i64,
     pub deals_updated: i64,
     pub skipped: i64,
@@ -478,6 +518,7 @@ pub async fn add_counts(
             Column::Skipped,
             Expr::col(Column::Skipped).add(counts.skipped),
         )
+        .col_expr(Column::Healed, Expr::col(Column::Healed).add(counts.healed))
         .col_expr(
             Column::FailedSales,
             Expr::col(Column::FailedSales).add(counts.failed_sales),

@@ -86,6 +86,12 @@ pub async fn create<C: ConnectionTrait + TransactionTrait>(
         webhook_token: Set(random_token(WEBHOOK_TOKEN_BYTES)),
         credentials: Set(None),
         hottok_failures: Set(0),
+        reconcile_enabled: Set(false),
+        reconcile_every_minutes: Set(crate::reconciliation::DEFAULT_EVERY_MINUTES),
+        reconcile_lookback_hours: Set(crate::reconciliation::DEFAULT_LOOKBACK_HOURS),
+        reconcile_next_at: Set(None),
+        previous_webhook_token: Set(None),
+        previous_token_until: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -230,16 +236,47 @@ async fn set_status(
 }
 
 /// A new webhook URL; the old one stops working at once.
+/// A new webhook URL. With `grace_hours` > 0 the old URL keeps accepting deliveries until
+/// the grace ends (so the producer can update Hotmart without a gap); with 0 it stops at
+/// once (a leaked URL).
 pub async fn rotate_webhook_token(
     db: &impl ConnectionTrait,
     caller: &Caller,
     id: &str,
+    grace_hours: i32,
 ) -> DomainResult<integration::Model> {
+    caller.require_admin()?;
+    if !(0..=MAX_GRACE_HOURS).contains(&grace_hours) {
+        return Err(DomainError::bad_input(
+            "graceHours",
+            format!("must be between 0 and {MAX_GRACE_HOURS}"),
+        ));
+    }
     let current = get(db, caller, id).await?;
+    let now = now_ms();
+    let old = current.webhook_token.clone();
     let mut model = current.into_active_model();
     model.webhook_token = Set(random_token(WEBHOOK_TOKEN_BYTES));
-    model.updated_at = Set(now_ms());
+    if grace_hours > 0 {
+        model.previous_webhook_token = Set(Some(old));
+        model.previous_token_until = Set(Some(now + i64::from(grace_hours) * 3_600_000));
+    } else {
+        model.previous_webhook_token = Set(None);
+        model.previous_token_until = Set(None);
+    }
+    model.updated_at = Set(now);
     Ok(model.update(db).await?)
+}
+
+/// Longest grace period of a rotation: a week.
+pub const MAX_GRACE_HOURS: i32 = 168;
+
+/// Whether `token` is the integration's previous URL, still in its grace period.
+pub fn accepts_previous(model: &integration::Model, token: &str) -> bool {
+    model.previous_webhook_token.as_deref() == Some(token)
+        && model
+            .previous_token_until
+            .is_some_and(|until| until > now_ms())
 }
 
 /// Deletes the integration with its group, origins, products, deals, deliveries and

@@ -377,6 +377,7 @@ impl WindowWork<'_> {
         }
         imports::add_counts(&*txn, &self.run.id, counts).await?;
         txn.commit().await?;
+        self.ctx.telemetry.healed_sales(counts.healed as u64);
         Ok(())
     }
 
@@ -428,13 +429,16 @@ impl WindowWork<'_> {
                 let source = Source::Import {
                     run_id: self.run.id.clone(),
                     label: self.run.label.clone(),
+                    reconciliation: self.run.kind == imports::ImportKind::Reconciliation,
                 };
                 (&self.snap, sale.incoming(source))
             })
             .collect();
         let outcome = apply_group(txn, &group).await?;
+        let reconciliation = self.run.kind == imports::ImportKind::Reconciliation;
         for applied in &outcome.applied {
             match applied {
+                Applied::Applied { .. } if reconciliation => counts.healed += 1,
                 Applied::Applied { .. } => {}
                 Applied::Duplicate => counts.skipped += 1,
                 Applied::NoContact => counts.failed_sales += 1,
@@ -480,4 +484,25 @@ pub async fn sweep_windows(ctx: &JobContext) -> Result<usize, entity::DomainErro
         }
     }
     Ok(requeued)
+}
+
+/// Starts the reconciliations that are due, each due time taken by one process (see
+/// `entity::reconciliation`); how many started.
+pub async fn start_due_reconciliations(ctx: &JobContext) -> Result<usize, entity::DomainError> {
+    let mut started = 0;
+    for integration in entity::reconciliation::take_due(&ctx.db.conn).await? {
+        let Some((run, windows)) =
+            entity::reconciliation::start(&ctx.db.conn, &integration).await?
+        else {
+            continue;
+        };
+        tracing::info!(run = %run.id, integration = %integration.id, "reconciliation started");
+        for window in windows {
+            if let Err(err) = ctx.queue.enqueue_import_window(&window).await {
+                tracing::warn!(error = %err, "cannot enqueue a reconciliation window yet");
+            }
+        }
+        started += 1;
+    }
+    Ok(started)
 }

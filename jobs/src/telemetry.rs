@@ -23,6 +23,11 @@ pub struct Status {
     pub status: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Health {
+    pub health: &'static str,
+}
+
 /// One per process, shared by its HTTP side and its workers.
 #[derive(Clone)]
 pub struct Telemetry(Arc<Inner>);
@@ -32,8 +37,10 @@ struct Inner {
     webhooks: Family<Outcome, Counter>,
     attempts: Family<Outcome, Counter>,
     imported: Counter,
+    healed: Counter,
     handed_back: Counter,
     deliveries: Family<Status, Gauge>,
+    integrations: Family<Health, Gauge>,
     queue_depth: Gauge,
     oldest_pending: Gauge,
     claims_expired: Gauge,
@@ -41,11 +48,13 @@ struct Inner {
 }
 
 /// What `/metrics` reads from the database at scrape time.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Readings {
     pub pending_deliveries: i64,
     pub failed_deliveries: i64,
     pub queue: crate::queue::QueueStats,
+    /// Active integrations by health (`OK`, `WARNING`, `FAILING`).
+    pub integrations_by_health: Vec<(&'static str, i64)>,
     pub claims: crate::queue::ClaimStats,
 }
 
@@ -78,6 +87,11 @@ impl Default for Telemetry {
                 "checkout_crm_imported_sales",
                 "Sales read from the Hotmart API by import windows",
             ),
+            healed: metric(
+                &mut r,
+                "checkout_crm_healed_sales",
+                "Sales reconciliation found that no webhook had delivered",
+            ),
             handed_back: metric(
                 &mut r,
                 "checkout_crm_jobs_handed_back",
@@ -87,6 +101,11 @@ impl Default for Telemetry {
                 &mut r,
                 "checkout_crm_webhook_deliveries",
                 "Webhook deliveries waiting to be processed (PENDING) or given up (FAILED)",
+            ),
+            integrations: metric(
+                &mut r,
+                "checkout_crm_integrations",
+                "Active integrations by health (OK, WARNING, FAILING)",
             ),
             queue_depth: metric(
                 &mut r,
@@ -135,6 +154,10 @@ impl Telemetry {
         self.0.imported.inc_by(n);
     }
 
+    pub fn healed_sales(&self, n: u64) {
+        self.0.healed.inc_by(n);
+    }
+
     pub fn handed_back(&self, n: u64) {
         self.0.handed_back.inc_by(n);
     }
@@ -147,6 +170,9 @@ impl Telemetry {
             ("FAILED", readings.failed_deliveries),
         ] {
             inner.deliveries.get_or_create(&Status { status }).set(n);
+        }
+        for (health, n) in &readings.integrations_by_health {
+            inner.integrations.get_or_create(&Health { health }).set(*n);
         }
         inner.queue_depth.set(readings.queue.depth);
         inner.oldest_pending.set(readings.queue.oldest_due_age_secs);

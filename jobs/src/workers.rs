@@ -292,5 +292,8 @@ async fn sweep_forever(ctx: JobContext) {
         if let Err(err) = crate::imports::sweep_windows(&ctx).await {
             tracing::warn!(error = %err, "import sweeper pass failed");
         }
+        if let Err(err) = crate::imports::start_due_reconciliations(&ctx).await {
+            tracing::warn!(error = %err, "cannot start due reconciliations");
+        }
     }
 }

@@ -12,6 +12,7 @@ mod m20261201_000002_deal_details;
 mod m20261202_000001_api_limits;
 mod m20261203_000001_change_stamps;
 mod m20261203_000002_deliveries_without_job_ids;
+mod m20261204_000001_never_miss_a_sale;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_api_limits::Migration),
             Box::new(m20261203_000001_change_stamps::Migration),
             Box::new(m20261203_000002_deliveries_without_job_ids::Migration),
+            Box::new(m20261204_000001_never_miss_a_sale::Migration),
         ]
     }
 }

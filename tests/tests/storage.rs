@@ -157,6 +157,7 @@ async fn unique_indexes_enforce_the_invariants(backend: Backend) {
         payload: Set("{}".into()),
         payload_sha256: Set("x".into()),
         body_differs: Set(false),
+        via_previous_url: Set(false),
         received_at: Set(now_ms()),
         processed_at: Set(None),
         enqueued_at: Set(None),

@@ -77,6 +77,13 @@ impl ImportRun {
     async fn failed_sales(&self) -> i64 {
         self.0.failed_sales
     }
+    async fn kind(&self) -> super::types::ImportKind {
+        self.0.kind.into()
+    }
+    /// Sales this run found that no webhook had delivered.
+    async fn healed(&self) -> i64 {
+        self.0.healed
+    }
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
@@ -133,6 +140,24 @@ impl ImportQuery {
     }
 }
 
+/// Enqueues the windows of a new run (a window not enqueued now is by the sweeper).
+async fn enqueue_windows(app: &super::AppContext, windows: Vec<String>) {
+    for window in windows {
+        if let Err(err) = app.queue.enqueue_import_window(&window).await {
+            tracing::warn!(error = %err, "cannot enqueue import window yet");
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct ReconciliationInput {
+    pub enabled: bool,
+    /// Minutes between runs (15 – 1440; default 60).
+    pub every_minutes: Option<i32>,
+    /// Hours each run looks back (1 – 720; default 72).
+    pub lookback_hours: Option<i32>,
+}
+
 #[derive(Default)]
 pub struct ImportMutation;
 
@@ -158,6 +183,40 @@ impl ImportMutation {
         Ok(Integration(integration))
     }
 
+    /// Turns scheduled reconciliation on (the first run is due at once) or off.
+    async fn set_reconciliation(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        input: ReconciliationInput,
+    ) -> ApiResult<super::types::Integration> {
+        let app = ctx.app();
+        let settings = entity::reconciliation::Settings {
+            enabled: input.enabled,
+            every_minutes: input.every_minutes,
+            lookback_hours: input.lookback_hours,
+        };
+        let integration = entity::reconciliation::set(
+            &app.db.conn,
+            &app.keys,
+            ctx.caller()?,
+            &integration_id,
+            settings,
+        )
+        .await?;
+        Ok(super::types::Integration(integration))
+    }
+
+    /// Starts a reconciliation run at once (or returns the one still going).
+    async fn reconcile_now(&self, ctx: &Context<'_>, integration_id: ID) -> ApiResult<ImportRun> {
+        let app = ctx.app();
+        let (run, windows) =
+            entity::reconciliation::now(&app.db.conn, &app.keys, ctx.caller()?, &integration_id)
+                .await?;
+        enqueue_windows(app, windows).await;
+        Ok(ImportRun(run))
+    }
+
     async fn start_hotmart_import(
         &self,
         ctx: &Context<'_>,
@@ -180,12 +239,7 @@ impl ImportMutation {
             },
         )
         .await?;
-        for window in windows {
-            if let Err(err) = app.queue.enqueue_import_window(&window).await {
-                // The window row exists; the sweeper enqueues it.
-                tracing::warn!(error = %err, "cannot enqueue import window yet");
-            }
-        }
+        enqueue_windows(app, windows).await;
         Ok(ImportRun(run))
     }
 

@@ -9,6 +9,7 @@ pub mod imports;
 pub mod loaders;
 pub mod pipeline;
 pub mod setup;
+pub mod simulation;
 pub mod types;
 
 use async_graphql::{MergedObject, Schema};
@@ -50,6 +51,7 @@ pub struct Mutation(
     setup::SetupMutation,
     pipeline::PipelineMutation,
     imports::ImportMutation,
+    simulation::SimulationMutation,
 );
 
 pub type CrmSchema = Schema<Query, Mutation, imports::Subscription>;

@@ -194,9 +194,18 @@ impl SetupMutation {
         ))
     }
 
-    async fn rotate_webhook_token(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Integration> {
+    /// A new webhook URL; with `graceHours` the old one keeps accepting until then.
+    async fn rotate_webhook_token(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default = 0)] grace_hours: Option<i32>,
+    ) -> ApiResult<Integration> {
+        let db = &ctx.app().db.conn;
+        let caller = ctx.caller()?;
+        let grace = grace_hours.unwrap_or(0);
         Ok(Integration(
-            integrations::rotate_webhook_token(&ctx.app().db.conn, ctx.caller()?, &id).await?,
+            integrations::rotate_webhook_token(db, caller, &id, grace).await?,
         ))
     }
 

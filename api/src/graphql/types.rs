@@ -68,6 +68,40 @@ pub enum ImportStatus {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::imports::ImportKind")]
+pub enum ImportKind {
+    Manual,
+    Reconciliation,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::health::HealthStatus")]
+pub enum HealthStatus {
+    Ok,
+    Warning,
+    Failing,
+}
+
+/// How an integration is doing, from stored facts.
+#[derive(SimpleObject)]
+pub struct IntegrationHealth {
+    pub status: HealthStatus,
+    /// Plain-language reasons, worst first; empty when OK.
+    pub reasons: Vec<String>,
+    pub refused_last_hour: i32,
+    pub failed_deliveries: i32,
+    pub last_reconciled_at: Option<DateTime<Utc>>,
+    pub healed_last_day: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct ReconciliationSettings {
+    pub enabled: bool,
+    pub every_minutes: i32,
+    pub lookback_hours: i32,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum VariationKind {
     Offer,
     Plan,
@@ -199,6 +233,27 @@ impl Integration {
     /// Authentication failures (missing or wrong hottok) since the integration was created.
     async fn hottok_failures(&self) -> i64 {
         self.0.hottok_failures
+    }
+    /// How the integration is doing: refused deliveries, failures, sales that only
+    /// reconciliation found.
+    async fn health(&self, ctx: &Context<'_>) -> ApiResult<IntegrationHealth> {
+        let health = entity::health::of(&ctx.app().db.conn, &self.0).await?;
+        let int = |n: i64| n.clamp(0, i64::from(i32::MAX)) as i32;
+        Ok(IntegrationHealth {
+            status: health.status.into(),
+            reasons: health.reasons,
+            refused_last_hour: int(health.refused_last_hour),
+            failed_deliveries: int(health.failed_deliveries),
+            last_reconciled_at: health.last_reconciled_at.map(time),
+            healed_last_day: int(health.healed_last_day),
+        })
+    }
+    async fn reconciliation(&self) -> ReconciliationSettings {
+        ReconciliationSettings {
+            enabled: self.0.reconcile_enabled,
+            every_minutes: self.0.reconcile_every_minutes,
+            lookback_hours: self.0.reconcile_lookback_hours,
+        }
     }
     #[graphql(complexity = "super::page_cost(first, child_complexity)")]
     async fn deliveries(
@@ -374,6 +429,10 @@ impl WebhookDelivery {
     /// write-only.
     async fn payload(&self) -> String {
         entity::deliveries::redacted_payload(&self.0.payload)
+    }
+    /// Came in on the integration's previous URL, during a rotation's grace period.
+    async fn via_previous_url(&self) -> bool {
+        self.0.via_previous_url
     }
 }
 

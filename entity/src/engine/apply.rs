@@ -99,6 +99,8 @@ pub enum Source {
     Import {
         run_id: String,
         label: Option<String>,
+        /// A scheduled reconciliation run: what it applies, no webhook had delivered.
+        reconciliation: bool,
     },
 }
 
@@ -404,7 +406,16 @@ fn new_entry(
         import_run_id,
         deal_id: None,
         effect: None,
-        description: Some(describe(e.event, e.payload)),
+        description: Some(match &e.source {
+            Source::Import {
+                reconciliation: true,
+                ..
+            } => format!(
+                "{} (recovered by reconciliation: no webhook delivered it)",
+                describe(e.event, e.payload)
+            ),
+            _ => describe(e.event, e.payload),
+        }),
         recorded_at: now_ms(),
     };
     LogEntry {

@@ -182,3 +182,24 @@ impl Effect {
         }
     }
 }
+
+/// Why an import run exists: asked for, or scheduled reconciliation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum ImportKind {
+    Manual,
+    Reconciliation,
+}
+
+impl ImportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "MANUAL",
+            Self::Reconciliation => "RECONCILIATION",
+        }
+    }
+}

@@ -13,6 +13,9 @@ pub struct Model {
     pub hotmart_product_ids: String,
     pub label: Option<String>,
     pub status: super::enums::ImportStatus,
+    pub kind: super::enums::ImportKind,
+    /// Sales this run found that no webhook had delivered (reconciliation runs).
+    pub healed: i64,
     pub windows_total: i64,
     pub windows_done: i64,
     pub sales_seen: i64,

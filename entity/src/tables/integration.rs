@@ -17,6 +17,15 @@ pub struct Model {
     pub webhook_token: String,
     pub credentials: Option<String>,
     pub hottok_failures: i64,
+    /// Scheduled reconciliation (see `crate::reconciliation`).
+    pub reconcile_enabled: bool,
+    pub reconcile_every_minutes: i32,
+    pub reconcile_lookback_hours: i32,
+    /// When the next reconciliation is due; `None` when disabled.
+    pub reconcile_next_at: Option<i64>,
+    /// The URL token before the last rotation, accepted until `previous_token_until`.
+    pub previous_webhook_token: Option<String>,
+    pub previous_token_until: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }

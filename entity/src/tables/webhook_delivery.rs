@@ -16,6 +16,8 @@ pub struct Model {
     pub payload: String,
     pub payload_sha256: String,
     pub body_differs: bool,
+    /// Came in on the integration's previous URL, during a rotation's grace period.
+    pub via_previous_url: bool,
     pub received_at: i64,
     pub processed_at: Option<i64>,
     /// When the delivery was last (re)enqueued, or is due again after a failed attempt.
