@@ -467,6 +467,7 @@ impl WindowWork<'_> {
         }
         imports::add_counts(&*txn, &self.run.id, counts).await?;
         txn.commit().await?;
+        self.ctx.telemetry.healed_sales(counts.healed as u64);
         Ok(true)
     }
 }
