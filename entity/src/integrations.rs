@@ -322,3 +322,47 @@ pub async fn group_of(
             DomainError::Internal(format!("integration {} has no group", integration.id))
         })
 }
+
+#[cfg(test)]
+mod grace_tests {
+    use super::*;
+
+    fn model(previous: Option<&str>, until: Option<i64>) -> integration::Model {
+        integration::Model {
+            id: "i".into(),
+            account_id: "a".into(),
+            platform: PLATFORM_HOTMART.into(),
+            name: "n".into(),
+            label: None,
+            status: IntegrationStatus::Active,
+            events: "[]".into(),
+            keep_deal_owner: false,
+            tag_contacts_with_product_name: false,
+            merge_products: false,
+            webhook_token: "new".into(),
+            credentials: None,
+            hottok_failures: 0,
+            reconcile_enabled: false,
+            reconcile_every_minutes: 60,
+            reconcile_lookback_hours: 72,
+            reconcile_next_at: None,
+            previous_webhook_token: previous.map(str::to_owned),
+            previous_token_until: until,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_previous_url_works_only_during_its_grace() {
+        let later = now_ms() + 60_000;
+        assert!(accepts_previous(&model(Some("old"), Some(later)), "old"));
+        assert!(!accepts_previous(
+            &model(Some("old"), Some(now_ms() - 1)),
+            "old"
+        ));
+        assert!(!accepts_previous(&model(Some("old"), None), "old"));
+        assert!(!accepts_previous(&model(Some("old"), Some(later)), "other"));
+        assert!(!accepts_previous(&model(None, Some(later)), "old"));
+    }
+}

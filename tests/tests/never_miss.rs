@@ -223,6 +223,27 @@ async fn reconciliation_settings_are_checked(backend: Backend) {
         .err(&member, set, json!({"id": id, "i": {"enabled": false}}))
         .await;
     assert_eq!(code, "FORBIDDEN");
+    // simulateDelivery: admins only; a malformed body is what the endpoint would reject.
+    let simulate = "mutation($id: ID!, $p: String!) { simulateDelivery(integrationId: $id, payload: $p) { answer reason } }";
+    let (code, _) = app
+        .err(&member, simulate, json!({"id": id, "p": "{}"}))
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    for body in ["not json", "{\"id\": 1}", "[]", &"x".repeat(10_000)] {
+        let simulated = app
+            .ok(&app.admin, simulate, json!({"id": id, "p": body}))
+            .await;
+        assert_eq!(
+            simulated["simulateDelivery"]["answer"], "rejected",
+            "{body:.40}"
+        );
+        assert!(simulated["simulateDelivery"]["reason"].is_string());
+    }
+    let other = app.other_account().await;
+    let (code, _) = app
+        .err(&other, simulate, json!({"id": id, "p": "{}"}))
+        .await;
+    assert_eq!(code, "NOT_FOUND");
     let ok = app
         .ok(
             &app.admin,
@@ -481,10 +502,96 @@ async fn fixture_integration(app: &TestApp) -> (String, String) {
     (id, url)
 }
 
+/// Two worker processes share the schedule: one run per due time, and a time that comes
+/// while the run is still going does not start another.
+async fn two_workers_start_one_reconciliation_per_due_time(backend: Backend) {
+    use std::sync::atomic::Ordering;
+    use tests::process::{Gql, Store, crm, free_port, wait_healthy};
+    let hotmart = FakeHotmart::start().await;
+    let now = entity::now_ms();
+    hotmart.state.sales.lock().unwrap().extend((0..50).map(|n| {
+        sale(
+            &format!("HPT{n}"),
+            "APPROVED",
+            1_234_567,
+            &format!("t{n}@x.test"),
+            now - 7_200_000 - n * 60_000,
+            10.0,
+        )
+    }));
+    // Each Sales History page takes 2 s: the run lasts several seconds.
+    hotmart
+        .state
+        .faults
+        .history_latency_ms
+        .store(2_000, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(backend, dir.path()).await;
+    let env = [("WORKER_SWEEP_SECS", "1")];
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = crm(
+        dir.path(),
+        &store.url,
+        &hotmart.base,
+        &env,
+        &["serve", "--no-workers", "--bind", &bind],
+    );
+    wait_healthy(&base).await;
+    let _workers = [
+        crm(dir.path(), &store.url, &hotmart.base, &env, &["worker"]),
+        crm(dir.path(), &store.url, &hotmart.base, &env, &["worker"]),
+    ];
+    let gql = Gql::new(&base, dir.path());
+    let db = entity::database::connect(&store.url, 2).await.unwrap();
+    let (id, _) = gql.integration().await;
+    let set = gql
+        .call(
+            "mutation($id: ID!) { setReconciliation(integrationId: $id, input: {enabled: true}) { id } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert!(set["errors"].is_null(), "{set}");
+    let runs = "SELECT count(*) FROM import_runs WHERE kind = 'RECONCILIATION'";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while scalar(&db, runs).await == 0 {
+        assert!(Instant::now() < deadline, "no reconciliation started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Both workers' schedulers look every second.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(scalar(&db, runs).await, 1, "one run per due time");
+
+    // Due again while the run still goes: the time is taken, no second run starts.
+    let sql = format!("UPDATE integrations SET reconcile_next_at = 0 WHERE id = '{id}'");
+    db.conn
+        .execute_raw(Statement::from_string(db.conn.get_database_backend(), sql))
+        .await
+        .unwrap();
+    let taken =
+        format!("SELECT count(*) FROM integrations WHERE id = '{id}' AND reconcile_next_at > 0");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while scalar(&db, &taken).await == 0 {
+        assert!(Instant::now() < deadline, "the due time was not taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let still_running = "SELECT count(*) FROM import_runs WHERE kind = 'RECONCILIATION' \
+                         AND status IN ('QUEUED', 'RUNNING')";
+    assert_eq!(
+        scalar(&db, still_running).await,
+        1,
+        "the run was still going"
+    );
+    assert_eq!(scalar(&db, runs).await, 1, "not doubled");
+    db.close().await;
+}
+
 on_both_backends!(
     reconciliation_heals_sales_no_webhook_delivered,
     reconciliation_settings_are_checked,
     a_wrong_hottok_makes_the_integration_failing,
     a_rotation_with_grace_accepts_both_urls_until_it_ends,
     simulating_each_real_fixture_matches_posting_it,
+    two_workers_start_one_reconciliation_per_due_time,
 );
