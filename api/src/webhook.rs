@@ -83,6 +83,14 @@ async fn read_body(body: Body, timeout: Duration) -> Result<bytes::Bytes, Respon
     }
 }
 
+fn unknown_url(state: &HttpState) -> Response {
+    state.telemetry.webhook("unknown_url");
+    reply(
+        StatusCode::NOT_FOUND,
+        json!({"error": "unknown webhook URL"}),
+    )
+}
+
 fn too_large() -> Response {
     reply(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -146,11 +154,7 @@ pub async fn hotmart(
 ) -> Response {
     let route = match state.app.routes.get(&state.app.db.conn, &token).await {
         Ok(Some(route)) => route,
-        Ok(None) => {
-            state.telemetry.webhook("unknown_url");
-            let error = json!({"error": "unknown webhook URL"});
-            return reply(StatusCode::NOT_FOUND, error);
-        }
+        Ok(None) => return unknown_url(&state),
         Err(err) => return unavailable(err),
     };
     let (parts, body) = request.into_parts();
@@ -161,15 +165,9 @@ pub async fn hotmart(
         integration,
         products,
     } = route;
-    // The previous URL of a rotation: accepted only while its grace lasts.
-    let via_previous_url = integration.webhook_token != token;
-    if via_previous_url && !integrations::accepts_previous(&integration, &token) {
-        state.telemetry.webhook("unknown_url");
-        return reply(
-            StatusCode::NOT_FOUND,
-            json!({"error": "unknown webhook URL"}),
-        );
-    }
+    let Some(via_previous_url) = url_of(&integration, &token) else {
+        return unknown_url(&state);
+    };
     let header_hottok = parts.headers.get(HOTTOK_HEADER);
     let authenticated_by_header = header_hottok.is_some();
     if let Some(presented) = header_hottok
@@ -202,6 +200,15 @@ pub async fn hotmart(
         products,
     };
     store(&state, route, via_previous_url, &body, parsed).await
+}
+
+/// Whether `token` is the integration's previous URL (`Some(true)`, during its grace
+/// period) or its current one (`Some(false)`); `None` once the grace is over.
+fn url_of(integration: &entity::tables::integration::Model, token: &str) -> Option<bool> {
+    if integration.webhook_token == token {
+        return Some(false);
+    }
+    integrations::accepts_previous(integration, token).then_some(true)
 }
 
 /// Stores an authentic delivery (or rejects a malformed one) and answers.

@@ -87,8 +87,8 @@ pub async fn create<C: ConnectionTrait + TransactionTrait>(
         credentials: Set(None),
         hottok_failures: Set(0),
         reconcile_enabled: Set(false),
-        reconcile_every_minutes: Set(crate::reconciliation::DEFAULT_EVERY_MINUTES),
-        reconcile_lookback_hours: Set(crate::reconciliation::DEFAULT_LOOKBACK_HOURS),
+        reconcile_every_minutes: Set(DEFAULT_RECONCILE_EVERY_MINUTES),
+        reconcile_lookback_hours: Set(DEFAULT_RECONCILE_LOOKBACK_HOURS),
         reconcile_next_at: Set(None),
         previous_webhook_token: Set(None),
         previous_token_until: Set(None),
@@ -267,6 +267,10 @@ pub async fn rotate_webhook_token(
     model.updated_at = Set(now);
     Ok(model.update(db).await?)
 }
+
+/// Reconciliation intervals of a new integration (scheduled reconciliation, `docs/import.md`).
+pub const DEFAULT_RECONCILE_EVERY_MINUTES: i32 = 60;
+pub const DEFAULT_RECONCILE_LOOKBACK_HOURS: i32 = 72;
 
 /// Longest grace period of a rotation: a week.
 pub const MAX_GRACE_HOURS: i32 = 168;

@@ -20,8 +20,10 @@ use crate::{
     tables::{import_run, integration},
 };
 
-pub const DEFAULT_EVERY_MINUTES: i32 = 60;
-pub const DEFAULT_LOOKBACK_HOURS: i32 = 72;
+pub use crate::integrations::{
+    DEFAULT_RECONCILE_EVERY_MINUTES as DEFAULT_EVERY_MINUTES,
+    DEFAULT_RECONCILE_LOOKBACK_HOURS as DEFAULT_LOOKBACK_HOURS,
+};
 const EVERY_MINUTES: std::ops::RangeInclusive<i32> = 15..=1440;
 const LOOKBACK_HOURS: std::ops::RangeInclusive<i32> = 1..=720;
 const MINUTE_MS: i64 = 60_000;

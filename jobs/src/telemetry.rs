@@ -41,10 +41,42 @@ struct Inner {
     handed_back: Counter,
     deliveries: Family<Status, Gauge>,
     integrations: Family<Health, Gauge>,
-    queue_depth: Gauge,
+    queue: QueueGauges,
+}
+
+/// The queue's gauges.
+struct QueueGauges {
+    depth: Gauge,
     oldest_pending: Gauge,
     claims_expired: Gauge,
     oldest_claim: Gauge,
+}
+
+impl QueueGauges {
+    fn register(r: &mut Registry) -> Self {
+        QueueGauges {
+            depth: metric(
+                r,
+                "checkout_crm_queue_depth",
+                "Delivery jobs waiting in the queue",
+            ),
+            oldest_pending: metric(
+                r,
+                "checkout_crm_queue_oldest_pending_seconds",
+                "Age of the oldest delivery job that is due and not started",
+            ),
+            claims_expired: metric(
+                r,
+                "checkout_crm_queue_claims_expired",
+                "Jobs claimed by a process whose lease expired (killed or frozen), waiting to be taken over",
+            ),
+            oldest_claim: metric(
+                r,
+                "checkout_crm_queue_oldest_claim_seconds",
+                "Age of the oldest claimed, unfinished job; growing without end means a stuck process",
+            ),
+        }
+    }
 }
 
 /// What `/metrics` reads from the database at scrape time.
@@ -107,26 +139,7 @@ impl Default for Telemetry {
                 "checkout_crm_integrations",
                 "Active integrations by health (OK, WARNING, FAILING)",
             ),
-            queue_depth: metric(
-                &mut r,
-                "checkout_crm_queue_depth",
-                "Delivery jobs waiting in the queue",
-            ),
-            oldest_pending: metric(
-                &mut r,
-                "checkout_crm_queue_oldest_pending_seconds",
-                "Age of the oldest delivery job that is due and not started",
-            ),
-            claims_expired: metric(
-                &mut r,
-                "checkout_crm_queue_claims_expired",
-                "Jobs claimed by a process whose lease expired (killed or frozen), waiting to be taken over",
-            ),
-            oldest_claim: metric(
-                &mut r,
-                "checkout_crm_queue_oldest_claim_seconds",
-                "Age of the oldest claimed, unfinished job; growing without end means a stuck process",
-            ),
+            queue: QueueGauges::register(&mut r),
             // Last: the fields above registered themselves in it.
             registry: r,
         };
@@ -174,10 +187,16 @@ impl Telemetry {
         for (health, n) in &readings.integrations_by_health {
             inner.integrations.get_or_create(&Health { health }).set(*n);
         }
-        inner.queue_depth.set(readings.queue.depth);
-        inner.oldest_pending.set(readings.queue.oldest_due_age_secs);
-        inner.claims_expired.set(readings.claims.expired);
-        inner.oldest_claim.set(readings.claims.oldest_age_secs);
+        inner.queue.depth.set(readings.queue.depth);
+        inner
+            .queue
+            .oldest_pending
+            .set(readings.queue.oldest_due_age_secs);
+        inner.queue.claims_expired.set(readings.claims.expired);
+        inner
+            .queue
+            .oldest_claim
+            .set(readings.claims.oldest_age_secs);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &inner.registry);

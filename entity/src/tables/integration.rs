@@ -17,7 +17,7 @@ pub struct Model {
     pub webhook_token: String,
     pub credentials: Option<String>,
     pub hottok_failures: i64,
-    /// Scheduled reconciliation (see `crate::reconciliation`).
+    /// Scheduled reconciliation: on, how often, how far back, when next.
     pub reconcile_enabled: bool,
     pub reconcile_every_minutes: i32,
     pub reconcile_lookback_hours: i32,
