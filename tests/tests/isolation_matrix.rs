@@ -142,6 +142,9 @@ fn value_for(ty: &str) -> Option<Value> {
             json!({"from": "2025-01-01T00:00:00Z", "to": "2025-01-02T00:00:00Z", "events": ["PURCHASE_APPROVED"]})
         }
         "DealFilter" | "ContactFilter" => json!({}),
+        "ReconciliationInput!" => json!({"enabled": false}),
+        // simulateDelivery's body; sign-in's e-mail and passwords.
+        "String!" => json!("{}"),
         "Int" => json!(10),
         "String" => Value::Null,
         "DeliveryStatus" => Value::Null,
