@@ -51,7 +51,9 @@ pub async fn open_database(config: &Config) -> Result<Database, AppError> {
 
 /// Everything request handlers need.
 pub fn http_state(config: &Config, db: Database) -> HttpState {
+    let tokens = TokenKeys::new(&config.jwt_secret);
     let app = AppContext {
+        tokens: tokens.clone(),
         queue: jobs::queue::Queue::new(&db),
         inbox: crate::inbox::Inbox::start(db.clone()),
         routes: Default::default(),
@@ -60,7 +62,6 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
         public_url: config.public_url.clone(),
         webhook_body_timeout: config.webhook_body_timeout,
     };
-    let tokens = TokenKeys::new(&config.jwt_secret);
     let guard = crate::graphql::guard::Guard::new(
         Some(tokens.clone()),
         config.http_max_concurrency,
@@ -99,8 +100,27 @@ pub async fn first_start(config: &Config, db: &Database) -> Result<Option<PathBu
     };
     entity::database::create_private_dir(&config.data_dir).map_err(io)?;
     write_private(&path, token.as_bytes()).map_err(io)?;
+    // A generated password, to sign in from a browser.
+    let password = generated_password();
+    entity::sign_in::set_password_of(&db.conn, tenant.admin.clone(), &password).await?;
+    let password_path = config.data_dir.join("admin-password");
+    let io = |source| AppError::Io {
+        context: format!("cannot write {}", password_path.display()),
+        source,
+    };
+    write_private(&password_path, password.as_bytes()).map_err(io)?;
     tracing::info!(admin = %tenant.admin.email, "created the first account and its admin");
     Ok(Some(path))
+}
+
+/// 20 random characters from an alphabet without look-alikes.
+fn generated_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Serves HTTP on `listener` until `shutdown` completes.

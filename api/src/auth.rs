@@ -20,6 +20,10 @@ pub struct Claims {
     pub iss: String,
     pub iat: i64,
     pub exp: i64,
+    /// The session a `login` token belongs to; it must still be live. Tokens made by the
+    /// CLI have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +34,8 @@ pub enum AuthError {
     Invalid(String),
     #[error("the token's user no longer exists")]
     UnknownUser,
+    #[error("the session has ended: sign in again")]
+    SessionEnded,
     #[error("authentication is unavailable: {0}")]
     Unavailable(String),
 }
@@ -57,8 +63,27 @@ impl TokenKeys {
             iss: ISSUER.to_owned(),
             iat: now,
             exp: now + ttl.as_secs() as i64,
+            sid: None,
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        self.sign(&claims)
+    }
+
+    /// A token for a signed-in session, expiring with it.
+    pub fn mint_session(&self, session: &entity::tables::session::Model, role: Role) -> String {
+        let claims = Claims {
+            sub: session.user_id.clone(),
+            account: session.account_id.clone(),
+            role: role.as_str().to_owned(),
+            iss: ISSUER.to_owned(),
+            iat: session.created_at / 1000,
+            exp: session.expires_at / 1000,
+            sid: Some(session.id.clone()),
+        };
+        self.sign(&claims)
+    }
+
+    fn sign(&self, claims: &Claims) -> String {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .expect("HS256 signing of in-memory claims cannot fail")
     }
 
@@ -112,6 +137,22 @@ pub async fn authenticate(
     caller_of(db, &keys.verify(token)?).await
 }
 
+/// The session a request's token belongs to (none for CLI tokens), for `logout` and
+/// `changePassword`.
+#[derive(Debug, Clone)]
+pub struct SessionId(pub String);
+
+/// Like [`authenticate`], with the token's session.
+pub async fn authenticate_session(
+    db: &Database,
+    keys: &TokenKeys,
+    token: &str,
+) -> Result<(Caller, Option<SessionId>), AuthError> {
+    let claims = keys.verify(token)?;
+    let caller = caller_of(db, &claims).await?;
+    Ok((caller, claims.sid.map(SessionId)))
+}
+
 /// The caller that verified claims name: the user must still exist; the role is the
 /// database's.
 pub async fn caller_of(db: &Database, claims: &Claims) -> Result<Caller, AuthError> {
@@ -119,6 +160,14 @@ pub async fn caller_of(db: &Database, claims: &Claims) -> Result<Caller, AuthErr
         .await
         .map_err(|err| AuthError::Unavailable(err.to_string()))?
         .ok_or(AuthError::UnknownUser)?;
+    if let Some(sid) = &claims.sid {
+        let live = entity::sign_in::session_is_live(&db.conn, sid, &user.id)
+            .await
+            .map_err(|err| AuthError::Unavailable(err.to_string()))?;
+        if !live {
+            return Err(AuthError::SessionEnded);
+        }
+    }
     Ok(Caller {
         role: users::role_of(&user),
         user_id: user.id,

@@ -54,8 +54,26 @@ pub enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Set a user's password, read from standard input (never from the command line);
+    /// the user's sessions end.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        /// The account id, when the e-mail exists in several accounts.
+        #[arg(long)]
+        account: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +161,14 @@ async fn execute(config: &Config, command: Command) -> Result<(), AppError> {
                     admin_name,
                 },
         } => create_account(config, &db, &name, &admin_email, admin_name.as_deref()).await?,
+        Command::User {
+            command: UserCommand::SetPassword { email, account },
+        } => {
+            let user = tenants::find_user_by_email(&db.conn, &email, account.as_deref()).await?;
+            let password = read_password()?;
+            entity::sign_in::set_password_of(&db.conn, user, &password).await?;
+            eprintln!("Password set for {email}.");
+        }
         Command::Schema => unreachable!("handled before configuration"),
     }
     Ok(())
@@ -152,6 +178,11 @@ async fn execute(config: &Config, command: Command) -> Result<(), AppError> {
 async fn serve(config: &Config, db: Database, no_workers: bool) -> Result<(), AppError> {
     if let Some(path) = app::first_start(config, &db).await? {
         println!("Created the first account. Admin token: {}", path.display());
+        println!(
+            "Sign in with {} and the password in {}",
+            std::env::var("ADMIN_EMAIL").unwrap_or_else(|_| "admin@example.com".to_owned()),
+            config.data_dir.join("admin-password").display()
+        );
     }
     let listener = TcpListener::bind(&config.bind)
         .await
@@ -208,6 +239,18 @@ async fn create_account(
     );
     println!("{token}");
     Ok(())
+}
+
+/// A password from standard input: its first line, without the line ending.
+fn read_password() -> Result<String, AppError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|source| AppError::Io {
+            context: "cannot read the password from standard input".into(),
+            source,
+        })?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -129,25 +129,55 @@ async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
-/// Authenticates before the body is parsed, then runs the request as the caller.
+/// Whether a document only signs in (`login`, and `__typename`): the one request that
+/// needs no token.
+fn only_signs_in(query: &str) -> bool {
+    use async_graphql::parser::types::{OperationType, Selection};
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    if !document.fragments.is_empty() {
+        return false;
+    }
+    document.operations.iter().all(|(_, op)| {
+        op.node.ty == OperationType::Mutation
+            && op.node.selection_set.node.items.iter().all(|item| {
+                matches!(&item.node, Selection::Field(f)
+                    if matches!(f.node.name.node.as_str(), "login" | "__typename"))
+            })
+    })
+}
+
+/// Authenticates before the body is parsed (a request without a token may only sign
+/// in), then runs the request as the caller.
 async fn graphql(State(state): State<HttpState>, request: Request) -> Response {
     let header = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
     let caller = match auth::bearer(header) {
-        Ok(token) => auth::authenticate(&state.app.db, &state.tokens, token).await,
+        Ok(token) => auth::authenticate_session(&state.app.db, &state.tokens, token)
+            .await
+            .map(Some),
         Err(err) => Err(err),
     };
     let caller = match caller {
         Ok(caller) => caller,
+        // Signing in needs no token; nothing else does without one.
+        Err(auth::AuthError::Missing) => None,
         Err(err) => return auth_error(err),
     };
     let graphql_request = match read_graphql_request(request.into_body()).await {
         Ok(req) => req,
         Err(response) => return response,
     };
-    let mut response = state.schema.execute(graphql_request.data(caller)).await;
+    let graphql_request = match caller {
+        Some((caller, Some(session))) => graphql_request.data(caller).data(session),
+        Some((caller, None)) => graphql_request.data(caller),
+        None if only_signs_in(&graphql_request.query) => graphql_request,
+        None => return auth_error(auth::AuthError::Missing),
+    };
+    let mut response = state.schema.execute(graphql_request).await;
     // Errors raised before any resolver ran (syntax, unknown enum values, wrong variable
     // types) carry no code yet: they are the client's input errors.
     for error in &mut response.errors {

@@ -27,6 +27,7 @@ pub mod products;
 pub mod reconciliation;
 pub mod scope;
 pub mod secrets;
+pub mod sign_in;
 pub mod simulation;
 pub mod stamps;
 pub mod tables;

@@ -45,6 +45,7 @@ pub async fn create_account<C: TransactionTrait>(
         name: Set(admin_name),
         email: Set(email),
         role: Set(Role::Admin),
+        password_hash: Set(None),
         created_at: Set(now),
     }
     .insert(&txn)

@@ -53,6 +53,7 @@ pub async fn create(
         name: Set(name),
         email: Set(email.clone()),
         role: Set(input.role),
+        password_hash: Set(None),
         created_at: Set(now_ms()),
     }
     .insert(db)

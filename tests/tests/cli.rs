@@ -125,6 +125,85 @@ async fn first_start_creates_the_admin_and_its_token_file() {
     );
 }
 
+async fn login(url: &str, email: &str, password: &str) -> Value {
+    reqwest::Client::new()
+        .post(url)
+        .json(&json!({
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token user { email } } }",
+            "variables": {"e": email, "p": password},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_first_admin_signs_in_with_the_generated_password_and_the_cli_sets_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(crm(dir.path()));
+    let path = dir.path().join("data/admin-password");
+    let password = std::fs::read_to_string(&path).expect("admin-password written");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert!(password.len() >= 16);
+    let signed_in = login(&url, "admin@example.com", &password).await;
+    let token = signed_in["data"]["login"]["token"]
+        .as_str()
+        .expect("a session token");
+    let (status, me) = query(&url, token, "{ me { email } }").await;
+    assert_eq!(
+        (status, &me["data"]["me"]["email"]),
+        (200, &json!("admin@example.com"))
+    );
+
+    // From the command line, the password comes from standard input, never argv.
+    let mut child = crm(dir.path())
+        .args(["user", "set-password", "--email", "admin@example.com"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-new-password-from-stdin\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("a-new-password"));
+    // The old session ended with the change; the new password signs in.
+    let (status, _) = query(&url, token, "{ me { email } }").await;
+    assert_eq!(status, 401);
+    let again = login(&url, "admin@example.com", "a-new-password-from-stdin").await;
+    assert!(again["data"]["login"]["token"].is_string(), "{again}");
+    let old = login(&url, "admin@example.com", &password).await;
+    assert_eq!(old["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    // Too short: refused, nothing changed.
+    let short = crm(dir.path())
+        .args(["user", "set-password", "--email", "admin@example.com"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = short.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 10 characters"));
+}
+
 #[test]
 fn production_mode_requires_both_secrets() {
     let dir = tempfile::tempdir().unwrap();

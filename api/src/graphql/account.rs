@@ -1,13 +1,14 @@
 //! The caller, the account's users and labels.
 
 use async_graphql::{Context, ID, InputObject, Object};
-use entity::{labels, users};
+use entity::{labels, sign_in, users};
 
 use super::{
     context::ContextExt,
-    error::ApiResult,
+    error::{ApiError, ApiResult},
     types::{Label, Role, User},
 };
+use crate::auth::SessionId;
 
 #[derive(Default)]
 pub struct AccountQuery;
@@ -34,6 +35,17 @@ pub struct CreateUserInput {
     pub name: String,
     pub email: String,
     pub role: Role,
+    /// An initial password (at least 10 characters); without one the user cannot sign in
+    /// until an admin sets it.
+    pub password: Option<String>,
+}
+
+/// A signed-in session: its token goes in `Authorization: Bearer …`.
+#[derive(async_graphql::SimpleObject)]
+pub struct Session {
+    pub token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub user: User,
 }
 
 #[derive(InputObject)]
@@ -48,14 +60,96 @@ pub struct AccountMutation;
 #[Object]
 impl AccountMutation {
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> ApiResult<User> {
+        let db = &ctx.app().db.conn;
+        if let Some(password) = &input.password {
+            sign_in::check(password)?;
+        }
         let new_user = users::NewUser {
             name: &input.name,
             email: &input.email,
             role: input.role.into(),
         };
-        Ok(User(
-            users::create(&ctx.app().db.conn, ctx.caller()?, new_user).await?,
-        ))
+        let user = users::create(db, ctx.caller()?, new_user).await?;
+        Ok(User(match &input.password {
+            Some(password) => sign_in::set_password_of(db, user, password).await?,
+            None => user,
+        }))
+    }
+
+    /// Signs in with an e-mail and a password (no token needed).
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> ApiResult<Session> {
+        let app = ctx.app();
+        match sign_in::login(&app.db.conn, &email, &password).await? {
+            Ok((user, session)) => {
+                let token = app.tokens.mint_session(&session, users::role_of(&user));
+                Ok(Session {
+                    token,
+                    expires_at: super::types::time(session.expires_at),
+                    user: User(user),
+                })
+            }
+            Err((refusal, failures)) => {
+                // Repeated failures wait longer before the answer.
+                tokio::time::sleep(sign_in::delay_after(failures)).await;
+                Err(match refusal {
+                    sign_in::Refusal::BadCredentials => {
+                        ApiError::new("UNAUTHENTICATED", "wrong e-mail or password")
+                    }
+                    sign_in::Refusal::Locked { minutes } => ApiError::new(
+                        "UNAUTHENTICATED",
+                        format!(
+                            "too many failed sign-ins for this e-mail: try again in {minutes} minutes"
+                        ),
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Ends the session of the token this request carries (`false` for a token that
+    /// belongs to no session, such as one made by the CLI).
+    async fn logout(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        ctx.caller()?;
+        match ctx.data_opt::<SessionId>() {
+            Some(session) => Ok(sign_in::logout(&ctx.app().db.conn, &session.0).await?),
+            None => Ok(false),
+        }
+    }
+
+    /// Changes the caller's password; the caller's other sessions end.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> ApiResult<bool> {
+        let session = ctx.data_opt::<SessionId>().map(|s| s.0.as_str());
+        sign_in::change_password(
+            &ctx.app().db.conn,
+            ctx.caller()?,
+            session,
+            &current_password,
+            &new_password,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Sets a user's password (admins); the user's sessions end.
+    async fn set_user_password(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        password: String,
+    ) -> ApiResult<User> {
+        let user =
+            sign_in::set_password(&ctx.app().db.conn, ctx.caller()?, &user_id, &password).await?;
+        Ok(User(user))
     }
 
     async fn create_label(&self, ctx: &Context<'_>, input: CreateLabelInput) -> ApiResult<Label> {

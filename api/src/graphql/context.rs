@@ -14,6 +14,8 @@ pub struct AppContext {
     /// Webhook token → integration and products, for the webhook hot path.
     pub routes: std::sync::Arc<crate::route_cache::RouteCache>,
     pub keys: SecretKeys,
+    /// Signs the tokens `login` returns.
+    pub tokens: crate::auth::TokenKeys,
     pub public_url: String,
     /// A webhook body that takes longer than this to arrive is abandoned (408).
     pub webhook_body_timeout: std::time::Duration,

@@ -110,9 +110,16 @@ impl Extension for GuardExtension {
             return next.run(ctx, request).await;
         };
         let app = ctx.data_unchecked::<super::AppContext>();
-        match auth::authenticate(&app.db, keys, &token.0).await {
+        match auth::authenticate_session(&app.db, keys, &token.0).await {
             // The fresh caller shadows the one of the connection.
-            Ok(caller) => next.run(ctx, request.data(caller)).await,
+            Ok((caller, session)) => {
+                let request = request.data(caller);
+                let request = match session {
+                    Some(session) => request.data(session),
+                    None => request,
+                };
+                next.run(ctx, request).await
+            }
             Err(AuthError::Unavailable(detail)) => {
                 tracing::error!(error = %detail, "cannot authenticate: database unavailable");
                 Err(refusal("INTERNAL", "service unavailable, try again"))

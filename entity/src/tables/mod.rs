@@ -18,5 +18,6 @@ pub mod origin;
 pub mod origin_assignee;
 pub mod product;
 pub mod product_variation;
+pub mod session;
 pub mod user;
 pub mod webhook_delivery;

@@ -9,6 +9,8 @@ pub struct Model {
     pub name: String,
     pub email: String,
     pub role: crate::Role,
+    /// Argon2id (PHC string); `None` until a password is set. Never leaves the server.
+    pub password_hash: Option<String>,
     pub created_at: i64,
 }
 

@@ -1,0 +1,213 @@
+//! People sign in: Argon2id passwords, sessions a token belongs to, logout and password
+//! changes that end sessions, and failed sign-ins slowed down then locked.
+
+use serde_json::{Value, json};
+use tests::{Backend, TestApp, on_both_backends};
+
+const LOGIN: &str = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token expiresAt user { email role } } }";
+
+/// A GraphQL request without a token.
+async fn anonymous(app: &TestApp, query: &str, variables: Value) -> (u16, Value) {
+    let response = app
+        .http
+        .post(format!("{}/graphql", app.base))
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> Value {
+    anonymous(app, LOGIN, json!({"e": email, "p": password}))
+        .await
+        .1
+}
+
+async fn token_of(app: &TestApp, email: &str, password: &str) -> String {
+    let body = login(app, email, password).await;
+    body["data"]["login"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("signed in: {body}"))
+        .to_owned()
+}
+
+/// The HTTP status of `{ me }` with `token`.
+async fn me_status(app: &TestApp, token: &str) -> u16 {
+    app.post_graphql(Some(token), "{ me { email } }", json!({}))
+        .await
+        .0
+}
+
+async fn a_user_signs_in_and_out(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    let created = app
+        .ok(
+            &app.admin,
+            "mutation { createUser(input: {name: \"Vera\", email: \"vera@acme.test\", role: MEMBER, password: \"vera-password-1\"}) { id email } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(created["createUser"]["email"], "vera@acme.test");
+    let body = login(&app, "Vera@Acme.test", "vera-password-1").await;
+    assert_eq!(
+        body["data"]["login"]["user"],
+        json!({"email": "vera@acme.test", "role": "MEMBER"}),
+        "{body}"
+    );
+    assert!(body["data"]["login"]["expiresAt"].is_string());
+    let token = body["data"]["login"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(me_status(&app, &token).await, 200);
+
+    // Wrong e-mail and wrong password: one answer.
+    let wrong_email = login(&app, "nobody@acme.test", "vera-password-1").await;
+    let wrong_password = login(&app, "vera@acme.test", "not-her-password").await;
+    for refused in [&wrong_email, &wrong_password] {
+        assert_eq!(
+            refused["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+            "{refused}"
+        );
+        assert_eq!(refused["errors"][0]["message"], "wrong e-mail or password");
+        assert!(refused["data"].is_null() || refused["data"]["login"].is_null());
+    }
+
+    // Without a token, only signing in is possible.
+    let (status, _) = anonymous(&app, "{ me { email } }", json!({})).await;
+    assert_eq!(status, 401);
+    let (status, _) = anonymous(
+        &app,
+        "mutation { login(email: \"a@b.c\", password: \"x\") { token } logout }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 401, "login mixed with another field needs a token");
+
+    // Logout ends this session only.
+    let second = token_of(&app, "vera@acme.test", "vera-password-1").await;
+    let out = app.ok(&token, "mutation { logout }", json!({})).await;
+    assert_eq!(out["logout"], true);
+    assert_eq!(me_status(&app, &token).await, 401);
+    assert_eq!(me_status(&app, &second).await, 200);
+    // A token made by the CLI belongs to no session: logout says so.
+    assert_eq!(
+        app.ok(&app.admin, "mutation { logout }", json!({})).await["logout"],
+        false
+    );
+}
+
+async fn changing_a_password_ends_the_other_sessions(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    let (user_id, _) = app.user("rui@acme.test", "MEMBER").await;
+    let set = "mutation($id: ID!, $p: String!) { setUserPassword(userId: $id, password: $p) { id email } }";
+    let (code, message) = app
+        .err(&app.admin, set, json!({"id": user_id, "p": "short"}))
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    assert!(message.contains("at least 10 characters"), "{message}");
+    let set_ok = app
+        .ok(
+            &app.admin,
+            set,
+            json!({"id": user_id, "p": "rui-password-01"}),
+        )
+        .await;
+    assert_eq!(set_ok["setUserPassword"]["email"], "rui@acme.test");
+    let a = token_of(&app, "rui@acme.test", "rui-password-01").await;
+    let b = token_of(&app, "rui@acme.test", "rui-password-01").await;
+    // Members cannot set passwords.
+    let (code, _) = app
+        .err(&a, set, json!({"id": user_id, "p": "something-long"}))
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+
+    let change = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
+    let (code, _) = app
+        .err(
+            &a,
+            change,
+            json!({"c": "not-the-current", "n": "rui-password-02"}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let (code, _) = app
+        .err(&a, change, json!({"c": "rui-password-01", "n": "short"}))
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let changed = app
+        .ok(
+            &a,
+            change,
+            json!({"c": "rui-password-01", "n": "rui-password-02"}),
+        )
+        .await;
+    assert_eq!(changed["changePassword"], true);
+    assert_eq!(
+        me_status(&app, &a).await,
+        200,
+        "the session that changed it stays"
+    );
+    assert_eq!(me_status(&app, &b).await, 401, "the other session ended");
+    assert_eq!(
+        login(&app, "rui@acme.test", "rui-password-01").await["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+    token_of(&app, "rui@acme.test", "rui-password-02").await;
+    // An admin setting the password ends every session of the user.
+    app.ok(
+        &app.admin,
+        set,
+        json!({"id": user_id, "p": "rui-password-03"}),
+    )
+    .await;
+    assert_eq!(me_status(&app, &a).await, 401);
+    // The hash never leaves the server.
+    assert!(!checkout_crm::graphql::sdl().to_lowercase().contains("hash"));
+}
+
+async fn repeated_failures_are_slowed_then_locked(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    app.ok(
+        &app.admin,
+        "mutation { createUser(input: {name: \"Lia\", email: \"lia@acme.test\", role: MEMBER, password: \"lia-password-01\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    // Ten wrong guesses at once (their waits overlap).
+    let passwords: Vec<String> = (0..10).map(|n| format!("guess-number-{n}")).collect();
+    let guesses: Vec<_> = passwords
+        .iter()
+        .map(|p| login(&app, "lia@acme.test", p))
+        .collect();
+    let started = std::time::Instant::now();
+    let answers = futures::future::join_all(guesses).await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED")
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(500),
+        "later failures wait"
+    );
+    // Locked: even the right password is refused for a while, with a clear reason.
+    let locked = login(&app, "lia@acme.test", "lia-password-01").await;
+    let message = locked["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("too many failed sign-ins"), "{locked}");
+    // Another user is not affected.
+    app.ok(
+        &app.admin,
+        "mutation { createUser(input: {name: \"Ana\", email: \"ana@acme.test\", role: MEMBER, password: \"ana-password-01\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    token_of(&app, "ana@acme.test", "ana-password-01").await;
+}
+
+on_both_backends!(
+    a_user_signs_in_and_out,
+    changing_a_password_ends_the_other_sessions,
+    repeated_failures_are_slowed_then_locked,
+);
