@@ -1,13 +1,13 @@
 //! HTTP transport: the GraphQL endpoint (with authentication), GraphiQL and health.
 
-use async_graphql::{ErrorExtensions, http::GraphiQLSource};
+use async_graphql::ErrorExtensions;
 use async_graphql_axum::GraphQLResponse;
 use axum::{
     Json, Router,
     body::Body,
     extract::{Request, State},
     http::{StatusCode, header::AUTHORIZATION},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -77,7 +77,8 @@ pub fn router(state: HttpState) -> Router {
         .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
         .timeout(state.request_timeout);
     let mut limited = Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(crate::graphiql::page).post(graphql))
+        .route("/assets/graphiql/{name}", get(crate::graphiql::asset))
         .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart));
     if !state.metrics_apart {
         limited = limited.route("/metrics", get(crate::metrics::metrics));
@@ -123,10 +124,6 @@ async fn overloaded(err: tower::BoxError) -> Response {
         Json(json!({"error": message})),
     )
         .into_response()
-}
-
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
 /// Whether a document only signs in (`login`, and `__typename`): the one request that
