@@ -304,3 +304,41 @@ pub async fn set_password_of(
     revoke_sessions(db, &user_id, None).await?;
     Ok(updated)
 }
+
+/// Ended sessions and old failure counts are kept for a day, then deleted (a guesser
+/// trying many e-mails leaves rows behind).
+const KEEP_MS: i64 = 24 * 3_600_000;
+
+/// Deletes sessions that ended and failure counts that no longer matter; how many rows.
+pub async fn prune(db: &impl ConnectionTrait) -> DomainResult<u64> {
+    let cutoff = now_ms() - KEEP_MS;
+    let sessions = session::Entity::delete_many()
+        .filter(
+            sea_orm::Condition::any()
+                .add(session::Column::ExpiresAt.lt(cutoff))
+                .add(session::Column::RevokedAt.lt(cutoff)),
+        )
+        .exec(db)
+        .await?
+        .rows_affected;
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "DELETE FROM login_failures WHERE last_failed_at < $1 \
+             AND (locked_until IS NULL OR locked_until < $1)"
+        }
+        _ => {
+            "DELETE FROM login_failures WHERE last_failed_at < ?1 \
+             AND (locked_until IS NULL OR locked_until < ?1)"
+        }
+    };
+    let failures = db
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [cutoff.into()],
+        ))
+        .await?
+        .rows_affected();
+    Ok(sessions + failures)
+}

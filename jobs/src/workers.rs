@@ -295,5 +295,8 @@ async fn sweep_forever(ctx: JobContext) {
         if let Err(err) = crate::imports::start_due_reconciliations(&ctx).await {
             tracing::warn!(error = %err, "cannot start due reconciliations");
         }
+        if let Err(err) = entity::sign_in::prune(&ctx.db.conn).await {
+            tracing::warn!(error = %err, "cannot prune ended sessions");
+        }
     }
 }

@@ -206,7 +206,34 @@ async fn repeated_failures_are_slowed_then_locked(backend: Backend) {
     token_of(&app, "ana@acme.test", "ana-password-01").await;
 }
 
+async fn ended_sessions_and_old_failures_are_pruned(backend: Backend) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = TestApp::spawn_without_workers(backend).await;
+    app.ok(
+        &app.admin,
+        "mutation { createUser(input: {name: \"Edu\", email: \"edu@acme.test\", role: MEMBER, password: \"edu-password-01\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    let live = token_of(&app, "edu@acme.test", "edu-password-01").await;
+    login(&app, "guesser-target@acme.test", "some-guess-000").await;
+    let run = |sql: &str| {
+        let statement = Statement::from_string(app.db.conn.get_database_backend(), sql.to_owned());
+        let conn = app.db.conn.clone();
+        async move { conn.execute_raw(statement).await.unwrap() }
+    };
+    // An old failure, and a session that ended two days ago.
+    run("UPDATE login_failures SET last_failed_at = 1").await;
+    let ended = token_of(&app, "edu@acme.test", "edu-password-01").await;
+    app.ok(&ended, "mutation { logout }", json!({})).await;
+    run("UPDATE sessions SET revoked_at = 1 WHERE revoked_at IS NOT NULL").await;
+    let pruned = entity::sign_in::prune(&app.db.conn).await.unwrap();
+    assert_eq!(pruned, 2, "one session and one failure count");
+    assert_eq!(me_status(&app, &live).await, 200, "live sessions stay");
+}
+
 on_both_backends!(
+    ended_sessions_and_old_failures_are_pruned,
     a_user_signs_in_and_out,
     changing_a_password_ends_the_other_sessions,
     repeated_failures_are_slowed_then_locked,
