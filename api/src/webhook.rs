@@ -288,9 +288,6 @@ async fn hottok_failure(state: &HttpState, integration_id: &str, message: &str) 
     if let Err(err) = deliveries::record_hottok_failure(&state.app.db.conn, integration_id).await {
         return unavailable(err);
     }
-    if let Err(err) = entity::health::count_refusal(&state.app.db.conn, integration_id).await {
-        return unavailable(err);
-    }
     unauthorized(message)
 }
 

@@ -91,7 +91,8 @@ pub async fn record_hottok_failure(
         .filter(integration::Column::Id.eq(integration_id))
         .exec(db)
         .await?;
-    Ok(())
+    // And in the integration's counter of the hour, for its health.
+    crate::health::count_refusal(db, integration_id).await
 }
 
 /// Why an authentic delivery will not be processed now (it stays replayable).

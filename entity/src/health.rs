@@ -120,21 +120,22 @@ async fn facts(
         .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Failed.as_str()))
         .count(db)
         .await? as i64;
-    let reconciliations = import_run::Entity::find()
-        .filter(import_run::Column::IntegrationId.eq(integration.id.as_str()))
-        .filter(import_run::Column::Kind.eq(ImportKind::Reconciliation.as_str()))
-        .filter(import_run::Column::Status.eq(ImportStatus::Succeeded.as_str()))
+    // The integration's reconciliations that succeeded, latest first.
+    let reconciled = || {
+        import_run::Entity::find()
+            .filter(import_run::Column::IntegrationId.eq(integration.id.as_str()))
+            .filter(import_run::Column::Kind.eq(ImportKind::Reconciliation.as_str()))
+            .filter(import_run::Column::Status.eq(ImportStatus::Succeeded.as_str()))
+            .order_by_desc(import_run::Column::FinishedAt)
+    };
+    let reconciliations = reconciled()
         .filter(import_run::Column::FinishedAt.gte(now - DAY_MS))
         .all(db)
         .await?;
-    let last_reconciled_at = import_run::Entity::find()
-        .filter(import_run::Column::IntegrationId.eq(integration.id.as_str()))
-        .filter(import_run::Column::Kind.eq(ImportKind::Reconciliation.as_str()))
-        .filter(import_run::Column::Status.eq(ImportStatus::Succeeded.as_str()))
-        .order_by_desc(import_run::Column::FinishedAt)
-        .one(db)
-        .await?
-        .and_then(|run| run.finished_at);
+    let last_reconciled_at = match reconciliations.first() {
+        Some(latest) => latest.finished_at,
+        None => reconciled().one(db).await?.and_then(|run| run.finished_at),
+    };
     let last_run = import_run::Entity::find()
         .filter(import_run::Column::IntegrationId.eq(integration.id.as_str()))
         .order_by_desc(import_run::Column::CreatedAt)

@@ -115,7 +115,7 @@ pub async fn login(
         let failures = count_failure(db, &key, now).await?;
         return Ok(Err((Refusal::BadCredentials, failures)));
     };
-    crate::sign_in::forget_failures(db, &key).await?;
+    forget_failures(db, &key).await?;
     let session = session::ActiveModel {
         id: Set(new_id()),
         account_id: Set(user.account_id.clone()),
