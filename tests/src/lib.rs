@@ -411,7 +411,72 @@ impl TestApp {
     }
 }
 
+/// The hottok of every product of [`TestApp::fixture_integration`].
+pub const FIXTURE_HOTTOK: &str = "fixture-hottok-0001";
+
 impl TestApp {
+    /// An active integration for every event and every product of the real fixtures
+    /// (hottok [`FIXTURE_HOTTOK`]): `(integration id, webhook URL)`.
+    pub async fn fixture_integration(&self) -> (String, String) {
+        let events = [
+            "PURCHASE_OUT_OF_SHOPPING_CART",
+            "PURCHASE_BILLET_PRINTED",
+            "PURCHASE_CANCELED",
+            "PURCHASE_EXPIRED",
+            "PURCHASE_APPROVED",
+            "PURCHASE_COMPLETE",
+            "PURCHASE_DELAYED",
+            "PURCHASE_PROTEST",
+            "PURCHASE_REFUNDED",
+            "PURCHASE_CHARGEBACK",
+            "SUBSCRIPTION_CANCELLATION",
+            "SWITCH_PLAN",
+            "UPDATE_SUBSCRIPTION_CHARGE_DATE",
+            "CLUB_FIRST_ACCESS",
+            "CLUB_MODULE_COMPLETED",
+        ];
+        let created = self
+            .ok(
+                &self.admin,
+                "mutation($i: CreateIntegrationInput!) { createHotmartIntegration(input: $i) { id } }",
+                json!({"i": {"name": "Fixtures", "events": events}}),
+            )
+            .await;
+        let id = created["createHotmartIntegration"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let products: std::collections::BTreeSet<String> = fixtures()
+            .iter()
+            .filter_map(|(_, body)| {
+                match &serde_json::from_str::<Value>(body).unwrap()["data"]["product"]["id"] {
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::String(s) => Some(s.clone()),
+                    _ => None,
+                }
+            })
+            .collect();
+        for product in &products {
+            self.ok(
+                &self.admin,
+                "mutation($id: ID!, $p: String!, $h: String!) { addHotmartProduct(integrationId: $id, input: {hotmartProductId: $p, hottok: $h}) { id } }",
+                json!({"id": id, "p": product, "h": FIXTURE_HOTTOK}),
+            )
+            .await;
+        }
+        let url = self
+            .ok(
+                &self.admin,
+                "mutation($id: ID!) { activateIntegration(id: $id) { webhookUrl } }",
+                json!({"id": id}),
+            )
+            .await["activateIntegration"]["webhookUrl"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (id, url)
+    }
+
     /// Posts a body to a webhook URL path (as returned in `webhookUrl`) with a hottok header.
     pub async fn post_webhook(
         &self,

@@ -191,6 +191,32 @@ pub fn crm(
     Process(child)
 }
 
+/// An HTTP-only server (it creates the database and the first admin) and, once it is up,
+/// two worker processes, all with `env`: the server's base URL, the server, the workers.
+pub async fn cluster(
+    dir: &Path,
+    database_url: &str,
+    hotmart: &str,
+    env: &[(&str, &str)],
+) -> (String, Process, [Process; 2]) {
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let server = crm(
+        dir,
+        database_url,
+        hotmart,
+        env,
+        &["serve", "--no-workers", "--bind", &bind],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&base).await;
+    let workers = [
+        crm(dir, database_url, hotmart, env, &["worker"]),
+        crm(dir, database_url, hotmart, env, &["worker"]),
+    ];
+    (base, server, workers)
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -18,8 +18,8 @@ use tests::{
     fake_hotmart::FakeHotmart,
     on_both_backends,
     process::{
-        Gql, Process, Store, assert_burst_applied_once, burst, crm, free_port, january_sales,
-        post_until_acknowledged, wait_all_done, wait_healthy,
+        Gql, Process, Store, assert_burst_applied_once, burst, cluster, crm, free_port,
+        january_sales, post_until_acknowledged, wait_all_done, wait_healthy,
     },
 };
 
@@ -214,25 +214,7 @@ async fn a_killed_worker_s_work_is_taken_over_within_30_s(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(backend, dir.path()).await;
     // Production intervals (heartbeat 5 s, lease 15 s).
-    let (base, _server, workers) = {
-        // The HTTP server creates the database and the first admin before workers start.
-        let port = free_port();
-        let bind = format!("127.0.0.1:{port}");
-        let server = crm(
-            dir.path(),
-            &store.url,
-            &hotmart.base,
-            &[],
-            &["serve", "--no-workers", "--bind", &bind],
-        );
-        let base = format!("http://127.0.0.1:{port}");
-        wait_healthy(&base).await;
-        let workers = [
-            crm(dir.path(), &store.url, &hotmart.base, &[], &["worker"]),
-            crm(dir.path(), &store.url, &hotmart.base, &[], &["worker"]),
-        ];
-        (base, server, workers)
-    };
+    let (base, _server, workers) = cluster(dir.path(), &store.url, &hotmart.base, &[]).await;
     let gql = Gql::new(&base, dir.path());
     let db = database::connect(&store.url, 2).await.unwrap();
     let (integration, webhook) = gql.integration().await;
@@ -370,19 +352,7 @@ async fn workers_frozen_past_their_lease_cause_no_double_effect(backend: Backend
         ("WORKER_LEASE_SECS", "3"),
         ("WORKER_BACKOFF_SECS", "1"),
     ];
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = crm(
-        dir.path(),
-        &store.url,
-        &hotmart.base,
-        &env,
-        &["serve", "--no-workers", "--bind", &bind],
-    );
-    wait_healthy(&base).await;
-    let a = crm(dir.path(), &store.url, &hotmart.base, &env, &["worker"]);
-    let b = crm(dir.path(), &store.url, &hotmart.base, &env, &["worker"]);
+    let (base, _server, [a, b]) = cluster(dir.path(), &store.url, &hotmart.base, &env).await;
     let gql = Gql::new(&base, dir.path());
     let db = database::connect(&store.url, 2).await.unwrap();
     let (_, webhook) = gql.integration().await;
@@ -439,25 +409,11 @@ async fn a_slow_live_worker_keeps_its_work(backend: Backend) {
         .state
         .faults
         .history_latency_ms
-        .store(3_000, Ordering::SeqCst);
+        .store(4_000, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(backend, dir.path()).await;
-    let env = [("WORKER_HEARTBEAT_SECS", "1"), ("WORKER_LEASE_SECS", "2")];
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = crm(
-        dir.path(),
-        &store.url,
-        &hotmart.base,
-        &env,
-        &["serve", "--no-workers", "--bind", &bind],
-    );
-    wait_healthy(&base).await;
-    let _workers = [
-        crm(dir.path(), &store.url, &hotmart.base, &env, &["worker"]),
-        crm(dir.path(), &store.url, &hotmart.base, &env, &["worker"]),
-    ];
+    let env = [("WORKER_HEARTBEAT_SECS", "1"), ("WORKER_LEASE_SECS", "3")];
+    let (base, _server, _workers) = cluster(dir.path(), &store.url, &hotmart.base, &env).await;
     let gql = Gql::new(&base, dir.path());
     let db = database::connect(&store.url, 2).await.unwrap();
     let (integration, _) = gql.integration().await;

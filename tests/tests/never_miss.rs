@@ -384,7 +384,7 @@ async fn footprint(db: &Database) -> Vec<i64> {
 
 async fn simulating_each_real_fixture_matches_posting_it(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (id, url) = fixture_integration(&app).await;
+    let (id, url) = app.fixture_integration().await;
     let simulate = "mutation($id: ID!, $p: String!) { simulateDelivery(integrationId: $id, payload: $p) { answer reason contactEmail dealStatus origin { name } owner { email } tags } }";
     let mut accepted = 0;
     for (name, body) in tests::fixtures() {
@@ -399,7 +399,7 @@ async fn simulating_each_real_fixture_matches_posting_it(backend: Backend) {
             "{name}: the simulation wrote"
         );
         let (status, reply) = app
-            .post_webhook(&url, Some(FIXTURE_HOTTOK), body.clone())
+            .post_webhook(&url, Some(tests::FIXTURE_HOTTOK), body.clone())
             .await;
         assert_eq!(status, 200, "{name}");
         assert_eq!(reply["status"], simulated["answer"], "{name}: {simulated}");
@@ -439,74 +439,11 @@ async fn scalar_text(db: &Database, sql: &str) -> String {
     row.try_get_by_index::<String>(0).unwrap()
 }
 
-const FIXTURE_HOTTOK: &str = "fixture-hottok-0001";
-
-/// An active integration for every event and every product of the real fixtures.
-async fn fixture_integration(app: &TestApp) -> (String, String) {
-    let events = [
-        "PURCHASE_OUT_OF_SHOPPING_CART",
-        "PURCHASE_BILLET_PRINTED",
-        "PURCHASE_CANCELED",
-        "PURCHASE_EXPIRED",
-        "PURCHASE_APPROVED",
-        "PURCHASE_COMPLETE",
-        "PURCHASE_DELAYED",
-        "PURCHASE_PROTEST",
-        "PURCHASE_REFUNDED",
-        "PURCHASE_CHARGEBACK",
-        "SUBSCRIPTION_CANCELLATION",
-        "SWITCH_PLAN",
-        "UPDATE_SUBSCRIPTION_CHARGE_DATE",
-        "CLUB_FIRST_ACCESS",
-        "CLUB_MODULE_COMPLETED",
-    ];
-    let created = app
-        .ok(
-            &app.admin,
-            "mutation($i: CreateIntegrationInput!) { createHotmartIntegration(input: $i) { id } }",
-            json!({"i": {"name": "Fixtures", "events": events}}),
-        )
-        .await;
-    let id = created["createHotmartIntegration"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let products: std::collections::BTreeSet<String> = tests::fixtures()
-        .iter()
-        .filter_map(|(_, body)| {
-            match &serde_json::from_str::<Value>(body).unwrap()["data"]["product"]["id"] {
-                Value::Number(n) => Some(n.to_string()),
-                Value::String(s) => Some(s.clone()),
-                _ => None,
-            }
-        })
-        .collect();
-    for product in &products {
-        app.ok(
-            &app.admin,
-            "mutation($id: ID!, $p: String!, $h: String!) { addHotmartProduct(integrationId: $id, input: {hotmartProductId: $p, hottok: $h}) { id } }",
-            json!({"id": id, "p": product, "h": FIXTURE_HOTTOK}),
-        )
-        .await;
-    }
-    let url = app
-        .ok(
-            &app.admin,
-            "mutation($id: ID!) { activateIntegration(id: $id) { webhookUrl } }",
-            json!({"id": id}),
-        )
-        .await["activateIntegration"]["webhookUrl"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (id, url)
-}
-
 /// Two worker processes share the schedule: one run per due time, and a time that comes
 /// while the run is still going does not start another.
 async fn two_workers_start_one_reconciliation_per_due_time(backend: Backend) {
     use std::sync::atomic::Ordering;
-    use tests::process::{Gql, Store, crm, free_port, wait_healthy};
+    use tests::process::{Gql, Store, cluster};
     let hotmart = FakeHotmart::start().await;
     let now = entity::now_ms();
     hotmart.state.sales.lock().unwrap().extend((0..50).map(|n| {
@@ -528,21 +465,7 @@ async fn two_workers_start_one_reconciliation_per_due_time(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(backend, dir.path()).await;
     let env = [("WORKER_SWEEP_SECS", "1")];
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
-    let base = format!("http://127.0.0.1:{port}");
-    let _server = crm(
-        dir.path(),
-        &store.url,
-        &hotmart.base,
-        &env,
-        &["serve", "--no-workers", "--bind", &bind],
-    );
-    wait_healthy(&base).await;
-    let _workers = [
-        crm(dir.path(), &store.url, &hotmart.base, &env, &["worker"]),
-        crm(dir.path(), &store.url, &hotmart.base, &env, &["worker"]),
-    ];
+    let (base, _server, _workers) = cluster(dir.path(), &store.url, &hotmart.base, &env).await;
     let gql = Gql::new(&base, dir.path());
     let db = entity::database::connect(&store.url, 2).await.unwrap();
     let (id, _) = gql.integration().await;

@@ -5,70 +5,13 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use tests::{Backend, TestApp, fixtures, on_both_backends};
 
-const ALL_EVENTS: [&str; 15] = [
-    "PURCHASE_OUT_OF_SHOPPING_CART",
-    "PURCHASE_BILLET_PRINTED",
-    "PURCHASE_CANCELED",
-    "PURCHASE_EXPIRED",
-    "PURCHASE_APPROVED",
-    "PURCHASE_COMPLETE",
-    "PURCHASE_DELAYED",
-    "PURCHASE_PROTEST",
-    "PURCHASE_REFUNDED",
-    "PURCHASE_CHARGEBACK",
-    "SUBSCRIPTION_CANCELLATION",
-    "SWITCH_PLAN",
-    "UPDATE_SUBSCRIPTION_CHARGE_DATE",
-    "CLUB_FIRST_ACCESS",
-    "CLUB_MODULE_COMPLETED",
-];
-const HOTTOK: &str = "fixture-hottok-0001";
-
-fn product_id(body: &Value) -> Option<String> {
-    match &body["data"]["product"]["id"] {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) => Some(s.clone()),
-        _ => None,
-    }
-}
+const HOTTOK: &str = tests::FIXTURE_HOTTOK;
 
 async fn every_real_fixture_is_accepted_and_processed(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let files = fixtures();
     assert!(files.len() >= 40, "fixtures present: {}", files.len());
-    let created = app
-        .ok(
-            &app.admin,
-            "mutation($i: CreateIntegrationInput!) { createHotmartIntegration(input: $i) { id } }",
-            json!({"i": {"name": "Fixtures", "events": ALL_EVENTS}}),
-        )
-        .await;
-    let id = created["createHotmartIntegration"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let product_ids: BTreeSet<String> = files
-        .iter()
-        .filter_map(|(_, body)| product_id(&serde_json::from_str(body).unwrap()))
-        .collect();
-    for product in &product_ids {
-        app.ok(
-            &app.admin,
-            "mutation($id: ID!, $p: String!, $h: String!) { addHotmartProduct(integrationId: $id, input: {hotmartProductId: $p, hottok: $h}) { id } }",
-            json!({"id": id, "p": product, "h": HOTTOK}),
-        )
-        .await;
-    }
-    let url = app
-        .ok(
-            &app.admin,
-            "mutation($id: ID!) { activateIntegration(id: $id) { webhookUrl } }",
-            json!({"id": id}),
-        )
-        .await["activateIntegration"]["webhookUrl"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (id, url) = app.fixture_integration().await;
     // The real set holds Hotmart redeliveries (same event id twice): those are duplicates.
     let mut seen = BTreeSet::new();
     let mut duplicates = 0;
