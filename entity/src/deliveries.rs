@@ -92,7 +92,32 @@ pub async fn record_hottok_failure(
         .exec(db)
         .await?;
     // And in the integration's counter of the hour, for its health.
-    crate::health::count_refusal(db, integration_id).await
+    count_refusal(db, integration_id).await
+}
+
+/// Counts a delivery refused for a wrong hottok, in the integration's counter of the
+/// current hour (the health module reads it) (one row per integration and hour, not one per attempt).
+async fn count_refusal(db: &impl ConnectionTrait, integration_id: &str) -> DomainResult<()> {
+    use sea_orm::{DbBackend, Statement};
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "INSERT INTO hottok_refusals (integration_id, hour, refused) VALUES ($1, $2, 1) \
+             ON CONFLICT (integration_id, hour) DO UPDATE SET refused = hottok_refusals.refused + 1"
+        }
+        _ => {
+            "INSERT INTO hottok_refusals (integration_id, hour, refused) VALUES (?, ?, 1) \
+             ON CONFLICT (integration_id, hour) DO UPDATE SET refused = hottok_refusals.refused + 1"
+        }
+    };
+    let hour = now_ms() / 3_600_000;
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [integration_id.into(), hour.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Why an authentic delivery will not be processed now (it stays replayable).

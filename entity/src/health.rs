@@ -48,30 +48,6 @@ pub struct Health {
     pub healed_last_day: i64,
 }
 
-/// Counts a delivery refused for a wrong hottok, in the integration's counter of the
-/// current hour (one row per integration and hour, not one per attempt).
-pub async fn count_refusal(db: &impl ConnectionTrait, integration_id: &str) -> DomainResult<()> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            "INSERT INTO hottok_refusals (integration_id, hour, refused) VALUES ($1, $2, 1) \
-             ON CONFLICT (integration_id, hour) DO UPDATE SET refused = hottok_refusals.refused + 1"
-        }
-        _ => {
-            "INSERT INTO hottok_refusals (integration_id, hour, refused) VALUES (?, ?, 1) \
-             ON CONFLICT (integration_id, hour) DO UPDATE SET refused = hottok_refusals.refused + 1"
-        }
-    };
-    let hour = now_ms() / HOUR_MS;
-    db.execute_raw(Statement::from_sql_and_values(
-        backend,
-        sql,
-        [integration_id.into(), hour.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
 /// Refusals counted in the current and the previous clock hour.
 async fn refused_last_hour(
     db: &impl ConnectionTrait,
