@@ -194,6 +194,7 @@ async fn serve(config: &Config, db: Database, no_workers: bool) -> Result<(), Ap
         context: "listener".into(),
         source,
     })?;
+    println!("Console: http://{address}/");
     println!("GraphQL: http://{address}/graphql");
     println!("Token:   {}", config.data_dir.join("admin.jwt").display());
     let workers = (!no_workers).then(|| {

@@ -77,6 +77,8 @@ pub fn router(state: HttpState) -> Router {
         .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
         .timeout(state.request_timeout);
     let mut limited = Router::new()
+        .route("/", get(crate::console::page))
+        .route("/console/{name}", get(crate::console::asset))
         .route("/graphql", get(crate::graphiql::page).post(graphql))
         .route("/assets/graphiql/{name}", get(crate::graphiql::asset))
         .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart));

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 pub use checkout_crm;
 
+pub mod browser;
 pub mod fake_hotmart;
 pub mod hotmart;
 pub mod process;

@@ -1,0 +1,523 @@
+//! The console at `GET /`: its files and headers over HTTP, and the pages themselves in
+//! headless Chromium (WebDriver) against the real server — sign-in, the wizard to an
+//! ACTIVE integration, a sale arriving on the pipeline with its payment data, replaying a
+//! failed delivery, a member who does not see a hidden group, an import's live progress.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use tests::{
+    Backend, FIXTURE_HOTTOK, TestApp,
+    browser::Browser,
+    fake_hotmart::{CLIENT_ID, CLIENT_SECRET, FakeHotmart, sale},
+    hotmart::purchase,
+    workspace_root,
+};
+
+const PASSWORD: &str = "console-password-0001";
+
+async fn set_password(app: &TestApp, user: &str) {
+    app.ok(
+        &app.admin,
+        "mutation($id: ID!, $p: String!) { setUserPassword(userId: $id, password: $p) { id } }",
+        json!({"id": user, "p": PASSWORD}),
+    )
+    .await;
+}
+
+fn fixture(name: &str) -> Value {
+    let path = workspace_root().join("tests/fixtures/hotmart").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+// ---- over HTTP -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_console_is_served_with_a_strict_content_policy() {
+    let app = TestApp::spawn_without_workers(Backend::Sqlite).await;
+    let page = app.http.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(
+            policy.contains(directive),
+            "{directive} missing from {policy}"
+        );
+    }
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<script type="module" src="/console/app.js">"#));
+    // Nothing comes from another origin: every script and stylesheet is ours.
+    for reference in html.split(['"', '\'']).filter(|s| s.starts_with("http")) {
+        panic!("the page refers to another origin: {reference}");
+    }
+    for (name, kind) in [("app.js", "text/javascript"), ("style.css", "text/css")] {
+        let file = app
+            .http
+            .get(format!("{}/console/{name}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(file.status(), 200, "{name}");
+        assert!(
+            file.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind)
+        );
+        assert_eq!(file.headers()["x-content-type-options"], "nosniff");
+    }
+    for missing in [
+        "nope.js",
+        "..%2Fapp.rs",
+        "%2e%2e%2fCargo.toml",
+        "app.js.map",
+    ] {
+        let status = app
+            .http
+            .get(format!("{}/console/{missing}", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 404, "{missing}");
+    }
+}
+
+/// The console's modules import only each other, by relative path: no CDN, nothing to build.
+#[test]
+fn the_console_loads_nothing_from_elsewhere() {
+    let dir = workspace_root().join("api/assets/console");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("import "))
+        {
+            assert!(line.contains("from './"), "{}: {line}", path.display());
+        }
+        assert!(
+            !text.contains("innerHTML"),
+            "{}: text must never be parsed as HTML",
+            path.display()
+        );
+        assert!(
+            !text.contains("https://"),
+            "{}: refers to another origin",
+            path.display()
+        );
+    }
+}
+
+/// Every text the console shows exists in Portuguese and in English.
+#[test]
+fn both_languages_have_every_text() {
+    let source =
+        std::fs::read_to_string(workspace_root().join("api/assets/console/i18n.js")).unwrap();
+    let block = |start: &str, end: &str| -> std::collections::BTreeSet<String> {
+        let from = source.find(start).unwrap() + start.len();
+        let to = from + source[from..].find(end).unwrap();
+        source[from..to]
+            .lines()
+            .filter_map(|l| {
+                l.trim()
+                    .strip_prefix('\'')
+                    .and_then(|l| l.split('\'').next())
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    let portuguese = block("'pt-BR': {", "\n  },");
+    let english = block("  en: {", "\n  },");
+    assert!(portuguese.len() > 100, "parsed {} keys", portuguese.len());
+    assert_eq!(
+        portuguese
+            .symmetric_difference(&english)
+            .collect::<Vec<_>>(),
+        Vec::<&String>::new()
+    );
+    // And every key the modules ask for exists.
+    let dir = workspace_root().join("api/assets/console");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for (at, _) in text.match_indices("t('") {
+            if text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                continue; // `Event('…')` and the like
+            }
+            let key = text[at + 3..].split('\'').next().unwrap();
+            assert!(portuguese.contains(key), "missing text {key}");
+        }
+    }
+}
+
+// ---- in the browser --------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_completes_the_wizard_and_sees_a_sale_on_the_pipeline() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    set_password(&app, &app.admin_id).await;
+    let Some(browser) = Browser::start("wizard", &app.base).await else {
+        return;
+    };
+    let b = &browser;
+    let app = &app;
+    browser
+        .run(async move {
+            b.sign_in("admin@acme.test", PASSWORD).await;
+            // Portuguese first; English on demand.
+            b.find_text("#nav", "Integrações").await;
+            b.click("#language").await;
+            b.find_text("#nav", "Integrations").await;
+            b.click("#language").await;
+            b.find_text("#nav", "Funil").await;
+
+            // 1. Events.
+            b.click("a[href='#/wizard']").await;
+            b.type_into("#integration-name", "Curso X").await;
+            let picked = b.find("#event-PURCHASE_BILLET_PRINTED").await;
+            assert_eq!(
+                picked.prop("checked").await.unwrap().as_deref(),
+                Some("true")
+            );
+            b.shot("wizard-events").await;
+            b.click("#next").await;
+            // 2. Product.
+            b.find("#product-id").await;
+            assert!(
+                !b.find("#next").await.is_enabled().await.unwrap(),
+                "no product yet"
+            );
+            b.type_into("#product-id", "1355458").await;
+            b.type_into("#product-hottok", FIXTURE_HOTTOK).await;
+            b.type_into("#product-name", "Curso X").await;
+            b.click("#add-product").await;
+            b.find_text("#wizard-products", "1355458").await;
+            b.shot("wizard-product").await;
+            b.click("#next").await;
+            // 3. Settings.
+            b.type_into("#integration-label", "lead-hotmart").await;
+            b.click("#tag-with-product").await;
+            b.shot("wizard-settings").await;
+            b.click("#next").await;
+            // 4. The webhook URL, and the wait for Hotmart's test event.
+            let url = b.value("#wizard-url").await;
+            assert!(url.contains("/webhooks/hotmart/"), "{url}");
+            b.find_text("#test-event", "Aguardando").await;
+            assert!(!b.find("#finish").await.is_enabled().await.unwrap());
+            b.shot("wizard-waiting").await;
+            let mut test_event = fixture("purchase-billet-printed/1.json");
+            test_event["id"] = json!("console-test-event");
+            test_event["data"]["product"]["id"] = json!(0);
+            let (status, _) = app
+                .post_webhook(&url, Some(FIXTURE_HOTTOK), test_event.to_string())
+                .await;
+            assert_eq!(status, 200);
+            b.find("#test-event.received").await;
+            b.shot("wizard-received").await;
+            b.click("#finish").await;
+            b.find_text("h1", "Ativa").await;
+            b.shot("integration").await;
+
+            // A real sale: a Pix waiting for payment, on the pipeline with its payment data.
+            let (status, _) = app
+                .post_webhook(
+                    &url,
+                    Some(FIXTURE_HOTTOK),
+                    fixture("purchase-billet-printed/1.json").to_string(),
+                )
+                .await;
+            assert_eq!(status, 200);
+            let mut hostile = fixture("purchase-billet-printed/5.json");
+            hostile["data"]["buyer"]["name"] =
+                json!("<img src=x onerror=\"document.title='pwned'\">");
+            app.post_webhook(&url, Some(FIXTURE_HOTTOK), hostile.to_string())
+                .await;
+            app.wait_until_processed().await;
+            b.click("a[href='#/pipeline']").await;
+            let card = b.find_text(".deal-card", "Maria Rodrigues").await;
+            let text = card.text().await.unwrap();
+            assert!(text.contains("R$"), "value shown: {text}");
+            card.find(fantoccini::Locator::Css(".pix"))
+                .await
+                .expect("a Pix code to copy");
+            // Buyer-supplied text is shown as text, never run.
+            b.find_text(".deal-card", "<img src=x").await;
+            assert_eq!(
+                b.script("return document.querySelectorAll('#board img').length")
+                    .await,
+                0
+            );
+            assert_ne!(b.script("return document.title").await, "pwned");
+            b.shot("pipeline").await;
+
+            // The deal's page and its timeline.
+            card.find(fantoccini::Locator::Css("a.title"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            b.find_text("#timeline", "PURCHASE_BILLET_PRINTED").await;
+            b.shot("deal").await;
+            b.click("#sign-out").await;
+            b.find("#login").await;
+        })
+        .await;
+}
+
+/// A sale whose processing fails until an operator fixes the cause, then is replayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delivery_is_inspected_and_replayed() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    set_password(&app, &app.admin_id).await;
+    let (integration, url) = app.fixture_integration().await;
+    app.db
+        .conn
+        .execute_unprepared("CREATE TRIGGER fail_events BEFORE INSERT ON deal_events BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
+        .await
+        .unwrap();
+    let mut body = fixture("purchase-approved/1.json");
+    body["hottok"] = json!(FIXTURE_HOTTOK);
+    let (status, _) = app
+        .post_webhook(&url, Some(FIXTURE_HOTTOK), body.to_string())
+        .await;
+    assert_eq!(status, 200);
+    wait_for_status(&app, &integration, "FAILED").await;
+    app.db
+        .conn
+        .execute_unprepared("DROP TRIGGER fail_events")
+        .await
+        .unwrap();
+
+    let Some(browser) = Browser::start("replay", &app.base).await else {
+        return;
+    };
+    let b = &browser;
+    let app = &app;
+    let integration = &integration;
+    browser
+        .run(async move {
+            b.sign_in("admin@acme.test", PASSWORD).await;
+            b.open(&format!(
+                "/#/integrations/{integration}/deliveries?status=FAILED"
+            ))
+            .await;
+            let row = b.find("tr[data-status='FAILED']").await;
+            assert!(row.text().await.unwrap().contains("injected failure"));
+            row.find(fantoccini::Locator::Css("button.link"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let payload = b.find_text("tr.payload pre", "PURCHASE_APPROVED").await;
+            let shown = payload.text().await.unwrap();
+            assert!(!shown.contains(FIXTURE_HOTTOK), "the hottok is masked");
+            b.shot("failed-delivery").await;
+            b.click("tr[data-status='FAILED'] button.replay").await;
+            b.find_text("#toast", "reprocessamento").await;
+            app.wait_until_processed().await;
+            wait_for_status(app, integration, "PROCESSED").await;
+            b.open(&format!(
+                "/#/integrations/{integration}/deliveries?status=PROCESSED"
+            ))
+            .await;
+            b.find("tr[data-status='PROCESSED']").await;
+            b.shot("replayed").await;
+        })
+        .await;
+}
+
+async fn wait_for_status(app: &TestApp, integration: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let data = app
+            .ok(
+                &app.admin,
+                "query($id: ID!) { integration(id: $id) { deliveries { nodes { status } } } }",
+                json!({"id": integration}),
+            )
+            .await;
+        if data["integration"]["deliveries"]["nodes"][0]["status"] == status {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {status} delivery: {data}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_does_not_see_a_hidden_group() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (open, open_url) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+    let (hidden, hidden_url) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+    for (id, name) in [(&open, "Aberto a todos"), (&hidden, "Diretoria")] {
+        app.ok(
+            &app.admin,
+            "mutation($id: ID!, $n: String!) { updateIntegration(id: $id, input: {name: $n}) { id } }",
+            json!({"id": id, "n": name}),
+        )
+        .await;
+    }
+    let hidden_group = app
+        .ok(
+            &app.admin,
+            "query($id: ID!) { integration(id: $id) { group { id } } }",
+            json!({"id": hidden}),
+        )
+        .await["integration"]["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(
+        &app.admin,
+        "mutation($g: ID!) { setGroupVisibility(groupId: $g, input: {everyone: false, userIds: []}) { id } }",
+        json!({"g": hidden_group}),
+    )
+    .await;
+    let now = Utc::now().timestamp_millis();
+    app.post_webhook(
+        &open_url,
+        Some("hottok-secret-0001"),
+        purchase("e1", "PURCHASE_APPROVED", now, "visivel@x.test", "HP1").to_string(),
+    )
+    .await;
+    app.post_webhook(
+        &hidden_url,
+        Some("hottok-secret-0001"),
+        purchase("e2", "PURCHASE_APPROVED", now, "secreto@x.test", "HP2").to_string(),
+    )
+    .await;
+    app.wait_until_processed().await;
+    let (member, _) = app.user("member@acme.test", "MEMBER").await;
+    set_password(&app, &member).await;
+
+    let Some(browser) = Browser::start("member", &app.base).await else {
+        return;
+    };
+    let b = &browser;
+    browser
+        .run(async move {
+            b.sign_in("member@acme.test", PASSWORD).await;
+            assert_eq!(
+                b.count("a[href='#/wizard']").await,
+                0,
+                "members create no integration"
+            );
+            b.find_text(".deal-card", "visivel@x.test").await;
+            let groups = b.find("#filter-group").await.text().await.unwrap();
+            assert!(
+                groups.contains("Aberto a todos") && !groups.contains("Diretoria"),
+                "{groups}"
+            );
+            // Asking for the hidden group by its id shows nothing of it.
+            b.open(&format!("/#/pipeline?group={hidden_group}")).await;
+            b.find_text(".deal-card", "visivel@x.test").await;
+            let board = b.find("#board").await.text().await.unwrap();
+            assert!(!board.contains("secreto@x.test"), "{board}");
+            b.shot("member-pipeline").await;
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_shows_live_progress_until_it_succeeds() {
+    let hotmart = FakeHotmart::start().await;
+    let day = 86_400_000;
+    let now = Utc::now().timestamp_millis();
+    {
+        let mut sales = hotmart.state.sales.lock().unwrap();
+        for n in 0..120 {
+            sales.push(sale(
+                &format!("HPC{n:05}"),
+                "APPROVED",
+                1_234_567,
+                &format!("buyer{n}@x.test"),
+                now - (n % 25 + 1) * day,
+                97.0,
+            ));
+        }
+    }
+    let app = TestApp::spawn_with_hotmart(Backend::Sqlite, &hotmart.base).await;
+    set_password(&app, &app.admin_id).await;
+    let (integration, _) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+
+    let Some(browser) = Browser::start("import", &app.base).await else {
+        return;
+    };
+    let b = &browser;
+    let integration = &integration;
+    browser
+        .run(async move {
+            b.sign_in("admin@acme.test", PASSWORD).await;
+            b.open(&format!("/#/integrations/{integration}")).await;
+            assert!(
+                !b.find("#start-import").await.is_enabled().await.unwrap(),
+                "no credentials yet"
+            );
+            b.type_into("#client-id", CLIENT_ID).await;
+            b.type_into("#client-secret", CLIENT_SECRET).await;
+            b.click("#save-credentials").await;
+            b.find_text("#credentials-state", "não são exibidas").await;
+            // The secret never comes back to the page.
+            assert_eq!(b.value("#client-secret").await, "");
+            b.click("#start-import").await;
+            let done = b.find("#import-runs li[data-status='SUCCEEDED']").await;
+            let text = done.text().await.unwrap();
+            assert!(
+                text.contains("120 vendas vistas") && text.contains("120 negócios criados"),
+                "{text}"
+            );
+            let (value, max) = (
+                done.find(fantoccini::Locator::Css("progress"))
+                    .await
+                    .unwrap()
+                    .attr("value")
+                    .await
+                    .unwrap(),
+                done.find(fantoccini::Locator::Css("progress"))
+                    .await
+                    .unwrap()
+                    .attr("max")
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(value, max, "a finished run fills its bar");
+            b.shot("import").await;
+            // On a phone the page folds into one column: nothing wider than the screen.
+            b.client.set_window_size(390, 844).await.unwrap();
+            b.open(&format!("/#/integrations/{integration}")).await;
+            b.find("#import-form").await;
+            let overflow = b
+                .script("return document.documentElement.scrollWidth - window.innerWidth")
+                .await;
+            assert!(
+                overflow.as_i64().unwrap() <= 0,
+                "wider than the phone by {overflow}px"
+            );
+            b.shot("integration-phone").await;
+        })
+        .await;
+}
