@@ -42,6 +42,7 @@ async function render() {
     },
   };
   current = view;
+  window.scrollTo(0, 0);
   document.documentElement.lang = lang();
   const main = document.getElementById('main');
   if (!session.token) {
