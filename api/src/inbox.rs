@@ -110,7 +110,7 @@ async fn commit_group(db: &Database, group: &[&Submission]) -> DomainResult<Vec<
             body: &s.body,
         })
         .collect();
-    let txn = db.begin_write().await?;
+    let txn = db.begin_urgent_write().await?;
     let outcomes = deliveries::intake_many(&*txn, &items).await?;
     // The jobs, in the same transaction: one per run of accepted deliveries.
     let accepted: Vec<String> = outcomes

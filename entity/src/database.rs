@@ -34,12 +34,51 @@ pub struct Database {
     pub pool: Pool,
     /// SQLite has one writer at a time, and a connection that finds the lock taken
     /// sleeps in growing steps. Within a process, the busy write paths (inbox, delivery
-    /// processing, imports) queue here instead, in order.
-    write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// processing, imports) queue here instead; see [`WriteGate`].
+    write_gate: Arc<WriteGate>,
     /// SQLite: one long-lived connection for the write transactions. A connection's
     /// page cache is dropped whenever another connection wrote, so writes that always
     /// use the same connection find their pages cached instead of reading them again.
     writer: Option<DatabaseConnection>,
+}
+
+/// The process's SQLite write gate: writers take turns in order, except that an urgent
+/// writer (the webhook inbox, whose commit a sender is waiting for) goes before every
+/// writer that is still waiting. It waits for at most the transaction in progress, not
+/// for a queue of processing groups.
+#[derive(Debug, Default)]
+pub struct WriteGate {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    urgent_waiting: std::sync::atomic::AtomicUsize,
+    urgent_done: tokio::sync::Notify,
+}
+
+impl WriteGate {
+    async fn enter(&self, urgent: bool) -> tokio::sync::OwnedMutexGuard<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if urgent {
+            self.urgent_waiting.fetch_add(1, SeqCst);
+            let guard = self.lock.clone().lock_owned().await;
+            if self.urgent_waiting.fetch_sub(1, SeqCst) == 1 {
+                self.urgent_done.notify_waiters();
+            }
+            return guard;
+        }
+        loop {
+            // Registered before the check, so a notification in between is not lost.
+            let done = self.urgent_done.notified();
+            if self.urgent_waiting.load(SeqCst) > 0 {
+                done.await;
+                continue;
+            }
+            let guard = self.lock.clone().lock_owned().await;
+            if self.urgent_waiting.load(SeqCst) == 0 {
+                return guard;
+            }
+            // An urgent writer arrived while this one queued: let it in first.
+            drop(guard);
+        }
+    }
 }
 
 /// A write transaction: on SQLite it holds the process's write gate and began
@@ -80,13 +119,23 @@ impl Database {
 
     /// Begins a write transaction (see [`WriteTxn`]).
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        self.begin_write_as(false).await
+    }
+
+    /// Begins a write transaction that someone is waiting for (a webhook's answer): on
+    /// SQLite it enters the write gate before the background writers still waiting.
+    pub async fn begin_urgent_write(&self) -> Result<WriteTxn, DbErr> {
+        self.begin_write_as(true).await
+    }
+
+    async fn begin_write_as(&self, urgent: bool) -> Result<WriteTxn, DbErr> {
         if !self.is_sqlite() {
             return Ok(WriteTxn {
                 txn: self.conn.begin().await?,
                 _gate: None,
             });
         }
-        let gate = self.write_gate.clone().lock_owned().await;
+        let gate = self.write_gate.enter(urgent).await;
         let txn = self
             .writer
             .as_ref()
@@ -277,4 +326,46 @@ mod nodelay {
 
     #[cfg(not(target_os = "linux"))]
     pub fn set_on_sockets_to(_port: u16) {}
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::WriteGate;
+
+    #[tokio::test]
+    async fn an_urgent_writer_goes_before_the_background_writers_waiting() {
+        let gate = Arc::new(WriteGate::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let running = gate.enter(false).await;
+        let mut writers = Vec::new();
+        for n in 0..3 {
+            let (gate, order) = (gate.clone(), order.clone());
+            writers.push(tokio::spawn(async move {
+                let _turn = gate.enter(false).await;
+                order.lock().unwrap().push(format!("background {n}"));
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let (urgent_gate, urgent_order) = (gate.clone(), order.clone());
+        writers.push(tokio::spawn(async move {
+            let _turn = urgent_gate.enter(true).await;
+            urgent_order.lock().unwrap().push("urgent".to_owned());
+        }));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(
+            order.lock().unwrap().is_empty(),
+            "nobody enters while one writes"
+        );
+        drop(running);
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let order = order.lock().unwrap();
+        assert_eq!(order.len(), 4, "every writer had its turn: {order:?}");
+        assert_eq!(order[0], "urgent", "{order:?}");
+        // The background writers keep their order among themselves.
+        assert_eq!(order[1..], ["background 0", "background 1", "background 2"]);
+    }
 }

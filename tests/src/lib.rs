@@ -737,11 +737,22 @@ pub fn build_binary(release: bool) -> PathBuf {
         .args(["build", "-q", "-p", "checkout-crm", "--bin", "checkout-crm"])
         .args(release.then_some("--release"))
         .current_dir(workspace_root());
-    // The caller's own CARGO_* variables (CARGO_MANIFEST_DIR, …) would look like a
-    // changed build environment and rebuild dependencies with build scripts.
+    // The variables cargo sets for this test process (CARGO_MANIFEST_DIR, CARGO_PKG_…)
+    // would look like a changed build environment and rebuild dependencies with build
+    // scripts. Build settings (CARGO_INCREMENTAL, CARGO_PROFILE_…, CARGO_TARGET_DIR) stay:
+    // without them the build would not match the one that made this test.
+    const SET_FOR_TESTS: &[&str] = &[
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+        if SET_FOR_TESTS.iter().any(|prefix| key.starts_with(prefix)) {
             command.env_remove(&key);
         }
     }
