@@ -526,3 +526,51 @@ async fn an_import_shows_live_progress_until_it_succeeds() {
         })
         .await;
 }
+
+/// What a newcomer does after `cargo run -p checkout-crm`: open `/`, sign in with
+/// admin@example.com and the password the first start wrote, and find the way to the
+/// wizard — against the real binary with no configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_signs_in_with_the_generated_password() {
+    use tests::process::{Process, crm, free_port, wait_healthy};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("data/checkout-crm.db").display()
+    );
+    let mut server: Process = crm(
+        dir.path(),
+        &url,
+        "http://127.0.0.1:9",
+        &[],
+        &["serve", "--bind", &bind],
+    );
+    let base = format!("http://{bind}");
+    wait_healthy(&base).await;
+    let password = std::fs::read_to_string(dir.path().join("data/admin-password")).unwrap();
+
+    if let Some(browser) = Browser::start("newcomer", &base).await {
+        let b = &browser;
+        let password = password.trim();
+        browser
+            .run(async move {
+                // A wrong password first: a clear message, the form stays.
+                b.open("/").await;
+                b.type_into("#email", "admin@example.com").await;
+                b.type_into("#password", "not-the-password").await;
+                b.click("#login button[type=submit]").await;
+                b.find_text("#login .error", "incorretos").await;
+                b.sign_in("admin@example.com", password).await;
+                b.find_text("main", "Nenhum funil").await;
+                b.click("a[href='#/integrations']").await;
+                b.click("#integrations-empty a").await;
+                b.find("#integration-name").await;
+                b.shot("newcomer-wizard").await;
+            })
+            .await;
+    }
+    server.signal("TERM");
+    server.exited(Duration::from_secs(30)).await;
+}

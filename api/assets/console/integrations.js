@@ -65,7 +65,7 @@ export async function list(main, view) {
     h('h1', { tabindex: '-1' }, t('integrations.title')),
     rows.length
       ? h('ul', { class: 'plain', id: 'integrations' }, rows)
-      : h('p', { class: 'empty' }, t('integrations.empty'), ' ', h('a', { href: '#/wizard' }, t('integrations.start'))),
+      : h('p', { class: 'empty', id: 'integrations-empty' }, t('integrations.empty'), ' ', h('a', { href: '#/wizard' }, t('integrations.start'))),
   );
 }
 
