@@ -88,10 +88,22 @@ impl Server {
         database_url: &str,
         env: &[(&str, String)],
     ) -> Server {
+        Self::start_with_args(binary, dir, database_url, env, &[]).await
+    }
+
+    /// Like [`Server::start`], with command-line arguments (e.g. `serve --no-workers`).
+    pub async fn start_with_args(
+        binary: &Path,
+        dir: &Path,
+        database_url: &str,
+        env: &[(&str, String)],
+        args: &[&str],
+    ) -> Server {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut command = Command::new(binary);
         command
+            .args(args)
             .current_dir(dir)
             .env("DATABASE_URL", database_url)
             .env("BIND", format!("127.0.0.1:{port}"))

@@ -215,6 +215,44 @@ pub async fn latency(args: &Args, binary: &Path) -> Report {
     let counts = drained(&server, outcome.ok as u64, Duration::from_secs(600)).await;
     drop(server);
     database.drop_database().await;
+    // The same offered load on a server that only acknowledges (no workers): how much of
+    // the latency is the acknowledgement itself, and how much is sharing the machine
+    // and the SQLite writer with processing.
+    let quiet_dir = args.run_dir();
+    let quiet_database =
+        FreshDatabase::create(args.database_url.as_deref(), quiet_dir.path()).await;
+    let quiet = Server::start_with_args(
+        binary,
+        quiet_dir.path(),
+        &quiet_database.url,
+        &[],
+        &["serve", "--no-workers"],
+    )
+    .await;
+    let (_, _, quiet_url) = quiet.integration(&PRODUCTS).await;
+    let mut alone = load::open_loop(
+        &quiet_url,
+        Arc::new(load::workload(requests, 0.0, 11)),
+        args.rate,
+        Duration::from_secs(args.seconds),
+    )
+    .await;
+    drop(quiet);
+    quiet_database.drop_database().await;
+    report.figure(
+        "ack_p99_without_processing_ms",
+        "ack latency p99, same load, no processing (same run)",
+        alone.percentile_ms(99.0),
+        "ms",
+        Target::None,
+    );
+    report.figure(
+        "ack_p50_without_processing_ms",
+        "ack latency p50, same load, no processing (same run)",
+        alone.percentile_ms(50.0),
+        "ms",
+        Target::None,
+    );
     report.figure(
         "answered_per_sec",
         "answered per second",
