@@ -349,10 +349,7 @@ pub async fn record_rejected(
 /// commit together, so a crash leaves either both or neither. When the group fails, it is
 /// rolled back and processed again one delivery per transaction, so that one bad delivery
 /// does not hold back the others: the failures are returned, for the caller to retry.
-pub async fn process_batch(
-    db: &Database,
-    ids: &[String],
-) -> DomainResult<Vec<(String, DomainError)>> {
+pub async fn process_batch(db: &Database, ids: &[String]) -> DomainResult<BatchOutcome> {
     // By id alone: with `status = 'PENDING'` in the query, SQLite would walk the status
     // index over every pending delivery instead of looking the ids up.
     let mut rows = webhook_delivery::Entity::find()
@@ -361,7 +358,7 @@ pub async fn process_batch(
         .await?;
     rows.retain(|row| row.status == DeliveryStatus::Pending);
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok(BatchOutcome::default());
     }
     let mut snapshots: HashMap<String, IntegrationSnapshot> = HashMap::new();
     for row in &rows {
@@ -378,24 +375,39 @@ pub async fn process_batch(
     match process_group(&*txn, &parsed).await {
         Ok(()) => {
             txn.commit().await?;
-            return Ok(Vec::new());
+            return Ok(BatchOutcome {
+                processed: parsed.len(),
+                failures: Vec::new(),
+            });
         }
         Err(_) => txn.rollback().await?,
     }
-    let mut failures = Vec::new();
+    let mut outcome = BatchOutcome::default();
     for one in &parsed {
         let txn = db.begin_write().await?;
         match process_group(&*txn, std::slice::from_ref(one)).await {
-            Ok(()) => txn.commit().await?,
+            Ok(()) => {
+                txn.commit().await?;
+                outcome.processed += 1;
+            }
             // Processed by another run meanwhile: nothing of this run may stay.
             Err(DomainError::Conflict(_)) => txn.rollback().await?,
             Err(err) => {
                 txn.rollback().await?;
-                failures.push((one.0.id.clone(), err));
+                outcome.failures.push((one.0.id.clone(), err));
             }
         }
     }
-    Ok(failures)
+    Ok(outcome)
+}
+
+/// What [`process_batch`] did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Deliveries this call applied and marked `PROCESSED`.
+    pub processed: usize,
+    /// Deliveries that failed, with why.
+    pub failures: Vec<(String, DomainError)>,
 }
 
 /// Processes one stored `PENDING` delivery inside the caller's transaction (the path of

@@ -16,16 +16,21 @@ pub use crate::context::{HotmartEndpoints, JobContext, WorkerSettings};
 /// marks the delivery `FAILED`) for each one that failed.
 pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
     crate::intake_priority::yield_to_intake(Duration::from_secs(1)).await;
-    let attempt = tokio::time::timeout(
-        ctx.settings.deadline,
-        deliveries::process_batch(&ctx.db, delivery_ids),
-    )
-    .await;
+    let ahead = waiting_deliveries(ctx, delivery_ids).await;
+    let group: Vec<String> = delivery_ids.iter().chain(&ahead).cloned().collect();
+    let attempt =
+        tokio::time::timeout(ctx.settings.deadline, deliveries::process_batch(&ctx.db, &group))
+            .await;
+    let mut processed = 0;
     let failures: Vec<(String, String)> = match attempt {
-        Ok(Ok(failures)) => failures
-            .into_iter()
-            .map(|(id, err)| (id, err.to_string()))
-            .collect(),
+        Ok(Ok(outcome)) => {
+            processed = outcome.processed;
+            outcome
+                .failures
+                .into_iter()
+                .map(|(id, err)| (id, err.to_string()))
+                .collect()
+        }
         Ok(Err(err)) => delivery_ids
             .iter()
             .map(|id| (id.clone(), err.to_string()))
@@ -38,10 +43,60 @@ pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
             })
             .collect(),
     };
-    let processed = delivery_ids.len().saturating_sub(failures.len());
+    // A delivery taken ahead that failed stays as it was: its own job attempts it, with
+    // the usual retries and backoff.
+    let failures: Vec<(String, String)> = failures
+        .into_iter()
+        .filter(|(id, _)| delivery_ids.contains(id))
+        .collect();
     ctx.telemetry.attempts("processed", processed as u64);
     for (delivery_id, error) in failures {
         retry_later(ctx, &delivery_id, error).await;
+    }
+}
+
+/// Most deliveries one group processes, its own and those taken ahead.
+pub const GROUP_LIMIT: usize = 64;
+
+/// SQLite: deliveries accepted and never attempted yet, beyond this job's own, to fill
+/// the group up to [`GROUP_LIMIT`].
+///
+/// Under a steady trickle of webhooks each inbox commit holds one or two deliveries, so
+/// each job carries one or two, and processing pays a group's fixed statements for every
+/// delivery: measured, ~150 deliveries/s at 1,000 requests/s offered, far behind intake.
+/// Taking waiting deliveries ahead makes the groups full again; their own jobs find them
+/// `PROCESSED` later and cost one read. Only deliveries never attempted are taken, so a
+/// retry still waits for its backoff. On SQLite every write transaction goes through the
+/// process's write gate, so two groups never apply the same delivery at once (and if one
+/// commits first, the other's mark finds it processed and keeps nothing: see
+/// `deliveries::process_batch`). PostgreSQL runs jobs in parallel and keeps one job, one
+/// group.
+async fn waiting_deliveries(ctx: &JobContext, own: &[String]) -> Vec<String> {
+    let room = GROUP_LIMIT.saturating_sub(own.len());
+    if room == 0 || !ctx.db.is_sqlite() {
+        return Vec::new();
+    }
+    // No ORDER BY: the status index yields pending rows in insertion order and the query
+    // stops after `room + own` of them instead of sorting every pending delivery.
+    let found: Result<Vec<String>, _> = webhook_delivery::Entity::find()
+        .select_only()
+        .column(webhook_delivery::Column::Id)
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .filter(webhook_delivery::Column::Attempts.eq(0))
+        .limit((room + own.len()) as u64)
+        .into_tuple()
+        .all(&ctx.db.conn)
+        .await;
+    match found {
+        Ok(ids) => ids
+            .into_iter()
+            .filter(|id| !own.contains(id))
+            .take(room)
+            .collect(),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot look for waiting deliveries");
+            Vec::new()
+        }
     }
 }
 

@@ -126,8 +126,8 @@ function signIn(main, view) {
       );
       session.set(data.login.token);
       caller.user = data.login.user;
-      if (!window.location.hash || window.location.hash === '#/') render();
-      else window.location.hash = '#/';
+      // Stay on the page that was asked for (a bookmark, or where the session expired).
+      render();
     } catch (err) {
       error.textContent = err.code === 'UNAUTHENTICATED' ? t('login.failed') : t('common.error', err.message);
       submit.disabled = false;

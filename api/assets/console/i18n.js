@@ -367,10 +367,3 @@ export function t(key, ...args) {
   const text = WORDS[lang()][key] ?? WORDS['pt-BR'][key] ?? key;
   return text.replace(/\{(\d+)\}/g, (_, i) => String(args[Number(i)] ?? ''));
 }
-
-/** Keys present in one language and not the other (the browser tests expect none). */
-export function missingKeys() {
-  const pt = Object.keys(WORDS['pt-BR']);
-  const en = Object.keys(WORDS.en);
-  return pt.filter((k) => !en.includes(k)).concat(en.filter((k) => !pt.includes(k)));
-}
