@@ -18,9 +18,11 @@ pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
     crate::intake_priority::yield_to_intake(Duration::from_secs(1)).await;
     let ahead = waiting_deliveries(ctx, delivery_ids).await;
     let group: Vec<String> = delivery_ids.iter().chain(&ahead).cloned().collect();
-    let attempt =
-        tokio::time::timeout(ctx.settings.deadline, deliveries::process_batch(&ctx.db, &group))
-            .await;
+    let attempt = tokio::time::timeout(
+        ctx.settings.deadline,
+        deliveries::process_batch(&ctx.db, &group),
+    )
+    .await;
     let mut processed = 0;
     let failures: Vec<(String, String)> = match attempt {
         Ok(Ok(outcome)) => {

@@ -412,3 +412,56 @@ on_both_backends!(
     the_sweeper_re_enqueues_a_delivery_whose_job_vanished,
     members_see_and_work_only_deals_of_visible_groups,
 );
+
+/// On SQLite a job with few deliveries fills its group with deliveries that wait and were
+/// never attempted: under a steady trickle of webhooks (one delivery per job) processing
+/// keeps up instead of paying a whole group's statements per delivery.
+#[tokio::test]
+async fn small_jobs_fill_their_group_with_waiting_deliveries() {
+    let mut app = TestApp::spawn_without_workers(Backend::Sqlite).await;
+    let (_, url) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+    // One request at a time: each commit, and so each job, holds one delivery.
+    for i in 0..30 {
+        let body = purchase(
+            &format!("t{i}"),
+            "PURCHASE_APPROVED",
+            T0,
+            &format!("buyer{i}@x.test"),
+            &format!("HPT{i}"),
+        );
+        let (status, _) = app.post_webhook(&url, Some(HOTTOK), body.to_string()).await;
+        assert_eq!(status, 200);
+    }
+    app.start_workers();
+    app.wait_until_processed().await;
+    let data = app
+        .ok(
+            &app.admin,
+            "{ integrations { deliveries(first: 100) { nodes { status attempts processedAt } } } deals { totalCount } }",
+            json!({}),
+        )
+        .await;
+    let nodes = data["integrations"][0]["deliveries"]["nodes"]
+        .as_array()
+        .unwrap();
+    assert_eq!(nodes.len(), 30);
+    assert!(
+        nodes
+            .iter()
+            .all(|d| d["status"] == "PROCESSED" && d["attempts"] == 1),
+        "{nodes:?}"
+    );
+    assert_eq!(data["deals"]["totalCount"], 30, "each sale applied once");
+    // Deliveries of one group are marked in one statement, with one time.
+    let groups: std::collections::BTreeSet<&str> = nodes
+        .iter()
+        .map(|d| d["processedAt"].as_str().unwrap())
+        .collect();
+    assert!(
+        groups.len() <= 6,
+        "30 one-delivery jobs took {} groups",
+        groups.len()
+    );
+}
