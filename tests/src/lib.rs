@@ -734,7 +734,9 @@ pub fn build_binary(release: bool) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = std::process::Command::new(cargo);
     command
-        .args(["build", "-q", "-p", "checkout-crm", "--bin", "checkout-crm"])
+        // The whole workspace is selected (only the binary is built) so that dependencies
+        // get the same features as in `cargo test --workspace` and are not built again.
+        .args(["build", "-q", "--workspace", "--bin", "checkout-crm"])
         .args(release.then_some("--release"))
         .current_dir(workspace_root());
     // The variables cargo sets for this test process (CARGO_MANIFEST_DIR, CARGO_PKG_…)
