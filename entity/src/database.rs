@@ -171,6 +171,51 @@ impl Database {
     }
 }
 
+/// The tables the deal engine reads by key on every group.
+pub const ENGINE_TABLES: &[&str] = &["deal_events", "deals", "deal_refs", "contacts"];
+
+/// PostgreSQL: `ANALYZE` each of [`ENGINE_TABLES`] whose rows changed by more than a fifth
+/// (and at least 500) since its last analysis; returns the tables analysed. SQLite: nothing.
+///
+/// The engine reads `deal_key IN (…)` for a whole group. On a table that grew from empty
+/// (a new installation's first launch burst) the planner has no statistics, estimates a
+/// third of the table per group and scans all of it instead of using the index; autovacuum
+/// analyses only after a minute and 10 % of changes. Measured on the bench's PostgreSQL
+/// run: 1,219 sequential scans of `deal_events` reading 22.8 million rows before the first
+/// analysis.
+pub async fn refresh_statistics(db: &Database) -> Result<Vec<String>, DbErr> {
+    use sea_orm::{ConnectionTrait, Statement};
+    if db.is_sqlite() {
+        return Ok(Vec::new());
+    }
+    // The names are this module's constants, never input.
+    let names = ENGINE_TABLES
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT relname::text AS name FROM pg_stat_user_tables \
+         WHERE schemaname = current_schema() AND relname IN ({names}) \
+         AND n_mod_since_analyze > GREATEST(500, n_live_tup / 5)"
+    );
+    let rows = db
+        .conn
+        .query_all_raw(Statement::from_string(db.conn.get_database_backend(), sql))
+        .await?;
+    let mut analysed = Vec::new();
+    for row in rows {
+        let name: String = row.try_get("", "name")?;
+        if let Some(table) = ENGINE_TABLES.iter().find(|t| **t == name) {
+            db.conn
+                .execute_unprepared(&format!("ANALYZE {table}"))
+                .await?;
+            analysed.push(name);
+        }
+    }
+    Ok(analysed)
+}
+
 /// Begins a transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`; a
 /// plain transaction elsewhere). A deferred SQLite transaction that reads and then
 /// writes fails at once with "database is locked" when another connection wrote in

@@ -91,6 +91,7 @@ pub async fn run(
         busy: Default::default(),
     };
     let sweeper = tokio::spawn(sweep_forever(ctx.clone()));
+    let statistics = tokio::spawn(refresh_statistics_forever(ctx.clone()));
     let stopping = ctx.stopping.clone();
     let shutdown = async move {
         shutdown.await;
@@ -109,6 +110,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     sweeper.abort();
+    statistics.abort();
     result
 }
 
@@ -275,6 +277,24 @@ async fn watch_for_stuck_queue(ctx: JobContext) {
                 .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed),
             Ok(_) => return,
             Err(err) => tracing::debug!(error = %err, "watchdog: cannot read the queue"),
+        }
+    }
+}
+
+/// PostgreSQL: keeps the planner's statistics of the deal engine's tables fresh while they
+/// grow (see `entity::database::refresh_statistics`), every few seconds.
+async fn refresh_statistics_forever(ctx: JobContext) {
+    if ctx.db.is_sqlite() {
+        return;
+    }
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(5));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match entity::database::refresh_statistics(&ctx.db).await {
+            Ok(tables) if !tables.is_empty() => tracing::debug!(?tables, "analysed"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "cannot refresh table statistics"),
         }
     }
 }

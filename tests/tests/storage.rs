@@ -171,3 +171,87 @@ on_both_backends!(
     queue_tables_live_in_the_application_database,
     unique_indexes_enforce_the_invariants
 );
+
+/// PostgreSQL: while the deal engine's tables grow from empty, the workers analyse them
+/// (autovacuum would wait a minute): without statistics the planner scans whole tables
+/// for every group instead of using the `deal_key` indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn growing_engine_tables_get_fresh_statistics() {
+    use std::time::{Duration, Instant};
+
+    use sea_orm::{ConnectionTrait, Statement};
+    use serde_json::json;
+    use tests::hotmart::purchase;
+
+    let sqlite = TestApp::spawn_without_workers(Backend::Sqlite).await;
+    assert!(
+        entity::database::refresh_statistics(&sqlite.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    if tests::postgres_url().is_none() {
+        tests::skip_notice("growing_engine_tables_get_fresh_statistics (PostgreSQL)");
+        return;
+    }
+    let mut app = TestApp::spawn_without_workers(Backend::Postgres).await;
+    // Nothing changed yet: nothing to analyse.
+    assert!(
+        entity::database::refresh_statistics(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Only our refresh may analyse the log, so the test sees who did it.
+    app.db
+        .conn
+        .execute_unprepared("ALTER TABLE deal_events SET (autovacuum_enabled = false)")
+        .await
+        .unwrap();
+    let (_, url) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+    // 700 sales, 50 requests at a time.
+    for start in (0..700).step_by(50) {
+        let posts = (start..start + 50).map(|i| {
+            let body = purchase(
+                &format!("s{i}"),
+                "PURCHASE_APPROVED",
+                1_700_000_000_000,
+                &format!("b{i}@x.test"),
+                &format!("HPS{i}"),
+            );
+            let (app, url) = (&app, &url);
+            async move {
+                app.post_webhook(url, Some("hottok-secret-0001"), body.to_string())
+                    .await
+            }
+        });
+        futures::future::join_all(posts).await;
+    }
+    app.start_workers();
+    app.wait_until_processed().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = app
+            .db
+            .conn
+            .query_one_raw(Statement::from_string(
+                app.db.conn.get_database_backend(),
+                "SELECT (last_analyze IS NOT NULL) AS done, n_mod_since_analyze AS pending \
+                 FROM pg_stat_user_tables WHERE relname = 'deal_events'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.try_get::<bool>("", "done").unwrap() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deal_events never analysed ({} changes since)",
+            row.try_get::<i64>("", "pending").unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
