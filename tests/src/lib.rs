@@ -419,23 +419,10 @@ impl TestApp {
     /// An active integration for every event and every product of the real fixtures
     /// (hottok [`FIXTURE_HOTTOK`]): `(integration id, webhook URL)`.
     pub async fn fixture_integration(&self) -> (String, String) {
-        let events = [
-            "PURCHASE_OUT_OF_SHOPPING_CART",
-            "PURCHASE_BILLET_PRINTED",
-            "PURCHASE_CANCELED",
-            "PURCHASE_EXPIRED",
-            "PURCHASE_APPROVED",
-            "PURCHASE_COMPLETE",
-            "PURCHASE_DELAYED",
-            "PURCHASE_PROTEST",
-            "PURCHASE_REFUNDED",
-            "PURCHASE_CHARGEBACK",
-            "SUBSCRIPTION_CANCELLATION",
-            "SWITCH_PLAN",
-            "UPDATE_SUBSCRIPTION_CHARGE_DATE",
-            "CLUB_FIRST_ACCESS",
-            "CLUB_MODULE_COMPLETED",
-        ];
+        let events: Vec<&str> = entity::hotmart_event::HotmartEvent::ALL
+            .iter()
+            .map(|event| event.as_str())
+            .collect();
         let created = self
             .ok(
                 &self.admin,
