@@ -416,6 +416,37 @@ impl TestApp {
 pub const FIXTURE_HOTTOK: &str = "fixture-hottok-0001";
 
 impl TestApp {
+    /// Makes every write to the deal log fail, as a real fault would (until healed).
+    pub async fn break_processing(&self) {
+        let statements: &[&str] = if self.db.is_sqlite() {
+            &[
+                "CREATE TRIGGER fail_events BEFORE INSERT ON deal_events BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            ]
+        } else {
+            &[
+                "CREATE FUNCTION fail_events() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER fail_events BEFORE INSERT ON deal_events FOR EACH ROW EXECUTE FUNCTION fail_events()",
+            ]
+        };
+        for sql in statements {
+            sea_orm::ConnectionTrait::execute_unprepared(&self.db.conn, sql)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Undoes [`TestApp::break_processing`].
+    pub async fn heal_processing(&self) {
+        let sql = if self.db.is_sqlite() {
+            "DROP TRIGGER fail_events"
+        } else {
+            "DROP TRIGGER fail_events ON deal_events"
+        };
+        sea_orm::ConnectionTrait::execute_unprepared(&self.db.conn, sql)
+            .await
+            .unwrap();
+    }
+
     /// An active integration for every event and every product of the real fixtures
     /// (hottok [`FIXTURE_HOTTOK`]): `(integration id, webhook URL)`.
     pub async fn fixture_integration(&self) -> (String, String) {

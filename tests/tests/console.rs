@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tests::{
     Backend, FIXTURE_HOTTOK, TestApp,
@@ -292,11 +291,7 @@ async fn a_failed_delivery_is_inspected_and_replayed() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     set_password(&app, &app.admin_id).await;
     let (integration, url) = app.fixture_integration().await;
-    app.db
-        .conn
-        .execute_unprepared("CREATE TRIGGER fail_events BEFORE INSERT ON deal_events BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
-        .await
-        .unwrap();
+    app.break_processing().await;
     let mut body = fixture("purchase-approved/1.json");
     body["hottok"] = json!(FIXTURE_HOTTOK);
     let (status, _) = app
@@ -304,11 +299,7 @@ async fn a_failed_delivery_is_inspected_and_replayed() {
         .await;
     assert_eq!(status, 200);
     wait_for_status(&app, &integration, "FAILED").await;
-    app.db
-        .conn
-        .execute_unprepared("DROP TRIGGER fail_events")
-        .await
-        .unwrap();
+    app.heal_processing().await;
 
     let Some(browser) = Browser::start("replay", &app.base).await else {
         return;

@@ -10,30 +10,6 @@ use tests::{Backend, TestApp, hotmart::purchase, on_both_backends};
 const HOTTOK: &str = "hottok-secret-0001";
 const T0: i64 = 1_745_952_631_331;
 
-/// Makes every write to the deal log fail, as a real fault would (until healed).
-async fn break_processing(app: &TestApp, backend: Backend) {
-    let statements: &[&str] = match backend {
-        Backend::Sqlite => &[
-            "CREATE TRIGGER fail_events BEFORE INSERT ON deal_events BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-        ],
-        Backend::Postgres => &[
-            "CREATE FUNCTION fail_events() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER fail_events BEFORE INSERT ON deal_events FOR EACH ROW EXECUTE FUNCTION fail_events()",
-        ],
-    };
-    for sql in statements {
-        app.db.conn.execute_unprepared(sql).await.unwrap();
-    }
-}
-
-async fn heal_processing(app: &TestApp, backend: Backend) {
-    let sql = match backend {
-        Backend::Sqlite => "DROP TRIGGER fail_events",
-        Backend::Postgres => "DROP TRIGGER fail_events ON deal_events",
-    };
-    app.db.conn.execute_unprepared(sql).await.unwrap();
-}
-
 async fn delivery(app: &TestApp, id: &Value) -> Value {
     let data = app
         .ok(
@@ -68,7 +44,7 @@ async fn a_failure_that_heals_is_retried_with_backoff_and_processed_once(backend
     let (_, url) = app
         .active_integration(&["PURCHASE_APPROVED"], json!({}))
         .await;
-    break_processing(&app, backend).await;
+    app.break_processing().await;
     let started = Instant::now();
     let (_, reply) = app
         .post_webhook(
@@ -87,7 +63,7 @@ async fn a_failure_that_heals_is_retried_with_backoff_and_processed_once(backend
             .contains("injected failure"),
         "{failed_once}"
     );
-    heal_processing(&app, backend).await;
+    app.heal_processing().await;
     let done = wait_for(&app, &id, |d| d["status"] == "PROCESSED").await;
     assert_eq!(done["attempts"], 2, "one failure, then success: {done}");
     // The retry waited for the backoff (1 s in tests) instead of spinning.
@@ -114,7 +90,7 @@ async fn a_permanent_failure_ends_failed_and_replay_recovers_it(backend: Backend
     let (_, url) = app
         .active_integration(&["PURCHASE_APPROVED"], json!({}))
         .await;
-    break_processing(&app, backend).await;
+    app.break_processing().await;
     let (_, reply) = app
         .post_webhook(
             &url,
@@ -136,7 +112,7 @@ async fn a_permanent_failure_ends_failed_and_replay_recovers_it(backend: Backend
             .await["deals"]["totalCount"],
         0
     );
-    heal_processing(&app, backend).await;
+    app.heal_processing().await;
     let replayed = app
         .ok(
             &app.admin,
