@@ -51,14 +51,6 @@ fn find_program(variable: &str, names: &[&str]) -> Option<PathBuf> {
     None
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Browser {
     /// Starts chromedriver and a headless Chromium window of 1280×900 showing nothing yet;
     /// `None` (after a notice) when no browser is installed and none is required.
@@ -78,7 +70,7 @@ impl Browser {
             );
             return None;
         };
-        let port = free_port();
+        let port = crate::process::free_port();
         let child = tokio::process::Command::new(&driver)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())

@@ -217,12 +217,36 @@ pub async fn cluster(
     (base, server, workers)
 }
 
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768–60999), so no outgoing
+/// connection and no `bind(…:0)` of another program takes a port between the moment it is
+/// handed out and the moment the server binds it.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port free on 127.0.0.1 that no other caller in this process has been given: parallel
+/// tests never start two servers on one port (a health check would then answer for the
+/// wrong server).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::{Mutex, OnceLock};
+    static NEXT: OnceLock<Mutex<u16>> = OnceLock::new();
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let next = NEXT.get_or_init(|| {
+        // Each test process starts somewhere else in the range.
+        let seed = std::process::id() as u64
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() as u64)
+                .unwrap_or(0);
+        Mutex::new((seed % span as u64) as u16)
+    });
+    let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..span {
+        let port = TEST_PORTS.start + *next;
+        *next = (*next + 1) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?}")
 }
 
 pub async fn wait_healthy(base: &str) {
@@ -247,7 +271,13 @@ pub struct Gql {
 
 impl Gql {
     pub fn new(base: &str, dir: &Path) -> Gql {
-        let token = std::fs::read_to_string(dir.join("data/admin.jwt")).unwrap();
+        let path = dir.join("data/admin.jwt");
+        let token = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (did {base} answer for another server?)",
+                path.display()
+            )
+        });
         Gql {
             http: reqwest::Client::new(),
             url: format!("{base}/graphql"),

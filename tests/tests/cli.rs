@@ -41,11 +41,7 @@ impl Drop for Server {
 
 /// Starts `serve` on a free port and waits for its "GraphQL:" line.
 fn serve(mut command: Command) -> (Server, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tests::process::free_port();
     let mut child = command
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::piped())
@@ -407,11 +403,7 @@ async fn secrets_never_appear_in_logs() {
         .env("JWT_SECRET", jwt_secret)
         .env("CRM_SECRET_KEY", secret_key)
         .env("RUST_LOG", "trace,hyper=debug,h2=debug,rustls=debug");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tests::process::free_port();
     let log = std::fs::File::create(&log_path).unwrap();
     let child = command
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])

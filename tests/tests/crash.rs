@@ -48,11 +48,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_applies_each_event_once(bac
         .unwrap_or(300);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(backend, dir.path()).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tests::process::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut server = start_server(dir.path(), port, &store.url);
     wait_healthy(&base).await;
@@ -108,11 +104,7 @@ async fn an_import_killed_mid_window_resumes_with_exact_counters(backend: Backen
         .extend(january_sales(total));
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(backend, dir.path()).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tests::process::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let bind = format!("127.0.0.1:{port}");
     let env = [

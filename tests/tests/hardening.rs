@@ -470,12 +470,8 @@ async fn silent_connections_time_out_and_metrics_can_move(backend: Backend) {
     let app = TestApp::spawn_without_workers(backend).await;
     let mut config = app.config.clone();
     config.http_header_timeout = Duration::from_secs(1);
-    let metrics_port = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    config.metrics_bind = Some(metrics_port.to_string());
+    let metrics_port = tests::process::free_port();
+    config.metrics_bind = Some(format!("127.0.0.1:{metrics_port}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -513,7 +509,7 @@ async fn silent_connections_time_out_and_metrics_can_move(backend: Backend) {
         .unwrap();
     assert_eq!(on_main.status(), 404, "not beside the public routes");
     let apart = http
-        .get(format!("http://{metrics_port}/metrics"))
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .send()
         .await
         .unwrap();

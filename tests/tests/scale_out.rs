@@ -90,15 +90,7 @@ async fn two_servers_and_two_workers_process_deliveries_and_an_import_exactly_on
         .status()
         .unwrap();
     assert!(status.success());
-    let ports: Vec<u16> = (0..2)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
-        .collect();
+    let ports: Vec<u16> = (0..2).map(|_| tests::process::free_port()).collect();
     let mut processes = Vec::new();
     for port in &ports {
         processes.push(Process(
@@ -121,11 +113,7 @@ async fn two_servers_and_two_workers_process_deliveries_and_an_import_exactly_on
     // Each worker process serves its own counters on METRICS_BIND.
     let metrics: Vec<String> = (0..2)
         .map(|_| {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = tests::process::free_port();
             format!("127.0.0.1:{port}")
         })
         .collect();

@@ -73,13 +73,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Server {
     /// Starts `checkout-crm serve` in `dir` on `database_url` with extra environment.
     pub async fn start(
@@ -99,7 +92,7 @@ impl Server {
         env: &[(&str, String)],
         args: &[&str],
     ) -> Server {
-        let port = free_port();
+        let port = tests::process::free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut command = Command::new(binary);
         command
