@@ -152,9 +152,16 @@ pub async fn hotmart(
     Path(token): Path<String>,
     request: Request,
 ) -> Response {
-    let route = match state.app.routes.get(&state.app.db.conn, &token).await {
+    let started = std::time::Instant::now();
+    let response = handle(&state, &token, request).await;
+    state.telemetry.webhook_handled(started.elapsed());
+    response
+}
+
+async fn handle(state: &HttpState, token: &str, request: Request) -> Response {
+    let route = match state.app.routes.get(&state.app.db.conn, token).await {
         Ok(Some(route)) => route,
-        Ok(None) => return unknown_url(&state),
+        Ok(None) => return unknown_url(state),
         Err(err) => return unavailable(err),
     };
     let (parts, body) = request.into_parts();
@@ -165,8 +172,8 @@ pub async fn hotmart(
         integration,
         products,
     } = route;
-    let Some(via_previous_url) = url_of(&integration, &token) else {
-        return unknown_url(&state);
+    let Some(via_previous_url) = url_of(&integration, token) else {
+        return unknown_url(state);
     };
     let header_hottok = parts.headers.get(HOTTOK_HEADER);
     let authenticated_by_header = header_hottok.is_some();
@@ -177,7 +184,7 @@ pub async fn hotmart(
             presented.to_str().unwrap_or(""),
         )
     {
-        return hottok_failure(&state, &integration.id, "wrong hottok").await;
+        return hottok_failure(state, &integration.id, "wrong hottok").await;
     }
     let body = match read_body(body, state.app.webhook_body_timeout).await {
         Ok(body) => without_bom(body),
@@ -189,8 +196,7 @@ pub async fn hotmart(
             .as_ref()
             .ok()
             .and_then(|(_, env)| env.body_hottok.as_deref());
-        if let Some(refusal) =
-            check_body_hottok(&state, &integration.id, &products, presented).await
+        if let Some(refusal) = check_body_hottok(state, &integration.id, &products, presented).await
         {
             return refusal;
         }
@@ -199,7 +205,7 @@ pub async fn hotmart(
         integration,
         products,
     };
-    store(&state, route, via_previous_url, &body, parsed).await
+    store(state, route, via_previous_url, &body, parsed).await
 }
 
 /// Whether `token` is the integration's previous URL (`Some(true)`, during its grace
@@ -238,7 +244,10 @@ async fn store(
         envelope,
         body: text.to_owned(),
     };
-    let intake = match state.app.inbox.submit(submission).await {
+    let started = std::time::Instant::now();
+    let intake = state.app.inbox.submit(submission).await;
+    state.telemetry.webhook_stored(started.elapsed());
+    let intake = match intake {
         Ok(intake) => intake,
         Err(err) => return unavailable(err),
     };

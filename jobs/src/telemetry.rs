@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -39,6 +39,7 @@ struct Inner {
     imported: Counter,
     healed: Counter,
     handed_back: Counter,
+    acks: AckHistograms,
     deliveries: Family<Status, Gauge>,
     integrations: Family<Health, Gauge>,
     queue: QueueGauges,
@@ -74,6 +75,42 @@ impl QueueGauges {
                 r,
                 "checkout_crm_queue_oldest_claim_seconds",
                 "Age of the oldest claimed, unfinished job; growing without end means a stuck process",
+            ),
+        }
+    }
+}
+
+/// Bounds (seconds) of the acknowledgement histograms: fine below 20 ms, where Hotmart's
+/// timeout is far away but a launch burst's latency shows.
+const ACK_BUCKETS: [f64; 14] = [
+    0.000_5, 0.001, 0.002, 0.003, 0.005, 0.007_5, 0.01, 0.015, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+
+/// How long webhook requests took inside the server.
+struct AckHistograms {
+    /// From the handler's start to its answer.
+    handler: Histogram,
+    /// The part spent storing the delivery: waiting for the inbox writer and its commit.
+    inbox: Histogram,
+}
+
+impl AckHistograms {
+    fn register(r: &mut Registry) -> Self {
+        let histogram = |r: &mut Registry, name: &str, help: &str| {
+            let h = Histogram::new(ACK_BUCKETS);
+            r.register(name, help, h.clone());
+            h
+        };
+        AckHistograms {
+            handler: histogram(
+                r,
+                "checkout_crm_webhook_handler_seconds",
+                "Time from a webhook request reaching its handler to its answer",
+            ),
+            inbox: histogram(
+                r,
+                "checkout_crm_webhook_inbox_seconds",
+                "Time a webhook delivery waited for the inbox writer and its commit",
             ),
         }
     }
@@ -140,6 +177,7 @@ impl Default for Telemetry {
                 "Active integrations by health (OK, WARNING, FAILING)",
             ),
             queue: QueueGauges::register(&mut r),
+            acks: AckHistograms::register(&mut r),
             // Last: the fields above registered themselves in it.
             registry: r,
         };
@@ -161,6 +199,16 @@ impl Telemetry {
                 .get_or_create(&Outcome { outcome })
                 .inc_by(n);
         }
+    }
+
+    /// A webhook request's time in its handler.
+    pub fn webhook_handled(&self, took: std::time::Duration) {
+        self.0.acks.handler.observe(took.as_secs_f64());
+    }
+
+    /// A delivery's time in the inbox (queue and commit).
+    pub fn webhook_stored(&self, took: std::time::Duration) {
+        self.0.acks.inbox.observe(took.as_secs_f64());
     }
 
     pub fn imported_sales(&self, n: u64) {

@@ -367,6 +367,17 @@ async fn metrics_show_deliveries_and_the_queue(backend: Backend) {
         "{before}"
     );
     assert!(before.contains("# TYPE checkout_crm_queue_oldest_pending_seconds gauge"));
+    // Every request is timed, and so is its delivery's stay in the inbox.
+    for histogram in [
+        "checkout_crm_webhook_handler_seconds",
+        "checkout_crm_webhook_inbox_seconds",
+    ] {
+        assert!(before.contains(&format!("{histogram}_count 3")), "{before}");
+        assert!(
+            before.contains(&format!("{histogram}_bucket{{le=\"+Inf\"}} 3")),
+            "{before}"
+        );
+    }
     app.start_workers();
     app.wait_until_processed().await;
     let after = metrics(&app).await;

@@ -211,6 +211,35 @@ impl Server {
         ]
     }
 
+    /// A histogram of this server's `/metrics`: its buckets (upper bound in seconds,
+    /// cumulative count), `+Inf` last.
+    pub async fn histogram(&self, name: &str) -> Histogram {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        let prefix = format!("{name}_bucket{{le=\"");
+        let buckets = text
+            .lines()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .filter_map(|rest| {
+                let (bound, count) = rest.split_once("\"} ")?;
+                let bound = if bound == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    bound.parse().ok()?
+                };
+                Some((bound, count.trim().parse().ok()?))
+            })
+            .collect();
+        Histogram { buckets }
+    }
+
     /// An active integration for every event, with the given products (id, hottok);
     /// returns `(integration id, group id, webhook URL)`.
     pub async fn integration(&self, products: &[(&str, &str)]) -> (String, String, String) {
@@ -263,3 +292,34 @@ pub const ALL_EVENTS: [&str; 13] = [
     "SWITCH_PLAN",
     "UPDATE_SUBSCRIPTION_CHARGE_DATE",
 ];
+
+/// A Prometheus histogram read from `/metrics`.
+pub struct Histogram {
+    buckets: Vec<(f64, u64)>,
+}
+
+impl Histogram {
+    pub fn count(&self) -> u64 {
+        self.buckets.last().map_or(0, |b| b.1)
+    }
+
+    /// The upper bound (ms) of the bucket holding the `p`th percentile: the percentile is
+    /// at most this.
+    pub fn percentile_bound_ms(&self, p: f64) -> f64 {
+        let wanted = (self.count() as f64 * p / 100.0).ceil() as u64;
+        self.buckets
+            .iter()
+            .find(|(_, n)| *n >= wanted)
+            .map_or(f64::NAN, |(bound, _)| bound * 1000.0)
+    }
+
+    /// The share (%) of observations of at most `ms` (a bucket bound).
+    pub fn share_within_pct(&self, ms: f64) -> f64 {
+        let within = self
+            .buckets
+            .iter()
+            .find(|(bound, _)| (bound * 1000.0 - ms).abs() < 1e-9)
+            .map_or(0, |b| b.1);
+        100.0 * within as f64 / self.count().max(1) as f64
+    }
+}

@@ -212,9 +212,36 @@ pub async fn latency(args: &Args, binary: &Path) -> Report {
         Duration::from_secs(args.seconds),
     )
     .await;
+    let handler = server
+        .histogram("checkout_crm_webhook_handler_seconds")
+        .await;
+    let inbox = server.histogram("checkout_crm_webhook_inbox_seconds").await;
     let counts = drained(&server, outcome.ok as u64, Duration::from_secs(600)).await;
     drop(server);
     database.drop_database().await;
+    // Inside the server (its own histograms): how much of the latency the client saw
+    // was the handler's, and how much of that was the inbox (the write and its commit).
+    report.figure(
+        "server_handler_p99_bound_ms",
+        "in the server: handler p99 at most (bucket bound)",
+        handler.percentile_bound_ms(99.0),
+        "ms",
+        Target::None,
+    );
+    report.figure(
+        "server_handler_within_10ms_pct",
+        "in the server: handlers done within 10 ms",
+        handler.share_within_pct(10.0),
+        "%",
+        Target::None,
+    );
+    report.figure(
+        "server_inbox_p99_bound_ms",
+        "in the server: inbox wait + commit p99 at most (bucket bound)",
+        inbox.percentile_bound_ms(99.0),
+        "ms",
+        Target::None,
+    );
     // The same offered load on a server that only acknowledges (no workers): how much of
     // the latency is the acknowledgement itself, and how much is sharing the machine
     // and the SQLite writer with processing.
@@ -237,6 +264,16 @@ pub async fn latency(args: &Args, binary: &Path) -> Report {
         Duration::from_secs(args.seconds),
     )
     .await;
+    let quiet_handler = quiet
+        .histogram("checkout_crm_webhook_handler_seconds")
+        .await;
+    report.figure(
+        "server_handler_p99_bound_without_processing_ms",
+        "in the server, no processing: handler p99 at most (bucket bound)",
+        quiet_handler.percentile_bound_ms(99.0),
+        "ms",
+        Target::None,
+    );
     drop(quiet);
     quiet_database.drop_database().await;
     report.figure(
