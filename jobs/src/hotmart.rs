@@ -71,7 +71,7 @@ pub struct HotmartClient {
     credentials: Credentials,
     token: TokenSlot,
     /// The shared request budget (see `entity::api_limits`).
-    db: sea_orm::DatabaseConnection,
+    db: entity::database::Database,
     limit_key: String,
     per_minute: f64,
 }
@@ -80,7 +80,7 @@ impl HotmartClient {
     pub fn new(
         endpoints: &crate::context::HotmartEndpoints,
         credentials: Credentials,
-        db: sea_orm::DatabaseConnection,
+        db: entity::database::Database,
     ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -102,8 +102,7 @@ impl HotmartClient {
     /// Waits for the credential's turn in the budget shared by every process. When the
     /// database cannot be asked, waits one request's share of the rate instead.
     async fn acquire(&self) {
-        let wait = match entity::api_limits::take(&self.db, &self.limit_key, self.per_minute).await
-        {
+        let wait = match self.take().await {
             Ok(wait) => wait,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the shared Hotmart request budget");
@@ -113,6 +112,16 @@ impl HotmartClient {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Takes one request from the budget, in a write transaction: on SQLite it queues
+    /// for the write lock in the process's gate instead of sleeping in SQLite's busy
+    /// handler while an import page commits.
+    async fn take(&self) -> entity::DomainResult<Duration> {
+        let txn = self.db.begin_write().await?;
+        let wait = entity::api_limits::take(&*txn, &self.limit_key, self.per_minute).await?;
+        txn.commit().await?;
+        Ok(wait)
     }
 
     /// The credential's token; `refused` is a token Hotmart just refused, renewed unless

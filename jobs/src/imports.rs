@@ -142,7 +142,7 @@ async fn run_window(
     let mut work = WindowWork {
         ctx,
         window,
-        client: HotmartClient::new(&ctx.hotmart, credentials, ctx.db.conn.clone()),
+        client: HotmartClient::new(&ctx.hotmart, credentials, ctx.db.clone()),
         products: imports::product_ids_of(&run),
         events: imports::events_of(&run)?,
         run,

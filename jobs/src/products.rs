@@ -40,7 +40,7 @@ pub async fn refresh(
         Ok(credentials) => Some(HotmartClient::new(
             &ctx.hotmart,
             credentials,
-            ctx.db.conn.clone(),
+            ctx.db.clone(),
         )),
         Err(_) => None,
     };
