@@ -62,6 +62,19 @@ fn check(reports: &[Value], backend: &str) {
     let latency = scenario("latency");
     assert_eq!(latency["errors"], 0, "{latency}");
     assert!(latency["ack_p99_ms"].as_f64().unwrap_or(0.0) > 0.0);
+    // The server's own histograms were read: bucket bounds (ms) and a share of requests.
+    for key in [
+        "server_handler_p99_bound_ms",
+        "server_inbox_p99_bound_ms",
+        "server_handler_p99_bound_without_processing_ms",
+    ] {
+        let bound = latency[key].as_f64().unwrap_or(f64::NAN);
+        assert!(bound > 0.0 && bound.is_finite(), "{key}: {latency}");
+    }
+    let within = latency["server_handler_within_10ms_pct"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    assert!((0.0..=100.0).contains(&within), "{latency}");
     let import = scenario("import");
     assert_eq!(import["run"]["status"], "SUCCEEDED", "{import}");
     assert_eq!(import["run"]["salesSeen"], 1000, "{import}");
