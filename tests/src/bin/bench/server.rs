@@ -167,19 +167,23 @@ impl Server {
         body["data"].clone()
     }
 
-    /// Deliveries by status, from `/metrics` of this single server process: its webhook
-    /// counters by outcome (every stored delivery) and the `PENDING` and `FAILED` gauges;
-    /// the accepted ones neither pending nor failed are processed.
-    pub async fn delivery_counts(&self) -> Vec<(String, u64)> {
-        let text = self
-            .http
+    /// The text of this server's `/metrics` (empty when unreadable).
+    async fn metrics(&self) -> String {
+        self.http
             .get(format!("{}/metrics", self.base))
             .send()
             .await
             .expect("metrics")
             .text()
             .await
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// Deliveries by status, from `/metrics` of this single server process: its webhook
+    /// counters by outcome (every stored delivery) and the `PENDING` and `FAILED` gauges;
+    /// the accepted ones neither pending nor failed are processed.
+    pub async fn delivery_counts(&self) -> Vec<(String, u64)> {
+        let text = self.metrics().await;
         let value = |prefix: &str| -> u64 {
             text.lines()
                 .find_map(|line| line.strip_prefix(prefix))
@@ -214,15 +218,7 @@ impl Server {
     /// A histogram of this server's `/metrics`: its buckets (upper bound in seconds,
     /// cumulative count), `+Inf` last.
     pub async fn histogram(&self, name: &str) -> Histogram {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .unwrap_or_default();
+        let text = self.metrics().await;
         let prefix = format!("{name}_bucket{{le=\"");
         let buckets = text
             .lines()
