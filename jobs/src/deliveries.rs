@@ -27,9 +27,12 @@ pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
     let failures: Vec<(String, String)> = match attempt {
         Ok(Ok(outcome)) => {
             processed = outcome.processed;
+            // A delivery taken ahead that failed stays as it was: its own job attempts
+            // it, with the usual retries and backoff.
             outcome
                 .failures
                 .into_iter()
+                .filter(|(id, _)| delivery_ids.contains(id))
                 .map(|(id, err)| (id, err.to_string()))
                 .collect()
         }
@@ -45,12 +48,6 @@ pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
             })
             .collect(),
     };
-    // A delivery taken ahead that failed stays as it was: its own job attempts it, with
-    // the usual retries and backoff.
-    let failures: Vec<(String, String)> = failures
-        .into_iter()
-        .filter(|(id, _)| delivery_ids.contains(id))
-        .collect();
     ctx.telemetry.attempts("processed", processed as u64);
     for (delivery_id, error) in failures {
         retry_later(ctx, &delivery_id, error).await;
