@@ -35,6 +35,41 @@ async fn visibility(db: &impl ConnectionTrait, caller: &Caller) -> DomainResult<
     }
 }
 
+/// The condition "the buyer's name, e-mail or phone matches" on `contacts`; `None` for
+/// an empty search.
+pub fn search_condition(search: Option<&str>) -> DomainResult<Option<Condition>> {
+    use contact::Column;
+    let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if search.chars().count() > 100 {
+        return Err(DomainError::bad_input(
+            "search",
+            "must be at most 100 characters",
+        ));
+    }
+    let escaped = search
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let pattern = format!("%{escaped}%");
+    let mut any = Condition::any()
+        .add(sea_orm::sea_query::ExprTrait::like(
+            Expr::expr(Func::lower(Expr::col(Column::Name))),
+            sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'),
+        ))
+        .add(Column::Email.like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\')));
+    // Phones are stored as `+digits`: they match on the digits of the search (at least
+    // three, a leading trunk `0` dropped), never on its punctuation or wildcards.
+    let digits: String = search.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.trim_start_matches('0');
+    if digits.len() >= 3 {
+        any = any.add(Column::Phone.contains(digits));
+    }
+    Ok(Some(any))
+}
+
 pub async fn page(
     db: &impl ConnectionTrait,
     caller: &Caller,
@@ -57,36 +92,7 @@ pub async fn page(
             ),
         );
     }
-    if let Some(search) = filter
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        if search.chars().count() > 100 {
-            return Err(DomainError::bad_input(
-                "search",
-                "must be at most 100 characters",
-            ));
-        }
-        let escaped = search
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let pattern = format!("%{escaped}%");
-        let mut any = Condition::any()
-            .add(sea_orm::sea_query::ExprTrait::like(
-                Expr::expr(Func::lower(Expr::col(Column::Name))),
-                sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'),
-            ))
-            .add(Column::Email.like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\')));
-        // Phones are stored as `+digits`: they match on the digits of the search (at
-        // least three), never on its punctuation or wildcards.
-        let digits: String = search.chars().filter(char::is_ascii_digit).collect();
-        if digits.len() >= 3 {
-            any = any.add(Column::Phone.contains(&digits));
-        }
+    if let Some(any) = search_condition(filter.search.as_deref())? {
         query = query.filter(any);
     }
     crate::page::fetch(db, query, Column::CreatedAt, Column::Id, page, |c| Cursor {

@@ -339,7 +339,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
 /// server's delayed ACK: about 40 ms each on Linux. sqlx does not expose a connection's
 /// socket, so right after each new connection every TCP socket of the process whose peer
 /// is the database port gets the option (also harmless for any other). Remove this module
-/// once `Cargo.lock` holds an sqlx-core release with the fix; `tests/tests/postgres_tcp.rs`
+/// once `Cargo.lock` holds an sqlx-core release with the fix; `tests/tests/it/postgres_tcp.rs`
 /// shows whether it is still needed.
 mod nodelay {
     /// Sets TCP_NODELAY on this process's TCP sockets connected to `port`.

@@ -1,26 +1,23 @@
-//! Reading and working deals: lists with filters, timelines, manual assignment.
+//! Reading deals: lists with filters and search, timelines (people's actions on them are
+//! in [`crate::work`]).
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::{
-    Caller, DomainError, DomainResult,
-    engine::{apply::EventSource, fold::Effect},
-    groups,
-    hotmart_event::DealStatus,
-    new_id, now_ms,
+    Caller, DomainError, DomainResult, groups,
     page::{Cursor, Page, PageRequest},
-    scope::{find_scoped, scoped},
+    scope::scoped,
+    tables::enums::DealStatus,
     tables::{contact, contact_label, deal, deal_event, deal_ref},
-    users,
 };
 
 #[derive(Debug, Clone, Default)]
 pub struct DealFilter {
     pub group_id: Option<String>,
     pub origin_id: Option<String>,
+    pub stage_id: Option<String>,
+    /// The buyer's name, e-mail or phone.
+    pub search: Option<String>,
     pub status: Option<DealStatus>,
     pub owner_id: Option<String>,
     pub product_id: Option<String>,
@@ -29,7 +26,8 @@ pub struct DealFilter {
     pub label_id: Option<String>,
 }
 
-/// Deals the caller may see (members: only in groups visible to them), newest first.
+/// Deals the caller may see (members: in groups visible to them, as the group's member
+/// scope allows), newest first.
 pub async fn page(
     db: &impl ConnectionTrait,
     caller: &Caller,
@@ -37,15 +35,27 @@ pub async fn page(
     page: PageRequest,
 ) -> DomainResult<Page<deal::Model>> {
     use deal::Column;
-    let mut query = scoped::<deal::Entity>(caller);
-    if let Some(visible) = groups::visible_ids(db, caller).await? {
-        query = query.filter(Column::GroupId.is_in(visible));
-    }
+    let mut query = scoped::<deal::Entity>(caller).filter(groups::deal_condition(caller));
     if let Some(group) = &filter.group_id {
         query = query.filter(Column::GroupId.eq(group.as_str()));
     }
     if let Some(origin) = &filter.origin_id {
         query = query.filter(Column::OriginId.eq(origin.as_str()));
+    }
+    if let Some(stage) = &filter.stage_id {
+        query = query.filter(Column::StageId.eq(stage.as_str()));
+    }
+    if let Some(matches) = crate::contacts::search_condition(filter.search.as_deref())? {
+        query = query.filter(
+            Column::ContactId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(contact::Column::Id)
+                    .from(contact::Entity)
+                    .and_where(contact::Column::AccountId.eq(caller.account_id.as_str()))
+                    .cond_where(matches)
+                    .to_owned(),
+            ),
+        );
     }
     if let Some(status) = filter.status {
         query = query.filter(Column::Status.eq(status.as_str()));
@@ -89,11 +99,12 @@ pub async fn get(
     caller: &Caller,
     id: &str,
 ) -> DomainResult<deal::Model> {
-    let deal = find_scoped::<deal::Entity>(db, caller, id).await?;
-    groups::get(db, caller, &deal.group_id)
-        .await
-        .map_err(|_| DomainError::NotFound("deal"))?;
-    Ok(deal)
+    scoped::<deal::Entity>(caller)
+        .filter(deal::Column::Id.eq(id))
+        .filter(groups::deal_condition(caller))
+        .one(db)
+        .await?
+        .ok_or(DomainError::NotFound("deal"))
 }
 
 /// The visible deals of a contact.
@@ -102,10 +113,9 @@ pub async fn of_contact(
     caller: &Caller,
     contact_id: &str,
 ) -> DomainResult<Vec<deal::Model>> {
-    let mut query = scoped::<deal::Entity>(caller).filter(deal::Column::ContactId.eq(contact_id));
-    if let Some(visible) = groups::visible_ids(db, caller).await? {
-        query = query.filter(deal::Column::GroupId.is_in(visible));
-    }
+    let query = scoped::<deal::Entity>(caller)
+        .filter(deal::Column::ContactId.eq(contact_id))
+        .filter(groups::deal_condition(caller));
     Ok(query.order_by_desc(deal::Column::CreatedAt).all(db).await?)
 }
 
@@ -135,56 +145,23 @@ pub async fn transactions(db: &impl ConnectionTrait, deal_id: &str) -> DomainRes
         .collect())
 }
 
-/// Sets (or clears) a deal's owner. Admins may assign any visible deal; members only the
-/// deals they own.
-pub async fn assign(
+/// Deals of a group the caller may see changed at or after `since` (ms), oldest change
+/// first, at most `limit` (the live board's feed).
+pub async fn changed_since(
     db: &impl ConnectionTrait,
     caller: &Caller,
-    deal_id: &str,
-    user_id: Option<&str>,
-) -> DomainResult<deal::Model> {
-    let deal = get(db, caller, deal_id).await?;
-    if !caller.is_admin() && deal.owner_id.as_deref() != Some(caller.user_id.as_str()) {
-        return Err(DomainError::forbidden(
-            "members may only reassign deals they own",
-        ));
-    }
-    let owner = match user_id {
-        Some(id) => Some(
-            users::resolve_ids(db, caller, "userId", &[id.to_owned()])
-                .await?
-                .remove(0),
-        ),
-        None => None,
-    };
-    let now = now_ms();
-    deal_event::ActiveModel {
-        id: Set(new_id()),
-        account_id: Set(caller.account_id.clone()),
-        group_id: Set(deal.group_id.clone()),
-        contact_id: Set(deal.contact_id.clone()),
-        // Outside every key's log: manual entries never take part in the fold.
-        deal_key: Set(format!("user:{}", deal.id)),
-        dedup_id: Set(new_id()),
-        sale_key: Set(None),
-        event: Set("ASSIGNED".into()),
-        source: Set(EventSource::User),
-        occurred_at: Set(now),
-        data: Set("{}".into()),
-        delivery_id: Set(None),
-        import_run_id: Set(None),
-        deal_id: Set(Some(deal.id.clone())),
-        effect: Set(Some(Effect::Updated)),
-        description: Set(Some(match &owner {
-            Some(user) => format!("Assigned to {}", user.name),
-            None => "Owner removed".to_owned(),
-        })),
-        recorded_at: Set(now),
-    }
-    .insert(db)
-    .await?;
-    let mut model = deal.into_active_model();
-    model.owner_id = Set(owner.map(|u| u.id));
-    model.updated_at = Set(now);
-    Ok(model.update(db).await?)
+    group_id: &str,
+    since: i64,
+    limit: u64,
+) -> DomainResult<Vec<deal::Model>> {
+    use sea_orm::QuerySelect;
+    Ok(scoped::<deal::Entity>(caller)
+        .filter(deal::Column::GroupId.eq(group_id))
+        .filter(deal::Column::UpdatedAt.gte(since))
+        .filter(groups::deal_condition(caller))
+        .order_by_asc(deal::Column::UpdatedAt)
+        .order_by_asc(deal::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
 }

@@ -9,7 +9,7 @@ use sea_orm::{
 use crate::{
     Caller, DomainError, DomainResult,
     scope::{find_scoped, scoped},
-    tables::{group, group_viewer, user},
+    tables::{deal, enums::DealScope, group, group_viewer, user},
     users,
 };
 
@@ -29,6 +29,38 @@ pub fn visible_condition(caller: &Caller) -> Condition {
                     .and_where(group_viewer::Column::UserId.eq(caller.user_id.as_str()))
                     .to_owned(),
             ),
+        )
+}
+
+/// The condition "a deal this caller may see" on `deals` (see `docs/pipeline.md`, "Who
+/// works what"): admins see every deal; members the deals of visible groups that the
+/// group's `member_scope` lets them see (all, their own, or their own and unowned ones).
+pub fn deal_condition(caller: &Caller) -> Condition {
+    if caller.is_admin() {
+        return Condition::all();
+    }
+    let groups_with = |scopes: &[DealScope]| {
+        deal::Column::GroupId.in_subquery(
+            Query::select()
+                .column(group::Column::Id)
+                .from(group::Entity)
+                .and_where(group::Column::AccountId.eq(caller.account_id.as_str()))
+                .and_where(group::Column::MemberScope.is_in(scopes.iter().map(|s| s.as_str())))
+                .cond_where(visible_condition(caller))
+                .to_owned(),
+        )
+    };
+    Condition::any()
+        .add(groups_with(&[DealScope::All]))
+        .add(
+            Condition::all()
+                .add(deal::Column::OwnerId.eq(caller.user_id.as_str()))
+                .add(groups_with(&[DealScope::Own, DealScope::OwnAndUnowned])),
+        )
+        .add(
+            Condition::all()
+                .add(deal::Column::OwnerId.is_null())
+                .add(groups_with(&[DealScope::OwnAndUnowned])),
         )
 }
 
@@ -79,6 +111,7 @@ pub async fn set_visibility<C: ConnectionTrait + TransactionTrait>(
     id: &str,
     everyone: bool,
     user_ids: &[String],
+    member_scope: Option<DealScope>,
 ) -> DomainResult<group::Model> {
     caller.require_admin()?;
     let current = find_scoped::<group::Entity>(db, caller, id).await?;
@@ -99,6 +132,9 @@ pub async fn set_visibility<C: ConnectionTrait + TransactionTrait>(
     }
     let mut model = current.into_active_model();
     model.visible_to_everyone = Set(everyone);
+    if let Some(scope) = member_scope {
+        model.member_scope = Set(scope);
+    }
     let updated = model.update(&txn).await?;
     txn.commit().await?;
     Ok(updated)

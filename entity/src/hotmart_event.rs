@@ -1,6 +1,11 @@
-//! Hotmart's webhook events and what the CRM does with each (`docs/deal-engine.md`).
+//! Hotmart's webhook events and the neutral checkout event each stands for
+//! (`docs/deal-engine.md`, "Events and origins").
 
-use crate::DomainError;
+use crate::{
+    DomainError,
+    sale::{CheckoutEvent, EventClass},
+    tables::enums::DealStatus,
+};
 
 #[derive(
     Debug,
@@ -35,48 +40,6 @@ pub enum HotmartEvent {
     UpdateSubscriptionChargeDate,
     ClubFirstAccess,
     ClubModuleCompleted,
-}
-
-/// How an event moves a deal. The derived order is the tie-break rank of the fold (see
-/// `docs/deal-engine.md`, "The log and the fold").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum EventClass {
-    PreSale,
-    Paid,
-    AfterSale,
-    Info,
-}
-
-/// The entry status of a pipeline origin, and the status of a deal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
-#[sea_orm(
-    rs_type = "String",
-    db_type = "String(sea_orm::sea_query::StringLen::None)",
-    rename_all = "SCREAMING_SNAKE_CASE"
-)]
-pub enum DealStatus {
-    Open,
-    Won,
-    Lost,
-}
-
-impl DealStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DealStatus::Open => "OPEN",
-            DealStatus::Won => "WON",
-            DealStatus::Lost => "LOST",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "OPEN" => Some(Self::Open),
-            "WON" => Some(Self::Won),
-            "LOST" => Some(Self::Lost),
-            _ => None,
-        }
-    }
 }
 
 use HotmartEvent::*;
@@ -125,47 +88,55 @@ impl HotmartEvent {
         Self::ALL.into_iter().find(|event| event.as_str() == value)
     }
 
-    pub fn class(self) -> EventClass {
-        match self {
-            PurchaseOutOfShoppingCart
-            | PurchaseBilletPrinted
-            | PurchaseCanceled
-            | PurchaseExpired => EventClass::PreSale,
-            PurchaseApproved | PurchaseComplete => EventClass::Paid,
-            PurchaseDelayed
-            | PurchaseProtest
-            | PurchaseRefunded
-            | PurchaseChargeback
-            | SubscriptionCancellation => EventClass::AfterSale,
+    /// The neutral event this one stands for; `None` for info events (plan changes,
+    /// billing dates, members-area activity), which only go on timelines.
+    pub fn neutral(self) -> Option<CheckoutEvent> {
+        Some(match self {
+            PurchaseOutOfShoppingCart => CheckoutEvent::CartAbandoned,
+            PurchaseBilletPrinted => CheckoutEvent::PaymentPending,
+            PurchaseCanceled => CheckoutEvent::PaymentRefused,
+            PurchaseExpired => CheckoutEvent::PaymentExpired,
+            PurchaseApproved => CheckoutEvent::PurchaseApproved,
+            PurchaseComplete => CheckoutEvent::PurchaseComplete,
+            PurchaseDelayed => CheckoutEvent::PaymentOverdue,
+            PurchaseProtest => CheckoutEvent::RefundRequested,
+            PurchaseRefunded => CheckoutEvent::Refunded,
+            PurchaseChargeback => CheckoutEvent::Chargeback,
+            SubscriptionCancellation => CheckoutEvent::SubscriptionCanceled,
             SwitchPlan | UpdateSubscriptionChargeDate | ClubFirstAccess | ClubModuleCompleted => {
-                EventClass::Info
+                return None;
             }
-        }
+        })
+    }
+
+    /// The Hotmart event of a neutral one (every neutral event has one).
+    pub fn of_neutral(event: CheckoutEvent) -> HotmartEvent {
+        Self::ALL
+            .into_iter()
+            .find(|e| e.neutral() == Some(event))
+            .expect("every neutral event has a Hotmart event")
+    }
+
+    /// What the engine sees of the event.
+    pub fn kind(self) -> crate::sale::SaleKind {
+        self.neutral()
+            .map_or(crate::sale::SaleKind::Info, crate::sale::SaleKind::Checkout)
+    }
+
+    pub fn class(self) -> EventClass {
+        self.neutral()
+            .map_or(EventClass::Info, CheckoutEvent::class)
     }
 
     /// Deal-moving events get an origin; info events only go on timelines.
     pub fn moves_deals(self) -> bool {
-        self.class() != EventClass::Info
+        self.neutral().is_some()
     }
 
-    /// Default origin name and entry status (`docs/deal-engine.md`, "Events and origins");
+    /// Default origin name and entry status of a new integration's origin for this event;
     /// `None` for info events.
     pub fn default_origin(self) -> Option<(&'static str, DealStatus)> {
-        let origin = match self {
-            PurchaseOutOfShoppingCart => ("Abandoned cart", DealStatus::Open),
-            PurchaseBilletPrinted => ("Boleto/Pix pending", DealStatus::Open),
-            PurchaseCanceled => ("Card refused", DealStatus::Open),
-            PurchaseExpired => ("Boleto/Pix expired", DealStatus::Open),
-            PurchaseApproved => ("Purchase approved", DealStatus::Won),
-            PurchaseComplete => ("Purchase complete", DealStatus::Won),
-            PurchaseDelayed => ("Payment overdue", DealStatus::Open),
-            PurchaseProtest => ("Refund requested", DealStatus::Open),
-            PurchaseRefunded => ("Refunded", DealStatus::Lost),
-            PurchaseChargeback => ("Chargeback", DealStatus::Lost),
-            SubscriptionCancellation => ("Subscription canceled", DealStatus::Open),
-            _ => return None,
-        };
-        Some(origin)
+        self.neutral().map(CheckoutEvent::default_origin)
     }
 }
 
@@ -209,8 +180,11 @@ mod tests {
         assert!(with_origin.iter().all(|e| e.moves_deals()));
         assert_eq!(
             PurchaseApproved.default_origin(),
-            Some(("Purchase approved", DealStatus::Won))
+            Some(("Compra aprovada", DealStatus::Won))
         );
+        for event in CheckoutEvent::ALL {
+            assert_eq!(HotmartEvent::of_neutral(event).neutral(), Some(event));
+        }
         assert_eq!(
             PurchaseRefunded.default_origin().unwrap().1,
             DealStatus::Lost

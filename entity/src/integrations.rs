@@ -103,6 +103,7 @@ pub async fn create<C: ConnectionTrait + TransactionTrait>(
         integration_id: Set(integration.id.clone()),
         name: Set(name),
         visible_to_everyone: Set(true),
+        member_scope: Set(crate::tables::enums::DealScope::All),
         created_at: Set(now),
     }
     .insert(&txn)

@@ -4,6 +4,7 @@
 //! [`Caller`], so the same code runs inside or outside a transaction and every read is
 //! scoped to the caller's account through [`scope`].
 
+pub mod activities;
 pub mod api_limits;
 pub mod caller;
 pub mod contacts;
@@ -25,19 +26,26 @@ pub mod origins;
 pub mod page;
 pub mod products;
 pub mod reconciliation;
+pub mod reports;
+pub mod sale;
 pub mod scope;
 pub mod secrets;
 pub mod sign_in;
 pub mod simulation;
+pub mod stages;
 pub mod stamps;
 pub mod tables;
 pub mod tenants;
 pub mod users;
 pub mod values;
+pub mod whatsapp;
+pub mod work;
 
 pub use caller::{Caller, Role};
 pub use error::{DomainError, DomainResult};
-pub use hotmart_event::{EventClass, HotmartEvent};
+pub use hotmart_event::HotmartEvent;
+pub use sale::EventClass;
+pub use tables::enums::DealStatus;
 
 /// Milliseconds since the Unix epoch: the one time representation in the database.
 pub fn now_ms() -> i64 {
@@ -57,9 +65,10 @@ mod stored_names {
         Role,
         deliveries::DeliveryStatus,
         engine::{apply::EventSource, fold::Effect},
-        hotmart_event::{DealStatus, HotmartEvent},
+        hotmart_event::HotmartEvent,
         imports::{ImportStatus, WindowStatus},
         integrations::IntegrationStatus,
+        tables::enums::{ActivityKind, CheckoutEvent, DealScope, DealStatus, Platform},
     };
 
     /// The names the API and the code use are the ones stored.
@@ -71,6 +80,10 @@ mod stored_names {
             }
         }
         check(HotmartEvent::as_str);
+        check(CheckoutEvent::as_str);
+        check(DealScope::as_str);
+        check(Platform::as_str);
+        check(ActivityKind::as_str);
         check(DealStatus::as_str);
         check(Effect::as_str);
         check(DeliveryStatus::as_str);

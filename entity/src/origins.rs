@@ -1,5 +1,6 @@
-//! Origins: the pipelines inside a group, one per selected deal-moving event (see
-//! `docs/deal-engine.md`, "Events and origins").
+//! Origins: the pipelines inside a group — one per selected checkout event (see
+//! `docs/deal-engine.md`, "Events and origins"), and hand-made ones that only people
+//! fill (see `docs/pipeline.md`).
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
@@ -7,11 +8,11 @@ use sea_orm::{
 };
 
 use crate::{
-    Caller, DomainResult, HotmartEvent, groups,
-    hotmart_event::DealStatus,
-    new_id, now_ms,
+    Caller, DomainError, DomainResult, HotmartEvent, groups, new_id, now_ms,
+    sale::CheckoutEvent,
     scope::find_scoped,
-    tables::{deal, group, origin, origin_assignee, user},
+    tables::enums::DealStatus,
+    tables::{deal, group, lost_reason, origin, origin_assignee, stage, user},
     users, values,
 };
 
@@ -22,43 +23,114 @@ pub async fn sync_with_events(
     group: &group::Model,
     events: &[HotmartEvent],
 ) -> DomainResult<()> {
+    let selected: Vec<CheckoutEvent> = events.iter().filter_map(|e| e.neutral()).collect();
     let existing = origin::Entity::find()
         .filter(origin::Column::GroupId.eq(group.id.as_str()))
         .all(db)
         .await?;
-    let now = now_ms();
-    for event in events {
-        let Some((name, entry_status)) = event.default_origin() else {
-            continue;
-        };
-        if existing.iter().any(|o| o.event == *event) {
+    for event in &selected {
+        if existing.iter().any(|o| o.checkout_event == Some(*event)) {
             continue;
         }
-        origin::ActiveModel {
-            id: Set(new_id()),
-            account_id: Set(group.account_id.clone()),
-            group_id: Set(group.id.clone()),
-            event: Set(*event),
-            name: Set(name.to_owned()),
-            entry_status: Set(entry_status),
-            rotation_cursor: Set(0),
-            created_at: Set(now),
-        }
-        .insert(db)
-        .await?;
+        let (name, entry_status) = event.default_origin();
+        insert(db, group, Some(*event), name, entry_status).await?;
     }
-    for stale in existing.iter().filter(|o| !events.contains(&o.event)) {
+    let stale = existing
+        .iter()
+        .filter(|o| o.checkout_event.is_some_and(|e| !selected.contains(&e)));
+    for stale in stale {
         let deals = deal::Entity::find()
             .filter(deal::Column::OriginId.eq(stale.id.as_str()))
             .count(db)
             .await?;
         if deals == 0 {
-            origin::Entity::delete_by_id(stale.id.clone())
-                .exec(db)
-                .await?;
+            remove(db, &stale.id).await?;
         }
     }
     Ok(())
+}
+
+/// A new origin with its default stages (and, for a checkout event, lost reasons).
+async fn insert(
+    db: &impl ConnectionTrait,
+    group: &group::Model,
+    event: Option<CheckoutEvent>,
+    name: &str,
+    entry_status: DealStatus,
+) -> DomainResult<origin::Model> {
+    let created = origin::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(group.account_id.clone()),
+        group_id: Set(group.id.clone()),
+        checkout_event: Set(event),
+        name: Set(name.to_owned()),
+        entry_status: Set(entry_status),
+        rotation_cursor: Set(0),
+        message_template: Set(None),
+        created_at: Set(now_ms()),
+    }
+    .insert(db)
+    .await?;
+    crate::stages::create_defaults(db, &created, event.is_some()).await?;
+    Ok(created)
+}
+
+/// Removes an origin that holds no deals, with its stages, reasons and rotation.
+async fn remove(db: &impl ConnectionTrait, origin_id: &str) -> DomainResult<()> {
+    stage::Entity::delete_many()
+        .filter(stage::Column::OriginId.eq(origin_id))
+        .exec(db)
+        .await?;
+    lost_reason::Entity::delete_many()
+        .filter(lost_reason::Column::OriginId.eq(origin_id))
+        .exec(db)
+        .await?;
+    origin_assignee::Entity::delete_many()
+        .filter(origin_assignee::Column::OriginId.eq(origin_id))
+        .exec(db)
+        .await?;
+    origin::Entity::delete_by_id(origin_id.to_owned())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A hand-made origin in a group: no checkout event, entered only by people.
+pub async fn create_hand_made<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    caller: &Caller,
+    group_id: &str,
+    name: &str,
+) -> DomainResult<origin::Model> {
+    caller.require_admin()?;
+    let group = find_scoped::<group::Entity>(db, caller, group_id).await?;
+    let name = values::name("name", name)?;
+    let txn = crate::database::begin_immediate(db).await?;
+    let count = origin::Entity::find()
+        .filter(origin::Column::GroupId.eq(group.id.as_str()))
+        .count(&txn)
+        .await?;
+    if count >= MAX_PER_GROUP {
+        return Err(DomainError::bad_input(
+            "groupId",
+            format!("a group has at most {MAX_PER_GROUP} origins"),
+        ));
+    }
+    let created = insert(&txn, &group, None, &name, DealStatus::Open).await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// Most origins of one group (checkout events and hand-made).
+pub const MAX_PER_GROUP: u64 = 50;
+
+/// The WhatsApp message of an origin: its own, else its event's default.
+pub fn message_template(origin: &origin::Model) -> String {
+    match (&origin.message_template, origin.checkout_event) {
+        (Some(own), _) => own.clone(),
+        (None, Some(event)) => event.default_message().to_owned(),
+        (None, None) => crate::sale::checkout_event::HAND_MADE_MESSAGE.to_owned(),
+    }
 }
 
 /// Origins of a group, in the order of the Hotmart journey (the order of the events table
@@ -71,7 +143,8 @@ pub async fn of_group(
         .filter(origin::Column::GroupId.eq(group_id))
         .all(db)
         .await?;
-    origins.sort_by_key(|o| o.event);
+    // Checkout events in journey order, then hand-made origins oldest first.
+    origins.sort_by_key(|o| (o.checkout_event.is_none(), o.checkout_event, o.created_at));
     Ok(origins)
 }
 
@@ -92,10 +165,22 @@ pub async fn update(
     id: &str,
     name: Option<&str>,
     entry_status: Option<DealStatus>,
+    message_template: Option<&str>,
 ) -> DomainResult<origin::Model> {
     caller.require_admin()?;
     let current = find_scoped::<origin::Entity>(db, caller, id).await?;
     let mut model = current.into_active_model();
+    if let Some(template) = message_template {
+        let template = template.trim();
+        if template.chars().count() > 2_000 {
+            return Err(DomainError::bad_input(
+                "messageTemplate",
+                "must be at most 2000 characters",
+            ));
+        }
+        // An empty message goes back to the default.
+        model.message_template = Set((!template.is_empty()).then(|| template.to_owned()));
+    }
     if let Some(name) = name {
         model.name = Set(values::name("name", name)?);
     }
@@ -161,10 +246,13 @@ pub async fn assignees(
 
 pub async fn deal_count(
     db: &impl ConnectionTrait,
+    caller: &Caller,
     origin_id: &str,
     status: Option<DealStatus>,
 ) -> DomainResult<u64> {
-    let mut query = deal::Entity::find().filter(deal::Column::OriginId.eq(origin_id));
+    let mut query = crate::scope::scoped::<deal::Entity>(caller)
+        .filter(deal::Column::OriginId.eq(origin_id))
+        .filter(groups::deal_condition(caller));
     if let Some(status) = status {
         query = query.filter(deal::Column::Status.eq(status.as_str()));
     }

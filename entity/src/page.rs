@@ -106,6 +106,39 @@ where
     E::Model: Send + Sync,
     C: sea_orm::ConnectionTrait,
 {
+    fetch_ordered(db, query, (time, id), false, page, cursor).await
+}
+
+/// As [`fetch`], soonest first (activities by due time).
+pub async fn fetch_soonest<E, C>(
+    db: &C,
+    query: sea_orm::Select<E>,
+    time: E::Column,
+    id: E::Column,
+    page: PageRequest,
+    cursor: impl Fn(&E::Model) -> Cursor,
+) -> DomainResult<Page<E::Model>>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Send + Sync,
+    C: sea_orm::ConnectionTrait,
+{
+    fetch_ordered(db, query, (time, id), true, page, cursor).await
+}
+
+async fn fetch_ordered<E, C>(
+    db: &C,
+    query: sea_orm::Select<E>,
+    (time, id): (E::Column, E::Column),
+    ascending: bool,
+    page: PageRequest,
+    cursor: impl Fn(&E::Model) -> Cursor,
+) -> DomainResult<Page<E::Model>>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Send + Sync,
+    C: sea_orm::ConnectionTrait,
+{
     use sea_orm::{
         ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
         sea_query::{Expr, ExprTrait},
@@ -120,16 +153,18 @@ where
         // A row-value comparison, `(time, id) < (at, id)`: both backends read it as one
         // range of the `(…, time, id)` index, so a page deep in a long list costs what
         // the first one does.
-        query = query.filter(
-            Expr::tuple([time.into_expr(), id.into_expr()]).lt(Expr::tuple([
-                Expr::val(after.at),
-                Expr::val(after.id.as_str()),
-            ])),
-        );
+        let row = Expr::tuple([time.into_expr(), id.into_expr()]);
+        let at = Expr::tuple([Expr::val(after.at), Expr::val(after.id.as_str())]);
+        query = query.filter(if ascending { row.gt(at) } else { row.lt(at) });
     }
+    let order = if ascending {
+        sea_orm::Order::Asc
+    } else {
+        sea_orm::Order::Desc
+    };
     let rows = query
-        .order_by_desc(time)
-        .order_by_desc(id)
+        .order_by(time, order.clone())
+        .order_by(id, order)
         .limit(page.first + 1)
         .all(db)
         .await?;

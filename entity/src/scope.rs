@@ -40,6 +40,9 @@ account_scoped! {
     webhook_delivery => "delivery",
     import_run => "import run",
     deal_event => "timeline entry",
+    stage => "stage",
+    lost_reason => "lost reason",
+    activity => "activity",
 }
 
 /// All rows of `E` in the caller's account.

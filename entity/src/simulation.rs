@@ -10,8 +10,8 @@ use crate::{
     database::Database,
     deliveries::{self, DeliveryStatus, Intake, IntakeItem},
     hotmart::payload,
-    hotmart_event::DealStatus,
     integrations,
+    tables::enums::DealStatus,
     tables::{contact, deal, deal_event, origin, user, webhook_delivery},
 };
 

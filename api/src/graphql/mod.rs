@@ -11,8 +11,9 @@ pub mod pipeline;
 pub mod setup;
 pub mod simulation;
 pub mod types;
+pub mod work;
 
-use async_graphql::{MergedObject, Schema};
+use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 pub use context::AppContext;
 
@@ -43,6 +44,7 @@ pub struct Query(
     setup::SetupQuery,
     pipeline::PipelineQuery,
     imports::ImportQuery,
+    work::WorkQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -52,9 +54,13 @@ pub struct Mutation(
     pipeline::PipelineMutation,
     imports::ImportMutation,
     simulation::SimulationMutation,
+    work::WorkMutation,
 );
 
-pub type CrmSchema = Schema<Query, Mutation, imports::Subscription>;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(imports::Subscription, work::WorkSubscription);
+
+pub type CrmSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema with its limits and its guard (see [`guard`]). `app` is `None` only for
 /// printing the SDL.
@@ -63,13 +69,17 @@ pub fn build_schema(
     introspection: bool,
     guard: guard::Guard,
 ) -> CrmSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), imports::Subscription)
-        .extension(guard)
-        // User queries are held to MAX_DEPTH by the guard; introspection to this.
-        .limit_depth(MAX_INTROSPECTION_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .limit_recursive_depth(32)
-        .limit_directives(8);
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .extension(guard)
+    // User queries are held to MAX_DEPTH by the guard; introspection to this.
+    .limit_depth(MAX_INTROSPECTION_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .limit_recursive_depth(32)
+    .limit_directives(8);
     if !introspection {
         builder = builder.disable_introspection();
     }

@@ -146,6 +146,65 @@ impl Deal {
         let rows = deals::timeline(&ctx.app().db.conn, &self.0.id).await?;
         Ok(rows.into_iter().map(TimelineEntry).collect())
     }
+    async fn stage(&self, ctx: &Context<'_>) -> ApiResult<super::work::Stage> {
+        let stage = ctx
+            .load_scoped::<entity::tables::stage::Entity>(&self.0.stage_id)
+            .await?;
+        Ok(super::work::Stage(
+            stage.ok_or(entity::DomainError::NotFound("stage"))?,
+        ))
+    }
+    /// Incremented by every change; pass it as expectedVersion to refuse stale edits.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
+    /// The deal's activities not canceled, soonest first.
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
+    async fn activities(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::work::Activity>> {
+        let filter = entity::activities::ActivityFilter {
+            deal_id: Some(self.0.id.clone()),
+            ..Default::default()
+        };
+        let request = PageRequest {
+            first: entity::page::MAX_PAGE_SIZE,
+            after: None,
+            count: false,
+        };
+        let page =
+            entity::activities::page(&ctx.app().db.conn, ctx.caller()?, filter, request).await?;
+        Ok(page.nodes.into_iter().map(super::work::Activity).collect())
+    }
+    /// wa.me link with the origin's message filled in; null without a phone.
+    async fn whatsapp_url(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        let Some(contact) = ctx
+            .load_scoped::<contact::Entity>(&self.0.contact_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(origin) = ctx.load_scoped::<origin::Entity>(&self.0.origin_id).await? else {
+            return Ok(None);
+        };
+        let product = match &self.0.product_id {
+            Some(id) => ctx.load_scoped::<product::Entity>(id).await?,
+            None => None,
+        };
+        let details = self.details()?;
+        let facts = entity::whatsapp::MessageFacts {
+            name: contact.name.as_deref(),
+            product: product.as_ref().and_then(|p| p.name.as_deref()),
+            value_cents: self.0.value_cents,
+            currency: self.0.currency.as_deref(),
+            paid: self.0.paid,
+            details: Some(&details),
+        };
+        let template = entity::origins::message_template(&origin);
+        Ok(entity::whatsapp::url(
+            contact.phone.as_deref(),
+            &template,
+            &facts,
+        ))
+    }
 }
 
 /// Loads the rows that the selected fields of a page of deals point at, one batch per
@@ -215,6 +274,13 @@ impl TimelineEntry {
     }
     async fn delivery_id(&self) -> Option<ID> {
         self.0.delivery_id.clone().map(ID)
+    }
+    /// The person, for USER entries.
+    async fn author(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        let Some(id) = &self.0.author_id else {
+            return Ok(None);
+        };
+        Ok(ctx.load_scoped::<user::Entity>(id).await?.map(User))
     }
 }
 
@@ -327,6 +393,9 @@ pub struct ContactConnection {
 pub struct DealFilter {
     pub group_id: Option<ID>,
     pub origin_id: Option<ID>,
+    pub stage_id: Option<ID>,
+    /// Buyer's name, e-mail or phone.
+    pub search: Option<String>,
     pub status: Option<DealStatus>,
     pub owner_id: Option<ID>,
     pub product_id: Option<ID>,
@@ -361,6 +430,8 @@ impl PipelineQuery {
         let filter = DomainDealFilter {
             group_id: filter.group_id.map(|id| id.0),
             origin_id: filter.origin_id.map(|id| id.0),
+            stage_id: filter.stage_id.map(|id| id.0),
+            search: filter.search,
             status: filter.status.map(Into::into),
             owner_id: filter.owner_id.map(|id| id.0),
             product_id: filter.product_id.map(|id| id.0),
@@ -427,13 +498,11 @@ impl PipelineMutation {
         deal_id: ID,
         user_id: Option<ID>,
     ) -> ApiResult<Deal> {
-        let deal = deals::assign(
-            &ctx.app().db.conn,
-            ctx.caller()?,
-            &deal_id,
-            user_id.as_ref().map(|id| id.0.as_str()),
-        )
-        .await?;
+        let intent = entity::work::Intent::Assign {
+            user_id: user_id.map(|id| id.0),
+        };
+        let deal =
+            entity::work::act(&ctx.app().db.conn, ctx.caller()?, &deal_id, intent, None).await?;
         Ok(Deal(deal))
     }
 

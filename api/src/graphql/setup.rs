@@ -73,12 +73,16 @@ pub struct UpdateProductInput {
 pub struct GroupVisibilityInput {
     pub everyone: bool,
     pub user_ids: Option<Vec<ID>>,
+    /// Which deals of the group members see (unchanged when absent).
+    pub member_scope: Option<super::types::DealScope>,
 }
 
 #[derive(InputObject)]
 pub struct UpdateOriginInput {
     pub name: Option<String>,
     pub entry_status: Option<DealStatus>,
+    /// The WhatsApp message; empty restores the default.
+    pub message_template: Option<String>,
 }
 
 fn ids(ids: Vec<ID>) -> Vec<String> {
@@ -177,6 +181,7 @@ impl SetupMutation {
             &group_id,
             input.everyone,
             &user_ids,
+            input.member_scope.map(Into::into),
         )
         .await?;
         Ok(Group(group))
@@ -225,6 +230,7 @@ impl SetupMutation {
             &origin_id,
             input.name.as_deref(),
             input.entry_status.map(Into::into),
+            input.message_template.as_deref(),
         )
         .await?;
         Ok(Origin(origin))

@@ -39,7 +39,7 @@ pub enum IntegrationStatus {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(remote = "entity::hotmart_event::DealStatus")]
+#[graphql(remote = "entity::tables::enums::DealStatus")]
 pub enum DealStatus {
     Open,
     Won,
@@ -99,6 +99,42 @@ pub struct ReconciliationSettings {
     pub enabled: bool,
     pub every_minutes: i32,
     pub lookback_hours: i32,
+}
+
+/// Platform-neutral checkout events; every platform's events map to one.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::tables::enums::CheckoutEvent")]
+pub enum CheckoutEvent {
+    CartAbandoned,
+    PaymentPending,
+    PaymentRefused,
+    PaymentExpired,
+    PurchaseApproved,
+    PurchaseComplete,
+    PaymentOverdue,
+    RefundRequested,
+    Refunded,
+    Chargeback,
+    SubscriptionCanceled,
+}
+
+/// Which deals of a visible group a member sees.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::tables::enums::DealScope")]
+pub enum DealScope {
+    All,
+    Own,
+    OwnAndUnowned,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::tables::enums::ActivityKind")]
+pub enum ActivityKind {
+    Call,
+    Whatsapp,
+    Email,
+    Meeting,
+    Task,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -360,6 +396,7 @@ impl Group {
         Ok(GroupVisibility {
             everyone: self.0.visible_to_everyone,
             users: users.into_iter().map(User).collect(),
+            member_scope: self.0.member_scope.into(),
         })
     }
 }
@@ -368,6 +405,7 @@ impl Group {
 pub struct GroupVisibility {
     pub everyone: bool,
     pub users: Vec<User>,
+    pub member_scope: DealScope,
 }
 
 pub struct Origin(pub origin::Model);
@@ -380,19 +418,45 @@ impl Origin {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    async fn event(&self) -> HotmartEvent {
-        self.0.event.into()
+    /// Null for hand-made origins and for origins of other platforms.
+    async fn event(&self) -> Option<HotmartEvent> {
+        self.0
+            .checkout_event
+            .map(|e| entity::HotmartEvent::of_neutral(e).into())
+    }
+    /// Null for hand-made origins.
+    async fn checkout_event(&self) -> Option<CheckoutEvent> {
+        self.0.checkout_event.map(Into::into)
     }
     async fn entry_status(&self) -> DealStatus {
         self.0.entry_status.into()
+    }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
+    async fn stages(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::work::Stage>> {
+        let stages = entity::stages::of_origin(&ctx.app().db.conn, &self.0.id).await?;
+        Ok(stages.into_iter().map(super::work::Stage).collect())
+    }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
+    async fn lost_reasons(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::work::LostReason>> {
+        let reasons = entity::stages::lost_reasons(&ctx.app().db.conn, &self.0.id).await?;
+        Ok(reasons.into_iter().map(super::work::LostReason).collect())
+    }
+    /// WhatsApp message with {primeiro_nome} {nome} {produto} {valor} {pix} {boleto} {link}.
+    async fn message_template(&self) -> String {
+        origins::message_template(&self.0)
     }
     async fn assignees(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
         let users = origins::assignees(&ctx.app().db.conn, &self.0.id).await?;
         Ok(users.into_iter().map(User).collect())
     }
     async fn deal_count(&self, ctx: &Context<'_>, status: Option<DealStatus>) -> ApiResult<i64> {
-        let count =
-            origins::deal_count(&ctx.app().db.conn, &self.0.id, status.map(Into::into)).await?;
+        let count = origins::deal_count(
+            &ctx.app().db.conn,
+            ctx.caller()?,
+            &self.0.id,
+            status.map(Into::into),
+        )
+        .await?;
         Ok(count as i64)
     }
 }

@@ -1,69 +1,26 @@
-//! The fold: the deals of a key are a pure function of the key's events (see
-//! `docs/deal-engine.md`, "The log and the fold").
+//! The fold: the deals of a key are a pure function of the key's events — the checkout's
+//! and the sellers' (see `docs/deal-engine.md`, "The log and the fold").
 //!
-//! Events are applied in event-time order (ties: class rank, then event id), so the result
-//! never depends on arrival order, retries, replays or the mix of webhooks and imports.
+//! Events are applied in event-time order (ties: class rank, people's actions last, then
+//! event id), so the result never depends on arrival order, retries, replays or the mix
+//! of webhooks, imports and people.
 
-pub use crate::tables::enums::Effect;
 use std::collections::BTreeSet;
 
-use crate::{EventClass, HotmartEvent, hotmart_event::DealStatus};
-
-/// One event of a key's log, as the fold sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FoldEvent {
-    pub dedup_id: String,
-    pub event: HotmartEvent,
-    pub occurred_at: i64,
-    /// Sale references (`tx:…`, `sub:…`).
-    pub refs: Vec<String>,
-    /// In cents.
-    pub price: Option<i64>,
-    pub currency: Option<String>,
-}
-
-/// Where an event puts a deal: the origin of its event and that origin's entry status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OriginRule {
-    pub origin_id: String,
-    pub entry_status: DealStatus,
-}
-
-pub const SUPERSEDED: &str = "Superseded by a newer deal of the same contact";
-
-/// One computed deal ("journey").
-#[derive(Debug, Clone, PartialEq)]
-pub struct Journey {
-    /// Indices (into the input) of the events on its timeline, in fold order.
-    pub events: Vec<usize>,
-    pub origin_id: String,
-    pub status: DealStatus,
-    pub paid: bool,
-    /// In cents.
-    pub value: Option<i64>,
-    pub currency: Option<String>,
-    pub refs: BTreeSet<String>,
-    pub created_at: i64,
-    pub closed_at: Option<i64>,
-    pub last_event_at: i64,
-    pub lost_reason: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    pub journeys: Vec<Journey>,
-    /// Per input event: the journey it landed on (if any) and what happened.
-    pub events: Vec<(Option<usize>, Effect)>,
-}
+pub use super::model::*;
+use crate::{
+    sale::{CheckoutEvent, EventClass, SaleKind},
+    tables::enums::DealStatus,
+};
 
 /// Event-time order with the tie-breaks of `docs/deal-engine.md` ("The log and the fold").
 pub fn fold_order(events: &[FoldEvent]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by(|&a, &b| {
         let (x, y) = (&events[a], &events[b]);
-        (x.occurred_at, x.event.class(), &x.dedup_id).cmp(&(
+        (x.occurred_at, x.kind.rank(), &x.dedup_id).cmp(&(
             y.occurred_at,
-            y.event.class(),
+            y.kind.rank(),
             &y.dedup_id,
         ))
     });
@@ -80,66 +37,167 @@ pub fn info_target(deals: &[&BTreeSet<String>], refs: &[String]) -> Option<usize
         .or_else(|| deals.len().checked_sub(1))
 }
 
-/// Folds a key's events. `origin_for` gives the origin of each deal-moving event (or
-/// `None` when the integration has no origin for it: such events only go on timelines).
+/// Folds a key's events. `origin_for` gives the origin of each checkout event (or `None`
+/// when the integration has no origin for it: such events only go on timelines).
 pub fn fold(
     events: &[FoldEvent],
-    origin_for: impl Fn(HotmartEvent) -> Option<OriginRule>,
+    origin_for: impl Fn(CheckoutEvent) -> Option<OriginRule>,
 ) -> Outcome {
     let mut journeys: Vec<Journey> = Vec::new();
     let mut effects = vec![(None, Effect::ContactTimeline); events.len()];
     for index in fold_order(events) {
         let e = &events[index];
-        // 1. Info events only go on a timeline.
-        if e.event.class() == EventClass::Info {
-            effects[index] = place_info(&mut journeys, e, index);
-            continue;
-        }
-        // 2. Find the journey: the newest holding one of the event's references, else the
-        //    newest open and unpaid one.
-        let found = journeys
-            .iter()
-            .rposition(|j| e.refs.iter().any(|r| j.refs.contains(r)))
-            .or_else(|| {
-                journeys
-                    .iter()
-                    .rposition(|j| j.status == DealStatus::Open && !j.paid)
-            });
-        let origin = origin_for(e.event);
-        // 3. Paid journeys are not reopened by pre-sale noise; events without an origin
-        //    are recorded but move nothing.
-        if let Some(j) = found
-            && (origin.is_none() || (journeys[j].paid && e.event.class() == EventClass::PreSale))
-        {
-            record(&mut journeys[j], e, index);
-            effects[index] = (Some(j), Effect::TimelineOnly);
-            continue;
-        }
-        let Some(origin) = origin else {
-            effects[index] = (None, Effect::ContactTimeline);
-            continue;
-        };
-        // 4. Move (or create).
-        let (j, effect) = match found {
-            Some(j) if journeys[j].origin_id == origin.origin_id => (j, Effect::Updated),
-            Some(j) => (j, Effect::Moved),
-            None => {
-                journeys.push(new_journey(&origin, e));
-                (journeys.len() - 1, Effect::Created)
+        effects[index] = match &e.kind {
+            Kind::Sale(SaleKind::Info) => place_info(&mut journeys, e, index),
+            Kind::Sale(SaleKind::Checkout(event)) => {
+                let origin = origin_for(*event);
+                place_sale(&mut journeys, e, *event, origin, index)
             }
+            Kind::Action(action) => place_action(&mut journeys, e, action, index),
         };
-        move_to(&mut journeys[j], origin, e, index);
-        effects[index] = (Some(j), effect);
-        // A contact is in one origin per key for its current journey: an older open
-        // deal is closed when another one becomes the open one.
-        if journeys[j].status == DealStatus::Open {
-            supersede_others(&mut journeys, j, e.occurred_at);
-        }
     }
     Outcome {
         journeys,
         events: effects,
     }
+}
+
+/// The journey a checkout event belongs to (see `docs/deal-engine.md`, "Finding the
+/// deal"): the newest holding one of its references, else the newest open and unpaid one,
+/// else — for a payment — the latest one, when a person closed it before anything was paid.
+fn find_for_sale(journeys: &[Journey], e: &FoldEvent, class: EventClass) -> Option<usize> {
+    journeys
+        .iter()
+        .rposition(|j| e.refs.iter().any(|r| j.refs.contains(r)))
+        .or_else(|| {
+            journeys
+                .iter()
+                .rposition(|j| j.status == DealStatus::Open && !j.paid)
+        })
+        .or_else(|| {
+            // Rule 4 (and rule 1 for a deal lost by hand): the latest deal, closed by a
+            // person before anything of it was paid.
+            let latest = journeys.len().checked_sub(1)?;
+            let j = &journeys[latest];
+            let by_hand = j.held && !j.paid && j.status != DealStatus::Open;
+            (class == EventClass::Paid && by_hand).then_some(latest)
+        })
+}
+
+fn place_sale(
+    journeys: &mut Vec<Journey>,
+    e: &FoldEvent,
+    event: CheckoutEvent,
+    origin: Option<OriginRule>,
+    index: usize,
+) -> (Option<usize>, Effect) {
+    let class = event.class();
+    let found = find_for_sale(journeys, e, class);
+    // Paid or held journeys are not moved by pre-sale noise; events without an origin
+    // are recorded but move nothing.
+    if let Some(j) = found {
+        let journey = &journeys[j];
+        let noise = class == EventClass::PreSale && (journey.paid || journey.held);
+        if origin.is_none() || noise {
+            let shows_details = !journey.paid;
+            record(&mut journeys[j], e, index, shows_details);
+            return (Some(j), Effect::TimelineOnly);
+        }
+    }
+    let Some(origin) = origin else {
+        return (None, Effect::ContactTimeline);
+    };
+    let (j, effect) = match found {
+        Some(j) if journeys[j].origin_id == origin.origin_id => (j, Effect::Updated),
+        Some(j) => (j, Effect::Moved),
+        None => {
+            journeys.push(new_journey(&origin, e, class));
+            (journeys.len() - 1, Effect::Created)
+        }
+    };
+    move_to(&mut journeys[j], origin, e, class, index);
+    // A contact has one open deal per key: an older open deal is closed when another one
+    // becomes the open one.
+    if journeys[j].status == DealStatus::Open {
+        supersede_others(journeys, j, e.occurred_at);
+    }
+    (Some(j), effect)
+}
+
+/// A person's action lands on the deal it names (the journey holding that deal), else on
+/// the newest deal; it changes the deal only when the deal's state allows it (see
+/// `docs/deal-engine.md`, "People's actions").
+fn place_action(
+    journeys: &mut [Journey],
+    e: &FoldEvent,
+    action: &Action,
+    index: usize,
+) -> (Option<usize>, Effect) {
+    let named = e
+        .deal_hint
+        .as_ref()
+        .and_then(|hint| journeys.iter().rposition(|j| j.hints.contains(hint)));
+    let Some(j) = named.or_else(|| journeys.len().checked_sub(1)) else {
+        return (None, Effect::ContactTimeline);
+    };
+    let at = e.occurred_at;
+    let journey = &mut journeys[j];
+    record(journey, e, index, false);
+    if action.is_work() {
+        journey.first_action_at = Some(journey.first_action_at.map_or(at, |t| t.min(at)));
+    }
+    let open = journey.status == DealStatus::Open;
+    let applies = match action {
+        Action::Move { .. } | Action::Win | Action::Lose { .. } => open,
+        Action::Reopen { .. } => !open,
+        Action::Note | Action::OwnerChanged { .. } | Action::ActivityDone => true,
+    };
+    if !applies {
+        return (Some(j), Effect::TimelineOnly);
+    }
+    match action {
+        Action::Move {
+            origin_id,
+            stage_id,
+        } => {
+            journey.origin_id = origin_id.clone();
+            journey.stage_id = stage_id.clone();
+            journey.stage_set_at = at;
+            journey.auto_moved = false;
+        }
+        Action::Win => {
+            journey.status = DealStatus::Won;
+            journey.closed_at = Some(at);
+            journey.won_by_hand = !journey.paid;
+        }
+        Action::Lose { reason } => {
+            journey.status = DealStatus::Lost;
+            journey.closed_at = Some(at);
+            journey.lost_reason = reason.clone();
+            journey.won_by_hand = false;
+        }
+        Action::Reopen {
+            origin_id,
+            stage_id,
+        } => {
+            journey.status = DealStatus::Open;
+            journey.closed_at = None;
+            journey.lost_reason = None;
+            journey.won_by_hand = false;
+            journey.origin_id = origin_id.clone();
+            journey.stage_id = stage_id.clone();
+            journey.stage_set_at = at;
+            journey.auto_moved = false;
+        }
+        Action::Note | Action::OwnerChanged { .. } | Action::ActivityDone => {}
+    }
+    if action.holds() {
+        journey.held = true;
+    }
+    if matches!(action, Action::Reopen { .. }) {
+        supersede_others(journeys, j, at);
+    }
+    (Some(j), action.effect())
 }
 
 /// Where an info event lands: on the timeline of the deal [`info_target`] picks, else on
@@ -149,6 +207,7 @@ fn place_info(journeys: &mut [Journey], e: &FoldEvent, index: usize) -> (Option<
     match info_target(&held, &e.refs) {
         Some(j) => {
             journeys[j].events.push(index);
+            journeys[j].hints.extend(e.deal_hint.iter().cloned());
             (Some(j), Effect::TimelineOnly)
         }
         None => (None, Effect::ContactTimeline),
@@ -156,16 +215,23 @@ fn place_info(journeys: &mut [Journey], e: &FoldEvent, index: usize) -> (Option<
 }
 
 /// Puts an event on a journey's timeline without moving it.
-fn record(journey: &mut Journey, e: &FoldEvent, index: usize) {
+fn record(journey: &mut Journey, e: &FoldEvent, index: usize, shows_details: bool) {
     journey.events.push(index);
+    if shows_details {
+        journey.detail_events.push(index);
+    }
     journey.refs.extend(e.refs.iter().cloned());
+    journey.hints.extend(e.deal_hint.iter().cloned());
     journey.last_event_at = journey.last_event_at.max(e.occurred_at);
 }
 
-fn new_journey(origin: &OriginRule, e: &FoldEvent) -> Journey {
+fn new_journey(origin: &OriginRule, e: &FoldEvent, class: EventClass) -> Journey {
     Journey {
         events: Vec::new(),
+        detail_events: Vec::new(),
         origin_id: origin.origin_id.clone(),
+        stage_id: origin.first_stage_id.clone(),
+        stage_set_at: e.occurred_at,
         status: origin.entry_status,
         paid: false,
         value: None,
@@ -175,12 +241,32 @@ fn new_journey(origin: &OriginRule, e: &FoldEvent) -> Journey {
         closed_at: None,
         last_event_at: e.occurred_at,
         lost_reason: None,
+        held: false,
+        won_by_hand: false,
+        auto_moved: false,
+        began_pre_sale: class == EventClass::PreSale,
+        paid_at: None,
+        first_action_at: None,
+        hints: BTreeSet::new(),
     }
 }
 
-/// Moves a journey to the event's origin, with that origin's entry status.
-fn move_to(journey: &mut Journey, origin: OriginRule, e: &FoldEvent, index: usize) {
+/// Moves a journey to the event's origin, with that origin's entry status; a journey
+/// entering another origin starts in that origin's first stage.
+fn move_to(
+    journey: &mut Journey,
+    origin: OriginRule,
+    e: &FoldEvent,
+    class: EventClass,
+    index: usize,
+) {
     journey.events.push(index);
+    journey.detail_events.push(index);
+    if journey.origin_id != origin.origin_id {
+        journey.stage_id = origin.first_stage_id;
+        journey.stage_set_at = e.occurred_at;
+        journey.auto_moved = true;
+    }
     journey.origin_id = origin.origin_id;
     journey.status = origin.entry_status;
     journey.closed_at = match origin.entry_status {
@@ -188,12 +274,18 @@ fn move_to(journey: &mut Journey, origin: OriginRule, e: &FoldEvent, index: usiz
         DealStatus::Won | DealStatus::Lost => Some(e.occurred_at),
     };
     journey.lost_reason = None;
+    journey.held = false;
+    journey.won_by_hand = false;
     if let Some(price) = e.price {
         journey.value = Some(price);
         journey.currency = e.currency.clone().or(journey.currency.take());
     }
     journey.refs.extend(e.refs.iter().cloned());
-    journey.paid |= e.event.class() == EventClass::Paid;
+    journey.hints.extend(e.deal_hint.iter().cloned());
+    if class == EventClass::Paid {
+        journey.paid = true;
+        journey.paid_at.get_or_insert(e.occurred_at);
+    }
     journey.last_event_at = journey.last_event_at.max(e.occurred_at);
 }
 
@@ -213,22 +305,26 @@ mod tests {
     use HotmartEvent::*;
 
     use super::*;
+    use crate::HotmartEvent;
 
-    fn origin(event: HotmartEvent) -> Option<OriginRule> {
-        event.default_origin().map(|(name, status)| OriginRule {
+    fn origin(event: CheckoutEvent) -> Option<OriginRule> {
+        let (name, status) = event.default_origin();
+        Some(OriginRule {
             origin_id: name.to_owned(),
             entry_status: status,
+            first_stage_id: format!("{name}:s0"),
         })
     }
 
     fn ev(id: &str, event: HotmartEvent, at: i64, refs: &[&str]) -> FoldEvent {
         FoldEvent {
             dedup_id: id.to_owned(),
-            event,
+            kind: Kind::Sale(event.kind()),
             occurred_at: at,
             refs: refs.iter().map(|r| r.to_string()).collect(),
             price: None,
             currency: None,
+            deal_hint: None,
         }
     }
 
@@ -247,7 +343,7 @@ mod tests {
             ev("b", PurchaseBilletPrinted, 2, &["tx:1"]),
             ev("c", PurchaseApproved, 3, &["tx:1"]),
         ];
-        let expected = vec![("Purchase approved".to_owned(), DealStatus::Won, 3)];
+        let expected = vec![("Compra aprovada".to_owned(), DealStatus::Won, 3)];
         assert_eq!(summary(&fold(&events, origin)), expected);
         let reversed: Vec<_> = events.iter().rev().cloned().collect();
         assert_eq!(summary(&fold(&reversed, origin)), expected);
@@ -267,7 +363,7 @@ mod tests {
         ];
         assert_eq!(
             summary(&fold(&events, origin)),
-            vec![("Refunded".into(), DealStatus::Lost, 2)]
+            vec![("Reembolsado".into(), DealStatus::Lost, 2)]
         );
     }
 
@@ -281,7 +377,7 @@ mod tests {
         let outcome = fold(&events, origin);
         assert_eq!(
             summary(&outcome),
-            vec![("Purchase approved".into(), DealStatus::Won, 3)]
+            vec![("Compra aprovada".into(), DealStatus::Won, 3)]
         );
         assert_eq!(outcome.events[2], (Some(0), Effect::TimelineOnly));
     }
@@ -295,8 +391,8 @@ mod tests {
         assert_eq!(
             summary(&fold(&events, origin)),
             vec![
-                ("Purchase approved".into(), DealStatus::Won, 1),
-                ("Abandoned cart".into(), DealStatus::Open, 1)
+                ("Compra aprovada".into(), DealStatus::Won, 1),
+                ("Carrinho abandonado".into(), DealStatus::Open, 1)
             ]
         );
     }
@@ -309,14 +405,14 @@ mod tests {
         ];
         assert_eq!(
             summary(&fold(&events, origin)),
-            vec![("Payment overdue".into(), DealStatus::Open, 2)]
+            vec![("Pagamento atrasado".into(), DealStatus::Open, 2)]
         );
         let mut events = events;
         events.push(ev("c", PurchaseApproved, 3, &["tx:2", "sub:S"]));
         let outcome = fold(&events, origin);
         assert_eq!(
             summary(&outcome),
-            vec![("Purchase approved".into(), DealStatus::Won, 3)]
+            vec![("Compra aprovada".into(), DealStatus::Won, 3)]
         );
         assert_eq!(outcome.journeys[0].closed_at, Some(3));
     }
@@ -330,7 +426,7 @@ mod tests {
         ];
         assert_eq!(
             summary(&fold(&events, origin)),
-            vec![("Purchase approved".into(), DealStatus::Won, 2)]
+            vec![("Compra aprovada".into(), DealStatus::Won, 2)]
         );
     }
 
@@ -373,8 +469,9 @@ mod tests {
 
     #[test]
     fn events_without_an_origin_move_nothing() {
-        let only_approved =
-            |event: HotmartEvent| (event == PurchaseApproved).then(|| origin(event).unwrap());
+        let only_approved = |event: CheckoutEvent| {
+            (event == CheckoutEvent::PurchaseApproved).then(|| origin(event).unwrap())
+        };
         let events = vec![
             ev("a", PurchaseApproved, 1, &["tx:1"]),
             ev("b", PurchaseRefunded, 2, &["tx:1"]),
@@ -382,7 +479,7 @@ mod tests {
         let outcome = fold(&events, only_approved);
         assert_eq!(
             summary(&outcome),
-            vec![("Purchase approved".into(), DealStatus::Won, 2)]
+            vec![("Compra aprovada".into(), DealStatus::Won, 2)]
         );
         assert_eq!(outcome.events[1], (Some(0), Effect::TimelineOnly));
     }

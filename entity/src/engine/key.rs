@@ -45,6 +45,27 @@ impl DealKey {
     }
 }
 
+impl DealKey {
+    /// A key from its stored form.
+    pub fn parse(stored: &str) -> Option<Self> {
+        let mut parts = stored.split('|');
+        let (group_id, contact_id) = (parts.next()?, parts.next()?);
+        let product = match parts.next() {
+            None => KeyProduct::Merged,
+            Some("-") => KeyProduct::Unknown,
+            Some(id) => KeyProduct::Product(id.to_owned()),
+        };
+        if parts.next().is_some() || group_id.is_empty() || contact_id.is_empty() {
+            return None;
+        }
+        Some(DealKey {
+            group_id: group_id.to_owned(),
+            contact_id: contact_id.to_owned(),
+            product,
+        })
+    }
+}
+
 /// The stored form (`deals.deal_key`, `deal_events.deal_key`, `deal_refs.deal_key`).
 impl fmt::Display for DealKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -69,5 +90,10 @@ mod tests {
         assert_eq!(key(None, true, true).to_string(), "g|c|-");
         assert_eq!(key(Some("p"), true, true).to_string(), "g|c");
         assert_eq!(key(None, false, false).to_string(), "g|c|-");
+        for stored in ["g|c|p", "g|c", "g|c|-"] {
+            assert_eq!(DealKey::parse(stored).unwrap().to_string(), stored);
+        }
+        assert_eq!(DealKey::parse("g"), None);
+        assert_eq!(DealKey::parse("g|c|p|q"), None);
     }
 }

@@ -1,8 +1,14 @@
-//! The deal engine (see `docs/deal-engine.md`): a pure fold of a key's events into deals
-//! ([`fold`]), and the set-wise persistence step around it ([`apply`]).
+//! The deal engine (see `docs/deal-engine.md`): a pure fold of a key's events — the
+//! checkout's and the sellers' — into deals ([`fold`] over [`model`]), and the set-wise
+//! persistence step around it ([`apply`]). Modules depend one way: model → fold → log →
+//! plan → owners → store → apply.
 
 pub mod apply;
 pub mod fold;
 pub mod key;
+mod log;
+pub mod model;
 mod owners;
+mod plan;
+pub mod snapshot;
 mod store;

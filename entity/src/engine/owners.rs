@@ -9,7 +9,7 @@ use sea_orm::{
     sea_query::{CaseStatement, Expr, ExprTrait},
 };
 
-use super::apply::{OwnerPlan, PlannedDeal};
+use super::plan::{OwnerPlan, PlannedDeal};
 use crate::{
     DomainResult,
     tables::{deal, origin, origin_assignee},

@@ -4,17 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TryInsertResult,
-    Value,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TryInsertResult, Value,
     sea_query::{Expr, OnConflict},
 };
 
 use super::{
-    apply::{
-        Applied, DealPlan, IncomingEvent, IntegrationSnapshot, KeyLog, LogEntry, Source,
-        deals_of_contacts, info_deal,
-    },
     key::DealKey,
+    log::{Applied, IncomingEvent, KeyLog, LogEntry, Source},
+    plan::{DealPlan, deals_of_contacts, info_deal},
+    snapshot::IntegrationSnapshot,
 };
 use crate::{
     DomainError, DomainResult, labels, new_id,
@@ -238,18 +237,44 @@ async fn update_rows<E: EntityTrait>(
 }
 
 /// The logs of the touched keys, as stored.
+/// Locks contacts for people's actions on their deals, as a group of events does (on
+/// PostgreSQL, rows in e-mail order; SQLite has one writer).
+pub(super) async fn lock_contacts<'a>(
+    db: &impl ConnectionTrait,
+    ids: impl Iterator<Item = &'a str>,
+) -> DomainResult<()> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let ids: BTreeSet<&str> = ids.collect();
+    for chunk in ids.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
+        contact::Entity::find()
+            .filter(contact::Column::Id.is_in(chunk.iter().copied()))
+            .order_by_asc(contact::Column::Email)
+            .lock_exclusive()
+            .all(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A key to read, with its integration and product.
+pub(super) type LogHead<'s> = (
+    DealKey,
+    &'s IntegrationSnapshot,
+    Option<&'s crate::tables::product::Model>,
+);
+
 pub(super) async fn read_logs<'s>(
     db: &impl ConnectionTrait,
-    keys: &[Option<DealKey>],
-    items: &[(&'s IntegrationSnapshot, IncomingEvent<'_>)],
+    heads: impl IntoIterator<Item = LogHead<'s>>,
 ) -> DomainResult<BTreeMap<DealKey, KeyLog<'s>>> {
     let mut logs: BTreeMap<DealKey, KeyLog<'s>> = BTreeMap::new();
-    for (key, (snap, e)) in keys.iter().zip(items) {
-        let Some(key) = key else { continue };
+    for (key, snap, product) in heads {
         logs.entry(key.clone()).or_insert_with(|| KeyLog {
-            key: key.clone(),
+            key,
             snap,
-            product: snap.product(e.payload.envelope.product_id.as_deref()),
+            product,
             entries: Vec::new(),
             refold: false,
             attach: Vec::new(),
@@ -359,8 +384,13 @@ pub(super) async fn write_deals(db: &impl ConnectionTrait, plan: &DealPlan) -> D
 }
 
 /// The deal columns a fold changes.
-const DEAL_COLUMNS: [deal::Column; 12] = [
+const DEAL_COLUMNS: [deal::Column; 17] = [
     deal::Column::OriginId,
+    deal::Column::StageId,
+    deal::Column::Version,
+    deal::Column::BeganPreSale,
+    deal::Column::PaidAt,
+    deal::Column::FirstActionAt,
     deal::Column::Status,
     deal::Column::OpenKey,
     deal::Column::Paid,
@@ -377,6 +407,11 @@ const DEAL_COLUMNS: [deal::Column; 12] = [
 fn deal_values(d: &deal::Model) -> Vec<Value> {
     vec![
         d.origin_id.clone().into(),
+        d.stage_id.clone().into(),
+        d.version.into(),
+        d.began_pre_sale.into(),
+        d.paid_at.into(),
+        d.first_action_at.into(),
         d.status.into(),
         d.open_key.clone().into(),
         d.paid.into(),

@@ -1,94 +1,11 @@
-//! What a seller acts on, read from a delivery (or a Sales History item): how the buyer
-//! pays (the Pix code to send again, the boleto link, why a card was refused), the
-//! subscription, and who brought the sale. Empty strings are absent values; Hotmart's
-//! placeholder affiliate (an empty affiliate code) is no affiliate.
+//! The deal details of Hotmart's formats (a webhook's `data`, a Sales History item): how
+//! the buyer pays, the subscription, who brought the sale. Empty strings are absent
+//! values; Hotmart's placeholder affiliate (an empty affiliate code) is no affiliate.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::payload::{at, text};
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Payment {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub installments: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offer_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub coupon_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pix_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pix_qr_code_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pix_expires_at: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub billet_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub billet_barcode: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refusal_reason: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Subscription {
-    pub subscriber_code: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recurrence_number: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_charge_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attribution {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub affiliate_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub affiliate_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub src: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sck: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xcod: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_transaction: Option<String>,
-}
-
-/// The parts of a deal's details one event carries (each part is whole: the latest event
-/// carrying a part gives all of it).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DealDetails {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payment: Option<Payment>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subscription: Option<Subscription>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attribution: Option<Attribution>,
-}
-
-impl DealDetails {
-    pub fn is_empty(&self) -> bool {
-        *self == DealDetails::default()
-    }
-
-    /// Parts of `newer` replace the same parts of `self`.
-    pub fn overlay(&mut self, newer: &DealDetails) {
-        if newer.payment.is_some() {
-            self.payment = newer.payment.clone();
-        }
-        if newer.subscription.is_some() {
-            self.subscription = newer.subscription.clone();
-        }
-        if newer.attribution.is_some() {
-            self.attribution = newer.attribution.clone();
-        }
-    }
-}
+pub use crate::sale::details::{Attribution, DealDetails, Payment, Subscription};
 
 /// A bounded text value (codes and URLs, not prose: at most 2,048 characters).
 fn value(v: Option<&Value>) -> Option<String> {
@@ -123,6 +40,7 @@ pub fn of_webhook(data: &Value) -> DealDetails {
         billet_url: value(p(&["payment", "billet_url"])),
         billet_barcode: value(p(&["payment", "billet_barcode"])),
         refusal_reason: value(p(&["payment", "refusal_reason"])),
+        checkout_url: None,
     };
     let subscriber_code = value(at(data, &["subscription", "subscriber", "code"]))
         .or_else(|| value(at(data, &["subscriber", "code"])));

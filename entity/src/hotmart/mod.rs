@@ -3,5 +3,4 @@
 
 pub mod details;
 pub mod payload;
-pub mod phone;
 pub mod rest;

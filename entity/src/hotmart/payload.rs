@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::{HotmartEvent, hotmart::phone};
+use crate::{HotmartEvent, sale::phone};
 
 /// Hotmart's test events use product id `0` (and `"00000"`): never a real product.
 pub fn is_test_product_id(id: &str) -> bool {

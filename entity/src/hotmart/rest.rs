@@ -8,12 +8,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{
-    details::Subscription,
-    payload::{ContactData, at, text},
-    phone,
-};
-use crate::HotmartEvent;
+use super::payload::{ContactData, at, text};
+use crate::{HotmartEvent, sale::details::Subscription, sale::phone};
 
 /// The token of the next page of a REST list (`page_info.next_page_token`); `None` on the
 /// last page.

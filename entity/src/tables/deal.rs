@@ -8,11 +8,13 @@ pub struct Model {
     pub account_id: String,
     pub group_id: String,
     pub origin_id: String,
+    /// A stage of `origin_id`.
+    pub stage_id: String,
     pub contact_id: String,
     pub product_id: Option<String>,
     pub deal_key: String,
     pub open_key: Option<String>,
-    pub status: crate::hotmart_event::DealStatus,
+    pub status: crate::tables::enums::DealStatus,
     pub paid: bool,
     pub owner_id: Option<String>,
     /// In cents of `currency`.
@@ -26,6 +28,14 @@ pub struct Model {
     pub closed_at: Option<i64>,
     pub last_event_at: i64,
     pub updated_at: i64,
+    /// Incremented by every change (a stale `expectedVersion` is refused).
+    pub version: i64,
+    /// The journey began with a pre-sale event (cart, pending, refused, expired).
+    pub began_pre_sale: bool,
+    /// When its first sale was paid.
+    pub paid_at: Option<i64>,
+    /// When a person first acted on it (a move, an outcome, a note, a claim…).
+    pub first_action_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

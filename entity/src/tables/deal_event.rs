@@ -12,8 +12,11 @@ pub struct Model {
     pub dedup_id: String,
     /// `{transaction}:{event}`: how an imported sale recognises a webhook event of the same sale.
     pub sale_key: Option<String>,
-    /// A Hotmart event name, or `ASSIGNED` for a manual owner change.
+    /// The platform's own event name (shown on the timeline), or a person's action.
     pub event: String,
+    /// What the engine folds: a neutral checkout event, `INFO`, or a person's action
+    /// (see `engine::model::Kind`).
+    pub kind: String,
     pub source: super::enums::EventSource,
     pub occurred_at: i64,
     pub data: String,
@@ -22,6 +25,8 @@ pub struct Model {
     pub deal_id: Option<String>,
     pub effect: Option<super::enums::Effect>,
     pub description: Option<String>,
+    /// The person, for `USER` events.
+    pub author_id: Option<String>,
     pub recorded_at: i64,
 }
 

@@ -137,7 +137,7 @@ impl WindowStatus {
 pub enum EventSource {
     Webhook,
     Import,
-    /// A manual change (an owner set by hand): outside every key's log.
+    /// A person's action (a move, an outcome, a note…): an event of its deal's key log.
     User,
 }
 
@@ -169,6 +169,20 @@ pub enum Effect {
     TimelineOnly,
     /// No deal to attach to: on the contact's timeline.
     ContactTimeline,
+    /// A person moved the deal to a stage.
+    StageMoved,
+    /// A person marked the deal won.
+    Won,
+    /// A person marked the deal lost.
+    Lost,
+    /// A person reopened the deal.
+    Reopened,
+    /// A person (or a claim) changed the owner.
+    OwnerChanged,
+    /// A person's note.
+    Note,
+    /// A person completed an activity of the deal.
+    ActivityDone,
 }
 
 impl Effect {
@@ -179,6 +193,13 @@ impl Effect {
             Effect::Updated => "UPDATED",
             Effect::TimelineOnly => "TIMELINE_ONLY",
             Effect::ContactTimeline => "CONTACT_TIMELINE",
+            Effect::StageMoved => "STAGE_MOVED",
+            Effect::Won => "WON",
+            Effect::Lost => "LOST",
+            Effect::Reopened => "REOPENED",
+            Effect::OwnerChanged => "OWNER_CHANGED",
+            Effect::Note => "NOTE",
+            Effect::ActivityDone => "ACTIVITY_DONE",
         }
     }
 }
@@ -200,6 +221,144 @@ impl ImportKind {
         match self {
             Self::Manual => "MANUAL",
             Self::Reconciliation => "RECONCILIATION",
+        }
+    }
+}
+
+/// The platform-neutral checkout events (see `docs/deal-engine.md`, "Events and origins"):
+/// every platform's events map to one of these, or are info events.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    sea_orm::EnumIter,
+    sea_orm::DeriveActiveEnum,
+)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum CheckoutEvent {
+    CartAbandoned,
+    PaymentPending,
+    PaymentRefused,
+    PaymentExpired,
+    PurchaseApproved,
+    PurchaseComplete,
+    PaymentOverdue,
+    RefundRequested,
+    Refunded,
+    Chargeback,
+    SubscriptionCanceled,
+}
+
+/// A checkout platform an integration connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum Platform {
+    Hotmart,
+    Kiwify,
+    Eduzz,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hotmart => "HOTMART",
+            Self::Kiwify => "KIWIFY",
+            Self::Eduzz => "EDUZZ",
+        }
+    }
+}
+
+/// Which deals of a visible group a member sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum DealScope {
+    All,
+    Own,
+    OwnAndUnowned,
+}
+
+impl DealScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "ALL",
+            Self::Own => "OWN",
+            Self::OwnAndUnowned => "OWN_AND_UNOWNED",
+        }
+    }
+}
+
+/// What a seller schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum ActivityKind {
+    Call,
+    Whatsapp,
+    Email,
+    Meeting,
+    Task,
+}
+
+impl ActivityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Call => "CALL",
+            Self::Whatsapp => "WHATSAPP",
+            Self::Email => "EMAIL",
+            Self::Meeting => "MEETING",
+            Self::Task => "TASK",
+        }
+    }
+}
+
+/// The entry status of a pipeline origin, and the status of a deal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum DealStatus {
+    Open,
+    Won,
+    Lost,
+}
+
+impl DealStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DealStatus::Open => "OPEN",
+            DealStatus::Won => "WON",
+            DealStatus::Lost => "LOST",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "OPEN" => Some(Self::Open),
+            "WON" => Some(Self::Won),
+            "LOST" => Some(Self::Lost),
+            _ => None,
         }
     }
 }

@@ -9,6 +9,7 @@ pub struct Model {
     pub integration_id: String,
     pub name: String,
     pub visible_to_everyone: bool,
+    pub member_scope: super::enums::DealScope,
     pub created_at: i64,
 }
 

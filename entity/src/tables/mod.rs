@@ -2,6 +2,7 @@
 //! Domain rules live in the service modules beside this folder, not here.
 
 pub mod account;
+pub mod activity;
 pub mod contact;
 pub mod contact_label;
 pub mod deal;
@@ -14,10 +15,12 @@ pub mod import_run;
 pub mod import_window;
 pub mod integration;
 pub mod label;
+pub mod lost_reason;
 pub mod origin;
 pub mod origin_assignee;
 pub mod product;
 pub mod product_variation;
 pub mod session;
+pub mod stage;
 pub mod user;
 pub mod webhook_delivery;

@@ -7,10 +7,14 @@ pub struct Model {
     pub id: String,
     pub account_id: String,
     pub group_id: String,
-    pub event: crate::HotmartEvent,
+    /// The neutral event whose deals the engine puts here; `None` for a hand-made origin
+    /// (only people put deals in it).
+    pub checkout_event: Option<super::enums::CheckoutEvent>,
     pub name: String,
-    pub entry_status: crate::hotmart_event::DealStatus,
+    pub entry_status: crate::tables::enums::DealStatus,
     pub rotation_cursor: i64,
+    /// The WhatsApp message; `None` for the default of its event.
+    pub message_template: Option<String>,
     pub created_at: i64,
 }
 

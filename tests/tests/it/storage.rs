@@ -4,8 +4,8 @@
 use entity::{
     database::Pool,
     deliveries::DeliveryStatus,
-    hotmart_event::DealStatus,
     new_id, now_ms,
+    tables::enums::DealStatus,
     tables::{contact, deal, webhook_delivery},
 };
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set, Statement};
@@ -115,6 +115,7 @@ async fn unique_indexes_enforce_the_invariants(backend: Backend) {
         account_id: Set(app.account_id.clone()),
         group_id: Set(group.clone()),
         origin_id: Set(origin.clone()),
+        stage_id: Set(format!("{origin}:s0")),
         contact_id: Set(ana.id.clone()),
         product_id: Set(None),
         deal_key: Set("key-1".into()),
@@ -134,6 +135,10 @@ async fn unique_indexes_enforce_the_invariants(backend: Backend) {
         closed_at: Set(None),
         last_event_at: Set(now_ms()),
         updated_at: Set(now_ms()),
+        version: Set(1),
+        began_pre_sale: Set(false),
+        paid_at: Set(None),
+        first_action_at: Set(None),
     };
     deal_row(true).insert(db).await.unwrap();
     deal_row(false).insert(db).await.unwrap();

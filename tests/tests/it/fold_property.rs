@@ -116,8 +116,8 @@ async fn shape(app: &TestApp, snap: &IntegrationSnapshot) -> Shape {
             .iter()
             .find(|o| o.id == d.origin_id)
             .unwrap()
-            .event
-            .as_str()
+            .checkout_event
+            .map_or("HAND_MADE", |e| e.as_str())
             .to_owned();
         let mut refs: Vec<String> = deal_ref::Entity::find()
             .filter(deal_ref::Column::DealId.eq(d.id.as_str()))

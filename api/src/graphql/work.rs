@@ -1,0 +1,553 @@
+//! Working the pipeline: stages, lost reasons, hand-made origins, sellers' actions on
+//! deals, activities, the live board and the recovery report.
+
+use std::{collections::HashMap, time::Duration};
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use entity::{
+    activities::{self, ActivityFilter as DomainActivityFilter},
+    deals, groups, origins,
+    page::PageRequest,
+    reports, stages,
+    tables::{activity, lost_reason, stage, user},
+    work::{self, Intent},
+};
+use futures::Stream;
+
+use super::{
+    context::ContextExt,
+    error::{ApiError, ApiResult},
+    pipeline::{Deal, TimelineEntry},
+    types::{ActivityKind, DealStatus, Origin, PageInfo, User, time},
+};
+
+pub struct Stage(pub stage::Model);
+
+#[Object]
+impl Stage {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+    async fn origin(&self, ctx: &Context<'_>) -> ApiResult<Origin> {
+        let origin = ctx
+            .load_scoped::<entity::tables::origin::Entity>(&self.0.origin_id)
+            .await?;
+        Ok(Origin(
+            origin.ok_or(entity::DomainError::NotFound("origin"))?,
+        ))
+    }
+    async fn deal_count(&self, ctx: &Context<'_>, status: Option<DealStatus>) -> ApiResult<i64> {
+        let db = &ctx.app().db.conn;
+        let count =
+            stages::deal_count(db, ctx.caller()?, &self.0.id, status.map(Into::into)).await?;
+        Ok(count as i64)
+    }
+}
+
+pub struct LostReason(pub lost_reason::Model);
+
+#[Object]
+impl LostReason {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+}
+
+pub struct Activity(pub activity::Model);
+
+#[Object]
+impl Activity {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn deal(&self, ctx: &Context<'_>) -> ApiResult<Deal> {
+        Ok(Deal(
+            deals::get(&ctx.app().db.conn, ctx.caller()?, &self.0.deal_id).await?,
+        ))
+    }
+    async fn kind(&self) -> ActivityKind {
+        self.0.kind.into()
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn due_at(&self) -> DateTime<Utc> {
+        time(self.0.due_at)
+    }
+    async fn done_at(&self) -> Option<DateTime<Utc>> {
+        self.0.done_at.map(time)
+    }
+    async fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+    async fn assignee(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        load_user(ctx, self.0.assignee_id.as_deref()).await
+    }
+    async fn created_by(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        load_user(ctx, self.0.created_by.as_deref()).await
+    }
+}
+
+async fn load_user(ctx: &Context<'_>, id: Option<&str>) -> ApiResult<Option<User>> {
+    let Some(id) = id else { return Ok(None) };
+    Ok(ctx.load_scoped::<user::Entity>(id).await?.map(User))
+}
+
+#[derive(SimpleObject)]
+pub struct ActivityConnection {
+    pub nodes: Vec<Activity>,
+    pub page_info: PageInfo,
+    pub total_count: i64,
+}
+
+#[derive(InputObject, Default)]
+pub struct ActivityFilter {
+    pub assignee_id: Option<ID>,
+    pub deal_id: Option<ID>,
+    pub done: Option<bool>,
+    pub due_before: Option<DateTime<Utc>>,
+    pub due_after: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct CreateOriginInput {
+    pub name: String,
+}
+
+#[derive(InputObject)]
+pub struct StageInput {
+    pub name: Option<String>,
+    pub position: Option<i32>,
+}
+
+#[derive(InputObject)]
+pub struct MoveDealInput {
+    pub stage_id: ID,
+    pub expected_version: Option<i64>,
+}
+
+#[derive(InputObject)]
+pub struct LoseDealInput {
+    pub lost_reason_id: Option<ID>,
+    pub note: Option<String>,
+    pub expected_version: Option<i64>,
+}
+
+#[derive(InputObject)]
+pub struct ScheduleActivityInput {
+    pub kind: ActivityKind,
+    pub title: String,
+    pub due_at: DateTime<Utc>,
+    pub assignee_id: Option<ID>,
+}
+
+#[derive(SimpleObject)]
+pub struct OriginReport {
+    pub origin: Origin,
+    /// Deals that entered the origin's journey in the window.
+    pub entered: i32,
+    pub open: i32,
+    pub won: i32,
+    pub lost: i32,
+    pub won_value: f64,
+}
+
+#[derive(SimpleObject)]
+pub struct SellerReport {
+    /// Null for deals without an owner.
+    pub user: Option<User>,
+    pub won: i32,
+    pub lost: i32,
+    pub won_value: f64,
+    pub activities_done: i32,
+    pub median_first_action_minutes: Option<f64>,
+}
+
+#[derive(SimpleObject)]
+pub struct PipelineReport {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub currency: Option<String>,
+    /// Won deals whose journey began in a pre-sale origin.
+    pub recovered_deals: i32,
+    pub recovered_value: f64,
+    /// Of those, the ones a person acted on before the payment.
+    pub recovered_by_team: i32,
+    pub origins: Vec<OriginReport>,
+    pub sellers: Vec<SellerReport>,
+}
+
+#[derive(Default)]
+pub struct WorkQuery;
+
+#[Object]
+impl WorkQuery {
+    /// Activities the caller may see, soonest first.
+    #[graphql(complexity = "super::page_cost(first, child_complexity)")]
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActivityFilter>,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<ActivityConnection> {
+        let mut request = PageRequest::parse(first, after.as_deref())?;
+        request.count = ctx.look_ahead().field("totalCount").exists();
+        let filter = filter.unwrap_or_default();
+        let filter = DomainActivityFilter {
+            assignee_id: filter.assignee_id.map(|id| id.0),
+            deal_id: filter.deal_id.map(|id| id.0),
+            done: filter.done,
+            due_before: filter.due_before.map(|t| t.timestamp_millis()),
+            due_after: filter.due_after.map(|t| t.timestamp_millis()),
+        };
+        let page = activities::page(&ctx.app().db.conn, ctx.caller()?, filter, request).await?;
+        let (page_info, total_count, nodes) = PageInfo::split(page, Activity);
+        Ok(ActivityConnection {
+            nodes,
+            page_info,
+            total_count,
+        })
+    }
+
+    /// Per origin and per seller, and the recovered sales, over deals created in the
+    /// window.
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
+    async fn pipeline_report(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> ApiResult<PipelineReport> {
+        let db = &ctx.app().db.conn;
+        let caller = ctx.caller()?;
+        let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
+        let report = reports::pipeline(db, caller, &group_id, from, to).await?;
+        let mut origins_out = Vec::new();
+        for o in report.origins {
+            origins_out.push(OriginReport {
+                origin: Origin(o.origin),
+                entered: o.entered as i32,
+                open: o.open as i32,
+                won: o.won as i32,
+                lost: o.lost as i32,
+                won_value: entity::money::to_f64(o.won_cents),
+            });
+        }
+        let users: HashMap<String, user::Model> = entity::users::list(db, caller)
+            .await?
+            .into_iter()
+            .map(|u| (u.id.clone(), u))
+            .collect();
+        let sellers = report
+            .sellers
+            .into_iter()
+            .map(|s| SellerReport {
+                user: s.user_id.and_then(|id| users.get(&id).cloned()).map(User),
+                won: s.won as i32,
+                lost: s.lost as i32,
+                won_value: entity::money::to_f64(s.won_cents),
+                activities_done: s.activities_done as i32,
+                median_first_action_minutes: s.median_first_action_minutes,
+            })
+            .collect();
+        Ok(PipelineReport {
+            from: time(from),
+            to: time(to),
+            currency: report.currency,
+            recovered_deals: report.recovered_deals as i32,
+            recovered_value: entity::money::to_f64(report.recovered_cents),
+            recovered_by_team: report.recovered_by_team as i32,
+            origins: origins_out,
+            sellers,
+        })
+    }
+}
+
+fn ids(ids: Vec<ID>) -> Vec<String> {
+    ids.into_iter().map(|id| id.0).collect()
+}
+
+#[derive(Default)]
+pub struct WorkMutation;
+
+#[Object]
+impl WorkMutation {
+    /// A hand-made origin (no checkout event; only people put deals in it).
+    async fn create_origin(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        input: CreateOriginInput,
+    ) -> ApiResult<Origin> {
+        let db = &ctx.app().db.conn;
+        Ok(Origin(
+            origins::create_hand_made(db, ctx.caller()?, &group_id, &input.name).await?,
+        ))
+    }
+
+    async fn create_stage(
+        &self,
+        ctx: &Context<'_>,
+        origin_id: ID,
+        input: StageInput,
+    ) -> ApiResult<Stage> {
+        let db = &ctx.app().db.conn;
+        let (name, position) = (input.name.as_deref(), input.position);
+        Ok(Stage(
+            stages::create(db, ctx.caller()?, &origin_id, name, position).await?,
+        ))
+    }
+
+    async fn update_stage(
+        &self,
+        ctx: &Context<'_>,
+        stage_id: ID,
+        input: StageInput,
+    ) -> ApiResult<Stage> {
+        let db = &ctx.app().db.conn;
+        let (name, position) = (input.name.as_deref(), input.position);
+        Ok(Stage(
+            stages::update(db, ctx.caller()?, &stage_id, name, position).await?,
+        ))
+    }
+
+    /// Deletes a stage; its deals go to `moveDealsTo` (required when it holds any).
+    async fn delete_stage(
+        &self,
+        ctx: &Context<'_>,
+        stage_id: ID,
+        move_deals_to: Option<ID>,
+    ) -> ApiResult<bool> {
+        let db = &ctx.app().db.conn;
+        let target = move_deals_to.as_ref().map(|id| id.0.as_str());
+        Ok(stages::delete(db, ctx.caller()?, &stage_id, target).await?)
+    }
+
+    async fn create_lost_reason(
+        &self,
+        ctx: &Context<'_>,
+        origin_id: ID,
+        name: String,
+    ) -> ApiResult<LostReason> {
+        let db = &ctx.app().db.conn;
+        Ok(LostReason(
+            stages::create_lost_reason(db, ctx.caller()?, &origin_id, &name).await?,
+        ))
+    }
+
+    async fn delete_lost_reason(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
+        let db = &ctx.app().db.conn;
+        Ok(stages::delete_lost_reason(db, ctx.caller()?, &id).await?)
+    }
+
+    async fn move_deal(
+        &self,
+        ctx: &Context<'_>,
+        deal_id: ID,
+        input: MoveDealInput,
+    ) -> ApiResult<Deal> {
+        let intent = Intent::Move {
+            stage_id: input.stage_id.0,
+        };
+        act(ctx, &deal_id, intent, input.expected_version).await
+    }
+
+    async fn win_deal(
+        &self,
+        ctx: &Context<'_>,
+        deal_id: ID,
+        note: Option<String>,
+        expected_version: Option<i64>,
+    ) -> ApiResult<Deal> {
+        act(ctx, &deal_id, Intent::Win { note }, expected_version).await
+    }
+
+    async fn lose_deal(
+        &self,
+        ctx: &Context<'_>,
+        deal_id: ID,
+        input: LoseDealInput,
+    ) -> ApiResult<Deal> {
+        let intent = Intent::Lose {
+            lost_reason_id: input.lost_reason_id.map(|id| id.0),
+            note: input.note,
+        };
+        act(ctx, &deal_id, intent, input.expected_version).await
+    }
+
+    /// Open again, in `stageId` (default: the first stage of its origin).
+    async fn reopen_deal(
+        &self,
+        ctx: &Context<'_>,
+        deal_id: ID,
+        stage_id: Option<ID>,
+    ) -> ApiResult<Deal> {
+        let intent = Intent::Reopen {
+            stage_id: stage_id.map(|id| id.0),
+        };
+        act(ctx, &deal_id, intent, None).await
+    }
+
+    /// A note on the deal's timeline (1 to 5,000 characters).
+    async fn add_deal_note(
+        &self,
+        ctx: &Context<'_>,
+        deal_id: ID,
+        text: String,
+    ) -> ApiResult<TimelineEntry> {
+        let db = &ctx.app().db.conn;
+        Ok(TimelineEntry(
+            work::add_note(db, ctx.caller()?, &deal_id, &text).await?,
+        ))
+    }
+
+    /// Takes an unowned deal the caller can see.
+    async fn claim_deal(&self, ctx: &Context<'_>, deal_id: ID) -> ApiResult<Deal> {
+        act(ctx, &deal_id, Intent::Claim, None).await
+    }
+
+    /// Admins: moves up to 500 deals to a stage, all or nothing.
+    async fn move_deals(
+        &self,
+        ctx: &Context<'_>,
+        deal_ids: Vec<ID>,
+        stage_id: ID,
+    ) -> ApiResult<Vec<Deal>> {
+        let intent = Intent::Move {
+            stage_id: stage_id.0,
+        };
+        act_many(ctx, deal_ids, intent).await
+    }
+
+    /// Admins: sets the owner of up to 500 deals (`userId: null` removes it), all or
+    /// nothing.
+    async fn assign_deals(
+        &self,
+        ctx: &Context<'_>,
+        deal_ids: Vec<ID>,
+        user_id: Option<ID>,
+    ) -> ApiResult<Vec<Deal>> {
+        let intent = Intent::Assign {
+            user_id: user_id.map(|id| id.0),
+        };
+        act_many(ctx, deal_ids, intent).await
+    }
+
+    async fn schedule_activity(
+        &self,
+        ctx: &Context<'_>,
+        deal_id: ID,
+        input: ScheduleActivityInput,
+    ) -> ApiResult<Activity> {
+        let db = &ctx.app().db.conn;
+        let activity = activities::schedule(
+            db,
+            ctx.caller()?,
+            &deal_id,
+            input.kind.into(),
+            &input.title,
+            input.due_at.timestamp_millis(),
+            input.assignee_id.as_ref().map(|id| id.0.as_str()),
+        )
+        .await?;
+        Ok(Activity(activity))
+    }
+
+    async fn complete_activity(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        note: Option<String>,
+    ) -> ApiResult<Activity> {
+        let db = &ctx.app().db.conn;
+        Ok(Activity(
+            activities::complete(db, ctx.caller()?, &id, note.as_deref()).await?,
+        ))
+    }
+
+    async fn cancel_activity(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
+        let db = &ctx.app().db.conn;
+        Ok(activities::cancel(db, ctx.caller()?, &id).await?)
+    }
+}
+
+async fn act(
+    ctx: &Context<'_>,
+    deal_id: &str,
+    intent: Intent,
+    expected_version: Option<i64>,
+) -> ApiResult<Deal> {
+    let db = &ctx.app().db.conn;
+    Ok(Deal(
+        work::act(db, ctx.caller()?, deal_id, intent, expected_version).await?,
+    ))
+}
+
+async fn act_many(ctx: &Context<'_>, deal_ids: Vec<ID>, intent: Intent) -> ApiResult<Vec<Deal>> {
+    let db = &ctx.app().db.conn;
+    let deals = work::act_many(db, ctx.caller()?, &ids(deal_ids), intent).await?;
+    Ok(deals.into_iter().map(Deal).collect())
+}
+
+/// How often the live board looks for changed deals.
+const BOARD_POLL: Duration = Duration::from_millis(500);
+/// How far back each look reaches past the newest change seen: a transaction that
+/// commits late with an older `updated_at` is still caught.
+const BOARD_LAG_MS: i64 = 5_000;
+/// Most deals one look emits.
+const BOARD_BATCH: u64 = 500;
+
+#[derive(Default)]
+pub struct WorkSubscription;
+
+#[Subscription]
+impl WorkSubscription {
+    /// Each deal of the group the caller may see, whenever it changes.
+    async fn deals_changed(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = Deal>> {
+        let app = ctx.app().clone();
+        let caller = ctx.caller().map_err(async_graphql::Error::from)?.clone();
+        groups::get(&app.db.conn, &caller, &group_id)
+            .await
+            .map_err(|err| async_graphql::Error::from(ApiError::from(err)))?;
+        let group_id = group_id.0;
+        Ok(async_stream::stream! {
+            let mut since = entity::now_ms();
+            // Versions already emitted, of deals changed within the lag window.
+            let mut seen: HashMap<String, (i64, i64)> = HashMap::new();
+            loop {
+                tokio::time::sleep(BOARD_POLL).await;
+                let from = since - BOARD_LAG_MS;
+                let Ok(changed) =
+                    deals::changed_since(&app.db.conn, &caller, &group_id, from, BOARD_BATCH).await
+                else {
+                    break;
+                };
+                for d in changed {
+                    since = since.max(d.updated_at);
+                    if seen.get(&d.id).map(|(v, _)| *v) == Some(d.version) {
+                        continue;
+                    }
+                    seen.insert(d.id.clone(), (d.version, d.updated_at));
+                    yield Deal(d);
+                }
+                seen.retain(|_, (_, at)| *at >= since - BOARD_LAG_MS);
+            }
+        })
+    }
+}

@@ -1,0 +1,34 @@
+//! The integration tests: one binary, one module per area. Each module spawns the real
+//! application (in process or as the built binary) over a real database; the shared
+//! helpers live in the `tests` library (`tests/src`).
+
+mod architecture;
+mod auth;
+mod cli;
+mod contract;
+mod crash;
+mod deal_engine;
+mod delivery_processing;
+mod drain;
+mod engine_statements;
+mod fold_property;
+mod graphiql;
+mod graphql_statements;
+mod hardening;
+mod http_limits;
+mod import;
+mod isolation;
+mod isolation_matrix;
+mod never_miss;
+mod postgres_tcp;
+mod queue_contract;
+mod route_cache;
+mod scale_out;
+mod schema_snapshot;
+mod setup_flow;
+mod sign_in;
+mod storage;
+mod validation;
+mod webhook_endpoint;
+mod webhook_fixtures;
+mod webhook_hostile;
