@@ -45,6 +45,31 @@ pub async fn page(
     if let Some(stage) = &filter.stage_id {
         query = query.filter(Column::StageId.eq(stage.as_str()));
     }
+    if let Some(status) = filter.status {
+        query = query.filter(Column::Status.eq(status.as_str()));
+    }
+    if let Some(owner) = &filter.owner_id {
+        query = query.filter(Column::OwnerId.eq(owner.as_str()));
+    }
+    if let Some(product) = &filter.product_id {
+        query = query.filter(Column::ProductId.eq(product.as_str()));
+    }
+    query = by_contact(db, caller, &filter, query).await?;
+    crate::page::fetch(db, query, Column::CreatedAt, Column::Id, page, |d| Cursor {
+        at: d.created_at,
+        id: d.id.clone(),
+    })
+    .await
+}
+
+/// The filters on the deal's contact: e-mail, label and search.
+async fn by_contact(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    filter: &DealFilter,
+    mut query: sea_orm::Select<deal::Entity>,
+) -> DomainResult<sea_orm::Select<deal::Entity>> {
+    use deal::Column;
     if let Some(matches) = crate::contacts::search_condition(filter.search.as_deref())? {
         query = query.filter(
             Column::ContactId.in_subquery(
@@ -56,15 +81,6 @@ pub async fn page(
                     .to_owned(),
             ),
         );
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(Column::Status.eq(status.as_str()));
-    }
-    if let Some(owner) = &filter.owner_id {
-        query = query.filter(Column::OwnerId.eq(owner.as_str()));
-    }
-    if let Some(product) = &filter.product_id {
-        query = query.filter(Column::ProductId.eq(product.as_str()));
     }
     if let Some(email) = &filter.contact_email {
         let email = email.trim().to_lowercase();
@@ -86,11 +102,7 @@ pub async fn page(
             ),
         );
     }
-    crate::page::fetch(db, query, Column::CreatedAt, Column::Id, page, |d| Cursor {
-        at: d.created_at,
-        id: d.id.clone(),
-    })
-    .await
+    Ok(query)
 }
 
 /// A deal the caller may see.

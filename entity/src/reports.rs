@@ -52,13 +52,13 @@ pub async fn pipeline(
     from: i64,
     to: i64,
 ) -> DomainResult<PipelineFigures> {
+    let group = groups::get(db, caller, group_id).await?;
     if to <= from || to - from > MAX_WINDOW_MS {
         return Err(DomainError::bad_input(
             "to",
             "must be after `from`, at most 366 days later",
         ));
     }
-    let group = groups::get(db, caller, group_id).await?;
     let deals = scoped::<deal::Entity>(caller)
         .filter(deal::Column::GroupId.eq(group.id.as_str()))
         .filter(deal::Column::CreatedAt.gte(from))

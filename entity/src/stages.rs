@@ -208,7 +208,37 @@ pub async fn delete<C: ConnectionTrait + TransactionTrait>(
         .filter(deal::Column::StageId.eq(current.id.as_str()))
         .count(&txn)
         .await?;
-    let target = match move_to {
+    let target = successor(&stages, &current, move_to, holding)?;
+    let now = now_ms();
+    let mut model = current.clone().into_active_model();
+    model.deleted_at = Set(Some(now));
+    model.replaced_by = Set(Some(target.id.clone()));
+    model.update(&txn).await?;
+    deal::Entity::update_many()
+        .col_expr(deal::Column::StageId, Expr::value(target.id.clone()))
+        .col_expr(
+            deal::Column::Version,
+            Expr::col(deal::Column::Version).add(1),
+        )
+        .col_expr(deal::Column::UpdatedAt, Expr::value(now))
+        .filter(deal::Column::StageId.eq(current.id.as_str()))
+        .exec(&txn)
+        .await?;
+    stages.retain(|s| s.id != current.id);
+    renumber(&txn, &stages).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// The stage a deleted stage's deals go to: `move_to` (another stage of the origin),
+/// required when it holds deals; else the origin's first other stage.
+fn successor(
+    stages: &[stage::Model],
+    current: &stage::Model,
+    move_to: Option<&str>,
+    holding: u64,
+) -> DomainResult<stage::Model> {
+    Ok(match move_to {
         Some(target) => stages
             .iter()
             .find(|s| s.id == target && s.id != current.id)
@@ -229,26 +259,7 @@ pub async fn delete<C: ConnectionTrait + TransactionTrait>(
             .find(|s| s.id != current.id)
             .expect("an origin with two stages has another")
             .clone(),
-    };
-    let now = now_ms();
-    let mut model = current.clone().into_active_model();
-    model.deleted_at = Set(Some(now));
-    model.replaced_by = Set(Some(target.id.clone()));
-    model.update(&txn).await?;
-    deal::Entity::update_many()
-        .col_expr(deal::Column::StageId, Expr::value(target.id.clone()))
-        .col_expr(
-            deal::Column::Version,
-            Expr::col(deal::Column::Version).add(1),
-        )
-        .col_expr(deal::Column::UpdatedAt, Expr::value(now))
-        .filter(deal::Column::StageId.eq(current.id.as_str()))
-        .exec(&txn)
-        .await?;
-    stages.retain(|s| s.id != current.id);
-    renumber(&txn, &stages).await?;
-    txn.commit().await?;
-    Ok(true)
+    })
 }
 
 /// Deals in a stage the caller may see.

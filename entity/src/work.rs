@@ -225,13 +225,7 @@ async fn plan(
     let (action, description) = match intent {
         Intent::Move { stage_id } => {
             require(open, "only an open deal moves (reopen it first)")?;
-            let stage = live_stage(snap, stage_id, "stageId")?;
-            let line = format!("Movido para {}", stage_label(snap, stage));
-            let action = Action::Move {
-                origin_id: stage.origin_id.clone(),
-                stage_id: stage.id.clone(),
-            };
-            (action, line)
+            move_action(snap, stage_id)?
         }
         Intent::Win { note } => {
             require(open, "only an open deal is won")?;
@@ -243,13 +237,7 @@ async fn plan(
             note,
         } => {
             require(open, "only an open deal is lost")?;
-            let note = note_text("note", note.as_deref())?;
-            let reason = lost_reason(db, deal, lost_reason_id.as_deref()).await?;
-            let line = match &reason {
-                Some(r) => format!("Marcado como perdido: {r}"),
-                None => "Marcado como perdido".to_owned(),
-            };
-            (Action::Lose { reason }, with_note(line, note))
+            lose_action(db, deal, lost_reason_id.as_deref(), note.as_deref()).await?
         }
         Intent::Reopen { stage_id } => {
             require(!open, "the deal is already open")?;
@@ -272,7 +260,23 @@ async fn plan(
             with_note(format!("Atividade concluída: {title}"), note.clone()),
         ),
     };
-    let owner = match intent {
+    let owner = owner_of(db, caller, intent).await?;
+    Ok(PersonAction {
+        deal: deal.clone(),
+        action,
+        author_id: Some(caller.user_id.clone()),
+        description,
+        owner,
+    })
+}
+
+/// The owner a claim or an assignment sets; `None` for other intents.
+async fn owner_of(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    intent: &Intent,
+) -> DomainResult<Option<Option<String>>> {
+    Ok(match intent {
         Intent::Claim => Some(Some(caller.user_id.clone())),
         Intent::Assign { user_id } => {
             let user = match user_id {
@@ -287,13 +291,6 @@ async fn plan(
             Some(user)
         }
         _ => None,
-    };
-    Ok(PersonAction {
-        deal: deal.clone(),
-        action,
-        author_id: Some(caller.user_id.clone()),
-        description,
-        owner,
     })
 }
 
@@ -325,6 +322,31 @@ async fn reopen_action(
         stage_id: stage.id.clone(),
     };
     Ok((action, format!("Reaberto em {}", stage_label(snap, stage))))
+}
+
+fn move_action(snap: &IntegrationSnapshot, stage_id: &str) -> DomainResult<(Action, String)> {
+    let stage = live_stage(snap, stage_id, "stageId")?;
+    let line = format!("Movido para {}", stage_label(snap, stage));
+    let action = Action::Move {
+        origin_id: stage.origin_id.clone(),
+        stage_id: stage.id.clone(),
+    };
+    Ok((action, line))
+}
+
+async fn lose_action(
+    db: &impl ConnectionTrait,
+    deal: &deal::Model,
+    lost_reason_id: Option<&str>,
+    note: Option<&str>,
+) -> DomainResult<(Action, String)> {
+    let note = note_text("note", note)?;
+    let reason = lost_reason(db, deal, lost_reason_id).await?;
+    let line = match &reason {
+        Some(r) => format!("Marcado como perdido: {r}"),
+        None => "Marcado como perdido".to_owned(),
+    };
+    Ok((Action::Lose { reason }, with_note(line, note)))
 }
 
 /// A live stage of the snapshot's group.

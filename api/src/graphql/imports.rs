@@ -287,10 +287,10 @@ impl ImportMutation {
 }
 
 #[derive(Default)]
-pub struct Subscription;
+pub struct ImportSubscription;
 
 #[Subscription]
-impl Subscription {
+impl ImportSubscription {
     /// Emits the run whenever its status or counters change, until it ends.
     async fn import_run_updated(
         &self,

@@ -58,7 +58,7 @@ pub struct Mutation(
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(imports::Subscription, work::WorkSubscription);
+pub struct Subscription(imports::ImportSubscription, work::WorkSubscription);
 
 pub type CrmSchema = Schema<Query, Mutation, Subscription>;
 

@@ -442,8 +442,8 @@ impl Origin {
         Ok(reasons.into_iter().map(super::work::LostReason).collect())
     }
     /// WhatsApp message with {primeiro_nome} {nome} {produto} {valor} {pix} {boleto} {link}.
-    async fn message_template(&self) -> String {
-        origins::message_template(&self.0)
+    async fn message_template(&self) -> Option<String> {
+        Some(origins::message_template(&self.0))
     }
     async fn assignees(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
         let users = origins::assignees(&ctx.app().db.conn, &self.0.id).await?;

@@ -155,6 +155,15 @@ fn place_action(
     if !applies {
         return (Some(j), Effect::TimelineOnly);
     }
+    change(journey, action, at);
+    if matches!(action, Action::Reopen { .. }) {
+        supersede_others(journeys, j, at);
+    }
+    (Some(j), action.effect())
+}
+
+/// What an action that applies does to its journey.
+fn change(journey: &mut Journey, action: &Action, at: i64) {
     match action {
         Action::Move {
             origin_id,
@@ -194,10 +203,6 @@ fn place_action(
     if action.holds() {
         journey.held = true;
     }
-    if matches!(action, Action::Reopen { .. }) {
-        supersede_others(journeys, j, at);
-    }
-    (Some(j), action.effect())
 }
 
 /// Where an info event lands: on the timeline of the deal [`info_target`] picks, else on

@@ -22,7 +22,7 @@ pub struct Model {
     pub currency: Option<String>,
     pub lost_reason: Option<String>,
     /// Payment, subscription and attribution from the deal's events (JSON of
-    /// [`crate::hotmart::details::DealDetails`]); `None` when no event carried any.
+    /// the deal details of the `sale` module); `None` when no event carried any.
     pub details: Option<String>,
     pub created_at: i64,
     pub closed_at: Option<i64>,

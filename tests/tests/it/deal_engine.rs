@@ -130,7 +130,7 @@ async fn cart_boleto_approved_is_one_won_deal_in_any_order(backend: Backend) {
         for email in ["ordered@x.test", "reversed@x.test", "shuffled@x.test"] {
             assert_eq!(
                 s.deals(email).await,
-                vec![d("Purchase approved", "WON", 3)],
+                vec![d("Compra aprovada", "WON", 3)],
                 "{email} merged={merged}"
             );
         }
@@ -185,13 +185,13 @@ async fn refused_card_then_other_product_approved(backend: Backend) {
         s.post(&[refused.body(), approved.body()]).await;
         let deals = s.deals(email).await;
         if merged {
-            assert_eq!(deals, vec![d("Purchase approved", "WON", 2)]);
+            assert_eq!(deals, vec![d("Compra aprovada", "WON", 2)]);
         } else {
             assert_eq!(
                 deals,
                 vec![
-                    d("Card refused", "OPEN", 1),
-                    d("Purchase approved", "WON", 1)
+                    d("Cartão recusado", "OPEN", 1),
+                    d("Compra aprovada", "WON", 1)
                 ]
             );
         }
@@ -207,7 +207,7 @@ async fn approved_then_refunded_is_lost(backend: Backend) {
             purchase("f2", "PURCHASE_REFUNDED", T0 + DAY, email, "HP1"),
         ])
         .await;
-        assert_eq!(s.deals(email).await, vec![d("Refunded", "LOST", 2)]);
+        assert_eq!(s.deals(email).await, vec![d("Reembolsado", "LOST", 2)]);
     }
 }
 
@@ -221,7 +221,7 @@ async fn boleto_expiring_after_card_payment_stays_on_the_timeline(backend: Backe
             purchase("e3", "PURCHASE_EXPIRED", T0 + 3 * DAY, email, "HP1"),
         ])
         .await;
-        assert_eq!(s.deals(email).await, vec![d("Purchase approved", "WON", 3)]);
+        assert_eq!(s.deals(email).await, vec![d("Compra aprovada", "WON", 3)]);
         let full = s.full(email).await;
         let last = &full["deals"]["nodes"][0]["timeline"][2];
         assert_eq!(
@@ -243,8 +243,8 @@ async fn new_cart_weeks_after_a_won_deal_opens_a_new_deal(backend: Backend) {
         assert_eq!(
             s.deals(email).await,
             vec![
-                d("Purchase approved", "WON", 1),
-                d("Abandoned cart", "OPEN", 1)
+                d("Compra aprovada", "WON", 1),
+                d("Carrinho abandonado", "OPEN", 1)
             ]
         );
     }
@@ -272,10 +272,13 @@ async fn overdue_renewal_then_paid(backend: Backend) {
             event("n2", "PURCHASE_DELAYED", T0 + 30 * DAY, "HP2"),
         ])
         .await;
-        assert_eq!(s.deals(email).await, vec![d("Payment overdue", "OPEN", 2)]);
+        assert_eq!(
+            s.deals(email).await,
+            vec![d("Pagamento atrasado", "OPEN", 2)]
+        );
         s.post(&[event("n3", "PURCHASE_APPROVED", T0 + 32 * DAY, "HP2")])
             .await;
-        assert_eq!(s.deals(email).await, vec![d("Purchase approved", "WON", 3)]);
+        assert_eq!(s.deals(email).await, vec![d("Compra aprovada", "WON", 3)]);
     }
 }
 
@@ -293,7 +296,7 @@ async fn the_same_event_twice_has_one_effect_and_late_events_keep_deal_ids(backe
         assert_eq!((status, reply["status"].as_str()), (200, Some("duplicate")));
         // An older event arriving late joins the same deal, which keeps its id.
         s.post(&[cart("t1", T0, email, 1_234_567)]).await;
-        assert_eq!(s.deals(email).await, vec![d("Purchase approved", "WON", 2)]);
+        assert_eq!(s.deals(email).await, vec![d("Compra aprovada", "WON", 2)]);
         assert_eq!(s.full(email).await["deals"]["nodes"][0]["id"], first);
     }
 }

@@ -25,11 +25,11 @@ const EVENTS: [&str; 5] = [
     "PURCHASE_BILLET_PRINTED",
 ];
 const STATUSES: [(&str, &str, &str); 5] = [
-    ("APPROVED", "Purchase approved", "WON"),
-    ("COMPLETE", "Purchase complete", "WON"),
-    ("CANCELLED", "Card refused", "OPEN"),
-    ("REFUNDED", "Refunded", "LOST"),
-    ("PRINTED_BILLET", "Boleto/Pix pending", "OPEN"),
+    ("APPROVED", "Compra aprovada", "WON"),
+    ("COMPLETE", "Compra completa", "WON"),
+    ("CANCELLED", "Cartão recusado", "OPEN"),
+    ("REFUNDED", "Reembolsado", "LOST"),
+    ("PRINTED_BILLET", "Boleto/Pix pendente", "OPEN"),
 ];
 
 fn iso(ms: i64) -> String {
@@ -771,16 +771,16 @@ async fn imported_after_sale_statuses_come_after_known_events(backend: Backend) 
     app.wait_until_processed().await;
     assert_eq!(
         deal_of(&app, "chargeback@x.test").await,
-        ("OPEN".to_owned(), "Refund requested".to_owned())
+        ("OPEN".to_owned(), "Reembolso solicitado".to_owned())
     );
     let imported = ["PURCHASE_REFUNDED", "PURCHASE_CHARGEBACK"];
     let first = start(&app, &integration, FROM, FROM + 10 * DAY, &imported, None).await;
     let finished = wait_finished(&app, &first["id"]).await;
     assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
     let lost = |origin: &str| ("LOST".to_owned(), origin.to_owned());
-    assert_eq!(deal_of(&app, "refunded@x.test").await, lost("Refunded"));
+    assert_eq!(deal_of(&app, "refunded@x.test").await, lost("Reembolsado"));
     assert_eq!(deal_of(&app, "chargeback@x.test").await, lost("Chargeback"));
-    assert_eq!(deal_of(&app, "late@x.test").await, lost("Refunded"));
+    assert_eq!(deal_of(&app, "late@x.test").await, lost("Reembolsado"));
     // The approval of the third sale arrives by webhook only now: it is older than the
     // refund the import saw, so the deal stays refunded.
     let late = purchase(
@@ -793,7 +793,7 @@ async fn imported_after_sale_statuses_come_after_known_events(backend: Backend) 
     app.post_webhook(&url, Some("hottok-secret-0001"), late.to_string())
         .await;
     app.wait_until_processed().await;
-    assert_eq!(deal_of(&app, "late@x.test").await, lost("Refunded"));
+    assert_eq!(deal_of(&app, "late@x.test").await, lost("Reembolsado"));
     // Running the same import again changes nothing.
     let again = start(&app, &integration, FROM, FROM + 10 * DAY, &imported, None).await;
     let again = wait_finished(&app, &again["id"]).await;
@@ -806,9 +806,9 @@ async fn imported_after_sale_statuses_come_after_known_events(backend: Backend) 
         (Some(0), Some(0), Some(3)),
         "{again}"
     );
-    assert_eq!(deal_of(&app, "refunded@x.test").await, lost("Refunded"));
+    assert_eq!(deal_of(&app, "refunded@x.test").await, lost("Reembolsado"));
     assert_eq!(deal_of(&app, "chargeback@x.test").await, lost("Chargeback"));
-    assert_eq!(deal_of(&app, "late@x.test").await, lost("Refunded"));
+    assert_eq!(deal_of(&app, "late@x.test").await, lost("Reembolsado"));
 }
 
 /// Hotmart refuses one `transaction_status` (the protest status has two spellings): that
@@ -1055,13 +1055,13 @@ async fn imported_subscriptions_keep_one_deal(backend: Backend) {
     let gone = deals("gone@x.test").await;
     assert_eq!(gone["totalCount"], 1, "{gone}");
     assert_eq!(
-        gone["nodes"][0]["origin"]["name"], "Subscription canceled",
+        gone["nodes"][0]["origin"]["name"], "Assinatura cancelada",
         "{gone}"
     );
     let late = deals("late@x.test").await;
     assert_eq!(late["totalCount"], 1, "{late}");
     assert_eq!(
-        late["nodes"][0]["origin"]["name"], "Payment overdue",
+        late["nodes"][0]["origin"]["name"], "Pagamento atrasado",
         "{late}"
     );
 
@@ -1081,7 +1081,7 @@ async fn imported_subscriptions_keep_one_deal(backend: Backend) {
         "import and webhook make one deal: {sub}"
     );
     assert_eq!(
-        sub["nodes"][0]["origin"]["name"], "Subscription canceled",
+        sub["nodes"][0]["origin"]["name"], "Assinatura cancelada",
         "{sub}"
     );
 

@@ -249,7 +249,7 @@ async fn members_see_only_groups_visible_to_them(backend: Backend) {
     assert_eq!(seen["groups"][0]["id"], f.group.as_str());
     assert_eq!(
         seen["groups"][0]["origins"],
-        json!([{"name": "Purchase approved"}])
+        json!([{"name": "Compra aprovada"}])
     );
     // Admins see every group.
     assert_eq!(

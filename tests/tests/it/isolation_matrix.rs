@@ -58,7 +58,7 @@ async fn victim_ids(app: &TestApp, token: &str) -> Ids {
     let delivery = reply["deliveryId"].as_str().unwrap().to_owned();
     app.wait_until_processed().await;
     let data = app
-        .ok(token, "query($id: ID!) { integration(id: $id) { products { id } group { id origins { id } } } deals { nodes { id contact { id } } } users { id } }", json!({"id": integration}))
+        .ok(token, "query($id: ID!) { integration(id: $id) { products { id } group { id origins { id stages { id } lostReasons { id } } } } deals { nodes { id contact { id } } } users { id } }", json!({"id": integration}))
         .await;
     let label = app
         .ok(
@@ -77,7 +77,17 @@ async fn victim_ids(app: &TestApp, token: &str) -> Ids {
         .unwrap()
         .to_owned();
     let s = |v: &Value| v.as_str().unwrap().to_owned();
+    let origin = &data["integration"]["group"]["origins"][0];
+    let activity = app
+        .ok(token, "mutation($d: ID!) { scheduleActivity(dealId: $d, input: {kind: CALL, title: \"Ligar\", dueAt: \"2030-01-01T12:00:00Z\"}) { id } }", json!({"d": data["deals"]["nodes"][0]["id"]}))
+        .await["scheduleActivity"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     Ids(BTreeMap::from([
+        ("stage", s(&origin["stages"][0]["id"])),
+        ("lost_reason", s(&origin["lostReasons"][0]["id"])),
+        ("activity", activity),
         ("integration", integration),
         ("product", s(&data["integration"]["products"][0]["id"])),
         ("group", s(&data["integration"]["group"]["id"])),
@@ -101,7 +111,8 @@ fn kind_of(field: &str, arg: &str) -> Option<&'static str> {
         "productId" => "product",
         "groupId" => "group",
         "originId" => "origin",
-        "dealId" => "deal",
+        "dealId" | "dealIds" => "deal",
+        "stageId" | "moveDealsTo" => "stage",
         "contactId" => "contact",
         "labelId" => "label",
         "userId" | "userIds" => "user",
@@ -117,6 +128,8 @@ fn kind_of(field: &str, arg: &str) -> Option<&'static str> {
             "importRun" | "cancelImport" => "run",
             "replayDelivery" => "delivery",
             "deleteLabel" => "label",
+            "deleteLostReason" => "lost_reason",
+            "completeActivity" | "cancelActivity" => "activity",
             _ => return None,
         },
         _ => return None,
@@ -141,7 +154,15 @@ fn value_for(ty: &str) -> Option<Value> {
         "StartImportInput!" => {
             json!({"from": "2025-01-01T00:00:00Z", "to": "2025-01-02T00:00:00Z", "events": ["PURCHASE_APPROVED"]})
         }
-        "DealFilter" | "ContactFilter" => json!({}),
+        "DealFilter" | "ContactFilter" | "ActivityFilter" => json!({}),
+        "CreateOriginInput!" => json!({"name": "Prospecção"}),
+        "StageInput!" => json!({"name": "Outra etapa"}),
+        "MoveDealInput!" => json!({"stageId": "x"}),
+        "LoseDealInput!" => json!({}),
+        "ScheduleActivityInput!" => {
+            json!({"kind": "CALL", "title": "Ligar", "dueAt": "2030-01-01T12:00:00Z"})
+        }
+        "DateTime!" => json!("2025-01-01T00:00:00Z"),
         "ReconciliationInput!" => json!({"enabled": false}),
         // simulateDelivery's body; sign-in's e-mail and passwords.
         "String!" => json!("{}"),
@@ -302,6 +323,18 @@ async fn every_management_operation_is_forbidden_to_members(backend: Backend) {
         "contacts",
         "contact",
         "assignDeal",
+        // Sellers work the deals they own (and claim unowned ones).
+        "moveDeal",
+        "winDeal",
+        "loseDeal",
+        "reopenDeal",
+        "addDealNote",
+        "claimDeal",
+        "scheduleActivity",
+        "completeActivity",
+        "cancelActivity",
+        "activities",
+        "pipelineReport",
         "labelContact",
         "unlabelContact",
         // Everyone's own session and password.

@@ -44,10 +44,14 @@ async fn wizard_creates_an_active_integration_with_group_origins_and_webhook_url
         })
         .collect();
     let expected = [
-        ("PURCHASE_OUT_OF_SHOPPING_CART", "Abandoned cart", "OPEN"),
-        ("PURCHASE_BILLET_PRINTED", "Boleto/Pix pending", "OPEN"),
-        ("PURCHASE_APPROVED", "Purchase approved", "WON"),
-        ("PURCHASE_REFUNDED", "Refunded", "LOST"),
+        (
+            "PURCHASE_OUT_OF_SHOPPING_CART",
+            "Carrinho abandonado",
+            "OPEN",
+        ),
+        ("PURCHASE_BILLET_PRINTED", "Boleto/Pix pendente", "OPEN"),
+        ("PURCHASE_APPROVED", "Compra aprovada", "WON"),
+        ("PURCHASE_REFUNDED", "Reembolsado", "LOST"),
     ];
     assert_eq!(
         origins,
