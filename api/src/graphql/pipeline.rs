@@ -192,7 +192,10 @@ impl Deal {
         let details = self.details()?;
         let facts = entity::whatsapp::MessageFacts {
             name: contact.name.as_deref(),
-            product: product.as_ref().and_then(|p| p.name.as_deref()),
+            product: product
+                .as_ref()
+                .and_then(|p| p.name.as_deref())
+                .or(details.product_name.as_deref()),
             value_cents: self.0.value_cents,
             currency: self.0.currency.as_deref(),
             paid: self.0.paid,

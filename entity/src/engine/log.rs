@@ -322,7 +322,10 @@ fn new_entry(
         price_cents: e.payload.price_cents,
         legacy_price: None,
         currency: e.payload.currency.clone(),
-        details: e.payload.details.clone(),
+        details: DealDetails {
+            product_name: e.payload.product_name.clone(),
+            ..e.payload.details.clone()
+        },
         origin_id: None,
         stage_id: None,
         reason: None,

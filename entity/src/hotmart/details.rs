@@ -69,6 +69,7 @@ pub fn of_webhook(data: &Value) -> DealDetails {
         payment: (payment != Payment::default()).then_some(payment),
         subscription,
         attribution: (attribution != Attribution::default()).then_some(attribution),
+        product_name: None,
     }
 }
 
@@ -92,6 +93,7 @@ pub fn of_sale(sale: &Value) -> DealDetails {
         payment: (payment != Payment::default()).then_some(payment),
         subscription: None,
         attribution: (attribution != Attribution::default()).then_some(attribution),
+        product_name: None,
     }
 }
 

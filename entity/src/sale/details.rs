@@ -69,6 +69,10 @@ pub struct DealDetails {
     pub subscription: Option<Subscription>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
+    /// The product's name as the platform told it (for messages when the registered
+    /// product has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
 }
 
 impl DealDetails {
@@ -86,6 +90,9 @@ impl DealDetails {
         }
         if newer.attribution.is_some() {
             self.attribution = newer.attribution.clone();
+        }
+        if newer.product_name.is_some() {
+            self.product_name = newer.product_name.clone();
         }
     }
 }

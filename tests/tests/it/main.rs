@@ -20,6 +20,7 @@ mod import;
 mod isolation;
 mod isolation_matrix;
 mod never_miss;
+mod pipeline_work;
 mod postgres_tcp;
 mod queue_contract;
 mod route_cache;
