@@ -5,6 +5,8 @@
 
 pub mod apply;
 pub mod fold;
+#[cfg(test)]
+mod fold_mixed;
 pub mod key;
 mod log;
 pub mod model;
