@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use crate::{
-    Caller, DomainError, DomainResult, groups, new_id, now_ms, origins,
+    Caller, DomainError, DomainResult, groups, new_id, now_ms,
     scope::find_scoped,
     tables::{deal, enums::DealStatus, lost_reason, origin, stage},
     values,
@@ -96,7 +96,8 @@ pub async fn get(
     if stage.deleted_at.is_some() {
         return Err(DomainError::NotFound("stage"));
     }
-    origins::get(db, caller, &stage.origin_id)
+    let origin = find_scoped::<origin::Entity>(db, caller, &stage.origin_id).await?;
+    groups::get(db, caller, &origin.group_id)
         .await
         .map_err(|_| DomainError::NotFound("stage"))?;
     Ok(stage)

@@ -1,6 +1,6 @@
 //! The benchmark program runs every scenario at a tiny size against the real binary and
 //! prints a JSON line per scenario with its figures (no timing is asserted: speed is
-//! measured by running the bench itself, see the README's "Performance").
+//! measured by running the bench itself, see `docs/performance.md`).
 
 use std::process::Command;
 

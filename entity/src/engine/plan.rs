@@ -139,8 +139,43 @@ pub(super) fn plan_deal(
     now: i64,
 ) -> PlannedDeal {
     let snap = log.snap;
+    let mut model = new_model(log, key, journey, now);
+    let owner = owner_plan(existing, journey, snap.integration.keep_deal_owner);
+    let Some(existing) = existing else {
+        return PlannedDeal {
+            model,
+            refs: journey.refs.clone(),
+            owner,
+            is_new: true,
+            changed: true,
+        };
+    };
+    if let Some(stage) = stored_stage(log, journey, existing) {
+        model.stage_id = stage;
+    }
+    model.id = existing.id.clone();
+    model.product_id = existing.product_id.clone();
+    model.created_at = existing.created_at;
+    model.owner_id = existing.owner_id.clone();
+    let changed = differs(existing, &model);
+    model.version = existing.version + i64::from(changed);
+    if !changed {
+        model.updated_at = existing.updated_at;
+    }
+    PlannedDeal {
+        model,
+        refs: journey.refs.clone(),
+        owner,
+        is_new: false,
+        changed,
+    }
+}
+
+/// A journey's deal as new.
+fn new_model(log: &KeyLog<'_>, key: &str, journey: &Journey, now: i64) -> deal::Model {
+    let snap = log.snap;
     let open = journey.status == DealStatus::Open;
-    let mut model = deal::Model {
+    deal::Model {
         id: new_id(),
         account_id: snap.account_id().to_owned(),
         group_id: log.key.group_id.clone(),
@@ -168,46 +203,21 @@ pub(super) fn plan_deal(
         began_pre_sale: journey.began_pre_sale,
         paid_at: journey.paid_at,
         first_action_at: journey.first_action_at,
-    };
-    let owner = owner_plan(existing, journey, snap.integration.keep_deal_owner);
-    let Some(existing) = existing else {
-        return PlannedDeal {
-            model,
-            refs: journey.refs.clone(),
-            owner,
-            is_new: true,
-            changed: true,
-        };
-    };
-    // A stage set before this fold's new events stands as stored: an admin may have
-    // moved the deal's stage away since (deleting the stage).
+    }
+}
+
+/// A stage set before this fold's new events stands as stored: an admin may have moved
+/// the deal's stage away since (deleting the stage).
+fn stored_stage(log: &KeyLog<'_>, journey: &Journey, existing: &deal::Model) -> Option<String> {
     let first_new = log
         .entries
         .iter()
         .filter(|e| e.stored.is_none())
         .map(|e| e.row.occurred_at)
         .min();
-    if existing.origin_id == journey.origin_id
-        && first_new.is_none_or(|at| journey.stage_set_at < at)
-    {
-        model.stage_id = snap.live_stage(&existing.origin_id, &existing.stage_id);
-    }
-    model.id = existing.id.clone();
-    model.product_id = existing.product_id.clone();
-    model.created_at = existing.created_at;
-    model.owner_id = existing.owner_id.clone();
-    let changed = differs(existing, &model);
-    model.version = existing.version + i64::from(changed);
-    if !changed {
-        model.updated_at = existing.updated_at;
-    }
-    PlannedDeal {
-        model,
-        refs: journey.refs.clone(),
-        owner,
-        is_new: false,
-        changed,
-    }
+    let kept = existing.origin_id == journey.origin_id
+        && first_new.is_none_or(|at| journey.stage_set_at < at);
+    kept.then(|| log.snap.live_stage(&existing.origin_id, &existing.stage_id))
 }
 
 /// Who owns a journey's deal (see `docs/deal-engine.md`, "Owners"): a new deal takes the

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::payload::{at, text};
+use super::json::{at, text};
 pub use crate::sale::details::{Attribution, DealDetails, Payment, Subscription};
 
 /// A bounded text value (codes and URLs, not prose: at most 2,048 characters).

@@ -2,5 +2,6 @@
 //! they (and Sales History items) carry, and the REST lists that complete imported sales.
 
 pub mod details;
+pub mod json;
 pub mod payload;
 pub mod rest;

@@ -6,6 +6,8 @@
 
 use serde_json::Value;
 
+pub use super::json::{at, text};
+
 use crate::{HotmartEvent, sale::phone};
 
 /// Hotmart's test events use product id `0` (and `"00000"`): never a real product.
@@ -234,22 +236,6 @@ fn product_id(value: &Value) -> Option<String> {
     at(value, &["data", "product", "id"])
         .or_else(|| at(value, &["data", "subscription", "product", "id"]))
         .and_then(text)
-}
-
-/// The value at a path of object keys, if every step is an object.
-pub fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter()
-        .try_fold(value, |current, key| current.as_object()?.get(*key))
-}
-
-/// A non-empty string, or a number rendered as one (ids come as either).
-pub fn text(value: &Value) -> Option<String> {
-    let s = match value {
-        Value::String(s) => s.trim().to_owned(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    (!s.is_empty() && s.len() <= 1024).then_some(s)
 }
 
 fn epoch_ms(value: &Value) -> Option<i64> {
