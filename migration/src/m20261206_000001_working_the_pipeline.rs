@@ -92,8 +92,14 @@ async fn rebuild_origins(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .await?;
     } else {
         // SQLite cannot change a column: copy aside, recreate, copy back. Foreign keys
-        // (origin_assignees → origins) are checked at commit, when every row is back.
+        // (deals → origins) are checked at commit, when every row is back; dropping the
+        // table still cascades to the rotations (origin_assignees), kept aside as well.
         run(manager, "PRAGMA defer_foreign_keys = ON").await?;
+        run(
+            manager,
+            "CREATE TABLE origin_assignees_copy AS SELECT * FROM origin_assignees",
+        )
+        .await?;
         run(
             manager,
             &format!(
@@ -133,6 +139,12 @@ async fn rebuild_origins(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         )
         .await?;
         run(manager, "DROP TABLE origins_copy").await?;
+        run(
+            manager,
+            "INSERT INTO origin_assignees SELECT * FROM origin_assignees_copy",
+        )
+        .await?;
+        run(manager, "DROP TABLE origin_assignees_copy").await?;
     }
     manager
         .create_index(

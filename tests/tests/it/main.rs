@@ -29,6 +29,7 @@ mod schema_snapshot;
 mod setup_flow;
 mod sign_in;
 mod storage;
+mod upgrade;
 mod validation;
 mod webhook_endpoint;
 mod webhook_fixtures;
