@@ -35,6 +35,7 @@ const FILES: &[(&str, &[u8], &str)] = &[
         include_bytes!("../assets/console/wizard.js"),
         JS,
     ),
+    ("work.js", include_bytes!("../assets/console/work.js"), JS),
     (
         "style.css",
         include_bytes!("../assets/console/style.css"),

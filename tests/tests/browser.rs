@@ -565,3 +565,91 @@ async fn a_newcomer_signs_in_with_the_generated_password() {
     server.signal("TERM");
     server.exited(Duration::from_secs(30)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seller_claims_moves_notes_and_wins_a_deal_from_its_page() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, url) = app
+        .active_integration(&["PURCHASE_BILLET_PRINTED", "PURCHASE_APPROVED"], json!({}))
+        .await;
+    let now = Utc::now().timestamp_millis();
+    app.post_webhook(
+        &url,
+        Some("hottok-secret-0001"),
+        purchase("e1", "PURCHASE_BILLET_PRINTED", now, "lead@x.test", "HP1").to_string(),
+    )
+    .await;
+    app.wait_until_processed().await;
+    let deal = app
+        .ok(&app.admin, "query { deals { nodes { id } } }", json!({}))
+        .await["deals"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (seller, _) = app.user("vendedora@acme.test", "MEMBER").await;
+    set_password(&app, &seller).await;
+
+    let Some(browser) = Browser::start("seller", &app.base).await else {
+        return;
+    };
+    let b = &browser;
+    let deal_path = format!("/#/deals/{deal}");
+    browser
+        .run(async move {
+            b.sign_in("vendedora@acme.test", PASSWORD).await;
+            b.open(&deal_path).await;
+            let whatsapp = b
+                .find("#whatsapp")
+                .await
+                .attr("href")
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                whatsapp.starts_with("https://wa.me/5511999990000?text="),
+                "{whatsapp}"
+            );
+            assert_eq!(
+                b.count("#move").await,
+                0,
+                "an unowned deal is claimed first"
+            );
+            b.click("#claim").await;
+            b.find("#move").await;
+            b.script(
+                "const s = document.querySelector('#move-stage'); \
+                 s.value = [...s.options].find((o) => o.text.endsWith('Negociação')).value;",
+            )
+            .await;
+            b.click("#move").await;
+            b.find_text("dl", "Negociação").await;
+            b.type_into("#note-text", "Cliente pediu o Pix de novo")
+                .await;
+            b.click("#add-note").await;
+            b.find_text("#timeline", "Cliente pediu o Pix de novo")
+                .await;
+            b.click("#win").await;
+            b.find("#reopen").await;
+            b.find_text("h1", "Ganho").await;
+            b.shot("seller-deal").await;
+        })
+        .await;
+    let timeline = app
+        .ok(
+            &app.admin,
+            "query($d: ID!) { deal(id: $d) { status stage { name } owner { id } timeline { effect author { id } } } }",
+            json!({"d": deal}),
+        )
+        .await["deal"]
+        .clone();
+    assert_eq!(timeline["status"], "WON");
+    assert_eq!(timeline["owner"]["id"], seller.as_str());
+    let by_seller: Vec<&str> = timeline["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["author"]["id"] == seller.as_str())
+        .map(|e| e["effect"].as_str().unwrap())
+        .collect();
+    assert_eq!(by_seller, ["OWNER_CHANGED", "STAGE_MOVED", "NOTE", "WON"]);
+}

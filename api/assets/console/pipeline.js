@@ -5,6 +5,7 @@ import { h, fill, when, money, copy, toast, select, badge } from './dom.js';
 import { t } from './i18n.js';
 import { gql } from './gql.js';
 import { caller } from './app.js';
+import { actions, WORK_FIELDS } from './work.js';
 
 const PAGE = 20;
 const CARD = `id status value currency lastEventAt
@@ -151,7 +152,8 @@ const DEAL = `id status value currency transactions lostReason createdAt closedA
   payment { method installments offerCode couponCode pixCode pixQrCodeUrl pixExpiresAt billetUrl billetBarcode refusalReason }
   subscription { subscriberCode planName recurrenceNumber nextChargeAt }
   attribution { affiliateCode affiliateName src sck xcod parentTransaction }
-  timeline { at event source effect description }`;
+  timeline { at event source effect description author { name } }
+  ${WORK_FIELDS}`;
 
 function facts(rows) {
   return h(
@@ -174,6 +176,7 @@ export async function deal(main, view, _params, id) {
     main,
     h('p', {}, h('a', { href: `#/pipeline?group=${encodeURIComponent(d.group.id)}` }, `← ${d.group.name}`)),
     h('h1', { tabindex: '-1' }, d.contact.name || d.contact.email, ' ', badge(t(`deal.${d.status}`), d.status.toLowerCase())),
+    actions(d, () => deal(main, view, _params, id)),
     h(
       'div',
       { class: 'grid' },
@@ -194,6 +197,7 @@ export async function deal(main, view, _params, id) {
         h('h2', {}, t('deal.title')),
         facts([
           ['deal.origin', d.origin.name],
+          ['deal.stage', d.stage.name],
           ['pipeline.product', d.product?.name ?? d.product?.hotmartProductId],
           ['deal.value', money(d.value, d.currency)],
           ['pipeline.owner', d.owner?.name ?? t('pipeline.unassigned')],
@@ -244,7 +248,7 @@ export async function deal(main, view, _params, id) {
         'ol',
         { class: 'timeline', id: 'timeline' },
         d.timeline.map((entry) =>
-          h('li', {}, h('time', { datetime: entry.at }, when(entry.at)), ' ', h('strong', {}, entry.event), ' ', badge(entry.source, 'source'), h('div', {}, entry.description)),
+          h('li', {}, h('time', { datetime: entry.at }, when(entry.at)), ' ', h('strong', {}, entry.event), ' ', badge(entry.source, 'source'), entry.author ? ` ${entry.author.name}` : null, h('div', {}, entry.description)),
         ),
       ),
     ),
