@@ -62,12 +62,54 @@ pub fn search_condition(search: Option<&str>) -> DomainResult<Option<Condition>>
         .add(Column::Email.like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\')));
     // Phones are stored as `+digits`: they match on the digits of the search (at least
     // three, a leading trunk `0` dropped), never on its punctuation or wildcards.
-    let digits: String = search.chars().filter(char::is_ascii_digit).collect();
-    let digits = digits.trim_start_matches('0');
-    if digits.len() >= 3 {
-        any = any.add(Column::Phone.contains(digits));
+    for digits in phone_forms(search) {
+        any = any.add(Column::Phone.contains(&digits));
     }
     Ok(Some(any))
+}
+
+/// The digits a phone search matches: as typed, and — for a Brazilian mobile typed
+/// without the ninth digit (`11 8765-4321`, `55 11 8765-4321`) — with it, as stored.
+fn phone_forms(search: &str) -> Vec<String> {
+    let digits: String = search.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.trim_start_matches('0').to_owned();
+    if digits.len() < 3 {
+        return Vec::new();
+    }
+    let ninth = |at: usize| -> Option<String> {
+        let first = digits[at..].chars().next()?;
+        ('6'..='9')
+            .contains(&first)
+            .then(|| format!("{}9{}", &digits[..at], &digits[at..]))
+    };
+    let with_ninth = match digits.len() {
+        10 => ninth(2),
+        12 if digits.starts_with("55") => ninth(4),
+        _ => None,
+    };
+    std::iter::once(digits.clone()).chain(with_ninth).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::phone_forms;
+
+    #[test]
+    fn phone_searches_match_with_or_without_the_ninth_digit() {
+        assert_eq!(phone_forms("(11) 98765-4321"), ["11987654321"]);
+        assert_eq!(phone_forms("(11) 8765-4321"), ["1187654321", "11987654321"]);
+        assert_eq!(
+            phone_forms("+55 11 8765-4321"),
+            ["551187654321", "5511987654321"]
+        );
+        assert_eq!(
+            phone_forms("011 3456-7890"),
+            ["1134567890"],
+            "landlines get no ninth digit"
+        );
+        assert!(phone_forms("12").is_empty());
+        assert!(phone_forms("ana").is_empty());
+    }
 }
 
 pub async fn page(

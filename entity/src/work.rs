@@ -138,6 +138,9 @@ async fn act_on<C: ConnectionTrait + TransactionTrait>(
             "o negócio mudou desde que você o abriu: recarregue e tente de novo".into(),
         ));
     }
+    // Resolved once for the whole edit, whatever its size.
+    let owner = owner_of(&txn, caller, &intent).await?;
+    let owner_line = owner_line(&txn, caller, &intent).await?;
     let mut by_group: BTreeMap<String, Vec<PersonAction>> = BTreeMap::new();
     let mut snapshots: BTreeMap<String, IntegrationSnapshot> = BTreeMap::new();
     for deal in deals {
@@ -151,7 +154,11 @@ async fn act_on<C: ConnectionTrait + TransactionTrait>(
         }
         let snap = &snapshots[&deal.group_id];
         check_rights(caller, &deal, &intent)?;
-        let action = plan(&txn, caller, snap, &deal, &intent).await?;
+        let mut action = plan(&txn, caller, snap, &deal, &intent).await?;
+        action.owner = owner.clone();
+        if let Some(line) = &owner_line {
+            action.description = line.clone();
+        }
         by_group
             .entry(deal.group_id.clone())
             .or_default()
@@ -244,29 +251,20 @@ async fn plan(
             reopen_action(db, snap, deal, stage_id.as_deref()).await?
         }
         Intent::Note { text } => (Action::Note, text.clone()),
-        Intent::Claim => {
-            let line = format!("Assumido por {}", user_name(db, &caller.user_id).await?);
-            (Action::OwnerChanged { claim: true }, line)
-        }
-        Intent::Assign { user_id } => {
-            let line = match user_id {
-                Some(id) => format!("Atribuído a {}", user_name(db, id).await?),
-                None => "Responsável removido".to_owned(),
-            };
-            (Action::OwnerChanged { claim: false }, line)
-        }
+        // Their line is the edit's, written once by `act_on`.
+        Intent::Claim => (Action::OwnerChanged { claim: true }, String::new()),
+        Intent::Assign { .. } => (Action::OwnerChanged { claim: false }, String::new()),
         Intent::ActivityDone { title, note } => (
             Action::ActivityDone,
             with_note(format!("Atividade concluída: {title}"), note.clone()),
         ),
     };
-    let owner = owner_of(db, caller, intent).await?;
     Ok(PersonAction {
         deal: deal.clone(),
         action,
         author_id: Some(caller.user_id.clone()),
         description,
-        owner,
+        owner: None,
     })
 }
 
@@ -394,6 +392,25 @@ async fn lost_reason(
     }
 }
 
+/// The timeline line of a claim or an assignment.
+async fn owner_line(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    intent: &Intent,
+) -> DomainResult<Option<String>> {
+    Ok(match intent {
+        Intent::Claim => Some(format!(
+            "Assumido por {}",
+            user_name(db, &caller.user_id).await?
+        )),
+        Intent::Assign { user_id: Some(id) } => {
+            Some(format!("Atribuído a {}", user_name(db, id).await?))
+        }
+        Intent::Assign { user_id: None } => Some("Responsável removido".to_owned()),
+        _ => None,
+    })
+}
+
 async fn user_name(db: &impl ConnectionTrait, id: &str) -> DomainResult<String> {
     Ok(user::Entity::find_by_id(id.to_owned())
         .one(db)
@@ -404,11 +421,21 @@ async fn user_name(db: &impl ConnectionTrait, id: &str) -> DomainResult<String> 
 
 /// Writes the owners that claims and assignments set, before the fold (which keeps them).
 async fn set_owners(db: &impl ConnectionTrait, actions: &[PersonAction]) -> DomainResult<()> {
+    // One statement per owner set, not per deal (a bulk assignment sets one).
+    let mut by_owner: BTreeMap<Option<String>, Vec<&str>> = BTreeMap::new();
     for a in actions {
         if let Some(owner) = &a.owner {
+            by_owner
+                .entry(owner.clone())
+                .or_default()
+                .push(a.deal.id.as_str());
+        }
+    }
+    for (owner, ids) in by_owner {
+        for chunk in ids.chunks(MAX_BULK) {
             deal::Entity::update_many()
                 .col_expr(deal::Column::OwnerId, Expr::value(owner.clone()))
-                .filter(deal::Column::Id.eq(a.deal.id.as_str()))
+                .filter(deal::Column::Id.is_in(chunk.iter().copied()))
                 .exec(db)
                 .await?;
         }
@@ -416,11 +443,12 @@ async fn set_owners(db: &impl ConnectionTrait, actions: &[PersonAction]) -> Doma
     Ok(())
 }
 
+/// A deal whose state does not allow the action is bad input for it.
 fn require(ok: bool, message: &str) -> DomainResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(DomainError::Conflict(message.to_owned()))
+        Err(DomainError::bad_input("dealId", message))
     }
 }
 

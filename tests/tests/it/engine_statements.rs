@@ -1,5 +1,5 @@
-//! The deal engine applies a group with a number of statements that does not grow with
-//! the group (see `docs/deal-engine.md`, "Persistence"): counted with sea-orm's metric
+//! The deal engine applies a group — of checkout events, or of an admin's bulk edit — with a
+//! number of statements that does not grow with the group (see `docs/deal-engine.md`, "Persistence"): counted with sea-orm's metric
 //! callback on the real connection, on SQLite and PostgreSQL.
 
 use std::sync::{
@@ -14,8 +14,10 @@ use entity::{
     integrations,
     products::{self, NewProduct},
     secrets::SecretKeys,
+    tables::deal,
+    work::{self, Intent},
 };
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::{DatabaseConnection, EntityTrait, TransactionTrait};
 use serde_json::Value;
 use tests::{
     Backend, TestApp,
@@ -128,6 +130,83 @@ async fn statements_do_not_grow_with_the_group(backend: Backend) {
         mixed_count <= 24,
         "a mixed group of 300 events took {mixed_count} statements"
     );
+}
+
+/// Runs an admin's bulk edit on a counting connection; returns the statements run.
+async fn count_edit(app: &TestApp, ids: &[String], intent: Intent) -> usize {
+    let statements = Arc::new(AtomicUsize::new(0));
+    let mut counting = app.db.conn.clone();
+    let seen = statements.clone();
+    counting.set_metric_callback(move |_| {
+        seen.fetch_add(1, Ordering::Relaxed);
+    });
+    let caller = Caller {
+        user_id: app.admin_id.clone(),
+        account_id: app.account_id.clone(),
+        role: Role::Admin,
+    };
+    let edited = work::act_many(&counting, &caller, ids, intent)
+        .await
+        .unwrap();
+    assert_eq!(edited.len(), ids.len());
+    statements.load(Ordering::Relaxed)
+}
+
+async fn sellers_edits_do_not_grow_with_their_size(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    let snap = snapshot(&app).await;
+    let conn = &app.db.conn;
+    let t0 = 1_745_000_000_000;
+    let carts: Vec<Value> = (0..101)
+        .map(|n| {
+            cart(
+                &format!("cart-{n}"),
+                t0,
+                &format!("buyer{n}@x.test"),
+                PRODUCT,
+            )
+        })
+        .collect();
+    count(conn, &snap, &carts).await;
+    let ids: Vec<String> = deal::Entity::find()
+        .all(conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids.len(), 101);
+    let stage = snap.stages[1].id.clone();
+    let move_to = || Intent::Move {
+        stage_id: stage.clone(),
+    };
+    let one = count_edit(&app, &ids[..1], move_to()).await;
+    let hundred = count_edit(&app, &ids[1..], move_to()).await;
+    assert_eq!(one, hundred, "moving 100 deals costs what moving one does");
+    let assign = || Intent::Assign {
+        user_id: Some(app.admin_id.clone()),
+    };
+    let one = count_edit(&app, &ids[..1], assign()).await;
+    let hundred = count_edit(&app, &ids[1..], assign()).await;
+    assert_eq!(
+        one, hundred,
+        "assigning 100 deals costs what assigning one does"
+    );
+    println!("statements per bulk edit: {hundred}");
+}
+
+#[tokio::test]
+async fn sqlite_edit_statements_are_constant() {
+    sellers_edits_do_not_grow_with_their_size(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_edit_statements_are_constant() {
+    if tests::postgres_url().is_none() {
+        tests::skip_notice("postgres_edit_statements_are_constant");
+        return;
+    }
+    sellers_edits_do_not_grow_with_their_size(Backend::Postgres).await;
 }
 
 #[tokio::test]
