@@ -90,28 +90,6 @@ fn phone_forms(search: &str) -> Vec<String> {
     std::iter::once(digits.clone()).chain(with_ninth).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::phone_forms;
-
-    #[test]
-    fn phone_searches_match_with_or_without_the_ninth_digit() {
-        assert_eq!(phone_forms("(11) 98765-4321"), ["11987654321"]);
-        assert_eq!(phone_forms("(11) 8765-4321"), ["1187654321", "11987654321"]);
-        assert_eq!(
-            phone_forms("+55 11 8765-4321"),
-            ["551187654321", "5511987654321"]
-        );
-        assert_eq!(
-            phone_forms("011 3456-7890"),
-            ["1134567890"],
-            "landlines get no ninth digit"
-        );
-        assert!(phone_forms("12").is_empty());
-        assert!(phone_forms("ana").is_empty());
-    }
-}
-
 pub async fn page(
     db: &impl ConnectionTrait,
     caller: &Caller,
@@ -234,4 +212,26 @@ pub async fn loose_events(
         .order_by_asc(deal_event::Column::OccurredAt)
         .all(db)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::phone_forms;
+
+    #[test]
+    fn phone_searches_match_with_or_without_the_ninth_digit() {
+        assert_eq!(phone_forms("(11) 98765-4321"), ["11987654321"]);
+        assert_eq!(phone_forms("(11) 8765-4321"), ["1187654321", "11987654321"]);
+        assert_eq!(
+            phone_forms("+55 11 8765-4321"),
+            ["551187654321", "5511987654321"]
+        );
+        assert_eq!(
+            phone_forms("011 3456-7890"),
+            ["1134567890"],
+            "landlines get no ninth digit"
+        );
+        assert!(phone_forms("12").is_empty());
+        assert!(phone_forms("ana").is_empty());
+    }
 }
