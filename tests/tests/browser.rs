@@ -586,6 +586,19 @@ async fn a_seller_claims_moves_notes_and_wins_a_deal_from_its_page() {
         .as_str()
         .unwrap()
         .to_owned();
+    let origin = app
+        .ok(
+            &app.admin,
+            "query($d: ID!) { deal(id: $d) { origin { id } group { id } } }",
+            json!({"d": deal}),
+        )
+        .await["deal"]
+        .clone();
+    let board_path = format!(
+        "/#/pipeline?group={}&origin={}",
+        origin["group"]["id"].as_str().unwrap(),
+        origin["origin"]["id"].as_str().unwrap()
+    );
     let (seller, _) = app.user("vendedora@acme.test", "MEMBER").await;
     set_password(&app, &seller).await;
 
@@ -615,6 +628,34 @@ async fn a_seller_claims_moves_notes_and_wins_a_deal_from_its_page() {
                 "an unowned deal is claimed first"
             );
             b.click("#claim").await;
+            b.find("#move").await;
+            // The board of the origin by stages: the card moves with its own control.
+            b.open(&board_path).await;
+            b.find_text(
+                "section.column[data-origin='Novo'] .deal-card",
+                "lead@x.test",
+            )
+            .await;
+            b.script(
+                "const s = document.querySelector('.deal-card .mover select'); \
+                 s.value = [...s.options].find((o) => o.text === 'Em contato').value;",
+            )
+            .await;
+            b.click(".deal-card .mover button").await;
+            b.find_text(
+                "section.column[data-origin='Em contato'] .deal-card",
+                "lead@x.test",
+            )
+            .await;
+            assert_eq!(
+                b.script("return [...document.querySelectorAll('button.more')].filter((m) => m.offsetParent !== null).length").await,
+                0,
+                "no \"Carregar mais\" where there is no more"
+            );
+            let age = b.find(".deal-card .age").await.text().await.unwrap();
+            assert!(age.starts_with("há") || age.contains("agora"), "{age}");
+            b.shot("seller-board").await;
+            b.open(&deal_path).await;
             b.find("#move").await;
             b.script(
                 "const s = document.querySelector('#move-stage'); \
@@ -651,5 +692,8 @@ async fn a_seller_claims_moves_notes_and_wins_a_deal_from_its_page() {
         .filter(|e| e["author"]["id"] == seller.as_str())
         .map(|e| e["effect"].as_str().unwrap())
         .collect();
-    assert_eq!(by_seller, ["OWNER_CHANGED", "STAGE_MOVED", "NOTE", "WON"]);
+    assert_eq!(
+        by_seller,
+        ["OWNER_CHANGED", "STAGE_MOVED", "STAGE_MOVED", "NOTE", "WON"]
+    );
 }

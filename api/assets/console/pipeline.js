@@ -2,13 +2,13 @@
 // detail page with its timeline.
 
 import { h, fill, when, money, copy, toast, select, badge } from './dom.js';
-import { t } from './i18n.js';
-import { gql } from './gql.js';
+import { t, lang } from './i18n.js';
+import { gql, subscribe } from './gql.js';
 import { caller } from './app.js';
-import { actions, WORK_FIELDS } from './work.js';
+import { actions, whatsappUrl, WORK_FIELDS } from './work.js';
 
 const PAGE = 20;
-const CARD = `id status value currency lastEventAt
+const CARD = `id status value currency lastEventAt createdAt version whatsappUrl stage { id }
   contact { name email } owner { id name } product { name }
   payment { method pixCode billetUrl refusalReason }`;
 
@@ -33,7 +33,7 @@ async function optional(query) {
 /** `#/pipeline?group=…&status=…&owner=…&product=…&label=…` */
 export async function board(main, view, params) {
   const [groups, users, labels, products] = await Promise.all([
-    gql('{ groups { id name origins { id name entryStatus } } }'),
+    gql('{ groups { id name origins { id name entryStatus stages { id name } } } }'),
     optional('{ users { id name email } }'),
     optional('{ labels { id name } }'),
     optional('{ integrations { group { id } products { id name hotmartProductId } } }'),
@@ -51,11 +51,12 @@ export async function board(main, view, params) {
     owner: params.get('owner') ?? '',
     product: params.get('product') ?? '',
     label: params.get('label') ?? '',
+    origin: params.get('origin') ?? '',
   };
   const groupProducts = (products?.integrations ?? []).filter((i) => i.group.id === group.id).flatMap((i) => i.products);
   const change = (key) => (event) => {
     const next = { ...chosen, [key]: event.target.value };
-    if (key === 'group') Object.assign(next, { product: '', owner: '', status: '', label: '' });
+    if (key === 'group') Object.assign(next, { product: '', owner: '', status: '', label: '', origin: '' });
     const query = new URLSearchParams(Object.entries(next).filter(([, v]) => v));
     window.location.hash = `#/pipeline?${query}`;
   };
@@ -65,6 +66,7 @@ export async function board(main, view, params) {
     'form',
     { class: 'filters', role: 'search', onsubmit: (e) => e.preventDefault() },
     filter('filter-group', 'pipeline.group', groups.groups.map((g) => [g.id, g.name])),
+    filter('filter-origin', 'pipeline.origin', [['', t('pipeline.allOrigins')], ...group.origins.map((o) => [o.id, o.name])]),
     filter('filter-status', 'pipeline.status', [['', t('common.all')], ...['OPEN', 'WON', 'LOST'].map((s) => [s, t(`deal.${s}`)])]),
     users ? filter('filter-owner', 'pipeline.owner', [['', t('common.all')], ...users.users.map((u) => [u.id, u.name || u.email])]) : null,
     groupProducts.length
@@ -77,12 +79,51 @@ export async function board(main, view, params) {
   if (chosen.owner) dealFilter.ownerId = chosen.owner;
   if (chosen.product) dealFilter.productId = chosen.product;
   if (chosen.label) dealFilter.labelId = chosen.label;
-  const columns = group.origins.map((origin) => column(origin, dealFilter, view));
+  const origin = group.origins.find((o) => o.id === chosen.origin);
+  const reload = () => board(main, view, params).catch((err) => toast(t('common.error', err.message), 'error'));
+  // One origin: its stages as columns, each card movable; else one column per origin.
+  const columns = origin
+    ? origin.stages.map((stage) =>
+        column({ id: `stage-${stage.id}`, name: stage.name }, { ...dealFilter, originId: origin.id, stageId: stage.id }, view, { stages: origin.stages, reload }),
+      )
+    : group.origins.map((o) => column({ id: o.id, name: o.name }, { ...dealFilter, originId: o.id }, view, null));
   fill(main, title, filters, h('div', { class: 'board', id: 'board' }, columns.map((c) => c.element)));
   await Promise.all(columns.map((c) => c.load()));
+  live(group.id, view, reload);
 }
 
-function column(origin, filter, view) {
+/**
+ * Keeps the board current: a deal changed by a colleague or a new lead redraws it (at most
+ * once a second); when the websocket fails, it is redrawn every 15 s instead.
+ */
+function live(groupId, view, reload) {
+  if (view.live) return;
+  view.live = true;
+  let timer = null;
+  const soon = () => {
+    if (timer || !view.alive) return;
+    timer = setTimeout(() => {
+      timer = null;
+      if (view.alive) reload();
+    }, 1000);
+  };
+  const stop = subscribe(
+    'subscription($g: ID!) { dealsChanged(groupId: $g) { id version } }',
+    { g: groupId },
+    soon,
+    (error) => {
+      if (!error || !view.alive) return;
+      const poll = setInterval(() => (view.alive ? reload() : clearInterval(poll)), 15000);
+      view.onLeave(() => clearInterval(poll));
+    },
+  );
+  view.onLeave(() => {
+    stop();
+    clearTimeout(timer);
+  });
+}
+
+function column(origin, filter, view, movable) {
   const headingId = `origin-${origin.id}`;
   const count = h('span', { class: 'count' });
   const cards = h('ol', { class: 'cards', 'aria-labelledby': headingId });
@@ -95,12 +136,12 @@ function column(origin, filter, view) {
     const data = await gql(
       `query($filter: DealFilter, $after: String) { deals(filter: $filter, first: ${PAGE}, after: $after) {
          nodes { ${CARD} } pageInfo { hasNextPage endCursor } ${first ? 'totalCount' : ''} } }`,
-      { filter: { ...filter, originId: origin.id }, after },
+      { filter, after },
     );
     if (!view.alive) return;
     if (first) count.textContent = String(data.deals.totalCount);
     first = false;
-    cards.append(...data.deals.nodes.map(card));
+    cards.append(...data.deals.nodes.map((d) => card(d, movable)));
     status.textContent = cards.children.length ? '' : t('pipeline.empty');
     after = data.deals.pageInfo.endCursor;
     more.hidden = !data.deals.pageInfo.hasNextPage;
@@ -118,7 +159,44 @@ function column(origin, filter, view) {
   return { element, load };
 }
 
-function card(deal) {
+/** "há 5 min", "há 2 dias" (or "5 min ago"). */
+function ago(at) {
+  const minutes = Math.round((Date.parse(at) - Date.now()) / 60000);
+  if (minutes > -1) return t('pipeline.justNow');
+  const format = new Intl.RelativeTimeFormat(lang() === 'en' ? 'en' : 'pt-BR', { numeric: 'always' });
+  if (Math.abs(minutes) < 60) return format.format(minutes, 'minute');
+  if (Math.abs(minutes) < 48 * 60) return format.format(Math.round(minutes / 60), 'hour');
+  return format.format(Math.round(minutes / 1440), 'day');
+}
+
+/** The card's "Mover para" control: keyboard- and touch-friendly, a select and a button. */
+function mover(deal, movable) {
+  const mine = caller.user?.role === 'ADMIN' || deal.owner?.id === caller.user?.id;
+  if (!movable || !mine || deal.status !== 'OPEN') return null;
+  const id = `move-${deal.id}`;
+  const stage = select(id, movable.stages.map((s) => [s.id, s.name]), deal.stage.id, { 'aria-label': t('work.moveTo') });
+  const button = h('button', { type: 'submit', class: 'small' }, t('work.move'));
+  const form = h('form', { class: 'mover' }, stage, button);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    try {
+      await gql('mutation($d: ID!, $s: ID!, $v: Int) { moveDeal(dealId: $d, input: {stageId: $s, expectedVersion: $v}) { id } }', {
+        d: deal.id,
+        s: stage.value,
+        v: deal.version,
+      });
+      toast(t('work.moved'));
+    } catch (err) {
+      toast(err.code === 'CONFLICT' ? t('work.conflict', err.message) : t('common.error', err.message), 'error');
+    }
+    movable.reload();
+  });
+  return form;
+}
+
+function card(deal, movable) {
+  const wa = whatsappUrl(deal.whatsappUrl);
   return h(
     'li',
     { class: 'deal-card', 'data-deal': deal.id },
@@ -127,7 +205,10 @@ function card(deal) {
     h('div', { class: 'row' }, h('strong', {}, money(deal.value, deal.currency)), badge(t(`deal.${deal.status}`), deal.status.toLowerCase())),
     h('div', { class: 'muted small' }, deal.owner ? deal.owner.name : t('pipeline.unassigned')),
     deal.product?.name ? h('div', { class: 'muted small' }, deal.product.name) : null,
+    h('div', { class: 'muted small age' }, h('time', { datetime: deal.createdAt }, ago(deal.createdAt))),
     payment(deal.payment),
+    wa ? h('a', { class: 'whatsapp small', href: wa, target: '_blank', rel: 'noopener noreferrer' }, t('work.whatsapp')) : null,
+    mover(deal, movable),
   );
 }
 

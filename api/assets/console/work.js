@@ -11,7 +11,8 @@ export const WORK_FIELDS = `version whatsappUrl stage { id name } origin { id na
   group { id name origins { id name stages { id name } } }`;
 
 /** Only a wa.me link becomes the WhatsApp button. */
-function whatsappUrl(value) {
+export function whatsappUrl(value) {
+  if (!value) return null;
   try {
     const url = new URL(value);
     return url.protocol === 'https:' && url.hostname === 'wa.me' ? url.href : null;
