@@ -8,13 +8,16 @@ use entity::{
     deliveries,
     hotmart::details::{Attribution, DealDetails, Payment, Subscription},
     page::PageRequest,
-    tables::{contact, deal, deal_event, group, origin, product, user},
+    tables::{activity, contact, deal, deal_event, group, origin, product, user},
 };
 
 use super::{
     context::ContextExt,
     error::{ApiError, ApiResult},
-    types::{DealStatus, Group, Label, Origin, PageInfo, Product, User, WebhookDelivery, time},
+    types::{
+        ActivityKind, DealStatus, Group, Label, Origin, PageInfo, Product, Stage, User,
+        WebhookDelivery, time,
+    },
 };
 
 pub struct Contact(pub contact::Model);
@@ -146,13 +149,11 @@ impl Deal {
         let rows = deals::timeline(&ctx.app().db.conn, &self.0.id).await?;
         Ok(rows.into_iter().map(TimelineEntry).collect())
     }
-    async fn stage(&self, ctx: &Context<'_>) -> ApiResult<super::work::Stage> {
+    async fn stage(&self, ctx: &Context<'_>) -> ApiResult<Stage> {
         let stage = ctx
             .load_scoped::<entity::tables::stage::Entity>(&self.0.stage_id)
             .await?;
-        Ok(super::work::Stage(
-            stage.ok_or(entity::DomainError::NotFound("stage"))?,
-        ))
+        Ok(Stage(stage.ok_or(entity::DomainError::NotFound("stage"))?))
     }
     /// Incremented by every change; pass it as expectedVersion to refuse stale edits.
     async fn version(&self) -> i64 {
@@ -160,7 +161,7 @@ impl Deal {
     }
     /// The deal's activities not canceled, soonest first.
     #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
-    async fn activities(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::work::Activity>> {
+    async fn activities(&self, ctx: &Context<'_>) -> ApiResult<Vec<Activity>> {
         let filter = entity::activities::ActivityFilter {
             deal_id: Some(self.0.id.clone()),
             ..Default::default()
@@ -172,7 +173,7 @@ impl Deal {
         };
         let page =
             entity::activities::page(&ctx.app().db.conn, ctx.caller()?, filter, request).await?;
-        Ok(page.nodes.into_iter().map(super::work::Activity).collect())
+        Ok(page.nodes.into_iter().map(Activity).collect())
     }
     /// wa.me link with the origin's message filled in; null without a phone.
     async fn whatsapp_url(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
@@ -252,6 +253,46 @@ async fn prefetch_related(ctx: &Context<'_>, nodes: &[deal::Model]) -> ApiResult
             .map_err(failed)?;
     }
     Ok(())
+}
+
+pub struct Activity(pub activity::Model);
+
+#[Object]
+impl Activity {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn deal(&self, ctx: &Context<'_>) -> ApiResult<Deal> {
+        Ok(Deal(
+            deals::get(&ctx.app().db.conn, ctx.caller()?, &self.0.deal_id).await?,
+        ))
+    }
+    async fn kind(&self) -> ActivityKind {
+        self.0.kind.into()
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn due_at(&self) -> DateTime<Utc> {
+        time(self.0.due_at)
+    }
+    async fn done_at(&self) -> Option<DateTime<Utc>> {
+        self.0.done_at.map(time)
+    }
+    async fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+    async fn assignee(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        load_user(ctx, self.0.assignee_id.as_deref()).await
+    }
+    async fn created_by(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        load_user(ctx, self.0.created_by.as_deref()).await
+    }
+}
+
+async fn load_user(ctx: &Context<'_>, id: Option<&str>) -> ApiResult<Option<User>> {
+    let Some(id) = id else { return Ok(None) };
+    Ok(ctx.load_scoped::<user::Entity>(id).await?.map(User))
 }
 
 pub struct TimelineEntry(pub deal_event::Model);

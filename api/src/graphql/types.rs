@@ -8,7 +8,8 @@ use entity::{
     page::PageRequest,
     products,
     tables::{
-        group, integration, label, origin, product, product_variation, user, webhook_delivery,
+        group, integration, label, lost_reason, origin, product, product_variation, stage, user,
+        webhook_delivery,
     },
 };
 
@@ -432,14 +433,14 @@ impl Origin {
         self.0.entry_status.into()
     }
     #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
-    async fn stages(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::work::Stage>> {
+    async fn stages(&self, ctx: &Context<'_>) -> ApiResult<Vec<Stage>> {
         let stages = entity::stages::of_origin(&ctx.app().db.conn, &self.0.id).await?;
-        Ok(stages.into_iter().map(super::work::Stage).collect())
+        Ok(stages.into_iter().map(Stage).collect())
     }
     #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
-    async fn lost_reasons(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::work::LostReason>> {
+    async fn lost_reasons(&self, ctx: &Context<'_>) -> ApiResult<Vec<LostReason>> {
         let reasons = entity::stages::lost_reasons(&ctx.app().db.conn, &self.0.id).await?;
-        Ok(reasons.into_iter().map(super::work::LostReason).collect())
+        Ok(reasons.into_iter().map(LostReason).collect())
     }
     /// WhatsApp message with {primeiro_nome} {nome} {produto} {valor} {pix} {boleto} {link}.
     async fn message_template(&self) -> Option<String> {
@@ -458,6 +459,46 @@ impl Origin {
         )
         .await?;
         Ok(count as i64)
+    }
+}
+
+pub struct Stage(pub stage::Model);
+
+#[Object]
+impl Stage {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+    async fn origin(&self, ctx: &Context<'_>) -> ApiResult<Origin> {
+        let origin = ctx.load_scoped::<origin::Entity>(&self.0.origin_id).await?;
+        Ok(Origin(
+            origin.ok_or(entity::DomainError::NotFound("origin"))?,
+        ))
+    }
+    async fn deal_count(&self, ctx: &Context<'_>, status: Option<DealStatus>) -> ApiResult<i64> {
+        let db = &ctx.app().db.conn;
+        let count =
+            entity::stages::deal_count(db, ctx.caller()?, &self.0.id, status.map(Into::into))
+                .await?;
+        Ok(count as i64)
+    }
+}
+
+pub struct LostReason(pub lost_reason::Model);
+
+#[Object]
+impl LostReason {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
     }
 }
 

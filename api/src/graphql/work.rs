@@ -10,7 +10,7 @@ use entity::{
     deals, groups, origins,
     page::PageRequest,
     reports, stages,
-    tables::{activity, lost_reason, stage, user},
+    tables::user,
     work::{self, Intent},
 };
 use futures::Stream;
@@ -18,90 +18,9 @@ use futures::Stream;
 use super::{
     context::ContextExt,
     error::{ApiError, ApiResult},
-    pipeline::{Deal, TimelineEntry},
-    types::{ActivityKind, DealStatus, Origin, PageInfo, User, time},
+    pipeline::{Activity, Deal, TimelineEntry},
+    types::{ActivityKind, LostReason, Origin, PageInfo, Stage, User, time},
 };
-
-pub struct Stage(pub stage::Model);
-
-#[Object]
-impl Stage {
-    async fn id(&self) -> ID {
-        ID(self.0.id.clone())
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn position(&self) -> i32 {
-        self.0.position
-    }
-    async fn origin(&self, ctx: &Context<'_>) -> ApiResult<Origin> {
-        let origin = ctx
-            .load_scoped::<entity::tables::origin::Entity>(&self.0.origin_id)
-            .await?;
-        Ok(Origin(
-            origin.ok_or(entity::DomainError::NotFound("origin"))?,
-        ))
-    }
-    async fn deal_count(&self, ctx: &Context<'_>, status: Option<DealStatus>) -> ApiResult<i64> {
-        let db = &ctx.app().db.conn;
-        let count =
-            stages::deal_count(db, ctx.caller()?, &self.0.id, status.map(Into::into)).await?;
-        Ok(count as i64)
-    }
-}
-
-pub struct LostReason(pub lost_reason::Model);
-
-#[Object]
-impl LostReason {
-    async fn id(&self) -> ID {
-        ID(self.0.id.clone())
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-}
-
-pub struct Activity(pub activity::Model);
-
-#[Object]
-impl Activity {
-    async fn id(&self) -> ID {
-        ID(self.0.id.clone())
-    }
-    async fn deal(&self, ctx: &Context<'_>) -> ApiResult<Deal> {
-        Ok(Deal(
-            deals::get(&ctx.app().db.conn, ctx.caller()?, &self.0.deal_id).await?,
-        ))
-    }
-    async fn kind(&self) -> ActivityKind {
-        self.0.kind.into()
-    }
-    async fn title(&self) -> &str {
-        &self.0.title
-    }
-    async fn due_at(&self) -> DateTime<Utc> {
-        time(self.0.due_at)
-    }
-    async fn done_at(&self) -> Option<DateTime<Utc>> {
-        self.0.done_at.map(time)
-    }
-    async fn note(&self) -> Option<&str> {
-        self.0.note.as_deref()
-    }
-    async fn assignee(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
-        load_user(ctx, self.0.assignee_id.as_deref()).await
-    }
-    async fn created_by(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
-        load_user(ctx, self.0.created_by.as_deref()).await
-    }
-}
-
-async fn load_user(ctx: &Context<'_>, id: Option<&str>) -> ApiResult<Option<User>> {
-    let Some(id) = id else { return Ok(None) };
-    Ok(ctx.load_scoped::<user::Entity>(id).await?.map(User))
-}
 
 #[derive(SimpleObject)]
 pub struct ActivityConnection {

@@ -352,16 +352,7 @@ fn new_entry(
         import_run_id,
         deal_id: None,
         effect: None,
-        description: Some(match &e.source {
-            Source::Import {
-                reconciliation: true,
-                ..
-            } => format!(
-                "{} (recovered by reconciliation: no webhook delivered it)",
-                describe(e.event, e.payload)
-            ),
-            _ => describe(e.event, e.payload),
-        }),
+        description: Some(line_of(e)),
         author_id: None,
         recorded_at: now_ms(),
     };
@@ -371,6 +362,20 @@ fn new_entry(
         kind: Kind::Sale(e.event.kind()),
         stored: None,
         hint: None,
+    }
+}
+
+/// The timeline's line of an incoming event.
+fn line_of(e: &IncomingEvent<'_>) -> String {
+    match &e.source {
+        Source::Import {
+            reconciliation: true,
+            ..
+        } => format!(
+            "{} (recovered by reconciliation: no webhook delivered it)",
+            describe(e.event, e.payload)
+        ),
+        _ => describe(e.event, e.payload),
     }
 }
 

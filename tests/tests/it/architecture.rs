@@ -1,6 +1,7 @@
 //! The shape of the code, checked on every test run (see `docs/architecture.md`): no
 //! function over 60 lines outside tests (applied migrations are history and are never
-//! edited, so they are not held to it), no cycle between the modules of a crate, and
+//! edited, so they are not held to it), no cycle between the modules of a crate (files,
+//! through `crate::` and `super::` paths, grouped `use` lists included), and
 //! apalis' tables named only in `jobs/src/queue.rs`.
 
 use std::{
@@ -52,6 +53,7 @@ fn functions(code: &str) -> Vec<(String, usize, usize)> {
         let signature = trimmed
             .trim_start_matches("pub ")
             .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub(super) ")
             .trim_start_matches("const ")
             .trim_start_matches("async ");
         let Some(rest) = signature.strip_prefix("fn ") else {
@@ -90,56 +92,134 @@ fn no_function_is_longer_than_sixty_lines() {
     );
 }
 
-/// The top-level module of a file (`engine` for `src/engine/fold.rs`; `lib` for `lib.rs`).
-fn module_of(root: &Path, path: &Path) -> String {
+/// The module path of a file: `engine::fold` for `src/engine/fold.rs`, `engine` for
+/// `src/engine/mod.rs`, empty for `lib.rs` and `main.rs`.
+fn module_of(root: &Path, path: &Path) -> Vec<String> {
     let relative = path.strip_prefix(root).unwrap();
-    let first = relative.components().next().unwrap().as_os_str();
-    first.to_string_lossy().trim_end_matches(".rs").to_owned()
+    let mut parts: Vec<String> = relative
+        .components()
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_owned()
+        })
+        .collect();
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
+        parts.pop();
+    }
+    parts
 }
 
-/// Edges `module → module` from `crate::x` paths.
-fn module_graph(krate: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let root = tests::workspace_root().join(krate).join("src");
+/// Every path a file's code names through `crate::` or `super::` (each `super` resolved
+/// against the file's module), grouped `use` lists expanded: `use super::{a, b::{c}}`
+/// gives `a` and `b::c`.
+fn named_paths(code: &str, module: &[String]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    // Comments name things (doc links) without depending on them.
+    let code: String = code
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let bytes: Vec<char> = code.chars().collect();
+    let mut i = 0;
+    while i < bytes.len() {
+        let at = |i: usize, word: &str| bytes[i..].iter().take(7).copied().eq(word.chars());
+        let starts_word = i == 0
+            || !(bytes[i - 1].is_alphanumeric() || bytes[i - 1] == '_' || bytes[i - 1] == ':');
+        let base: Option<Vec<String>> = if starts_word && at(i, "crate::") {
+            i += 7;
+            Some(Vec::new())
+        } else if starts_word && at(i, "super::") {
+            let mut base = module.to_vec();
+            while at(i, "super::") {
+                base.pop();
+                i += 7;
+            }
+            Some(base)
+        } else {
+            None
+        };
+        match base {
+            Some(base) => i = expand(&bytes, i, base, &mut out),
+            None => i += 1,
+        }
+    }
+    out
+}
+
+/// Reads a path (or a `{…}` list of paths) at `i` after `base`; returns where it ended.
+fn expand(code: &[char], mut i: usize, mut base: Vec<String>, out: &mut Vec<Vec<String>>) -> usize {
+    loop {
+        if code.get(i) == Some(&'{') {
+            i += 1;
+            loop {
+                while code.get(i).is_some_and(|c| c.is_whitespace() || *c == ',') {
+                    i += 1;
+                }
+                match code.get(i) {
+                    Some('}') | None => return i + 1,
+                    // `*` and other non-paths: step over them.
+                    _ => i = expand(code, i, base.clone(), out).max(i + 1),
+                }
+            }
+        }
+        let word: String = code[i..]
+            .iter()
+            .take_while(|c| c.is_alphanumeric() || **c == '_')
+            .collect();
+        if word.is_empty() {
+            out.push(base);
+            return i;
+        }
+        i += word.len();
+        base.push(word);
+        if code[i..].iter().take(2).collect::<String>() == "::" {
+            i += 2;
+        } else {
+            out.push(base);
+            return i;
+        }
+    }
+}
+
+/// Edges `module → module` between the files of a crate, from the paths they name (a path
+/// counts for the longest module of the crate it starts with).
+fn module_graph_of(root: &Path, files: &[(PathBuf, String)]) -> BTreeMap<String, BTreeSet<String>> {
+    let modules: BTreeSet<Vec<String>> = files.iter().map(|(p, _)| module_of(root, p)).collect();
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (path, code) in sources(krate) {
-        let from = module_of(&root, &path);
-        if from == "lib" || from == "main" {
+    for (path, code) in files {
+        let from = module_of(root, path);
+        if from.is_empty() {
             continue;
         }
         let mut targets = BTreeSet::new();
-        for (at, _) in code.match_indices("crate::") {
-            let target: String = code[at + 7..]
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            if !target.is_empty() && target != from {
-                targets.insert(target);
+        for named in named_paths(code, &from) {
+            let target = (1..=named.len())
+                .rev()
+                .map(|n| named[..n].to_vec())
+                .find(|prefix| modules.contains(prefix));
+            // A module naming its own items, or its parent's (`super::X` in a child of
+            // `mod.rs`), is not an edge between siblings.
+            if let Some(target) = target
+                && target != from
+                && !from.starts_with(&target)
+            {
+                targets.insert(target.join("::"));
             }
         }
-        // `use crate::{a, b::c}` lists.
-        for (at, _) in code.match_indices("use crate::{") {
-            let list = &code[at + 12..];
-            let mut depth = 1;
-            let mut item = String::new();
-            for c in list.chars() {
-                match c {
-                    '{' => depth += 1,
-                    '}' if depth == 1 => break,
-                    '}' => depth -= 1,
-                    _ => {}
-                }
-                if depth == 1 && (c == ',' || c.is_whitespace()) {
-                    item.clear();
-                } else if depth == 1 && (c.is_alphanumeric() || c == '_') {
-                    item.push(c);
-                } else if depth >= 1 && c == ':' && !item.is_empty() && item != from {
-                    targets.insert(std::mem::take(&mut item));
-                }
-            }
-        }
-        graph.entry(from).or_default().extend(targets);
+        graph.entry(from.join("::")).or_default().extend(targets);
     }
     graph
+}
+
+fn module_graph(krate: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let root = tests::workspace_root().join(krate).join("src");
+    module_graph_of(&root, &sources(krate))
 }
 
 fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
@@ -193,6 +273,38 @@ fn the_cycle_check_sees_a_cycle() {
     assert_eq!(find_cycle(&graph).unwrap(), ["a", "b", "a"]);
     let long = "fn f() {\n".to_owned() + &"    x();\n".repeat(70) + "}\n";
     assert_eq!(functions(&long), [("f".to_owned(), 1, 72)]);
+    let private = "pub(super) async fn g() {\n".to_owned() + &"    x();\n".repeat(70) + "}\n";
+    assert_eq!(functions(&private), [("g".to_owned(), 1, 72)]);
+}
+
+#[test]
+fn the_cycle_check_follows_super_and_grouped_uses() {
+    let root = PathBuf::from("/src");
+    let file = |p: &str, code: &str| (root.join(p), code.to_owned());
+    // Siblings naming each other through `super::`, one in a grouped list.
+    let files = [
+        file("lib.rs", "pub mod engine;"),
+        file("engine/mod.rs", "mod apply; mod store;"),
+        file("engine/apply.rs", "use super::{key::Key, store};"),
+        file("engine/store.rs", "use super::apply::Plan;"),
+        file("engine/key.rs", "pub struct Key;"),
+    ];
+    let graph = module_graph_of(&root, &files);
+    assert_eq!(
+        find_cycle(&graph).unwrap(),
+        ["engine::apply", "engine::store", "engine::apply"]
+    );
+    // The same through `crate::` paths in a nested list; a child naming its parent is not one.
+    let files = [
+        file("lib.rs", ""),
+        file("a.rs", "use crate::{b::{self, x}, c};"),
+        file("b.rs", "fn f() { crate::a::g() }"),
+        file("c/mod.rs", ""),
+        file("c/d.rs", "use super::Thing;"),
+    ];
+    let graph = module_graph_of(&root, &files);
+    assert_eq!(find_cycle(&graph).unwrap(), ["a", "b", "a"]);
+    assert!(graph["c::d"].is_empty(), "{graph:?}");
 }
 
 #[test]
