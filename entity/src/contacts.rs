@@ -19,20 +19,22 @@ pub struct ContactFilter {
     pub search: Option<String>,
 }
 
-/// Members see a contact when one of its deals is in a group visible to them.
-async fn visibility(db: &impl ConnectionTrait, caller: &Caller) -> DomainResult<Condition> {
-    match groups::visible_ids(db, caller).await? {
-        None => Ok(Condition::all()),
-        Some(visible) => Ok(Condition::all().add(
-            contact::Column::Id.in_subquery(
-                Query::select()
-                    .column(deal::Column::ContactId)
-                    .from(deal::Entity)
-                    .and_where(deal::Column::GroupId.is_in(visible))
-                    .to_owned(),
-            ),
-        )),
+/// Members see a contact when they may see one of its deals (in a visible group, as the
+/// group's member scope allows).
+async fn visibility(_db: &impl ConnectionTrait, caller: &Caller) -> DomainResult<Condition> {
+    if caller.is_admin() {
+        return Ok(Condition::all());
     }
+    Ok(Condition::all().add(
+        contact::Column::Id.in_subquery(
+            Query::select()
+                .column(deal::Column::ContactId)
+                .from(deal::Entity)
+                .and_where(deal::Column::AccountId.eq(caller.account_id.as_str()))
+                .cond_where(groups::deal_condition(caller))
+                .to_owned(),
+        ),
+    ))
 }
 
 /// The condition "the buyer's name, e-mail or phone matches" on `contacts`; `None` for

@@ -662,6 +662,14 @@ async fn members_see_what_the_group_scope_allows(backend: Backend) {
         )
         .await;
     assert_eq!(code, "NOT_FOUND");
+    let contacts = app
+        .ok(&sara, "query { contacts { nodes { email } } }", json!({}))
+        .await;
+    assert_eq!(
+        contacts["contacts"]["nodes"],
+        json!([{"email": "one@x.test"}]),
+        "contacts follow the scope too"
+    );
     let count = app
         .ok(
             &sara,
