@@ -40,7 +40,7 @@ pub async fn schedule(
     assignee_id: Option<&str>,
 ) -> DomainResult<activity::Model> {
     let deal = deals::get(db, caller, deal_id).await?;
-    may_work(caller, &deal)?;
+    work::may_work(caller, &deal)?;
     let title = title.trim();
     if title.is_empty() || title.chars().count() > MAX_TITLE {
         return Err(DomainError::bad_input(
@@ -184,20 +184,10 @@ pub async fn page(
     .await
 }
 
-/// Members work deals they own (admins all).
-fn may_work(caller: &Caller, deal: &deal::Model) -> DomainResult<()> {
-    if caller.is_admin() || deal.owner_id.as_deref() == Some(caller.user_id.as_str()) {
-        return Ok(());
-    }
-    Err(DomainError::forbidden(
-        "members act only on the deals they own (claim an unowned one first)",
-    ))
-}
-
 /// Members complete and cancel their own activities, or those of deals they own.
 fn may_touch(caller: &Caller, a: &activity::Model, deal: &deal::Model) -> DomainResult<()> {
     if a.assignee_id.as_deref() == Some(caller.user_id.as_str()) {
         return Ok(());
     }
-    may_work(caller, deal)
+    work::may_work(caller, deal)
 }

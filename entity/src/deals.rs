@@ -177,3 +177,22 @@ pub async fn changed_since(
         .all(db)
         .await?)
 }
+
+/// How many deals the caller may see have `column = id` (an origin's, a stage's), with
+/// `status` when given.
+pub async fn count_where(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    column: deal::Column,
+    id: &str,
+    status: Option<DealStatus>,
+) -> DomainResult<u64> {
+    use sea_orm::PaginatorTrait;
+    let mut query = scoped::<deal::Entity>(caller)
+        .filter(column.eq(id))
+        .filter(groups::deal_condition(caller));
+    if let Some(status) = status {
+        query = query.filter(deal::Column::Status.eq(status.as_str()));
+    }
+    Ok(query.count(db).await?)
+}

@@ -68,7 +68,7 @@ mod stored_names {
         hotmart_event::HotmartEvent,
         imports::{ImportStatus, WindowStatus},
         integrations::IntegrationStatus,
-        tables::enums::{ActivityKind, CheckoutEvent, DealScope, DealStatus, Platform},
+        tables::enums::{ActivityKind, CheckoutEvent, DealScope, DealStatus},
     };
 
     /// The names the API and the code use are the ones stored.
@@ -82,7 +82,6 @@ mod stored_names {
         check(HotmartEvent::as_str);
         check(CheckoutEvent::as_str);
         check(DealScope::as_str);
-        check(Platform::as_str);
         check(ActivityKind::as_str);
         check(DealStatus::as_str);
         check(Effect::as_str);

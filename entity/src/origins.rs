@@ -4,7 +4,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
+    QueryFilter, QueryOrder, Set, TransactionSession, TransactionTrait,
 };
 
 use crate::{
@@ -244,21 +244,12 @@ pub async fn assignees(
         .collect())
 }
 
+/// Deals in an origin the caller may see.
 pub async fn deal_count(
     db: &impl ConnectionTrait,
     caller: &Caller,
     origin_id: &str,
     status: Option<DealStatus>,
 ) -> DomainResult<u64> {
-    let mut query = crate::scope::scoped::<deal::Entity>(caller)
-        .filter(deal::Column::OriginId.eq(origin_id))
-        .filter(groups::deal_condition(caller));
-    if let Some(status) = status {
-        query = query.filter(deal::Column::Status.eq(status.as_str()));
-    }
-    Ok(query
-        .select_only()
-        .column(deal::Column::Id)
-        .count(db)
-        .await?)
+    crate::deals::count_where(db, caller, deal::Column::OriginId, origin_id, status).await
 }

@@ -270,13 +270,7 @@ pub async fn deal_count(
     stage_id: &str,
     status: Option<DealStatus>,
 ) -> DomainResult<u64> {
-    let mut query = crate::scope::scoped::<deal::Entity>(caller)
-        .filter(deal::Column::StageId.eq(stage_id))
-        .filter(groups::deal_condition(caller));
-    if let Some(status) = status {
-        query = query.filter(deal::Column::Status.eq(status.as_str()));
-    }
-    Ok(query.count(db).await?)
+    crate::deals::count_where(db, caller, deal::Column::StageId, stage_id, status).await
 }
 
 /// The lost reasons of an origin, in order.

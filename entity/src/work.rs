@@ -129,8 +129,12 @@ async fn act_on<C: ConnectionTrait + TransactionTrait>(
     // The contacts' locks first, as the engine takes them, then the deals as they are
     // under those locks.
     let seen = read_deals(&txn, caller, deal_ids).await?;
-    crate::engine::apply::lock_contacts(&txn, seen.iter().map(|d| d.contact_id.as_str())).await?;
-    let deals = read_deals(&txn, caller, deal_ids).await?;
+    let contacts = seen.iter().map(|d| d.contact_id.as_str());
+    let deals = if crate::engine::apply::lock_contacts(&txn, contacts).await? {
+        read_deals(&txn, caller, deal_ids).await?
+    } else {
+        seen
+    };
     if let Some(expected) = expected_version
         && deals.iter().any(|d| d.version != expected)
     {
@@ -200,12 +204,21 @@ async fn read_deals(
     Ok(deals)
 }
 
+/// Members work the deals they own (admins all).
+pub fn may_work(caller: &Caller, deal: &deal::Model) -> DomainResult<()> {
+    if caller.is_admin() || deal.owner_id.as_deref() == Some(caller.user_id.as_str()) {
+        return Ok(());
+    }
+    Err(DomainError::forbidden(
+        "members act only on the deals they own (claim an unowned one first)",
+    ))
+}
+
 /// Members act on the deals they own and claim unowned ones; admins act on all.
 fn check_rights(caller: &Caller, deal: &deal::Model, intent: &Intent) -> DomainResult<()> {
     if caller.is_admin() {
         return Ok(());
     }
-    let owns = deal.owner_id.as_deref() == Some(caller.user_id.as_str());
     match intent {
         // The activity's rules say who completes it (its assignee, or the deal's owner).
         Intent::ActivityDone { .. } => Ok(()),
@@ -213,10 +226,7 @@ fn check_rights(caller: &Caller, deal: &deal::Model, intent: &Intent) -> DomainR
         Intent::Claim => Err(DomainError::Conflict(
             "este negócio já tem um responsável".into(),
         )),
-        _ if owns => Ok(()),
-        _ => Err(DomainError::forbidden(
-            "members act only on the deals they own (claim an unowned one first)",
-        )),
+        _ => may_work(caller, deal),
     }
 }
 

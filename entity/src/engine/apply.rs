@@ -119,16 +119,18 @@ pub struct PersonAction {
 
 /// Locks the contacts of deals people act on, as a group of events locks its contacts
 /// (on PostgreSQL, in e-mail order; SQLite has one writer). Take it before reading the
-/// deals to check.
+/// deals to check. Returns whether rows were locked (on SQLite the transaction's write
+/// lock already serialises writers).
 pub async fn lock_contacts<'a>(
     db: &impl ConnectionTrait,
     contact_ids: impl Iterator<Item = &'a str>,
-) -> DomainResult<()> {
+) -> DomainResult<bool> {
     store::lock_contacts(db, contact_ids).await
 }
 
 /// Applies people's actions on deals of one integration: each is appended to its deal's
-/// key log and every touched key is refolded, with the statements of a group. Returns
+/// key log and every touched key is refolded, with the statements of a group. The caller
+/// has taken the deals' contacts' locks ([`lock_contacts`]) before reading the deals. Returns
 /// the deals as written, in the order of `actions` (a deal named twice, once).
 pub async fn apply_actions(
     db: &impl ConnectionTrait,
@@ -148,7 +150,6 @@ pub async fn apply_actions(
             .and_then(|id| snap.products.iter().find(|p| p.id == id));
         heads.push((key, snap, product));
     }
-    store::lock_contacts(db, actions.iter().map(|a| a.deal.contact_id.as_str())).await?;
     let mut logs = store::read_logs(db, heads.clone()).await?;
     for (a, (key, _, _)) in actions.iter().zip(&heads) {
         let log = logs.get_mut(key).expect("every key's log was read");

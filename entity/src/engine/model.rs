@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 pub use crate::tables::enums::Effect;
 use crate::{
-    sale::{CheckoutEvent, EventClass, SaleKind},
+    sale::{EventClass, SaleKind},
     tables::enums::DealStatus,
 };
 
@@ -90,13 +90,6 @@ impl Kind {
         match self {
             Kind::Sale(kind) => kind.class() as u8,
             Kind::Action(_) => EventClass::Info as u8 + 1,
-        }
-    }
-
-    pub fn checkout_event(&self) -> Option<CheckoutEvent> {
-        match self {
-            Kind::Sale(SaleKind::Checkout(event)) => Some(*event),
-            _ => None,
         }
     }
 }

@@ -242,9 +242,9 @@ async fn update_rows<E: EntityTrait>(
 pub(super) async fn lock_contacts<'a>(
     db: &impl ConnectionTrait,
     ids: impl Iterator<Item = &'a str>,
-) -> DomainResult<()> {
+) -> DomainResult<bool> {
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(());
+        return Ok(false);
     }
     let ids: BTreeSet<&str> = ids.collect();
     for chunk in ids.into_iter().collect::<Vec<_>>().chunks(CHUNK) {
@@ -255,7 +255,7 @@ pub(super) async fn lock_contacts<'a>(
             .all(db)
             .await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// A key to read, with its integration and product.

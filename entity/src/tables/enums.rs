@@ -258,29 +258,6 @@ pub enum CheckoutEvent {
     SubscriptionCanceled,
 }
 
-/// A checkout platform an integration connects to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
-#[sea_orm(
-    rs_type = "String",
-    db_type = "String(sea_orm::sea_query::StringLen::None)",
-    rename_all = "SCREAMING_SNAKE_CASE"
-)]
-pub enum Platform {
-    Hotmart,
-    Kiwify,
-    Eduzz,
-}
-
-impl Platform {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hotmart => "HOTMART",
-            Self::Kiwify => "KIWIFY",
-            Self::Eduzz => "EDUZZ",
-        }
-    }
-}
-
 /// Which deals of a visible group a member sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
 #[sea_orm(

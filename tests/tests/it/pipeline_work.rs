@@ -999,13 +999,25 @@ async fn the_report_counts_recovered_sales(backend: Backend) {
         .unwrap()
         .to_rfc3339();
     let report = app
-        .ok(&app.admin, "query($g: ID!, $f: DateTime!, $t: DateTime!) { pipelineReport(groupId: $g, from: $f, to: $t) { currency recoveredDeals recoveredValue recoveredByTeam origins { origin { name } entered won wonValue } sellers { user { id } won } } }", json!({"g": board.group, "f": from, "t": to}))
+        .ok(&app.admin, "query($g: ID!, $f: DateTime!, $t: DateTime!) { pipelineReport(groupId: $g, from: $f, to: $t) { currency recoveredDeals recoveredValue recoveredByTeam origins { origin { name } entered won wonValue } sellers { user { id } won lost activitiesDone medianFirstActionMinutes } } }", json!({"g": board.group, "f": from, "t": to}))
         .await["pipelineReport"]
         .clone();
     assert_eq!(report["recoveredDeals"], 2, "{report}");
     assert_eq!(report["recoveredValue"], 194.0);
     assert_eq!(report["recoveredByTeam"], 1);
     assert_eq!(report["currency"], "BRL");
+    // Per seller: the deals have no owner; one was worked an hour after it came in.
+    let sellers = report["sellers"].as_array().unwrap();
+    assert_eq!(sellers.len(), 1, "{report}");
+    let nobody = &sellers[0];
+    assert_eq!(nobody["user"], Value::Null);
+    assert_eq!(
+        (nobody["won"].clone(), nobody["lost"].clone()),
+        (json!(3), json!(0))
+    );
+    assert_eq!(nobody["activitiesDone"], 0);
+    let minutes = nobody["medianFirstActionMinutes"].as_f64().unwrap();
+    assert!((59.0..62.0).contains(&minutes), "{minutes}");
     let approved = report["origins"]
         .as_array()
         .unwrap()
