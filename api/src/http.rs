@@ -81,7 +81,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/console/{name}", get(crate::console::asset))
         .route("/graphql", get(crate::graphiql::page).post(graphql))
         .route("/assets/graphiql/{name}", get(crate::graphiql::asset))
-        .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart));
+        .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart))
+        .route("/webhooks/kiwify/{token}", post(crate::webhook::kiwify))
+        .route("/webhooks/eduzz/{token}", post(crate::webhook::eduzz));
     if !state.metrics_apart {
         limited = limited.route("/metrics", get(crate::metrics::metrics));
     }

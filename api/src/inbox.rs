@@ -12,7 +12,7 @@ use entity::{
     DomainError, DomainResult,
     database::Database,
     deliveries::{self, Intake, IntakeItem},
-    hotmart::payload::Envelope,
+    sale::event::Envelope,
     tables::{integration, product},
 };
 use tokio::sync::{mpsc, oneshot};

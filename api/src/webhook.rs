@@ -1,8 +1,10 @@
-//! `POST /webhooks/hotmart/{token}`: Hotmart's deliveries into the inbox (the rules are in
-//! `docs/webhooks.md`).
+//! `POST /webhooks/{hotmart,kiwify,eduzz}/{token}`: the checkouts' deliveries into the
+//! inbox (the rules are in `docs/webhooks.md`; each platform's in `docs/platforms.md`).
 //!
 //! The checks run in the order of the spec's table, and the cheap ones come before the body
 //! is read: the URL token, the declared length, the content type and the header hottok.
+//! Kiwify's and Eduzz's signatures are HMACs of the raw body: checked on the bytes as
+//! received, before anything parses them.
 //! An authentic, well-formed delivery is answered 2xx only after it is durably stored
 //! (and, when accepted, its job enqueued).
 
@@ -18,8 +20,9 @@ use axum::{
 };
 use entity::{
     deliveries::{self, Intake},
-    hotmart::payload::{self, Malformed},
     integrations,
+    platform::Platform,
+    sale::event::{Envelope, Malformed},
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
@@ -103,8 +106,8 @@ fn unauthorized(message: &str) -> Response {
 }
 
 /// Refusals decided by the headers alone: a declared length over the limit, a compressed
-/// body, a form-encoded (version 1.0) delivery.
-fn refuse_by_headers(headers: &HeaderMap) -> Option<Response> {
+/// body, a form-encoded (for Hotmart, version 1.0) delivery.
+fn refuse_by_headers(platform: Platform, headers: &HeaderMap) -> Option<Response> {
     if declared_length(headers).is_some_and(|len| len > MAX_WEBHOOK_BODY as u64) {
         return Some(too_large());
     }
@@ -112,6 +115,12 @@ fn refuse_by_headers(headers: &HeaderMap) -> Option<Response> {
         return Some(reply(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             json!({"error": "compressed bodies are not accepted: send plain JSON"}),
+        ));
+    }
+    if is_form_encoded(headers) && platform != Platform::Hotmart {
+        return Some(reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"error": format!("{} deliveries are JSON: this body is form-encoded", platform.title())}),
         ));
     }
     if is_form_encoded(headers) {
@@ -158,14 +167,22 @@ pub async fn hotmart(
     response
 }
 
+/// The route of a URL token, when it names an integration of `platform`.
+async fn route_of(state: &HttpState, platform: Platform, token: &str) -> Result<Route, Response> {
+    match state.app.routes.get(&state.app.db.conn, token).await {
+        Ok(Some(route)) if Platform::of(&route.integration) == platform => Ok(route),
+        Ok(_) => Err(unknown_url(state)),
+        Err(err) => Err(unavailable(err)),
+    }
+}
+
 async fn handle(state: &HttpState, token: &str, request: Request) -> Response {
-    let route = match state.app.routes.get(&state.app.db.conn, token).await {
-        Ok(Some(route)) => route,
-        Ok(None) => return unknown_url(state),
-        Err(err) => return unavailable(err),
+    let route = match route_of(state, Platform::Hotmart, token).await {
+        Ok(route) => route,
+        Err(response) => return response,
     };
     let (parts, body) = request.into_parts();
-    if let Some(refusal) = refuse_by_headers(&parts.headers) {
+    if let Some(refusal) = refuse_by_headers(Platform::Hotmart, &parts.headers) {
         return refusal;
     }
     let Route {
@@ -190,7 +207,7 @@ async fn handle(state: &HttpState, token: &str, request: Request) -> Response {
         Ok(body) => without_bom(body),
         Err(response) => return response,
     };
-    let parsed = payload::parse_body(&body);
+    let parsed = Platform::Hotmart.parse_body(&body);
     if !authenticated_by_header {
         let presented = parsed
             .as_ref()
@@ -205,6 +222,99 @@ async fn handle(state: &HttpState, token: &str, request: Request) -> Response {
         integration,
         products,
     };
+    store(state, route, via_previous_url, &body, parsed).await
+}
+
+/// `POST /webhooks/kiwify/{token}`.
+pub async fn kiwify(
+    State(state): State<HttpState>,
+    Path(token): Path<String>,
+    request: Request,
+) -> Response {
+    let started = std::time::Instant::now();
+    let response = handle_signed(&state, Platform::Kiwify, &token, request).await;
+    state.telemetry.webhook_handled(started.elapsed());
+    response
+}
+
+/// `POST /webhooks/eduzz/{token}`.
+pub async fn eduzz(
+    State(state): State<HttpState>,
+    Path(token): Path<String>,
+    request: Request,
+) -> Response {
+    let started = std::time::Instant::now();
+    let response = handle_signed(&state, Platform::Eduzz, &token, request).await;
+    state.telemetry.webhook_handled(started.elapsed());
+    response
+}
+
+/// The signature a delivery presents: Kiwify's `?signature=` query parameter, Eduzz's
+/// `x-signature` header.
+fn presented_signature(platform: Platform, parts: &axum::http::request::Parts) -> Option<String> {
+    match platform {
+        Platform::Kiwify => parts.uri.query().and_then(|query| {
+            query
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(name, _)| *name == "signature")
+                .map(|(_, value)| value.to_owned())
+        }),
+        _ => parts
+            .headers
+            .get(entity::eduzz::webhook::SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+    .filter(|s| !s.is_empty() && s.len() <= 256)
+}
+
+/// A platform that signs its deliveries: the signature over the raw bytes decides, then
+/// the body is parsed.
+async fn handle_signed(
+    state: &HttpState,
+    platform: Platform,
+    token: &str,
+    request: Request,
+) -> Response {
+    let route = match route_of(state, platform, token).await {
+        Ok(route) => route,
+        Err(response) => return response,
+    };
+    let (parts, body) = request.into_parts();
+    if let Some(refusal) = refuse_by_headers(platform, &parts.headers) {
+        return refusal;
+    }
+    let Some(via_previous_url) = url_of(&route.integration, token) else {
+        return unknown_url(state);
+    };
+    let presented = presented_signature(platform, &parts);
+    let body = match read_body(body, state.app.webhook_body_timeout).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let secret = match integrations::webhook_secret(&state.app.keys, &route.integration) {
+        Ok(Some(secret)) => secret,
+        Ok(None) => {
+            let message = format!(
+                "this integration has no {} yet: set it before sending deliveries",
+                integrations::secret_name(platform)
+            );
+            return hottok_failure(state, &route.integration.id, &message).await;
+        }
+        Err(err) => return unavailable(err),
+    };
+    let Some(presented) = presented else {
+        let message = match platform {
+            Platform::Kiwify => "missing signature: Kiwify appends ?signature= to the URL",
+            _ => "missing signature: send the x-signature header",
+        };
+        return hottok_failure(state, &route.integration.id, message).await;
+    };
+    if !platform.signature_is_valid(&secret, &body, &presented) {
+        return hottok_failure(state, &route.integration.id, "wrong signature").await;
+    }
+    let parsed = platform.parse_body(&without_bom(body.clone()));
     store(state, route, via_previous_url, &body, parsed).await
 }
 
@@ -223,7 +333,7 @@ async fn store(
     route: Route,
     via_previous_url: bool,
     body: &bytes::Bytes,
-    parsed: Result<(serde_json::Value, payload::Envelope), Malformed>,
+    parsed: Result<(serde_json::Value, Envelope), Malformed>,
 ) -> Response {
     let Route {
         integration,

@@ -1,5 +1,5 @@
-//! Hotmart API credentials of an integration: checked, sealed at rest with the
-//! installation's key, never returned.
+//! A checkout's API credentials of an integration (Hotmart's, Kiwify's with its account
+//! id): checked, sealed at rest with the installation's key, never returned.
 
 use sea_orm::{ActiveModelTrait, ConnectionTrait, IntoActiveModel, Set};
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,9 @@ use crate::{
 pub struct Credentials {
     pub client_id: String,
     pub client_secret: String,
+    /// Kiwify's account id (`x-kiwify-account-id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -33,7 +36,36 @@ pub async fn set_credentials(
     client_id: &str,
     client_secret: &str,
 ) -> DomainResult<integration::Model> {
+    set_platform_credentials(
+        db,
+        keys,
+        caller,
+        integration_id,
+        client_id,
+        client_secret,
+        None,
+    )
+    .await
+}
+
+/// Stores an integration's API credentials (with Kiwify's account id), sealed.
+pub async fn set_platform_credentials(
+    db: &impl ConnectionTrait,
+    keys: &SecretKeys,
+    caller: &Caller,
+    integration_id: &str,
+    client_id: &str,
+    client_secret: &str,
+    account_id: Option<&str>,
+) -> DomainResult<integration::Model> {
     let current = integrations::get(db, caller, integration_id).await?;
+    let platform = crate::platform::Platform::of(&current);
+    if platform == crate::platform::Platform::Eduzz {
+        return Err(DomainError::bad_input(
+            "integrationId",
+            "Eduzz integrations take no API credentials: imports from Eduzz are not available",
+        ));
+    }
     let check = |field: &str, value: &str| {
         let value = value.trim();
         if value.is_empty()
@@ -42,15 +74,22 @@ pub async fn set_credentials(
         {
             Err(DomainError::bad_input(
                 field,
-                "must be the value shown in Hotmart's developer credentials",
+                format!(
+                    "must be the value shown in {}'s API credentials",
+                    platform.title()
+                ),
             ))
         } else {
             Ok(value.to_owned())
         }
     };
+    let account_id = account_id_of(platform, account_id)?
+        .map(|id| check("accountId", id))
+        .transpose()?;
     let credentials = Credentials {
         client_id: check("clientId", client_id)?,
         client_secret: check("clientSecret", client_secret)?,
+        account_id,
     };
     let sealed = keys.seal(&serde_json::to_vec(&credentials).expect("credentials serialise"));
     let mut model = current.into_active_model();
@@ -59,14 +98,34 @@ pub async fn set_credentials(
     Ok(model.update(db).await?)
 }
 
+/// Kiwify's credentials need the account id; no other platform's carry one.
+fn account_id_of(
+    platform: crate::platform::Platform,
+    account_id: Option<&str>,
+) -> DomainResult<Option<&str>> {
+    match (platform, account_id) {
+        (crate::platform::Platform::Kiwify, None) => Err(DomainError::bad_input(
+            "accountId",
+            "Kiwify's API needs the account id shown beside the API keys",
+        )),
+        (crate::platform::Platform::Kiwify, some) => Ok(some),
+        (_, Some(_)) => Err(DomainError::bad_input(
+            "accountId",
+            "only Kiwify credentials carry an account id",
+        )),
+        (_, None) => Ok(None),
+    }
+}
+
 /// The integration's API credentials, opened.
 pub fn credentials(
     keys: &SecretKeys,
     integration: &integration::Model,
 ) -> DomainResult<Credentials> {
-    let sealed = integration.credentials.as_deref().ok_or_else(|| {
-        DomainError::bad_input("integrationId", "set the Hotmart API credentials first")
-    })?;
+    let sealed = integration
+        .credentials
+        .as_deref()
+        .ok_or_else(|| DomainError::bad_input("integrationId", "set the API credentials first"))?;
     serde_json::from_slice(&keys.open(sealed)?)
         .map_err(|_| DomainError::Internal("stored credentials are corrupt".into()))
 }

@@ -153,7 +153,15 @@ pub async fn transactions(db: &impl ConnectionTrait, deal_id: &str) -> DomainRes
         .await?;
     Ok(refs
         .into_iter()
-        .filter_map(|r| r.reference.strip_prefix("tx:").map(str::to_owned))
+        .filter_map(|r| {
+            let id = r.reference.strip_prefix("tx:")?;
+            // Other platforms' ids carry the platform's name; carts are not sales.
+            let id = ["kiwify:", "eduzz:"]
+                .iter()
+                .find_map(|p| id.strip_prefix(p))
+                .unwrap_or(id);
+            (!id.starts_with("cart:")).then(|| id.to_owned())
+        })
         .collect())
 }
 

@@ -40,9 +40,10 @@ use crate::{
     Caller, DomainError, EventClass,
     database::Database,
     engine::apply::{Applied, IncomingEvent, IntegrationSnapshot, apply_group},
-    hotmart::payload::{self, Envelope},
     integrations::{self, IntegrationStatus},
     new_id, now_ms,
+    platform::Platform,
+    sale::event::{Envelope, SaleEvent},
     scope::find_scoped,
     secrets::{SecretKeys, sha256_hex},
     tables::{integration, product},
@@ -132,20 +133,24 @@ pub fn routing_problem(
             integration.status.as_str().to_lowercase()
         )));
     }
-    let Some(event) = envelope.event else {
+    let Some(kind) = envelope.kind else {
         return Ok(Some(format!("unknown event {:?}", envelope.event_name)));
     };
-    if !integrations::events(integration)?.contains(&event) {
-        return Ok(Some(format!("event {} is not selected", event.as_str())));
+    if !integrations::receives(integration, &envelope.event_name, kind)? {
+        return Ok(Some(format!(
+            "event {} is not selected",
+            envelope.event_name
+        )));
     }
-    match &envelope.product_id {
-        Some(id) if !products.iter().any(|p| &p.hotmart_product_id == id) => {
-            Ok(Some(format!("product {id} is not registered")))
-        }
+    let registered = |id: &String| products.iter().any(|p| &p.hotmart_product_id == id);
+    match envelope.product_ids.as_slice() {
         // Info events may come without a product (plan changes, billing dates).
-        None if event.class() != EventClass::Info => {
-            Ok(Some("no product id in the delivery".into()))
-        }
+        [] if kind.class() != EventClass::Info => Ok(Some("no product id in the delivery".into())),
+        [] => Ok(None),
+        ids if !ids.iter().any(registered) => Ok(Some(format!(
+            "product {} is not registered",
+            ids.join(", ")
+        ))),
         _ => Ok(None),
     }
 }
@@ -182,7 +187,11 @@ pub struct IntakeItem<'a> {
 /// What becomes of an authentic delivery: a test, ignored (with the reason), or pending.
 fn status_of(item: &IntakeItem<'_>) -> DomainResult<(DeliveryStatus, Option<String>)> {
     if item.envelope.is_test {
-        return Ok((DeliveryStatus::Test, Some("Hotmart test event".to_owned())));
+        let platform = Platform::of(item.integration);
+        return Ok((
+            DeliveryStatus::Test,
+            Some(format!("{} test event", platform.title())),
+        ));
     }
     Ok(
         match routing_problem(item.integration, item.products, item.envelope)? {
@@ -369,7 +378,10 @@ pub async fn process_batch(db: &Database, ids: &[String]) -> DomainResult<BatchO
     }
     let parsed: Vec<Parsed<'_>> = rows
         .iter()
-        .map(|row| (row, stored_payload(row), &snapshots[&row.integration_id]))
+        .map(|row| {
+            let snap = &snapshots[&row.integration_id];
+            (row, stored_events(row, snap), snap)
+        })
         .collect();
     let txn = db.begin_write().await?;
     match process_group(&*txn, &parsed).await {
@@ -418,21 +430,48 @@ pub async fn process_in(txn: &impl ConnectionTrait, delivery_id: &str) -> Domain
         .await?
         .ok_or(DomainError::NotFound("delivery"))?;
     let snap = IntegrationSnapshot::load(txn, &row.integration_id).await?;
-    let parsed: Parsed<'_> = (&row, stored_payload(&row), &snap);
+    let parsed: Parsed<'_> = (&row, stored_events(&row, &snap), &snap);
     process_group(txn, std::slice::from_ref(&parsed)).await
 }
 
 /// A stored delivery, its parsed body, and its integration.
 type Parsed<'a> = (
     &'a webhook_delivery::Model,
-    DomainResult<payload::HotmartPayload>,
+    DomainResult<Vec<SaleEvent>>,
     &'a IntegrationSnapshot,
 );
 
-fn stored_payload(delivery: &webhook_delivery::Model) -> DomainResult<payload::HotmartPayload> {
+/// A stored delivery's sale events, read by its integration's platform. Products of an
+/// Eduzz invoice that are not registered are left out (each registered one is its own
+/// event).
+fn stored_events(
+    delivery: &webhook_delivery::Model,
+    snap: &IntegrationSnapshot,
+) -> DomainResult<Vec<SaleEvent>> {
     let value: serde_json::Value = serde_json::from_str(&delivery.payload)
         .map_err(|err| DomainError::Internal(format!("stored payload is not JSON: {err}")))?;
-    payload::payload(&value).map_err(|err| DomainError::Internal(err.to_string()))
+    let platform = Platform::of(&snap.integration);
+    let mut events = platform
+        .sale_events(&value)
+        .map_err(|err| DomainError::Internal(err.to_string()))?;
+    if events.len() > 1 {
+        events.retain(|e| snap.product(e.product_id.as_deref()).is_some());
+    }
+    Ok(events)
+}
+
+/// The log's deduplication id of one of a delivery's events: the delivery's key, and the
+/// product when the delivery carries several.
+fn dedup_id(delivery: &webhook_delivery::Model, sale: &SaleEvent, several: bool) -> String {
+    let key = delivery
+        .dedup_event_id
+        .clone()
+        .or_else(|| delivery.event_id.clone())
+        .unwrap_or_else(|| delivery.id.clone());
+    match (several, &sale.product_id) {
+        (true, Some(product)) => format!("{key}:{product}"),
+        _ => key,
+    }
 }
 
 /// Applies a group of parsed deliveries and marks them `PROCESSED`, with the reason when
@@ -440,23 +479,41 @@ fn stored_payload(delivery: &webhook_delivery::Model) -> DomainResult<payload::H
 async fn process_group(txn: &impl ConnectionTrait, group: &[Parsed<'_>]) -> DomainResult<()> {
     let mut done: Vec<(&webhook_delivery::Model, Option<String>)> = Vec::new();
     let mut items = Vec::with_capacity(group.len());
+    // Per event, the index of its delivery in `applied_rows`.
+    let mut owners = Vec::with_capacity(group.len());
     let mut applied_rows = Vec::with_capacity(group.len());
     for (delivery, parsed, snap) in group {
-        let parsed = parsed.as_ref().map_err(Clone::clone)?;
-        let Some(incoming) = IncomingEvent::webhook(parsed, &delivery.id, delivery.received_at)
-        else {
-            done.push((delivery, Some("unknown event".into())));
+        let events = parsed.as_ref().map_err(Clone::clone)?;
+        if events.is_empty() {
+            done.push((
+                delivery,
+                Some("no sale of a registered product in the delivery".into()),
+            ));
             continue;
-        };
-        items.push((*snap, incoming));
+        }
+        let several = events.len() > 1;
+        for sale in events {
+            let dedup = dedup_id(delivery, sale, several);
+            let incoming = IncomingEvent::webhook(sale, dedup, &delivery.id, delivery.received_at);
+            items.push((*snap, incoming));
+            owners.push(applied_rows.len());
+        }
         applied_rows.push(*delivery);
     }
     let outcome = apply_group(txn, &items).await?;
-    for (delivery, applied) in applied_rows.into_iter().zip(outcome.applied) {
+    // A delivery is applied when any of its events was.
+    let mut best: Vec<Option<&Applied>> = vec![None; applied_rows.len()];
+    for (owner, applied) in owners.into_iter().zip(&outcome.applied) {
+        let slot = &mut best[owner];
+        if slot.is_none() || matches!(applied, Applied::Applied { .. }) {
+            *slot = Some(applied);
+        }
+    }
+    for (delivery, applied) in applied_rows.into_iter().zip(best) {
         let reason = match applied {
-            Applied::Duplicate => Some("event already in the deal log: no second effect"),
-            Applied::NoContact => Some("no buyer e-mail in the delivery: nothing to attach"),
-            Applied::Applied { .. } => None,
+            Some(Applied::Duplicate) => Some("event already in the deal log: no second effect"),
+            Some(Applied::NoContact) => Some("no buyer e-mail in the delivery: nothing to attach"),
+            Some(Applied::Applied { .. }) | None => None,
         };
         done.push((delivery, reason.map(str::to_owned)));
     }
@@ -583,8 +640,9 @@ pub async fn replay(
     let products = crate::products::of_integration(db, &integration.id).await?;
     let value: serde_json::Value = serde_json::from_str(&delivery.payload)
         .map_err(|_| DomainError::bad_input("id", "the stored body is not JSON"))?;
-    let envelope =
-        payload::envelope(&value).map_err(|err| DomainError::bad_input("id", err.to_string()))?;
+    let envelope = Platform::of(&integration)
+        .envelope(&value)
+        .map_err(|err| DomainError::bad_input("id", err.to_string()))?;
     let mut model = delivery.into_active_model();
     let accepted = match routing_problem(&integration, &products, &envelope)? {
         Some(reason) => {

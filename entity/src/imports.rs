@@ -10,13 +10,11 @@ use sea_orm::{
 use crate::{
     Caller, DomainError, DomainResult, HotmartEvent,
     engine::apply::Dating,
-    hotmart::{
-        details::DealDetails,
-        payload::{ContactData, Envelope, HotmartPayload},
-        rest::RestSubscription,
-    },
+    hotmart::{details::DealDetails, payload::ContactData, rest::RestSubscription},
     hotmart_event::{decode_events, encode_events},
     integrations, labels, new_id, now_ms,
+    platform::Platform,
+    sale::event::SaleEvent,
     scope::{find_scoped, scoped},
     secrets::SecretKeys,
     tables::{import_run, import_window, integration, product},
@@ -325,7 +323,7 @@ pub struct ImportedSale {
     pub dedup_id: String,
     pub occurred_at: i64,
     pub dating: Dating,
-    pub payload: HotmartPayload,
+    pub payload: SaleEvent,
 }
 
 /// Whether the Sales API dates a status: an approval by `approved_date`, a pending
@@ -377,25 +375,22 @@ pub fn sale_event(
             .and_then(serde_json::Value::as_i64);
         details.subscription = Some(sub.details(recurrence));
     }
-    let payload = HotmartPayload {
-        envelope: imported_envelope(&dedup_id, event, at(sale, &["product", "id"])),
-        occurred_at: Some(occurred_at),
-        product_name: at(sale, &["product", "name"]).and_then(text),
-        contact: ContactData {
-            email: at(sale, &["buyer", "email"]).and_then(text),
-            name: at(sale, &["buyer", "name"]).and_then(text).or(buyer.name),
-            phone: buyer.phone,
-            document: buyer.document,
-        },
-        transaction: Some(transaction),
-        subscriber_code: extras.subscription.map(|s| s.code.clone()),
-        price_cents: price.cents(),
-        price_problem: price.problem().map(str::to_owned),
-        currency: at(purchase, &["price", "currency_code"]).and_then(text),
-        refusal_reason: None,
-        payment_type: at(purchase, &["payment", "type"]).and_then(text),
-        details,
+    let mut payload = SaleEvent::new(Platform::Hotmart, event.as_str(), event.kind());
+    payload.product_id = at(sale, &["product", "id"]).and_then(text);
+    payload.occurred_at = Some(occurred_at);
+    payload.product_name = at(sale, &["product", "name"]).and_then(text);
+    payload.buyer = ContactData {
+        email: at(sale, &["buyer", "email"]).and_then(text),
+        name: at(sale, &["buyer", "name"]).and_then(text).or(buyer.name),
+        phone: buyer.phone,
+        document: buyer.document,
     };
+    payload.sale_id = Some(transaction);
+    payload.subscription_id = extras.subscription.map(|s| s.code.clone());
+    payload.price_cents = price.cents();
+    payload.price_problem = price.problem().map(str::to_owned);
+    payload.currency = at(purchase, &["price", "currency_code"]).and_then(text);
+    payload.details = details;
     Some(ImportedSale {
         event,
         dedup_id,
@@ -403,21 +398,6 @@ pub fn sale_event(
         dating,
         payload,
     })
-}
-
-fn imported_envelope(
-    dedup_id: &str,
-    event: HotmartEvent,
-    product_id: Option<&serde_json::Value>,
-) -> Envelope {
-    Envelope {
-        id: dedup_id.to_owned(),
-        event_name: event.as_str().to_owned(),
-        event: Some(event),
-        product_id: product_id.and_then(crate::hotmart::payload::text),
-        is_test: false,
-        body_hottok: None,
-    }
 }
 
 /// A subscription of `/subscriptions` whose status is an event (a cancellation, dated by
@@ -437,25 +417,22 @@ pub fn subscription_event(sub: &RestSubscription, observed_at: i64) -> Option<Im
     let price = crate::money::price(at(&sub.item, &["price", "value"]));
     let mut details = DealDetails::default();
     details.subscription = Some(sub.details(None));
-    let payload = HotmartPayload {
-        envelope: imported_envelope(&dedup_id, event, at(&sub.item, &["product", "id"])),
-        occurred_at: Some(occurred_at),
-        product_name: at(&sub.item, &["product", "name"]).and_then(text),
-        contact: ContactData {
-            email: sub.email.clone(),
-            name: at(&sub.item, &["subscriber", "name"]).and_then(text),
-            phone: None,
-            document: None,
-        },
-        transaction: sub.transaction.clone(),
-        subscriber_code: Some(sub.code.clone()),
-        price_cents: price.cents(),
-        price_problem: price.problem().map(str::to_owned),
-        currency: at(&sub.item, &["price", "currency_code"]).and_then(text),
-        refusal_reason: None,
-        payment_type: None,
-        details,
+    let mut payload = SaleEvent::new(Platform::Hotmart, event.as_str(), event.kind());
+    payload.product_id = at(&sub.item, &["product", "id"]).and_then(text);
+    payload.occurred_at = Some(occurred_at);
+    payload.product_name = at(&sub.item, &["product", "name"]).and_then(text);
+    payload.buyer = ContactData {
+        email: sub.email.clone(),
+        name: at(&sub.item, &["subscriber", "name"]).and_then(text),
+        phone: None,
+        document: None,
     };
+    payload.sale_id = sub.transaction.clone();
+    payload.subscription_id = Some(sub.code.clone());
+    payload.price_cents = price.cents();
+    payload.price_problem = price.problem().map(str::to_owned);
+    payload.currency = at(&sub.item, &["price", "currency_code"]).and_then(text);
+    payload.details = details;
     Some(ImportedSale {
         event,
         dedup_id,
@@ -472,8 +449,7 @@ impl ImportedSale {
         source: crate::engine::apply::Source,
     ) -> crate::engine::apply::IncomingEvent<'_> {
         crate::engine::apply::IncomingEvent {
-            payload: &self.payload,
-            event: self.event,
+            sale: &self.payload,
             dedup_id: self.dedup_id.clone(),
             occurred_at: self.occurred_at,
             dating: self.dating,

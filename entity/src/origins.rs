@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use crate::{
-    Caller, DomainError, DomainResult, HotmartEvent, groups, new_id, now_ms,
+    Caller, DomainError, DomainResult, groups, new_id, now_ms,
     sale::CheckoutEvent,
     scope::find_scoped,
     tables::enums::DealStatus,
@@ -21,14 +21,13 @@ use crate::{
 pub async fn sync_with_events(
     db: &impl ConnectionTrait,
     group: &group::Model,
-    events: &[HotmartEvent],
+    selected: &[CheckoutEvent],
 ) -> DomainResult<()> {
-    let selected: Vec<CheckoutEvent> = events.iter().filter_map(|e| e.neutral()).collect();
     let existing = origin::Entity::find()
         .filter(origin::Column::GroupId.eq(group.id.as_str()))
         .all(db)
         .await?;
-    for event in &selected {
+    for event in selected {
         if existing.iter().any(|o| o.checkout_event == Some(*event)) {
             continue;
         }

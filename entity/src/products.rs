@@ -1,4 +1,5 @@
-//! Hotmart products registered in an integration, with their hottoks.
+//! Products registered in an integration (Hotmart's with their hottoks), and products
+//! of one group declared the same across integrations.
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ModelTrait,
@@ -9,6 +10,7 @@ use crate::{
     Caller, DomainError, DomainResult,
     error::is_unique_violation,
     integrations, labels, new_id, now_ms,
+    platform::Platform,
     scope::find_scoped,
     secrets::SecretKeys,
     tables::{product, product_variation},
@@ -21,9 +23,8 @@ pub const MAX_HOTTOK_LEN: usize = 256;
 
 pub use crate::hotmart::payload::is_test_product_id;
 
-fn hotmart_product_id(value: &str) -> DomainResult<String> {
+fn platform_product_id(platform: Platform, field: &str, value: &str) -> DomainResult<String> {
     let id = value.trim();
-    let field = "hotmartProductId";
     if id.is_empty() {
         return Err(DomainError::bad_input(field, "must not be empty"));
     }
@@ -34,10 +35,13 @@ fn hotmart_product_id(value: &str) -> DomainResult<String> {
     {
         return Err(DomainError::bad_input(
             field,
-            "must be the product id shown in Hotmart (letters and digits, at most 64)",
+            format!(
+                "must be the product id shown in {} (letters, digits, - and _, at most 64)",
+                platform.title()
+            ),
         ));
     }
-    if is_test_product_id(id) {
+    if platform == Platform::Hotmart && is_test_product_id(id) {
         return Err(DomainError::bad_input(
             field,
             "0 is the id of Hotmart's test events, not a product",
@@ -66,9 +70,31 @@ fn hint(hottok: &str) -> String {
     chars[chars.len().saturating_sub(4)..].iter().collect()
 }
 
+/// Hotmart products need a hottok; other platforms' have none.
+fn hottok_of(platform: Platform, hottok: Option<&str>) -> DomainResult<Option<String>> {
+    match (platform, hottok) {
+        (Platform::Hotmart, Some(token)) => Ok(Some(self::hottok(token)?)),
+        (Platform::Hotmart, None) => Err(DomainError::bad_input(
+            "hottok",
+            "a Hotmart product needs its hottok (Hotmart → Ferramentas → Webhook)",
+        )),
+        (_, Some(_)) => Err(DomainError::bad_input(
+            "hottok",
+            format!(
+                "{} products have no hottok: the integration's webhook secret signs deliveries",
+                platform.title()
+            ),
+        )),
+        (_, None) => Ok(None),
+    }
+}
+
 pub struct NewProduct<'a> {
     pub hotmart_product_id: &'a str,
-    pub hottok: &'a str,
+    /// Hotmart products only (required there).
+    pub hottok: Option<&'a str>,
+    /// The input field naming the product id, for errors.
+    pub id_field: &'static str,
     pub name: Option<&'a str>,
     pub label: Option<&'a str>,
 }
@@ -81,13 +107,14 @@ pub async fn add(
     input: NewProduct<'_>,
 ) -> DomainResult<product::Model> {
     let integration = integrations::get(db, caller, integration_id).await?;
-    let hotmart_id = hotmart_product_id(input.hotmart_product_id)?;
-    let hottok = hottok(input.hottok)?;
+    let platform = Platform::of(&integration);
+    let hotmart_id = platform_product_id(platform, input.id_field, input.hotmart_product_id)?;
+    let hottok = hottok_of(platform, input.hottok)?;
     let name = values::optional_name("name", input.name)?;
     let label = labels::optional_label_name("label", input.label)?;
     let duplicate = || {
         DomainError::bad_input(
-            "hotmartProductId",
+            input.id_field,
             format!("product {hotmart_id} is already registered in this integration"),
         )
     };
@@ -111,12 +138,16 @@ pub async fn add(
         hotmart_product_id: Set(hotmart_id.clone()),
         name: Set(name),
         label: Set(label),
-        hottok_mac: Set(keys.hottok_mac(&hottok)),
-        hottok_hint: Set(hint(&hottok)),
+        hottok_mac: Set(hottok
+            .as_deref()
+            .map(|t| keys.hottok_mac(t))
+            .unwrap_or_default()),
+        hottok_hint: Set(hottok.as_deref().map(hint).unwrap_or_default()),
         ucode: Set(None),
         refreshed_at: Set(None),
         refresh_error: Set(None),
         created_at: Set(now_ms()),
+        same_as: Set(None),
     }
     .insert(db)
     .await
@@ -134,6 +165,9 @@ pub struct ProductChanges<'a> {
     pub name: Option<&'a str>,
     pub label: Option<&'a str>,
     pub hottok: Option<&'a str>,
+    /// A product of another integration of the same group this one counts as; blank
+    /// clears the link.
+    pub same_as: Option<&'a str>,
 }
 
 pub async fn update(
@@ -154,7 +188,15 @@ pub async fn update(
         .map(|l| labels::optional_label_name("label", Some(l)))
         .transpose()?;
     let hottok = changes.hottok.map(hottok).transpose()?;
+    let same_as = match changes.same_as.map(str::trim) {
+        Some("") => Some(None),
+        Some(other) => Some(Some(same_as_target(db, caller, &current, other).await?)),
+        None => None,
+    };
     let mut model = current.into_active_model();
+    if let Some(same_as) = same_as {
+        model.same_as = Set(same_as);
+    }
     if let Some(name) = name {
         model.name = Set(name);
     }
@@ -169,6 +211,65 @@ pub async fn update(
         model.hottok_hint = Set(hint(&hottok));
     }
     Ok(model.update(db).await?)
+}
+
+/// Checks that `other` may stand for `product` (§11.3): a product of another integration
+/// of the same group, not itself linked (links are one step: no chains).
+async fn same_as_target(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    product: &product::Model,
+    other: &str,
+) -> DomainResult<String> {
+    let refuse = |why: &str| DomainError::bad_input("sameAs", why.to_owned());
+    let target = find_scoped::<product::Entity>(db, caller, other)
+        .await
+        .map_err(|_| refuse("no such product"))?;
+    if target.integration_id == product.integration_id {
+        return Err(refuse(
+            "products of one integration are merged with mergeProducts, not linked",
+        ));
+    }
+    let mine = integrations::get(db, caller, &product.integration_id).await?;
+    let theirs = integrations::get(db, caller, &target.integration_id).await?;
+    if mine.group_id.is_none() || mine.group_id != theirs.group_id {
+        return Err(refuse(
+            "only products of integrations of the same group can be the same product",
+        ));
+    }
+    if target.same_as.is_some() {
+        return Err(refuse(
+            "that product is itself linked to another: link to the one it names",
+        ));
+    }
+    let linked_to_me = product::Entity::find()
+        .filter(product::Column::SameAs.eq(product.id.as_str()))
+        .one(db)
+        .await?;
+    if linked_to_me.is_some() {
+        return Err(refuse(
+            "other products are linked to this one: link them to the other product instead",
+        ));
+    }
+    Ok(target.id)
+}
+
+/// A product of the caller's account, if it exists.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    id: &str,
+) -> DomainResult<Option<product::Model>> {
+    match find_scoped::<product::Entity>(db, caller, id).await {
+        Ok(found) => Ok(Some(found)),
+        Err(DomainError::NotFound(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// The product a deal key names: the one a product is linked to, or itself.
+pub fn key_product(product: &product::Model) -> &str {
+    product.same_as.as_deref().unwrap_or(&product.id)
 }
 
 pub async fn remove(db: &impl ConnectionTrait, caller: &Caller, id: &str) -> DomainResult<bool> {
@@ -222,9 +323,18 @@ mod tests {
 
     #[test]
     fn product_ids_and_hottoks_are_validated() {
-        assert_eq!(hotmart_product_id(" 1234567 ").unwrap(), "1234567");
-        assert!(hotmart_product_id("0").is_err());
-        assert!(hotmart_product_id("12 34").is_err());
+        let hotmart = |id| platform_product_id(Platform::Hotmart, "hotmartProductId", id);
+        assert_eq!(hotmart(" 1234567 ").unwrap(), "1234567");
+        assert!(hotmart("0").is_err());
+        assert!(hotmart("12 34").is_err());
+        let kiwify = |id| platform_product_id(Platform::Kiwify, "platformProductId", id);
+        let uuid = "ba22c4a0-5c94-11ee-9c2d-8d32d7a17894";
+        assert_eq!(kiwify(uuid).unwrap(), uuid);
+        assert_eq!(
+            kiwify("0").unwrap(),
+            "0",
+            "only Hotmart's test id is refused"
+        );
         assert!(hottok("short").is_err());
         assert!(hottok("with space inside").is_err());
         assert!(hottok(&"x".repeat(MAX_HOTTOK_LEN + 1)).is_err());

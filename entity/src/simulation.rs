@@ -9,8 +9,8 @@ use crate::{
     Caller, DomainError, DomainResult,
     database::Database,
     deliveries::{self, DeliveryStatus, Intake, IntakeItem},
-    hotmart::payload,
     integrations,
+    platform::Platform,
     tables::enums::DealStatus,
     tables::{contact, deal, deal_event, origin, user, webhook_delivery},
 };
@@ -47,7 +47,7 @@ pub async fn simulate(
     caller.require_admin()?;
     let integration = integrations::get(&db.conn, caller, integration_id).await?;
     let products = crate::products::of_integration(&db.conn, &integration.id).await?;
-    let envelope = match payload::parse_body(body.as_bytes()) {
+    let envelope = match Platform::of(&integration).parse_body(body.as_bytes()) {
         Ok((_, envelope)) => envelope,
         Err(malformed) => return Ok(answer("rejected", Some(malformed.to_string()))),
     };

@@ -126,22 +126,7 @@ async fn act_on<C: ConnectionTrait + TransactionTrait>(
         return Err(DomainError::bad_input("dealIds", "name one deal"));
     }
     let txn = crate::database::begin_immediate(db).await?;
-    // The contacts' locks first, as the engine takes them, then the deals as they are
-    // under those locks.
-    let seen = read_deals(&txn, caller, deal_ids).await?;
-    let contacts = seen.iter().map(|d| d.contact_id.as_str());
-    let deals = if crate::engine::apply::lock_contacts(&txn, contacts).await? {
-        read_deals(&txn, caller, deal_ids).await?
-    } else {
-        seen
-    };
-    if let Some(expected) = expected_version
-        && deals.iter().any(|d| d.version != expected)
-    {
-        return Err(DomainError::Conflict(
-            "o negócio mudou desde que você o abriu: recarregue e tente de novo".into(),
-        ));
-    }
+    let deals = locked_deals(&txn, caller, deal_ids, expected_version).await?;
     // Resolved once for the whole edit, whatever its size.
     let owner = owner_of(&txn, caller, &intent).await?;
     let owner_line = owner_line(&txn, caller, &intent).await?;
@@ -178,6 +163,31 @@ async fn act_on<C: ConnectionTrait + TransactionTrait>(
         .iter()
         .filter_map(|id| written.iter().find(|d| &d.id == id).cloned())
         .collect())
+}
+
+/// The named deals under their contacts' locks (taken as the engine takes them), checked
+/// against the version the caller saw.
+async fn locked_deals(
+    txn: &impl ConnectionTrait,
+    caller: &Caller,
+    deal_ids: &[String],
+    expected_version: Option<i64>,
+) -> DomainResult<Vec<deal::Model>> {
+    let seen = read_deals(txn, caller, deal_ids).await?;
+    let contacts = seen.iter().map(|d| d.contact_id.as_str());
+    let deals = if crate::engine::apply::lock_contacts(txn, contacts).await? {
+        read_deals(txn, caller, deal_ids).await?
+    } else {
+        seen
+    };
+    if let Some(expected) = expected_version
+        && deals.iter().any(|d| d.version != expected)
+    {
+        return Err(DomainError::Conflict(
+            "o negócio mudou desde que você o abriu: recarregue e tente de novo".into(),
+        ));
+    }
+    Ok(deals)
 }
 
 /// The named deals, as the caller may see them; `NOT_FOUND` if any is not visible.

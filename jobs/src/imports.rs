@@ -403,7 +403,6 @@ impl WindowWork<'_> {
                 Some(s)
                     if !s
                         .payload
-                        .envelope
                         .product_id
                         .as_ref()
                         .is_some_and(|p| self.products.contains(p)) =>

@@ -15,6 +15,7 @@ mod m20261203_000002_deliveries_without_job_ids;
 mod m20261204_000001_never_miss_a_sale;
 mod m20261205_000001_sign_in;
 mod m20261206_000001_working_the_pipeline;
+mod m20261207_000001_every_checkout;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_never_miss_a_sale::Migration),
             Box::new(m20261205_000001_sign_in::Migration),
             Box::new(m20261206_000001_working_the_pipeline::Migration),
+            Box::new(m20261207_000001_every_checkout::Migration),
         ]
     }
 }

@@ -22,8 +22,8 @@ pub struct AppContext {
 }
 
 impl AppContext {
-    pub fn webhook_url(&self, token: &str) -> String {
-        format!("{}/webhooks/hotmart/{token}", self.public_url)
+    pub fn webhook_url(&self, platform: entity::platform::Platform, token: &str) -> String {
+        format!("{}/webhooks/{}/{token}", self.public_url, platform.path())
     }
 }
 

@@ -35,6 +35,14 @@ impl ImportRun {
     async fn to(&self) -> DateTime<Utc> {
         time(self.0.range_to)
     }
+    /// The neutral events the run imports.
+    async fn checkout_events(&self) -> ApiResult<Vec<super::types::CheckoutEvent>> {
+        Ok(imports::events_of(&self.0)?
+            .into_iter()
+            .filter_map(entity::HotmartEvent::neutral)
+            .map(Into::into)
+            .collect())
+    }
     async fn events(&self) -> ApiResult<Vec<HotmartEvent>> {
         Ok(imports::events_of(&self.0)?
             .into_iter()
@@ -102,6 +110,24 @@ pub struct CredentialsInput {
 }
 
 #[derive(InputObject)]
+pub struct PlatformCredentialsInput {
+    pub client_id: String,
+    pub client_secret: String,
+    /// Kiwify's account id.
+    pub account_id: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct StartCheckoutImportInput {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub events: Vec<super::types::CheckoutEvent>,
+    /// Our product ids; all of the integration's products when absent.
+    pub product_ids: Option<Vec<ID>>,
+    pub label: Option<String>,
+}
+
+#[derive(InputObject)]
 pub struct StartImportInput {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -138,6 +164,25 @@ impl ImportQuery {
             imports::of_integration(&ctx.app().db.conn, ctx.caller()?, &integration_id).await?;
         Ok(runs.into_iter().map(ImportRun).collect())
     }
+}
+
+/// The platform's ids of products of an integration, named by our ids.
+async fn platform_ids(
+    ctx: &Context<'_>,
+    integration_id: &str,
+    ids: Vec<ID>,
+) -> ApiResult<Vec<String>> {
+    let mut platform_ids = Vec::with_capacity(ids.len());
+    for id in ids {
+        let product = entity::products::find(&ctx.app().db.conn, ctx.caller()?, &id)
+            .await?
+            .filter(|p| p.integration_id == integration_id)
+            .ok_or_else(|| {
+                entity::DomainError::bad_input("productIds", format!("no product {}", id.0))
+            })?;
+        platform_ids.push(product.hotmart_product_id);
+    }
+    Ok(platform_ids)
 }
 
 /// Enqueues the windows of a new run (a window not enqueued now is by the sweeper).
@@ -181,6 +226,75 @@ impl ImportMutation {
         )
         .await?;
         Ok(Integration(integration))
+    }
+
+    /// Stores the platform's API credentials (Kiwify's with the account id), encrypted.
+    async fn set_checkout_credentials(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        input: PlatformCredentialsInput,
+    ) -> ApiResult<Integration> {
+        let app = ctx.app();
+        let integration = entity::credentials::set_platform_credentials(
+            &app.db.conn,
+            &app.keys,
+            ctx.caller()?,
+            &integration_id,
+            &input.client_id,
+            &input.client_secret,
+            input.account_id.as_deref(),
+        )
+        .await?;
+        Ok(Integration(integration))
+    }
+
+    /// Starts a retroactive import by neutral events (Hotmart's sales history today).
+    async fn start_import(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        input: StartCheckoutImportInput,
+    ) -> ApiResult<ImportRun> {
+        let app = ctx.app();
+        let caller = ctx.caller()?;
+        let integration = entity::integrations::get(&app.db.conn, caller, &integration_id).await?;
+        let platform = entity::platform::Platform::of(&integration);
+        if platform != entity::platform::Platform::Hotmart {
+            return Err(entity::DomainError::bad_input(
+                "integrationId",
+                format!(
+                    "imports from {} are not available yet: its live webhooks work; past sales cannot be fetched",
+                    platform.title()
+                ),
+            )
+            .into());
+        }
+        let events: Vec<entity::HotmartEvent> = input
+            .events
+            .into_iter()
+            .map(|e| entity::HotmartEvent::of_neutral(e.into()))
+            .collect();
+        let products = match input.product_ids {
+            Some(ids) => Some(platform_ids(ctx, &integration.id, ids).await?),
+            None => None,
+        };
+        let (run, windows) = imports::start(
+            &app.db.conn,
+            &app.keys,
+            caller,
+            &integration_id,
+            NewImport {
+                from: input.from.timestamp_millis(),
+                to: input.to.timestamp_millis(),
+                events: &events,
+                hotmart_product_ids: products.as_deref(),
+                label: input.label.as_deref(),
+            },
+        )
+        .await?;
+        enqueue_windows(app, windows).await;
+        Ok(ImportRun(run))
     }
 
     /// Turns scheduled reconciliation on (the first run is due at once) or off.

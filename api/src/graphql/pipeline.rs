@@ -115,7 +115,8 @@ impl Deal {
     async fn currency(&self) -> Option<&str> {
         self.0.currency.as_deref()
     }
-    /// Hotmart transaction codes of the sale(s) in this deal.
+    /// The checkouts' sale ids in this deal (Hotmart transaction codes, Kiwify order ids, Eduzz
+    /// invoice ids).
     #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn transactions(&self, ctx: &Context<'_>) -> ApiResult<Vec<String>> {
         Ok(deals::transactions(&ctx.app().db.conn, &self.0.id).await?)
@@ -342,7 +343,8 @@ pub struct DealPayment(Payment);
 
 #[Object]
 impl DealPayment {
-    /// Hotmart's payment type: PIX, BILLET, CREDIT_CARD, ...
+    /// The platform's payment method (Hotmart: PIX, BILLET, CREDIT_CARD; Kiwify: pix,
+    /// boleto, credit_card; Eduzz: pix, bankslip, creditCard…).
     async fn method(&self) -> Option<&str> {
         self.0.method.as_deref()
     }
@@ -372,6 +374,10 @@ impl DealPayment {
     }
     async fn refusal_reason(&self) -> Option<&str> {
         self.0.refusal_reason.as_deref()
+    }
+    /// The checkout (or cart-recovery) link the buyer can pay on, when the platform sent one.
+    async fn checkout_url(&self) -> Option<&str> {
+        self.0.checkout_url.as_deref()
     }
 }
 

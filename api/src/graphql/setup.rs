@@ -11,7 +11,10 @@ use entity::{
 use super::{
     context::ContextExt,
     error::ApiResult,
-    types::{DealStatus, Group, HotmartEvent, Integration, Origin, Product, domain_events},
+    types::{
+        CheckoutEvent, DealStatus, Group, HotmartEvent, Integration, Origin, Platform, Product,
+        domain_events,
+    },
 };
 
 #[derive(Default)]
@@ -43,12 +46,33 @@ pub struct CreateIntegrationInput {
     pub events: Vec<HotmartEvent>,
 }
 
+/// A new integration with any checkout (§11): the neutral events it receives, in a new
+/// group or joining `groupId`.
+#[derive(InputObject)]
+pub struct CreateCheckoutIntegrationInput {
+    pub platform: Platform,
+    pub name: String,
+    pub events: Vec<CheckoutEvent>,
+    pub group_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct ProductInput {
+    pub platform_product_id: String,
+    pub name: Option<String>,
+    pub label: Option<String>,
+    /// Hotmart only.
+    pub hottok: Option<String>,
+}
+
 #[derive(InputObject)]
 pub struct UpdateIntegrationInput {
     pub name: Option<String>,
     /// A label name; an empty string removes the label.
     pub label: Option<String>,
     pub events: Option<Vec<HotmartEvent>>,
+    /// The neutral events, for any platform (instead of `events`).
+    pub checkout_events: Option<Vec<CheckoutEvent>>,
     pub keep_deal_owner: Option<bool>,
     pub tag_contacts_with_product_name: Option<bool>,
     pub merge_products: Option<bool>,
@@ -67,6 +91,9 @@ pub struct UpdateProductInput {
     pub name: Option<String>,
     pub label: Option<String>,
     pub hottok: Option<String>,
+    /// A product of another integration of the same group counted as this one; an empty
+    /// string removes the link.
+    pub same_as: Option<ID>,
 }
 
 #[derive(InputObject)]
@@ -105,6 +132,71 @@ impl SetupMutation {
         Ok(Integration(created))
     }
 
+    /// A new integration with Hotmart, Kiwify or Eduzz.
+    async fn create_integration(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCheckoutIntegrationInput,
+    ) -> ApiResult<Integration> {
+        let events: Vec<entity::sale::CheckoutEvent> =
+            input.events.into_iter().map(Into::into).collect();
+        let created = integrations::create_checkout(
+            &ctx.app().db.conn,
+            ctx.caller()?,
+            input.platform.into(),
+            &input.name,
+            &events,
+            input.group_id.as_ref().map(|id| id.as_str()),
+        )
+        .await?;
+        Ok(Integration(created))
+    }
+
+    /// A product of the integration's platform (Hotmart's with its hottok).
+    async fn add_product(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        input: ProductInput,
+    ) -> ApiResult<Product> {
+        let app = ctx.app();
+        let new_product = NewProduct {
+            hotmart_product_id: &input.platform_product_id,
+            hottok: input.hottok.as_deref(),
+            id_field: "platformProductId",
+            name: input.name.as_deref(),
+            label: input.label.as_deref(),
+        };
+        let product = products::add(
+            &app.db.conn,
+            &app.keys,
+            ctx.caller()?,
+            &integration_id,
+            new_product,
+        )
+        .await?;
+        Ok(Product(product))
+    }
+
+    /// Kiwify's webhook token or Eduzz's signing key, sealed; never returned.
+    async fn set_webhook_secret(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        secret: String,
+    ) -> ApiResult<Integration> {
+        let app = ctx.app();
+        let updated = integrations::set_webhook_secret(
+            &app.db.conn,
+            &app.keys,
+            ctx.caller()?,
+            &integration_id,
+            &secret,
+        )
+        .await?;
+        Ok(Integration(updated))
+    }
+
     async fn add_hotmart_product(
         &self,
         ctx: &Context<'_>,
@@ -114,7 +206,8 @@ impl SetupMutation {
         let app = ctx.app();
         let new_product = NewProduct {
             hotmart_product_id: &input.hotmart_product_id,
-            hottok: &input.hottok,
+            hottok: Some(&input.hottok),
+            id_field: "hotmartProductId",
             name: input.name.as_deref(),
             label: input.label.as_deref(),
         };
@@ -140,6 +233,7 @@ impl SetupMutation {
             name: input.name.as_deref(),
             label: input.label.as_deref(),
             hottok: input.hottok.as_deref(),
+            same_as: input.same_as.as_ref().map(|id| id.as_str()),
         };
         let product =
             products::update(&app.db.conn, &app.keys, ctx.caller()?, &product_id, changes).await?;
@@ -160,6 +254,9 @@ impl SetupMutation {
             name: input.name,
             label: input.label,
             events: input.events.as_deref().map(domain_events),
+            checkout_events: input
+                .checkout_events
+                .map(|e| e.into_iter().map(Into::into).collect()),
             keep_deal_owner: input.keep_deal_owner,
             tag_contacts_with_product_name: input.tag_contacts_with_product_name,
             merge_products: input.merge_products,

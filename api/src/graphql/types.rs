@@ -27,8 +27,11 @@ pub enum Role {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "entity::platform::Platform")]
 pub enum Platform {
     Hotmart,
+    Kiwify,
+    Eduzz,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -209,7 +212,7 @@ impl Integration {
         ID(self.0.id.clone())
     }
     async fn platform(&self) -> Platform {
-        Platform::Hotmart
+        entity::platform::Platform::of(&self.0).into()
     }
     async fn name(&self) -> &str {
         &self.0.name
@@ -235,9 +238,21 @@ impl Integration {
     async fn merge_products(&self) -> bool {
         self.0.merge_products
     }
-    /// The URL to paste into Hotmart (webhook version 2.0, all events).
+    /// The URL to paste into the platform (Hotmart: webhook version 2.0, all events).
     async fn webhook_url(&self, ctx: &Context<'_>) -> String {
-        ctx.app().webhook_url(&self.0.webhook_token)
+        let platform = entity::platform::Platform::of(&self.0);
+        ctx.app().webhook_url(platform, &self.0.webhook_token)
+    }
+    /// The neutral events received (for Hotmart, the mapping of `events`).
+    async fn checkout_events(&self) -> ApiResult<Vec<CheckoutEvent>> {
+        Ok(integrations::checkout_events(&self.0)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+    /// Kiwify / Eduzz: the webhook secret is set (write-only: it is never returned).
+    async fn has_webhook_secret(&self) -> bool {
+        self.0.webhook_secret.is_some()
     }
     async fn has_credentials(&self) -> bool {
         self.0.credentials.is_some()
@@ -351,6 +366,19 @@ impl Product {
     async fn refresh_error(&self) -> Option<&str> {
         self.0.refresh_error.as_deref()
     }
+    /// The platform's product id (for Hotmart the same as hotmartProductId).
+    async fn platform_product_id(&self) -> &str {
+        &self.0.hotmart_product_id
+    }
+    /// A product of another integration of the same group counted as this one.
+    async fn same_as(&self, ctx: &Context<'_>) -> ApiResult<Option<Product>> {
+        let Some(id) = &self.0.same_as else {
+            return Ok(None);
+        };
+        Ok(products::find(&ctx.app().db.conn, ctx.caller()?, id)
+            .await?
+            .map(Product))
+    }
 }
 
 pub struct ProductVariation(pub product_variation::Model);
@@ -399,6 +427,12 @@ impl Group {
             users: users.into_iter().map(User).collect(),
             member_scope: self.0.member_scope.into(),
         })
+    }
+    /// The integrations whose sales land in this group (admins only).
+    async fn integrations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Integration>> {
+        ctx.caller()?.require_admin()?;
+        let rows = integrations::members(&ctx.app().db.conn, &self.0.id).await?;
+        Ok(rows.into_iter().map(Integration).collect())
     }
 }
 

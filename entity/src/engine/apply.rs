@@ -62,7 +62,7 @@ pub async fn apply_group(
     let emails: Vec<Option<String>> = items
         .iter()
         .map(|(_, e)| {
-            let email = e.payload.contact.email.as_deref()?;
+            let email = e.sale.buyer.email.as_deref()?;
             values::email("email", email).ok()
         })
         .collect();
@@ -73,7 +73,7 @@ pub async fn apply_group(
         .map(|((snap, e), contact)| Some(key_of(snap, e, contact.as_deref()?)))
         .collect();
     let heads = keys.iter().zip(items).filter_map(|(key, (snap, e))| {
-        let product = snap.product(e.payload.envelope.product_id.as_deref());
+        let product = snap.product(e.sale.product_id.as_deref());
         Some((key.clone()?, *snap, product))
     });
     let mut logs = store::read_logs(db, heads).await?;
@@ -94,12 +94,12 @@ pub async fn apply_group(
 }
 
 fn key_of(snap: &IntegrationSnapshot, e: &IncomingEvent<'_>, contact_id: &str) -> DealKey {
-    let product = snap.product(e.payload.envelope.product_id.as_deref());
+    let product = snap.product(e.sale.product_id.as_deref());
     DealKey::of_event(
         &snap.group.id,
         contact_id,
-        product.map(|p| p.id.as_str()),
-        e.event.class() == EventClass::Info,
+        product.map(crate::products::key_product),
+        e.sale.kind.class() == EventClass::Info,
         snap.integration.merge_products,
     )
 }

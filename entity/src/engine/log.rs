@@ -12,10 +12,8 @@ use super::{
     snapshot::IntegrationSnapshot,
 };
 use crate::{
-    DomainError, DomainResult, EventClass, HotmartEvent,
-    hotmart::{details::DealDetails, payload::HotmartPayload},
-    new_id, now_ms,
-    sale::{CheckoutEvent, SaleKind},
+    DomainError, DomainResult, EventClass, new_id, now_ms,
+    sale::{CheckoutEvent, SaleKind, details::DealDetails, event::SaleEvent},
     tables::{deal_event, product},
 };
 
@@ -47,9 +45,9 @@ pub use crate::sale::Dating;
 /// One event to apply.
 #[derive(Debug, Clone)]
 pub struct IncomingEvent<'a> {
-    pub payload: &'a HotmartPayload,
-    pub event: HotmartEvent,
-    /// The log's deduplication id: the Hotmart event id, or `import:{tx}:{status}`.
+    pub sale: &'a SaleEvent,
+    /// The log's deduplication id: the platform's event id (or the delivery's key), or
+    /// `import:{sale}:{status}`.
     pub dedup_id: String,
     pub occurred_at: i64,
     pub dating: Dating,
@@ -57,23 +55,23 @@ pub struct IncomingEvent<'a> {
 }
 
 impl<'a> IncomingEvent<'a> {
-    /// A webhook delivery as an event: deduplicated by Hotmart's event id, at its
-    /// `creation_date` (when absent, when it was received). `None` for an unknown event.
+    /// A webhook delivery's event: deduplicated by `dedup_id` (the delivery's key), at
+    /// the event's time (when absent, when it was received).
     pub fn webhook(
-        payload: &'a HotmartPayload,
+        sale: &'a SaleEvent,
+        dedup_id: String,
         delivery_id: &str,
         received_at: i64,
-    ) -> Option<Self> {
-        Some(IncomingEvent {
-            payload,
-            event: payload.envelope.event?,
-            dedup_id: payload.envelope.id.clone(),
-            occurred_at: payload.occurred_at.unwrap_or(received_at),
+    ) -> Self {
+        IncomingEvent {
+            sale,
+            dedup_id,
+            occurred_at: sale.occurred_at.unwrap_or(received_at),
             dating: Dating::Exact,
             source: Source::Webhook {
                 delivery_id: delivery_id.to_owned(),
             },
-        })
+        }
     }
 }
 
@@ -257,11 +255,7 @@ pub(super) fn append(
             continue;
         };
         let log = logs.get_mut(key).expect("every key's log was read");
-        let sale_key = e
-            .payload
-            .transaction
-            .as_ref()
-            .map(|tx| format!("{tx}:{}", e.event.as_str()));
+        let sale_key = e.sale.sale_key();
         let imported = matches!(e.source, Source::Import { .. });
         let known = log.entries.iter().any(|x| {
             x.row.dedup_id == e.dedup_id
@@ -282,7 +276,7 @@ pub(super) fn append(
             log.entries.retain(|x| !copies(x));
         }
         let entry = new_entry(snap, e, key, sale_key, occurred_at(log, e));
-        let attach_only = e.event.class() == EventClass::Info && log.product.is_none();
+        let attach_only = e.sale.kind.class() == EventClass::Info && log.product.is_none();
         if attach_only {
             log.attach.push(log.entries.len());
         } else {
@@ -302,7 +296,7 @@ fn occurred_at(log: &KeyLog<'_>, e: &IncomingEvent<'_>) -> i64 {
     if e.dating == Dating::Exact {
         return e.occurred_at;
     }
-    let references = e.payload.references();
+    let references = e.sale.references();
     log.entries
         .iter()
         .filter(|x| x.data.refs.iter().any(|r| references.contains(r)))
@@ -318,13 +312,13 @@ fn new_entry(
     occurred_at: i64,
 ) -> LogEntry {
     let data = StoredEvent {
-        refs: e.payload.references(),
-        price_cents: e.payload.price_cents,
+        refs: e.sale.references(),
+        price_cents: e.sale.price_cents,
         legacy_price: None,
-        currency: e.payload.currency.clone(),
+        currency: e.sale.currency.clone(),
         details: DealDetails {
-            product_name: e.payload.product_name.clone(),
-            ..e.payload.details.clone()
+            product_name: e.sale.product_name.clone(),
+            ..e.sale.details.clone()
         },
         origin_id: None,
         stage_id: None,
@@ -343,8 +337,8 @@ fn new_entry(
         deal_key: key.to_string(),
         dedup_id: e.dedup_id.clone(),
         sale_key,
-        event: e.event.as_str().to_owned(),
-        kind: e.event.kind().as_str().to_owned(),
+        event: e.sale.event_name.clone(),
+        kind: e.sale.kind.as_str().to_owned(),
         source: e.source.kind(),
         occurred_at,
         data: serde_json::to_string(&data).expect("event data serialises"),
@@ -359,7 +353,7 @@ fn new_entry(
     LogEntry {
         row,
         data,
-        kind: Kind::Sale(e.event.kind()),
+        kind: Kind::Sale(e.sale.kind),
         stored: None,
         hint: None,
     }
@@ -373,18 +367,18 @@ fn line_of(e: &IncomingEvent<'_>) -> String {
             ..
         } => format!(
             "{} (recovered by reconciliation: no webhook delivered it)",
-            describe(e.event, e.payload)
+            describe(e.sale)
         ),
-        _ => describe(e.event, e.payload),
+        _ => describe(e.sale),
     }
 }
 
 /// A human line for the timeline.
-fn describe(event: HotmartEvent, payload: &HotmartPayload) -> String {
-    let mut text = event
-        .default_origin()
-        .map(|(name, _)| name.to_owned())
-        .unwrap_or_else(|| event.as_str().replace('_', " ").to_lowercase());
+fn describe(payload: &SaleEvent) -> String {
+    let mut text = payload
+        .checkout_event()
+        .map(|event| event.default_origin().0.to_owned())
+        .unwrap_or_else(|| payload.event_name.replace(['_', '.'], " ").to_lowercase());
     if let Some(product) = &payload.product_name {
         text.push_str(&format!(" — {product}"));
     }
@@ -394,10 +388,10 @@ fn describe(event: HotmartEvent, payload: &HotmartPayload) -> String {
     if let Some(problem) = &payload.price_problem {
         text.push_str(&format!(" — price not used: {problem}"));
     }
-    if let Some(reason) = &payload.refusal_reason {
+    if let Some(reason) = payload.refusal_reason() {
         text.push_str(&format!(": {reason}"));
     }
-    if let Some(tx) = &payload.transaction {
+    if let Some(tx) = &payload.sale_id {
         text.push_str(&format!(" [{tx}]"));
     }
     text

@@ -44,7 +44,7 @@ impl ContactFields {
     /// Newer data replaces older; data of an import (Hotmart's REST lists, poorer than
     /// webhooks) only fills what is missing and does not date the contact's data.
     fn merge(&mut self, e: &IncomingEvent<'_>) {
-        let data = &e.payload.contact;
+        let data = &e.sale.buyer;
         let occurred_at = match e.source {
             Source::Import { .. } => None,
             _ => Some(e.occurred_at),
@@ -534,7 +534,7 @@ pub(super) async fn tag_contacts(
             continue;
         };
         let mut names: Vec<&str> = snap.integration.label.as_deref().into_iter().collect();
-        if let Some(product) = snap.product(e.payload.envelope.product_id.as_deref()) {
+        if let Some(product) = snap.product(e.sale.product_id.as_deref()) {
             if snap.integration.tag_contacts_with_product_name
                 && let Some(name) = &product.name
             {

@@ -8,78 +8,30 @@ use serde_json::Value;
 
 pub use super::json::{at, text};
 
-use crate::{HotmartEvent, sale::phone};
+pub use crate::sale::event::{ContactData, Envelope, Malformed};
+use crate::{
+    HotmartEvent,
+    sale::platform::Platform,
+    sale::{
+        SaleKind,
+        event::{MAX_DEPTH, MAX_EVENT_NAME_LEN, SaleEvent, depth},
+        phone,
+    },
+};
 
 /// Hotmart's test events use product id `0` (and `"00000"`): never a real product.
 pub fn is_test_product_id(id: &str) -> bool {
     !id.is_empty() && id.chars().all(|c| c == '0')
 }
 
-/// Limits that make a body malformed.
-pub const MAX_EVENT_ID_LEN: usize = 128;
-pub const MAX_EVENT_NAME_LEN: usize = 128;
-pub const MAX_DEPTH: usize = 32;
-
 /// Transactions used by Hotmart's "send test" button.
 const TEST_TRANSACTIONS: [&str; 2] = ["HP16015479281022", "HP1121336654889"];
 
-/// Why a body cannot be accepted as a delivery at all.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Malformed {
-    #[error("body is not valid JSON: {0}")]
-    NotJson(String),
-    #[error("body must be a JSON object")]
-    NotAnObject,
-    #[error("missing `id`")]
-    MissingId,
-    #[error("`id` is longer than {MAX_EVENT_ID_LEN} characters")]
-    IdTooLong,
-    #[error("missing `event`")]
-    MissingEvent,
-    #[error("`event` is longer than {MAX_EVENT_NAME_LEN} characters")]
-    EventTooLong,
-    #[error("JSON nested deeper than {MAX_DEPTH} levels")]
-    TooDeep,
-}
+/// Hotmart's ids and names are shorter than the neutral limits.
+const MAX_ID_LEN: usize = 128;
 
-/// What the webhook endpoint needs to route a delivery.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Envelope {
-    pub id: String,
-    pub event_name: String,
-    pub event: Option<HotmartEvent>,
-    pub product_id: Option<String>,
-    pub is_test: bool,
-    /// The `hottok` field of the body, when present.
-    pub body_hottok: Option<String>,
-}
-
-fn depth(value: &Value) -> usize {
-    // Iterative: a hostile body must not overflow the stack here either.
-    let mut deepest = 0;
-    let mut stack = vec![(value, 1usize)];
-    while let Some((value, level)) = stack.pop() {
-        deepest = deepest.max(level);
-        if level > MAX_DEPTH {
-            break;
-        }
-        match value {
-            Value::Array(items) => stack.extend(items.iter().map(|v| (v, level + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|v| (v, level + 1))),
-            _ => {}
-        }
-    }
-    deepest
-}
-
-/// Parses a body into JSON and checks the envelope.
-pub fn parse_body(body: &[u8]) -> Result<(Value, Envelope), Malformed> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|err| Malformed::NotJson(err.to_string()))?;
-    let envelope = envelope(&value)?;
-    Ok((value, envelope))
-}
-
+/// The routing view of a delivery: its event id and name, product, and whether it is a
+/// test.
 pub fn envelope(value: &Value) -> Result<Envelope, Malformed> {
     let Value::Object(map) = value else {
         return Err(Malformed::NotAnObject);
@@ -87,18 +39,20 @@ pub fn envelope(value: &Value) -> Result<Envelope, Malformed> {
     if depth(value) > MAX_DEPTH {
         return Err(Malformed::TooDeep);
     }
-    let id = map.get("id").and_then(text).ok_or(Malformed::MissingId)?;
-    if id.chars().count() > MAX_EVENT_ID_LEN {
-        return Err(Malformed::IdTooLong);
+    let Some(id) = map.get("id").and_then(text) else {
+        return Err(foreign_or(value, Malformed::Missing("id")));
+    };
+    if id.chars().count() > MAX_ID_LEN {
+        return Err(Malformed::TooLong("id"));
     }
     let event_name = map
         .get("event")
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .ok_or(Malformed::MissingEvent)?;
+        .ok_or(Malformed::Missing("event"))?;
     if event_name.chars().count() > MAX_EVENT_NAME_LEN {
-        return Err(Malformed::EventTooLong);
+        return Err(Malformed::TooLong("event"));
     }
     let product_id = product_id(value);
     let transaction = at(value, &["data", "purchase", "transaction"]).and_then(text);
@@ -108,66 +62,42 @@ pub fn envelope(value: &Value) -> Result<Envelope, Malformed> {
             .is_some_and(|t| TEST_TRANSACTIONS.contains(&t));
     Ok(Envelope {
         id,
-        event: HotmartEvent::parse(event_name),
+        kind: HotmartEvent::parse(event_name).map(HotmartEvent::kind),
         event_name: event_name.to_owned(),
-        product_id,
+        product_ids: product_id.into_iter().collect(),
         is_test,
         body_hottok: map.get("hottok").and_then(text),
     })
 }
 
-/// The contact data of a delivery.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ContactData {
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub document: Option<String>,
-}
-
-/// Everything the deal engine uses from a delivery.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HotmartPayload {
-    pub envelope: Envelope,
-    /// Event time in epoch ms (`creation_date`, or `creationDate`); `None` when absent.
-    pub occurred_at: Option<i64>,
-    pub product_name: Option<String>,
-    pub contact: ContactData,
-    pub transaction: Option<String>,
-    pub subscriber_code: Option<String>,
-    /// The price, when usable as a deal value (see [`crate::money::price`]).
-    pub price_cents: Option<i64>,
-    /// Why a price that was present is not used.
-    pub price_problem: Option<String>,
-    pub currency: Option<String>,
-    pub refusal_reason: Option<String>,
-    pub payment_type: Option<String>,
-    /// Payment, subscription and attribution, as far as the delivery tells them.
-    pub details: super::details::DealDetails,
-}
-
-impl HotmartPayload {
-    /// Sale references: what ties events of one sale (or subscription) together.
-    pub fn references(&self) -> Vec<String> {
-        let mut refs = Vec::new();
-        if let Some(tx) = &self.transaction {
-            refs.push(format!("tx:{tx}"));
-        }
-        if let Some(code) = &self.subscriber_code {
-            refs.push(format!("sub:{code}"));
-        }
-        refs
+/// A body of another checkout's shape, told apart from a broken Hotmart one.
+fn foreign_or(value: &Value, otherwise: Malformed) -> Malformed {
+    let hint = if value.get("webhook_event_type").is_some() || value.get("order").is_some() {
+        "it looks like Kiwify's; paste this integration's URL only into Hotmart"
+    } else if value.get("sentDate").is_some() {
+        "it looks like Eduzz's; paste this integration's URL only into Hotmart"
+    } else {
+        return otherwise;
+    };
+    Malformed::WrongPlatform {
+        expected: "Hotmart",
+        hint,
     }
 }
 
-pub fn payload(value: &Value) -> Result<HotmartPayload, Malformed> {
+/// A webhook v2 delivery as the neutral event (an unknown event name is an info event:
+/// the inbox does not accept those for processing).
+pub fn sale_event(value: &Value) -> Result<SaleEvent, Malformed> {
     let envelope = envelope(value)?;
-    let occurred_at = ["creation_date", "creationDate"]
+    let kind = envelope.kind.unwrap_or(SaleKind::Info);
+    let mut sale = SaleEvent::new(Platform::Hotmart, &envelope.event_name, kind);
+    sale.product_id = envelope.product_ids.into_iter().next();
+    sale.occurred_at = ["creation_date", "creationDate"]
         .iter()
         .find_map(|key| value.get(*key).and_then(epoch_ms));
     let data = value.get("data").filter(|d| d.is_object());
     let field = |path: &[&str]| data.and_then(|d| at(d, path));
-    let product_name = field(&["product", "name"])
+    sale.product_name = field(&["product", "name"])
         .or_else(|| field(&["subscription", "product", "name"]))
         .and_then(text);
     let person = ["buyer", "subscriber", "user"]
@@ -175,30 +105,20 @@ pub fn payload(value: &Value) -> Result<HotmartPayload, Malformed> {
         .filter_map(|key| field(&[key]).filter(|v| v.is_object()))
         .find(|p| p.get("email").and_then(text).is_some())
         .or_else(|| field(&["subscription", "user"]).filter(|v| v.is_object()));
-    let contact = person.map(contact_data).unwrap_or_default();
-    let transaction = field(&["purchase", "transaction"]).and_then(text);
-    let subscriber_code = field(&["subscription", "subscriber", "code"])
+    sale.buyer = person.map(contact_data).unwrap_or_default();
+    sale.sale_id = field(&["purchase", "transaction"]).and_then(text);
+    sale.subscription_id = field(&["subscription", "subscriber", "code"])
         .or_else(|| field(&["subscriber", "code"]))
         .or_else(|| field(&["subscription", "subscriber_code"]))
         .and_then(text);
     let price = crate::money::price(field(&["purchase", "price", "value"]));
-    let currency = field(&["purchase", "price", "currency_value"])
+    sale.price_cents = price.cents();
+    sale.price_problem = price.problem().map(str::to_owned);
+    sale.currency = field(&["purchase", "price", "currency_value"])
         .and_then(text)
         .filter(|c| c.len() == 3);
-    Ok(HotmartPayload {
-        envelope,
-        occurred_at,
-        product_name,
-        contact,
-        transaction,
-        subscriber_code,
-        price_cents: price.cents(),
-        price_problem: price.problem().map(str::to_owned),
-        currency,
-        refusal_reason: field(&["purchase", "payment", "refusal_reason"]).and_then(text),
-        payment_type: field(&["purchase", "payment", "type"]).and_then(text),
-        details: data.map(super::details::of_webhook).unwrap_or_default(),
-    })
+    sale.details = data.map(super::details::of_webhook).unwrap_or_default();
+    Ok(sale)
 }
 
 fn contact_data(person: &Value) -> ContactData {
@@ -261,15 +181,15 @@ mod tests {
         assert_eq!(envelope(&json!([])).unwrap_err(), Malformed::NotAnObject);
         assert_eq!(
             envelope(&json!({"event": "X"})).unwrap_err(),
-            Malformed::MissingId
+            Malformed::Missing("id")
         );
         assert_eq!(
             envelope(&json!({"id": "a"})).unwrap_err(),
-            Malformed::MissingEvent
+            Malformed::Missing("event")
         );
         assert_eq!(
             envelope(&json!({"id": "x".repeat(129), "event": "X"})).unwrap_err(),
-            Malformed::IdTooLong
+            Malformed::TooLong("id")
         );
         let mut deep = json!(1);
         for _ in 0..40 {
@@ -279,9 +199,17 @@ mod tests {
             envelope(&json!({"id": "a", "event": "X", "data": deep})).unwrap_err(),
             Malformed::TooDeep
         );
+        let kiwify = json!({"order_id": "o1", "webhook_event_type": "order_approved"});
+        assert!(matches!(
+            envelope(&kiwify).unwrap_err(),
+            Malformed::WrongPlatform {
+                expected: "Hotmart",
+                ..
+            }
+        ));
         let ok = envelope(&json!({"id": 42, "event": "PURCHASE_APPROVED"})).unwrap();
         assert_eq!(ok.id, "42");
-        assert_eq!(ok.event, Some(HotmartEvent::PurchaseApproved));
+        assert_eq!(ok.kind, Some(HotmartEvent::PurchaseApproved.kind()));
     }
 
     #[test]
@@ -309,16 +237,16 @@ mod tests {
                 "purchase": {"transaction": "HP1", "price": {"value": "97.5", "currency_value": "BRL"}}
             }
         });
-        let parsed = payload(&value).unwrap();
+        let parsed = sale_event(&value).unwrap();
         assert_eq!(parsed.occurred_at, None);
         assert_eq!(parsed.product_name, None);
-        assert_eq!(parsed.contact.email.as_deref(), Some("Ana@Example.com"));
-        assert_eq!(parsed.contact.name.as_deref(), Some("5"));
+        assert_eq!(parsed.buyer.email.as_deref(), Some("Ana@Example.com"));
+        assert_eq!(parsed.buyer.name.as_deref(), Some("5"));
         assert_eq!(
-            parsed.contact.phone, None,
+            parsed.buyer.phone, None,
             "letters in the phone make it unusable"
         );
-        assert_eq!(parsed.subscriber_code, None);
+        assert_eq!(parsed.subscription_id, None);
         assert_eq!(parsed.price_cents, Some(9750));
         assert_eq!(parsed.references(), vec!["tx:HP1".to_owned()]);
     }
@@ -327,18 +255,18 @@ mod tests {
     fn camel_case_creation_date_and_person_sources() {
         let club = json!({"id": "a", "event": "CLUB_FIRST_ACCESS", "creationDate": 1745952631331i64,
             "data": {"product": {"id": 1}, "user": {"email": "u@x.com", "name": "U"}}});
-        let parsed = payload(&club).unwrap();
+        let parsed = sale_event(&club).unwrap();
         assert_eq!(parsed.occurred_at, Some(1745952631331));
-        assert_eq!(parsed.contact.email.as_deref(), Some("u@x.com"));
+        assert_eq!(parsed.buyer.email.as_deref(), Some("u@x.com"));
         let cancel = json!({"id": "b", "event": "SUBSCRIPTION_CANCELLATION", "creation_date": 1745948018771i64,
             "data": {"subscriber": {"code": "ABCD1234", "email": "s@x.com"}, "product": {"id": 1}}});
-        let parsed = payload(&cancel).unwrap();
-        assert_eq!(parsed.contact.email.as_deref(), Some("s@x.com"));
+        let parsed = sale_event(&cancel).unwrap();
+        assert_eq!(parsed.buyer.email.as_deref(), Some("s@x.com"));
         assert_eq!(parsed.references(), vec!["sub:ABCD1234".to_owned()]);
         let cart = json!({"id": "c", "event": "PURCHASE_OUT_OF_SHOPPING_CART",
             "data": {"product": {"id": 1}, "buyer": {"email": "c@x.com", "phone": "+55 11 99999-0000"}}});
         assert_eq!(
-            payload(&cart).unwrap().contact.phone.as_deref(),
+            sale_event(&cart).unwrap().buyer.phone.as_deref(),
             Some("+5511999990000")
         );
     }

@@ -1,9 +1,12 @@
-//! The platform-neutral side of a sale: the checkout events the engine folds, their
-//! classes, how an event's time is known, the deal details and phone numbers.
+//! The platform-neutral side of a sale: the sale event the engine consumes, the checkout
+//! events it folds and their classes, how an event's time is known, the deal details and phone numbers.
 
 pub mod checkout_event;
 pub mod details;
+pub mod event;
+pub mod json;
 pub mod phone;
+pub mod platform;
 
 pub use crate::tables::enums::CheckoutEvent;
 pub use checkout_event::EventClass;

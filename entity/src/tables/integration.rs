@@ -28,6 +28,10 @@ pub struct Model {
     pub previous_token_until: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Kiwify's webhook token or Eduzz's signing key, sealed; `None` until set.
+    pub webhook_secret: Option<String>,
+    /// The group the integration's deals go to (its own, or one it joined).
+    pub group_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,8 @@ pub struct Model {
     pub refreshed_at: Option<i64>,
     pub refresh_error: Option<String>,
     pub created_at: i64,
+    /// A product of another integration of the group this one counts as (one deal key).
+    pub same_as: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,9 +10,10 @@ use std::sync::{
 use entity::{
     Caller, HotmartEvent, Role,
     engine::apply::{IncomingEvent, IntegrationSnapshot, apply_group},
-    hotmart::payload::{self, HotmartPayload},
+    hotmart::payload,
     integrations,
     products::{self, NewProduct},
+    sale::event::SaleEvent,
     secrets::SecretKeys,
     tables::deal,
     work::{self, Intent},
@@ -43,7 +44,8 @@ async fn snapshot(app: &TestApp) -> IntegrationSnapshot {
         &created.id,
         NewProduct {
             hotmart_product_id: &PRODUCT.to_string(),
-            hottok: "hottok-count-0001",
+            hottok: Some("hottok-count-0001"),
+            id_field: "hotmartProductId",
             name: Some("Curso"),
             label: Some("Alunos"),
         },
@@ -77,13 +79,18 @@ async fn count(conn: &DatabaseConnection, snap: &IntegrationSnapshot, bodies: &[
     counting.set_metric_callback(move |_| {
         seen.fetch_add(1, Ordering::Relaxed);
     });
-    let parsed: Vec<HotmartPayload> = bodies
+    let parsed: Vec<(SaleEvent, String)> = bodies
         .iter()
-        .map(|b| payload::payload(b).unwrap())
+        .map(|b| {
+            (
+                payload::sale_event(b).unwrap(),
+                b["id"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let items: Vec<_> = parsed
         .iter()
-        .map(|p| (snap, IncomingEvent::webhook(p, "count", 0).unwrap()))
+        .map(|(p, id)| (snap, IncomingEvent::webhook(p, id.clone(), "count", 0)))
         .collect();
     let txn = counting.begin().await.unwrap();
     let outcome = apply_group(&txn, &items).await.unwrap();

@@ -170,7 +170,8 @@ async fn integration(
             &created.id,
             NewProduct {
                 hotmart_product_id: &id,
-                hottok: "hottok-prop-0001",
+                hottok: Some("hottok-prop-0001"),
+                id_field: "hotmartProductId",
                 name: None,
                 label: None,
             },
@@ -192,15 +193,12 @@ async fn integration(
 
 async fn apply_all(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value]) {
     for body in bodies {
-        let parsed = payload::payload(body).unwrap();
+        let parsed = payload::sale_event(body).unwrap();
+        let id = body["id"].as_str().unwrap().to_owned();
         let txn = app.db.conn.begin().await.unwrap();
-        apply_event(
-            &txn,
-            snap,
-            IncomingEvent::webhook(&parsed, "prop", 0).unwrap(),
-        )
-        .await
-        .unwrap();
+        apply_event(&txn, snap, IncomingEvent::webhook(&parsed, id, "prop", 0))
+            .await
+            .unwrap();
         txn.commit().await.unwrap();
     }
 }
@@ -210,7 +208,12 @@ async fn apply_all(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value]) 
 async fn apply_grouped(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value], seed: u64) {
     let parsed: Vec<_> = bodies
         .iter()
-        .map(|b| payload::payload(b).unwrap())
+        .map(|b| {
+            (
+                payload::sale_event(b).unwrap(),
+                b["id"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let mut rest: &[_] = &parsed;
     let mut state = seed | 1;
@@ -223,7 +226,7 @@ async fn apply_grouped(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Valu
         rest = tail;
         let items: Vec<_> = group
             .iter()
-            .map(|p| (snap, IncomingEvent::webhook(p, "prop", 0).unwrap()))
+            .map(|(p, id)| (snap, IncomingEvent::webhook(p, id.clone(), "prop", 0)))
             .collect();
         let txn = app.db.conn.begin().await.unwrap();
         apply_group(&txn, &items).await.unwrap();

@@ -145,6 +145,14 @@ fn value_for(ty: &str) -> Option<Value> {
             json!({"hotmartProductId": "7777777", "hottok": "hottok-secret-0009"})
         }
         "UpdateProductInput!" => json!({"name": "X"}),
+        "CreateCheckoutIntegrationInput!" => {
+            json!({"platform": "KIWIFY", "name": "X", "events": ["PURCHASE_APPROVED"]})
+        }
+        "ProductInput!" => json!({"platformProductId": "7777778"}),
+        "PlatformCredentialsInput!" => json!({"clientId": "a", "clientSecret": "b"}),
+        "StartCheckoutImportInput!" => {
+            json!({"from": "2025-01-01T00:00:00Z", "to": "2025-01-02T00:00:00Z", "events": ["PURCHASE_APPROVED"]})
+        }
         "UpdateIntegrationInput!" => json!({"name": "X"}),
         "GroupVisibilityInput!" => json!({"everyone": true}),
         "UpdateOriginInput!" => json!({"name": "X"}),

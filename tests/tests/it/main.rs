@@ -4,6 +4,7 @@
 
 mod architecture;
 mod auth;
+mod checkouts;
 mod cli;
 mod contract;
 mod crash;

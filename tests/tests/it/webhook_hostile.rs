@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use entity::platform::Platform;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tests::{Backend, TestApp, hotmart::purchase, on_both_backends};
@@ -223,8 +224,10 @@ fn arbitrary_bodies_always_get_a_documented_status() {
 #[test]
 fn the_parser_never_panics() {
     proptest!(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() }, |(bytes in prop::collection::vec(any::<u8>(), 0..4096))| {
-        if let Ok((value, _)) = entity::hotmart::payload::parse_body(&bytes) {
-            let _ = entity::hotmart::payload::payload(&value);
+        for platform in Platform::ALL {
+            if let Ok((value, _)) = platform.parse_body(&bytes) {
+                let _ = platform.sale_events(&value);
+            }
         }
     });
     // Arbitrary JSON shapes too (wrong types everywhere).
@@ -255,6 +258,11 @@ fn the_parser_never_panics() {
     });
     proptest!(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() }, |(data in tree)| {
         let value = json!({"id": "x", "event": "PURCHASE_APPROVED", "data": data});
-        let _ = entity::hotmart::payload::payload(&value);
+        let _ = Platform::Hotmart.sale_events(&value);
+        let eduzz = json!({"id": "x", "event": "myeduzz.invoice_paid", "data": data.clone()});
+        let _ = Platform::Eduzz.sale_events(&eduzz);
+        let kiwify = json!({"order_id": "x", "webhook_event_type": "order_approved", "Customer": data.clone(), "Product": data.clone(), "Commissions": data.clone()});
+        let _ = Platform::Kiwify.sale_events(&kiwify);
+        let _ = Platform::Kiwify.sale_events(&json!({"order": data}));
     });
 }

@@ -1,0 +1,588 @@
+//! Every checkout: Kiwify's and Eduzz's deliveries, verified by their signatures over the
+//! raw bytes, land in the same engine as Hotmart's (fixtures in `tests/fixtures/kiwify`
+//! and `tests/fixtures/eduzz`, written from the documented shapes).
+
+use serde_json::{Value, json};
+use tests::{Backend, TestApp, on_both_backends, workspace_root};
+
+const SECRET: &str = "kiwify-token-w9i3pvutvxe";
+
+/// The fixtures of one platform's folder, as `(file name, body)`.
+fn fixtures_of(platform: &str) -> Vec<(String, String)> {
+    let dir = workspace_root().join("tests/fixtures").join(platform);
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The product ids a platform's fixtures name.
+fn product_ids(platform: &str) -> Vec<String> {
+    let mut ids: Vec<String> = fixtures_of(platform)
+        .iter()
+        .flat_map(|(_, body)| {
+            let v: Value = serde_json::from_str(body).unwrap();
+            let order = if v["order"].is_object() {
+                &v["order"]
+            } else {
+                &v
+            };
+            let mut found: Vec<Value> = vec![
+                order["Product"]["product_id"].clone(),
+                order["product_id"].clone(),
+                v["data"]["product"]["id"].clone(),
+            ];
+            for item in v["data"]["items"].as_array().into_iter().flatten() {
+                found.push(item["productId"].clone());
+            }
+            for id in v["data"]["productId"].as_array().into_iter().flatten() {
+                found.push(id.clone());
+            }
+            found
+                .into_iter()
+                .filter_map(|id| match id {
+                    Value::String(s) => Some(s),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// An active integration of `platform` for every event it sends, with the fixtures'
+/// products and the webhook secret set: `(integration id, group id, webhook URL)`.
+async fn signed_integration(app: &TestApp, platform: &str) -> (String, String, String) {
+    let events: Vec<&str> = entity::sale::CheckoutEvent::ALL
+        .iter()
+        .filter(|e| {
+            entity::platform::Platform::parse(platform)
+                .unwrap()
+                .sends(**e)
+        })
+        .map(|e| e.as_str())
+        .collect();
+    let created = app
+        .ok(
+            &app.admin,
+            "mutation($i: CreateCheckoutIntegrationInput!) { createIntegration(input: $i) { id platform hasWebhookSecret group { id } } }",
+            json!({"i": {"platform": platform, "name": format!("Loja {platform}"), "events": events}}),
+        )
+        .await;
+    let id = created["createIntegration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let group = created["createIntegration"]["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(created["createIntegration"]["platform"], platform);
+    assert_eq!(created["createIntegration"]["hasWebhookSecret"], false);
+    for product in product_ids(&platform.to_lowercase()) {
+        app.ok(
+            &app.admin,
+            "mutation($id: ID!, $p: String!) { addProduct(integrationId: $id, input: {platformProductId: $p}) { platformProductId } }",
+            json!({"id": id, "p": product}),
+        )
+        .await;
+    }
+    let (code, message) = app
+        .err(
+            &app.admin,
+            "mutation($id: ID!) { activateIntegration(id: $id) { id } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT", "{message}");
+    assert!(message.contains("setWebhookSecret"), "{message}");
+    let set = app
+        .ok(
+            &app.admin,
+            "mutation($id: ID!, $s: String!) { setWebhookSecret(integrationId: $id, secret: $s) { hasWebhookSecret } }",
+            json!({"id": id, "s": SECRET}),
+        )
+        .await;
+    assert_eq!(set["setWebhookSecret"]["hasWebhookSecret"], true);
+    let url = app
+        .ok(
+            &app.admin,
+            "mutation($id: ID!) { activateIntegration(id: $id) { webhookUrl } }",
+            json!({"id": id}),
+        )
+        .await["activateIntegration"]["webhookUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        url.contains(&format!("/webhooks/{}/", platform.to_lowercase())),
+        "{url}"
+    );
+    (id, group, url)
+}
+
+/// Posts raw bytes signed as the platform signs them (`signature` overrides).
+async fn post_signed(
+    app: &TestApp,
+    url: &str,
+    body: &str,
+    signature: Option<&str>,
+) -> (u16, Value) {
+    let path = url.trim_start_matches("https://crm.example.com");
+    let mut target = format!("{}{path}", app.base);
+    let mut request;
+    if path.starts_with("/webhooks/kiwify/") {
+        let sig = signature
+            .map(str::to_owned)
+            .unwrap_or_else(|| entity::kiwify::webhook::sign(SECRET.as_bytes(), body.as_bytes()));
+        if !sig.is_empty() {
+            target.push_str(&format!("?signature={sig}"));
+        }
+        request = app.http.post(target);
+    } else {
+        let sig = signature
+            .map(str::to_owned)
+            .unwrap_or_else(|| entity::eduzz::webhook::sign(SECRET.as_bytes(), body.as_bytes()));
+        request = app.http.post(target);
+        if !sig.is_empty() {
+            request = request.header("x-signature", sig);
+        }
+    }
+    request = request
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn deliveries(app: &TestApp, id: &str) -> Vec<Value> {
+    app.ok(
+        &app.admin,
+        "query($id: ID!) { integration(id: $id) { deliveries(first: 100) { nodes { event status reason } } } }",
+        json!({"id": id}),
+    )
+    .await["integration"]["deliveries"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn deals_of(app: &TestApp, email: &str) -> Vec<Value> {
+    app.ok(
+        &app.admin,
+        "query($s: String!) { deals(filter: {search: $s}, first: 20) { nodes { status value origin { name } product { platformProductId } timeline { event } payment { checkoutUrl refusalReason } } } }",
+        json!({"s": email}),
+    )
+    .await["deals"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn every_kiwify_and_eduzz_fixture_is_accepted_and_processed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for platform in ["KIWIFY", "EDUZZ"] {
+        let (id, _, url) = signed_integration(&app, platform).await;
+        let files = fixtures_of(&platform.to_lowercase());
+        assert!(files.len() >= 10, "{platform}: {} fixtures", files.len());
+        for (name, body) in &files {
+            let (status, reply) = post_signed(&app, &url, body, None).await;
+            assert_eq!(status, 200, "{name}: {reply}");
+            let expected = if name == "ping.json" {
+                "test"
+            } else {
+                "accepted"
+            };
+            assert_eq!(reply["status"], expected, "{name}: {reply}");
+        }
+        app.wait_until_processed().await;
+        let rows = deliveries(&app, &id).await;
+        assert_eq!(rows.len(), files.len());
+        for row in &rows {
+            let status = row["status"].as_str().unwrap();
+            assert!(
+                status == "PROCESSED" || (status == "TEST" && row["event"] == "ping"),
+                "{platform}: {row}"
+            );
+            assert!(
+                row["reason"].is_null() || status == "TEST",
+                "{platform}: {row}"
+            );
+        }
+    }
+    // What the deliveries carry shows on the deals.
+    let cart = deals_of(&app, "luana.martins@exemplo.com.br").await;
+    assert_eq!(cart.len(), 1, "{cart:#?}");
+    assert_eq!(cart[0]["origin"]["name"], "Carrinho abandonado");
+    assert!(
+        cart[0]["payment"]["checkoutUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://pay.kiwify.com.br/"),
+        "{cart:#?}"
+    );
+    let refused = deals_of(&app, "carla.souza@exemplo.com.br").await;
+    assert_eq!(
+        refused[0]["payment"]["refusalReason"],
+        "Cartão sem limite disponível"
+    );
+    // The Pix then its approval (one Kiwify order) is one won deal of R$ 497,00.
+    let pix = deals_of(&app, "joao.pereira@exemplo.com.br").await;
+    assert_eq!(pix.len(), 1, "{pix:#?}");
+    assert_eq!(
+        (pix[0]["status"].as_str(), pix[0]["value"].as_f64()),
+        (Some("WON"), Some(497.0))
+    );
+    // Eduzz: opened → waiting → paid → refunded ends lost; two products are two deals.
+    let refunded = deals_of(&app, "ana.ferreira@exemplo.com.br").await;
+    assert_eq!(refunded.len(), 1, "{refunded:#?}");
+    assert_eq!(refunded[0]["status"], "LOST");
+    let events: Vec<&str> = refunded[0]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert!(events.contains(&"myeduzz.invoice_paid"), "{events:?}");
+    let two = deals_of(&app, "sofia.carvalho@exemplo.com.br").await;
+    assert_eq!(two.len(), 2, "{two:#?}");
+    let mut values: Vec<f64> = two.iter().map(|d| d["value"].as_f64().unwrap()).collect();
+    values.sort_by(f64::total_cmp);
+    assert_eq!(values, vec![97.9, 497.0]);
+}
+
+async fn signatures_are_checked_on_the_raw_bytes_before_parsing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for platform in ["KIWIFY", "EDUZZ"] {
+        let (id, _, url) = signed_integration(&app, platform).await;
+        let body = &fixtures_of(&platform.to_lowercase())[0].1;
+        // Wrong, missing, and over re-serialised JSON: 401, counted, nothing stored.
+        let reserialised =
+            serde_json::to_string(&serde_json::from_str::<Value>(body).unwrap()).unwrap();
+        let sig_of_reserialised = if platform == "KIWIFY" {
+            entity::kiwify::webhook::sign(SECRET.as_bytes(), reserialised.as_bytes())
+        } else {
+            entity::eduzz::webhook::sign(SECRET.as_bytes(), reserialised.as_bytes())
+        };
+        for (body, signature) in [
+            (body.as_str(), Some("0".repeat(40))),
+            (body.as_str(), Some(String::new())),
+            (body.as_str(), Some(sig_of_reserialised.clone())),
+            ("{not json", Some("ab".repeat(20))),
+        ] {
+            let (status, reply) = post_signed(&app, &url, body, signature.as_deref()).await;
+            assert_eq!(status, 401, "{platform} {signature:?}: {reply}");
+        }
+        assert!(deliveries(&app, &id).await.is_empty());
+        let health = app
+            .ok(
+                &app.admin,
+                "query($id: ID!) { integration(id: $id) { health { refusedLastHour } } }",
+                json!({"id": id}),
+            )
+            .await;
+        assert_eq!(health["integration"]["health"]["refusedLastHour"], 4);
+        // A signed body that is not JSON, or of another platform: 400, naming the platform.
+        let (status, reply) = post_signed(&app, &url, "{not json", None).await;
+        assert_eq!(status, 400, "{reply}");
+        let hotmart =
+            tests::hotmart::purchase("E1", "PURCHASE_APPROVED", 1, "a@x.com", "HP1").to_string();
+        let (status, reply) = post_signed(&app, &url, &hotmart, None).await;
+        assert_eq!(status, 400, "{reply}");
+        let title = if platform == "KIWIFY" {
+            "Kiwify"
+        } else {
+            "Eduzz"
+        };
+        let error = reply["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!("not a {title} delivery")),
+            "{error}"
+        );
+        // The URL of one platform is unknown under another's path.
+        let elsewhere = url.replace(&format!("/{}/", platform.to_lowercase()), "/hotmart/");
+        let (status, _) = app.post_webhook(&elsewhere, Some("x"), body.clone()).await;
+        assert_eq!(status, 404);
+    }
+}
+
+async fn duplicates_unknown_events_and_late_events(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (id, _, url) = signed_integration(&app, "KIWIFY").await;
+    let files = fixtures_of("kiwify");
+    let find = |name: &str| files.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    // Approval before the Pix that preceded it: still one won deal.
+    let (_, first) = post_signed(&app, &url, &find("order-approved.json"), None).await;
+    assert_eq!(first["status"], "accepted");
+    let (_, again) = post_signed(&app, &url, &find("order-approved.json"), None).await;
+    assert_eq!(again["status"], "duplicate", "{again}");
+    post_signed(&app, &url, &find("pix-created.json"), None).await;
+    let mut unknown: Value = serde_json::from_str(&find("order-approved.json")).unwrap();
+    unknown["webhook_event_type"] = json!("order_teleported");
+    let (status, reply) = post_signed(&app, &url, &unknown.to_string(), None).await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("ignored")),
+        "{reply}"
+    );
+    assert!(
+        reply["reason"]
+            .as_str()
+            .unwrap()
+            .contains("order_teleported")
+    );
+    app.wait_until_processed().await;
+    let deals = deals_of(&app, "joao.pereira@exemplo.com.br").await;
+    assert_eq!(deals.len(), 1, "{deals:#?}");
+    assert_eq!(deals[0]["status"], "WON");
+    let statuses: Vec<String> = deliveries(&app, &id)
+        .await
+        .iter()
+        .map(|d| d["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "PROCESSED").count(),
+        2,
+        "{statuses:?}"
+    );
+    // Eduzz, reversed: refunded, paid, opened arrive in that order; the deal ends lost.
+    let (_, _, eduzz) = signed_integration(&app, "EDUZZ").await;
+    let files = fixtures_of("eduzz");
+    for name in [
+        "invoice-refunded.json",
+        "invoice-paid.json",
+        "invoice-opened.json",
+    ] {
+        let body = &files.iter().find(|(n, _)| n == name).unwrap().1;
+        let (_, reply) = post_signed(&app, &eduzz, body, None).await;
+        assert_eq!(reply["status"], "accepted", "{name}: {reply}");
+    }
+    app.wait_until_processed().await;
+    let deals = deals_of(&app, "ana.ferreira@exemplo.com.br").await;
+    assert_eq!(deals.len(), 1, "{deals:#?}");
+    assert_eq!(deals[0]["status"], "LOST");
+}
+
+/// A Kiwify integration joins a Hotmart integration's group; its product is declared the
+/// same as the Hotmart one: a cart abandoned on Kiwify and paid on Hotmart is one deal.
+async fn one_group_unites_a_kiwify_and_a_hotmart_product(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (hotmart_id, hotmart_url) = app
+        .active_integration(
+            &["PURCHASE_OUT_OF_SHOPPING_CART", "PURCHASE_APPROVED"],
+            json!({}),
+        )
+        .await;
+    let group = app
+        .ok(
+            &app.admin,
+            "query($id: ID!) { integration(id: $id) { group { id } products { id } } }",
+            json!({"id": hotmart_id}),
+        )
+        .await;
+    let group_id = group["integration"]["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hotmart_product = group["integration"]["products"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = app
+        .ok(
+            &app.admin,
+            "mutation($i: CreateCheckoutIntegrationInput!) { createIntegration(input: $i) { id group { id origins { name } integrations { platform } } } }",
+            json!({"i": {"platform": "KIWIFY", "name": "Loja Kiwify", "events": ["CART_ABANDONED", "PURCHASE_APPROVED"], "groupId": group_id}}),
+        )
+        .await;
+    let kiwify_id = created["createIntegration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        created["createIntegration"]["group"]["id"],
+        group_id.as_str()
+    );
+    let platforms = &created["createIntegration"]["group"]["integrations"];
+    assert_eq!(
+        platforms,
+        &json!([{"platform": "HOTMART"}, {"platform": "KIWIFY"}])
+    );
+    let origins = created["createIntegration"]["group"]["origins"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        origins.len(),
+        2,
+        "one origin per neutral event: {origins:?}"
+    );
+    let product = app
+        .ok(
+            &app.admin,
+            "mutation($id: ID!) { addProduct(integrationId: $id, input: {platformProductId: \"5f0c7b2e-8a4d-4c1e-9b3a-2d6f1e8c7a90\"}) { id } }",
+            json!({"id": kiwify_id}),
+        )
+        .await["addProduct"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let linked = app
+        .ok(
+            &app.admin,
+            "mutation($id: ID!, $to: ID!) { updateProduct(productId: $id, input: {sameAs: $to}) { sameAs { id platformProductId } } }",
+            json!({"id": product, "to": hotmart_product}),
+        )
+        .await;
+    assert_eq!(
+        linked["updateProduct"]["sameAs"]["platformProductId"],
+        "1234567"
+    );
+    // Linking to a product that is itself linked is refused.
+    let (code, _) = app
+        .err(
+            &app.admin,
+            "mutation($id: ID!, $to: ID!) { updateProduct(productId: $id, input: {sameAs: $to}) { id } }",
+            json!({"id": hotmart_product, "to": product}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    app.ok(
+        &app.admin,
+        "mutation($id: ID!, $s: String!) { setWebhookSecret(integrationId: $id, secret: $s) { id } }",
+        json!({"id": kiwify_id, "s": SECRET}),
+    )
+    .await;
+    let kiwify_url = app
+        .ok(
+            &app.admin,
+            "mutation($id: ID!) { activateIntegration(id: $id) { webhookUrl } }",
+            json!({"id": kiwify_id}),
+        )
+        .await["activateIntegration"]["webhookUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cart =
+        std::fs::read_to_string(workspace_root().join("tests/fixtures/kiwify/abandoned-cart.json"))
+            .unwrap();
+    let (_, reply) = post_signed(&app, &kiwify_url, &cart, None).await;
+    assert_eq!(reply["status"], "accepted", "{reply}");
+    app.wait_until_processed().await;
+    let email = "luana.martins@exemplo.com.br";
+    let approved = tests::hotmart::purchase(
+        "HP-E-1",
+        "PURCHASE_APPROVED",
+        1_795_485_600_000,
+        email,
+        "HP0000001",
+    );
+    let (status, reply) = app
+        .post_webhook(
+            &hotmart_url,
+            Some("hottok-secret-0001"),
+            approved.to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    app.wait_until_processed().await;
+    let deals = deals_of(&app, email).await;
+    assert_eq!(deals.len(), 1, "one deal across both checkouts: {deals:#?}");
+    assert_eq!(deals[0]["status"], "WON");
+    assert_eq!(deals[0]["origin"]["name"], "Compra aprovada");
+    // The Hotmart integration owns the group: it cannot go while the Kiwify one is in it.
+    let (code, _) = app
+        .err(
+            &app.admin,
+            "mutation($id: ID!) { deleteIntegration(id: $id) }",
+            json!({"id": hotmart_id}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+}
+
+/// Bad input on the set-up of other checkouts: events the platform never sends, secrets
+/// with spaces, hottoks where there are none, and members.
+async fn checkout_set_up_refuses_what_cannot_work(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let create =
+        "mutation($i: CreateCheckoutIntegrationInput!) { createIntegration(input: $i) { id } }";
+    let (code, message) = app
+        .err(
+            &app.admin,
+            create,
+            json!({"i": {"platform": "KIWIFY", "name": "K", "events": ["PURCHASE_COMPLETE"]}}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    assert!(
+        message.contains("Kiwify does not send PURCHASE_COMPLETE"),
+        "{message}"
+    );
+    let (code, _) = app
+        .err(
+            &app.admin,
+            create,
+            json!({"i": {"platform": "EDUZZ", "name": "E", "events": []}}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let (code, _) = app
+        .err(
+            &app.admin,
+            create,
+            json!({"i": {"platform": "EDUZZ", "name": "E", "events": ["PURCHASE_APPROVED"], "groupId": "nope"}}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let id = app
+        .ok(
+            &app.admin,
+            create,
+            json!({"i": {"platform": "EDUZZ", "name": "E", "events": ["PURCHASE_APPROVED"]}}),
+        )
+        .await["createIntegration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let set = "mutation($id: ID!, $s: String!) { setWebhookSecret(integrationId: $id, secret: $s) { id } }";
+    for bad in ["", "with space", &"x".repeat(600), "tab\there"] {
+        let (code, _) = app.err(&app.admin, set, json!({"id": id, "s": bad})).await;
+        assert_eq!(code, "BAD_USER_INPUT", "{bad:?}");
+    }
+    let (code, _) = app
+        .err(
+            &app.admin,
+            "mutation($id: ID!) { addProduct(integrationId: $id, input: {platformProductId: \"1\", hottok: \"hottok-1234\"}) { id } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    let (_, member) = app.user("seller@example.com", "MEMBER").await;
+    let (code, _) = app.err(&member, set, json!({"id": id, "s": "abc"})).await;
+    assert_eq!(code, "FORBIDDEN");
+    // The secret is write-only: no field returns it.
+    let sdl = checkout_crm::graphql::sdl();
+    assert!(
+        !sdl.contains("webhookSecret:"),
+        "a field returns the secret"
+    );
+}
+
+on_both_backends!(
+    every_kiwify_and_eduzz_fixture_is_accepted_and_processed,
+    signatures_are_checked_on_the_raw_bytes_before_parsing,
+    duplicates_unknown_events_and_late_events,
+    one_group_unites_a_kiwify_and_a_hotmart_product,
+    checkout_set_up_refuses_what_cannot_work,
+);
