@@ -697,3 +697,80 @@ async fn a_seller_claims_moves_notes_and_wins_a_deal_from_its_page() {
         ["OWNER_CHANGED", "STAGE_MOVED", "STAGE_MOVED", "NOTE", "WON"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_sets_up_kiwify_with_its_token_and_sees_a_cart_on_the_pipeline() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    set_password(&app, &app.admin_id).await;
+    let Some(browser) = Browser::start("wizard-kiwify", &app.base).await else {
+        return;
+    };
+    let b = &browser;
+    let app = &app;
+    const TOKEN: &str = "w9i3pvutvxe-token";
+    browser
+        .run(async move {
+            b.sign_in("admin@acme.test", PASSWORD).await;
+            b.click("a[href='#/wizard']").await;
+            // 1. Kiwify, and only the events Kiwify sends.
+            b.script("const s = document.querySelector('#integration-platform'); s.value = 'KIWIFY'; s.dispatchEvent(new Event('change'));")
+                .await;
+            b.find_text("#platform-help", "token").await;
+            b.find("#event-CART_ABANDONED").await;
+            assert_eq!(b.count("#event-PURCHASE_COMPLETE").await, 0, "Kiwify never sends it");
+            assert_eq!(b.count("#event-PURCHASE_OUT_OF_SHOPPING_CART").await, 0);
+            b.type_into("#integration-name", "Loja Kiwify").await;
+            b.shot("kiwify-events").await;
+            b.click("#next").await;
+            // 2. A product (no hottok) and the webhook token; next waits for both.
+            b.find_text("h1", "Kiwify").await;
+            assert_eq!(b.count("#product-hottok").await, 0);
+            b.type_into("#product-id", "5f0c7b2e-8a4d-4c1e-9b3a-2d6f1e8c7a90").await;
+            b.click("#add-product").await;
+            b.find_text("#wizard-products", "5f0c7b2e").await;
+            assert!(!b.find("#next").await.is_enabled().await.unwrap(), "no token yet");
+            b.type_into("#webhook-secret", TOKEN).await;
+            b.click("#save-secret").await;
+            b.find("#secret-state.received").await;
+            b.shot("kiwify-product").await;
+            b.click("#next").await;
+            b.click("#next").await;
+            // 4. The Kiwify URL; a signed delivery proves the link.
+            let url = b.value("#wizard-url").await;
+            assert!(url.contains("/webhooks/kiwify/"), "{url}");
+            b.find_text("#test-event", "Kiwify").await;
+            let cart = std::fs::read_to_string(workspace_root().join("tests/fixtures/kiwify/abandoned-cart.json")).unwrap();
+            let signature = entity::kiwify::webhook::sign(TOKEN.as_bytes(), cart.as_bytes());
+            let path = url.trim_start_matches("https://crm.example.com");
+            let response = app
+                .http
+                .post(format!("{}{path}?signature={signature}", app.base))
+                .header("content-type", "application/json")
+                .body(cart)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            b.find("#test-event.received").await;
+            b.click("#finish").await;
+            b.find_text("h1", "Ativa").await;
+            // The draft did not process it; replaying the delivery does, once active.
+            let id = app
+                .ok(&app.admin, "{ integrations { id } }", json!({}))
+                .await["integrations"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let deliveries = app
+                .ok(&app.admin, "query($id: ID!) { integration(id: $id) { deliveries { nodes { id } } } }", json!({"id": id}))
+                .await;
+            let delivery = deliveries["integration"]["deliveries"]["nodes"][0]["id"].clone();
+            app.ok(&app.admin, "mutation($id: ID!) { replayDelivery(id: $id) { id } }", json!({"id": delivery}))
+                .await;
+            app.wait_until_processed().await;
+            b.click("a[href='#/pipeline']").await;
+            b.find_text(".deal-card", "Luana Martins").await;
+            b.shot("kiwify-pipeline").await;
+        })
+        .await;
+}

@@ -162,28 +162,32 @@ function products(i, reload) {
   );
 }
 
-/** The form that registers a product (id + hottok), used here and by the wizard. */
-export function productForm(integrationId, done) {
-  const id = h('input', { id: 'product-id', required: true, inputmode: 'numeric', autocomplete: 'off' });
-  const hottok = h('input', { id: 'product-hottok', type: 'password', required: true, autocomplete: 'off' });
+/** The form that registers a product (id, and for Hotmart its hottok), used here and by the wizard. */
+export function productForm(integrationId, done, platform = 'HOTMART') {
+  const hotmart = platform === 'HOTMART';
+  const id = h('input', { id: 'product-id', required: true, inputmode: hotmart ? 'numeric' : 'text', autocomplete: 'off' });
+  const hottok = hotmart ? h('input', { id: 'product-hottok', type: 'password', required: true, autocomplete: 'off' }) : null;
   const name = h('input', { id: 'product-name', autocomplete: 'off' });
   const label = h('input', { id: 'product-label', autocomplete: 'off' });
   const submit = h('button', { type: 'submit', id: 'add-product' }, t('wizard.addProduct'));
   const form = h(
     'form',
     { class: 'stack', id: 'product-form' },
-    field(t('wizard.productId'), id),
-    field(t('wizard.hottok'), hottok),
+    field(hotmart ? t('wizard.productId') : t(`platform.${platform}.productId`), id),
+    hotmart ? field(t('wizard.hottok'), hottok) : null,
     field(`${t('wizard.productName')} ${t('common.optional')}`, name),
     field(`${t('wizard.productLabel')} ${t('common.optional')}`, label),
     submit,
   );
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const input = { hotmartProductId: id.value.trim(), hottok: hottok.value.trim() };
+    const input = hotmart ? { hotmartProductId: id.value.trim(), hottok: hottok.value.trim() } : { platformProductId: id.value.trim() };
     if (name.value.trim()) input.name = name.value.trim();
     if (label.value.trim()) input.label = label.value.trim();
-    const added = await act(submit, () => gql('mutation($id: ID!, $input: AddProductInput!) { addHotmartProduct(integrationId: $id, input: $input) { id } }', { id: integrationId, input }), t('common.saved'));
+    const mutation = hotmart
+      ? 'mutation($id: ID!, $input: AddProductInput!) { addHotmartProduct(integrationId: $id, input: $input) { id } }'
+      : 'mutation($id: ID!, $input: ProductInput!) { addProduct(integrationId: $id, input: $input) { id } }';
+    const added = await act(submit, () => gql(mutation, { id: integrationId, input }), t('common.saved'));
     if (added) done();
   });
   return form;

@@ -1,10 +1,12 @@
-// The set-up wizard, in the four steps a producer knows from Hotmart integrations:
-// events → product → settings → webhook URL (waiting for Hotmart's test event).
+// The set-up wizard, in the four steps a producer knows from checkout integrations:
+// platform and events → product (and, for Kiwify and Eduzz, the signing secret) →
+// settings → webhook URL (waiting for the platform's test delivery).
 
 import { h, fill, when, field, checkbox } from './dom.js';
 import { t } from './i18n.js';
 import { gql } from './gql.js';
 import { EVENTS, act, urlBox, productForm } from './integrations.js';
+import { PLATFORMS, SUGGESTED_NEUTRAL, eventsOf, secretForm } from './platforms.js';
 
 /** The events a new integration starts with: those that move deals in a sales pipeline. */
 const SUGGESTED = ['PURCHASE_OUT_OF_SHOPPING_CART', 'PURCHASE_BILLET_PRINTED', 'PURCHASE_CANCELED', 'PURCHASE_APPROVED', 'PURCHASE_REFUNDED'];
@@ -27,8 +29,8 @@ export async function step(main, view, _params, id, n) {
   const integration = id
     ? (
         await gql(
-          `query($id: ID!) { integration(id: $id) { id name label status events keepDealOwner tagContactsWithProductName mergeProducts webhookUrl lastTestEventAt
-             products { id hotmartProductId name hottokHint } group { id visibility { everyone users { id } } } } }`,
+          `query($id: ID!) { integration(id: $id) { id platform name label status events checkoutEvents hasWebhookSecret keepDealOwner tagContactsWithProductName mergeProducts webhookUrl lastTestEventAt lastEventAt
+             products { id platformProductId name hottokHint } group { id visibility { everyone users { id } } } } }`,
           { id },
         )
       ).integration
@@ -39,16 +41,34 @@ export async function step(main, view, _params, id, n) {
     return;
   }
   const body = [events, product, settings, webhook][number - 1];
-  fill(main, h('h1', { tabindex: '-1' }, t('wizard.title')), steps(number), await body(integration, view));
+  const title = integration ? t('wizard.titleOf', t(`platform.${integration.platform}`)) : t('wizard.title');
+  fill(main, h('h1', { tabindex: '-1' }, title), steps(number), await body(integration, view));
 }
 
+/** Step 1: the platform (fixed once created) and the events that become deals. */
 async function events(integration) {
   const name = h('input', { id: 'integration-name', required: true, value: integration?.name ?? '', autocomplete: 'off' });
-  const chosen = integration?.events ?? SUGGESTED;
-  const boxes = EVENTS.map((e) => checkbox(`event-${e}`, t(`event.${e}`), chosen.includes(e), { value: e, name: 'event' }));
+  const platform = h(
+    'select',
+    { id: 'integration-platform', disabled: Boolean(integration) },
+    PLATFORMS.map((p) => h('option', { value: p, selected: (integration?.platform ?? 'HOTMART') === p }, t(`platform.${p}`))),
+  );
+  const box = h('fieldset', {}, h('legend', {}, t('wizard.events')));
+  const help = h('p', { class: 'muted', id: 'platform-help' });
+  const draw = () => {
+    const p = platform.value;
+    help.textContent = t(`platform.${p}.help`);
+    const hotmart = p === 'HOTMART';
+    const chosen = hotmart ? (integration?.events ?? SUGGESTED) : (integration?.checkoutEvents ?? SUGGESTED_NEUTRAL);
+    const list = hotmart ? EVENTS : eventsOf(p);
+    const label = (e) => (hotmart ? t(`event.${e}`) : t(`checkout.${e}`));
+    box.replaceChildren(h('legend', {}, t('wizard.events')), ...list.map((e) => checkbox(`event-${e}`, label(e), chosen.includes(e), { value: e, name: 'event' })));
+  };
+  platform.addEventListener('change', draw);
+  draw();
   const error = h('p', { class: 'error', role: 'alert' });
   const next = h('button', { type: 'submit', class: 'primary', id: 'next' }, t('common.next'));
-  const form = h('form', { class: 'card stack' }, field(t('wizard.name'), name), h('fieldset', {}, h('legend', {}, t('wizard.events')), boxes), error, next);
+  const form = h('form', { class: 'card stack' }, field(t('wizard.platform'), platform), help, field(t('wizard.name'), name), box, error, next);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const picked = [...form.querySelectorAll('input[name="event"]:checked')].map((el) => el.value);
@@ -56,27 +76,42 @@ async function events(integration) {
       error.textContent = t('wizard.eventsNeeded');
       return;
     }
-    const data = await act(next, () =>
-      integration
-        ? gql('mutation($id: ID!, $input: UpdateIntegrationInput!) { updateIntegration(id: $id, input: $input) { id } }', { id: integration.id, input: { name: name.value.trim(), events: picked } })
-        : gql('mutation($input: CreateIntegrationInput!) { createHotmartIntegration(input: $input) { id } }', { input: { name: name.value.trim(), events: picked } }),
-    );
-    if (data) go(integration?.id ?? data.createHotmartIntegration.id, 2);
+    const data = await act(next, () => save(integration, platform.value, name.value.trim(), picked));
+    if (data) go(integration?.id ?? (data.createHotmartIntegration ?? data.createIntegration).id, 2);
   });
   return form;
 }
 
+/** Creates or edits the integration of step 1 (Hotmart by Hotmart events, others by neutral ones). */
+function save(integration, platform, name, picked) {
+  const events = platform === 'HOTMART' ? { events: picked } : { checkoutEvents: picked };
+  if (integration) {
+    return gql('mutation($id: ID!, $input: UpdateIntegrationInput!) { updateIntegration(id: $id, input: $input) { id } }', { id: integration.id, input: { name, ...events } });
+  }
+  if (platform === 'HOTMART') {
+    return gql('mutation($input: CreateIntegrationInput!) { createHotmartIntegration(input: $input) { id } }', { input: { name, events: picked } });
+  }
+  return gql('mutation($input: CreateCheckoutIntegrationInput!) { createIntegration(input: $input) { id } }', { input: { platform, name, events: picked } });
+}
+
+/** Step 2: the products (Hotmart's with their hottoks) and, for Kiwify and Eduzz, the secret. */
 async function product(integration) {
+  const reload = () => window.dispatchEvent(new HashChangeEvent('hashchange'));
+  const hottok = (p) => (integration.platform === 'HOTMART' ? ` · hottok …${p.hottokHint}` : '');
   const list = integration.products.length
-    ? h('ul', { class: 'plain', id: 'wizard-products' }, integration.products.map((p) => h('li', {}, `${p.hotmartProductId} · ${p.name ?? ''} · hottok …${p.hottokHint}`)))
+    ? h('ul', { class: 'plain', id: 'wizard-products' }, integration.products.map((p) => h('li', {}, `${p.platformProductId} · ${p.name ?? ''}${hottok(p)}`)))
     : h('p', { class: 'muted' }, t('wizard.noProducts'));
+  const signs = integration.platform !== 'HOTMART';
+  const blocked = !integration.products.length || (signs && !integration.hasWebhookSecret);
   return h(
     'div',
     { class: 'card stack' },
     h('h2', {}, t('wizard.products')),
     list,
-    productForm(integration.id, () => window.dispatchEvent(new HashChangeEvent('hashchange'))),
-    nav(integration.id, 2, !integration.products.length),
+    productForm(integration.id, reload, integration.platform),
+    signs ? h('h2', {}, t('platform.secretTitle')) : null,
+    signs ? secretForm(integration, reload) : null,
+    nav(integration.id, 2, blocked),
   );
 }
 
@@ -149,15 +184,17 @@ async function webhook(integration, view) {
     state.textContent = t('wizard.received', when(at));
     finish.disabled = false;
   };
-  if (integration.lastTestEventAt) received(integration.lastTestEventAt);
+  // Kiwify's panel test is an ordinary signed delivery: any signed delivery proves the link.
+  const proof = (i) => (integration.platform === 'KIWIFY' ? (i.lastTestEventAt ?? i.lastEventAt) : i.lastTestEventAt);
+  if (proof(integration)) received(proof(integration));
   else {
-    state.append(h('span', { class: 'spinner', 'aria-hidden': 'true' }), t('wizard.waiting'));
+    state.append(h('span', { class: 'spinner', 'aria-hidden': 'true' }), t(`platform.${integration.platform}.waiting`));
     const timer = setInterval(async () => {
       try {
-        const data = await gql('query($id: ID!) { integration(id: $id) { lastTestEventAt } }', { id: integration.id });
-        if (view.alive && data.integration?.lastTestEventAt) {
+        const data = await gql('query($id: ID!) { integration(id: $id) { lastTestEventAt lastEventAt } }', { id: integration.id });
+        if (view.alive && data.integration && proof(data.integration)) {
           clearInterval(timer);
-          received(data.integration.lastTestEventAt);
+          received(proof(data.integration));
         }
       } catch {
         // Keep waiting; a passing network error is no reason to stop.
@@ -173,7 +210,7 @@ async function webhook(integration, view) {
     'div',
     { class: 'card stack' },
     urlBox('wizard-url', integration.webhookUrl),
-    h('p', {}, t('wizard.howTo')),
+    h('p', {}, t(`platform.${integration.platform}.howTo`)),
     state,
     h(
       'p',

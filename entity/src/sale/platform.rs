@@ -1,5 +1,5 @@
 //! The checkouts checkout-crm takes sales from, and what the CRM knows of each without
-//! reading their formats (those are the adapters', behind `crate::platform`).
+//! reading their formats (those are the adapters').
 
 use super::CheckoutEvent;
 

@@ -1,13 +1,14 @@
 //! Property: for random sequences of events over a few contacts, products and transactions,
 //! applying them shuffled and with duplicates gives the same deals as applying them once
-//! in time order, one by one or in groups (see `docs/deal-engine.md`). Runs the real
+//! in time order, one by one or in groups (see `docs/deal-engine.md`). The events come from
+//! all three checkouts' adapters (Hotmart, Kiwify and Eduzz bodies, mixed). Runs the real
 //! persistence step on a SQLite file and on PostgreSQL.
 
 use entity::{
     Caller, HotmartEvent, Role,
     engine::apply::{IncomingEvent, IntegrationSnapshot, apply_event, apply_group},
-    hotmart::payload,
     integrations,
+    platform::Platform,
     products::{self, NewProduct},
     secrets::SecretKeys,
     tables::{deal, deal_event, deal_ref},
@@ -39,6 +40,8 @@ const EMAILS: [&str; 2] = ["a@x.test", "b@x.test"];
 
 #[derive(Debug, Clone)]
 struct Spec {
+    /// 0 Hotmart, 1 Kiwify, 2 Eduzz (Hotmart where the platform does not send the event).
+    platform: usize,
     event: usize,
     contact: usize,
     product: usize,
@@ -47,6 +50,112 @@ struct Spec {
 }
 
 fn body(index: usize, spec: &Spec) -> Value {
+    let other = match spec.platform {
+        1 => kiwify_body(index, spec),
+        2 => eduzz_body(index, spec),
+        _ => None,
+    };
+    other.unwrap_or_else(|| hotmart_body(index, spec))
+}
+
+/// The event as Kiwify sends it (times zone-less, in São Paulo; the fraction of a second
+/// makes each body's key its own).
+fn kiwify_body(index: usize, spec: &Spec) -> Option<Value> {
+    let at = 1_745_000_000_000 + spec.at * 60_000 - 3 * 3_600_000;
+    let when = chrono::DateTime::from_timestamp_millis(at)
+        .unwrap()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let when = format!("{when}.{index:03}");
+    let email = EMAILS[spec.contact];
+    let product = PRODUCTS[spec.product].to_string();
+    let event = match EVENTS[spec.event] {
+        "PURCHASE_OUT_OF_SHOPPING_CART" => {
+            return Some(
+                serde_json::json!({"id": format!("cart-{index}"), "status": "abandoned",
+                "email": email, "product_id": product, "created_at": when}),
+            );
+        }
+        "PURCHASE_BILLET_PRINTED" => "billet_created",
+        "PURCHASE_CANCELED" => "order_rejected",
+        "PURCHASE_APPROVED" => "order_approved",
+        "PURCHASE_REFUNDED" => "order_refunded",
+        "PURCHASE_CHARGEBACK" => "chargeback",
+        "PURCHASE_DELAYED" => "subscription_late",
+        "SUBSCRIPTION_CANCELLATION" => "subscription_canceled",
+        "CLUB_FIRST_ACCESS" => "subscription_renewed",
+        _ => return None,
+    };
+    Some(serde_json::json!({
+        "order_id": format!("K{}", spec.transaction), "webhook_event_type": event, "updated_at": when,
+        "Product": {"product_id": product}, "Customer": {"email": email},
+        "Commissions": {"charge_amount": 1000 * (spec.transaction as i64 + 1), "currency": "BRL"},
+        "subscription_id": (spec.transaction == 0).then_some("KS0"),
+    }))
+}
+
+/// The event as Eduzz's webhook v3 sends it.
+fn eduzz_body(index: usize, spec: &Spec) -> Option<Value> {
+    let at = 1_745_000_000_000 + spec.at * 60_000;
+    let sent = chrono::DateTime::from_timestamp_millis(at)
+        .unwrap()
+        .to_rfc3339();
+    let email = EMAILS[spec.contact];
+    let product = PRODUCTS[spec.product];
+    let id = format!("evt-{index}");
+    let (event, data) = match EVENTS[spec.event] {
+        "PURCHASE_OUT_OF_SHOPPING_CART" => (
+            "sun.cart_abandonment",
+            serde_json::json!({"id": format!("cart-{index}"), "productId": [product], "customer": {"email": email}}),
+        ),
+        "SUBSCRIPTION_CANCELLATION" => (
+            "myeduzz.contract_updated",
+            serde_json::json!({"id": format!("C{}", spec.transaction), "status": "canceled",
+                "product": {"id": product}, "buyer": {"email": email}}),
+        ),
+        other => {
+            let event = match other {
+                "PURCHASE_BILLET_PRINTED" => "myeduzz.invoice_waiting_payment",
+                "PURCHASE_CANCELED" => "myeduzz.invoice_refused",
+                "PURCHASE_EXPIRED" => "myeduzz.invoice_expired",
+                "PURCHASE_APPROVED" => "myeduzz.invoice_paid",
+                "PURCHASE_DELAYED" => "myeduzz.invoice_overdue",
+                "PURCHASE_PROTEST" => "myeduzz.invoice_waiting_refund",
+                "PURCHASE_REFUNDED" => "myeduzz.invoice_refunded",
+                "PURCHASE_CHARGEBACK" => "myeduzz.invoice_chargeback",
+                "CLUB_FIRST_ACCESS" => "myeduzz.invoice_scheduled",
+                _ => return None,
+            };
+            (
+                event,
+                serde_json::json!({"id": format!("I{}", spec.transaction), "buyer": {"email": email},
+                    "price": {"value": 10 * (spec.transaction + 1), "currency": "BRL"},
+                    "items": [{"productId": product, "name": "P"}]}),
+            )
+        }
+    };
+    Some(serde_json::json!({"id": id, "event": event, "sentDate": sent, "data": data}))
+}
+
+/// Which adapter reads a body, by its shape.
+fn platform_of(body: &Value) -> Platform {
+    if body.get("sentDate").is_some() {
+        Platform::Eduzz
+    } else if body.get("webhook_event_type").is_some() || body.get("status").is_some() {
+        Platform::Kiwify
+    } else {
+        Platform::Hotmart
+    }
+}
+
+/// A body's sale event and its deduplication key, as the inbox and workers read them.
+fn parse(body: &Value) -> (entity::sale::event::SaleEvent, String) {
+    let platform = platform_of(body);
+    let key = platform.envelope(body).unwrap().id;
+    (platform.sale_events(body).unwrap().remove(0), key)
+}
+
+fn hotmart_body(index: usize, spec: &Spec) -> Value {
     let id = format!("evt-{index}");
     let email = EMAILS[spec.contact];
     let product = PRODUCTS[spec.product];
@@ -73,15 +182,24 @@ fn body(index: usize, spec: &Spec) -> Value {
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
-    (0..EVENTS.len(), 0..2usize, 0..2usize, 0..3usize, 0..20i64).prop_map(
-        |(event, contact, product, transaction, at)| Spec {
-            event,
-            contact,
-            product,
-            transaction,
-            at,
-        },
+    (
+        0..3usize,
+        0..EVENTS.len(),
+        0..2usize,
+        0..2usize,
+        0..3usize,
+        0..20i64,
     )
+        .prop_map(
+            |(platform, event, contact, product, transaction, at)| Spec {
+                platform,
+                event,
+                contact,
+                product,
+                transaction,
+                at,
+            },
+        )
 }
 
 /// Deals of an integration, independent of ids: per contact and key, in creation order.
@@ -193,8 +311,7 @@ async fn integration(
 
 async fn apply_all(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value]) {
     for body in bodies {
-        let parsed = payload::sale_event(body).unwrap();
-        let id = body["id"].as_str().unwrap().to_owned();
+        let (parsed, id) = parse(body);
         let txn = app.db.conn.begin().await.unwrap();
         apply_event(&txn, snap, IncomingEvent::webhook(&parsed, id, "prop", 0))
             .await
@@ -206,15 +323,7 @@ async fn apply_all(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value]) 
 /// Applies `bodies` in groups (sizes 1 to 6, from `seed`), each group in one transaction
 /// with one call of the set-wise engine, as the workers do.
 async fn apply_grouped(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value], seed: u64) {
-    let parsed: Vec<_> = bodies
-        .iter()
-        .map(|b| {
-            (
-                payload::sale_event(b).unwrap(),
-                b["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let parsed: Vec<_> = bodies.iter().map(parse).collect();
     let mut rest: &[_] = &parsed;
     let mut state = seed | 1;
     while !rest.is_empty() {
@@ -269,8 +378,9 @@ fn converge(backend: Backend, cases: u32) {
     proptest!(config, |(specs in prop::collection::vec(spec(), 1..14), shuffle_seed in any::<u64>(), dup_mask in any::<u32>(), merged in any::<bool>())| {
         runtime.block_on(async {
             let bodies: Vec<Value> = specs.iter().enumerate().map(|(i, s)| body(i, s)).collect();
-            let mut in_time_order = bodies.clone();
-            in_time_order.sort_by_key(|b| (b["creation_date"].as_i64().unwrap(), b["id"].as_str().unwrap().to_owned()));
+            let mut order: Vec<usize> = (0..bodies.len()).collect();
+            order.sort_by_key(|&i| (specs[i].at, format!("evt-{i}")));
+            let in_time_order: Vec<Value> = order.iter().map(|&i| bodies[i].clone()).collect();
             // A deterministic shuffle from the seed, plus duplicates of some events.
             let mut arrival = bodies.clone();
             let mut state = shuffle_seed | 1;

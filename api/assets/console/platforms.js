@@ -1,0 +1,48 @@
+// The checkouts the wizard sets up, and what differs between them: the events each sends
+// (neutral names), whether products carry a hottok, and the secret that signs deliveries.
+
+import { h, field } from './dom.js';
+import { t } from './i18n.js';
+import { gql } from './gql.js';
+
+export const PLATFORMS = ['HOTMART', 'KIWIFY', 'EDUZZ'];
+
+const NEUTRAL = [
+  'CART_ABANDONED', 'PAYMENT_PENDING', 'PAYMENT_REFUSED', 'PAYMENT_EXPIRED', 'PURCHASE_APPROVED',
+  'PURCHASE_COMPLETE', 'PAYMENT_OVERDUE', 'REFUND_REQUESTED', 'REFUNDED', 'CHARGEBACK', 'SUBSCRIPTION_CANCELED',
+];
+
+/** What each platform never sends (the product's table of neutral events). */
+const NEVER = {
+  KIWIFY: ['PAYMENT_EXPIRED', 'PURCHASE_COMPLETE', 'REFUND_REQUESTED'],
+  EDUZZ: ['PURCHASE_COMPLETE'],
+};
+
+/** The neutral events a platform sends, in the table's order. */
+export const eventsOf = (platform) => NEUTRAL.filter((e) => !(NEVER[platform] ?? []).includes(e));
+
+/** The events a new integration of a platform starts with. */
+export const SUGGESTED_NEUTRAL = ['CART_ABANDONED', 'PAYMENT_PENDING', 'PAYMENT_REFUSED', 'PURCHASE_APPROVED', 'REFUNDED'];
+
+/** The form that stores the secret a Kiwify or Eduzz integration's deliveries are signed with. */
+export function secretForm(integration, done) {
+  const secret = h('input', { id: 'webhook-secret', type: 'password', required: true, autocomplete: 'off' });
+  const submit = h('button', { type: 'submit', id: 'save-secret' }, t('common.save'));
+  const state = h('p', { class: integration.hasWebhookSecret ? 'received' : 'muted', id: 'secret-state' }, t(integration.hasWebhookSecret ? 'platform.secretSet' : 'platform.secretMissing'));
+  const error = h('p', { class: 'error', role: 'alert' });
+  const form = h('form', { class: 'stack', id: 'secret-form' }, field(t(`platform.${integration.platform}.secret`), secret), h('p', { class: 'muted' }, t(`platform.${integration.platform}.secretHelp`)), state, error, submit);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    error.textContent = '';
+    try {
+      await gql('mutation($id: ID!, $s: String!) { setWebhookSecret(integrationId: $id, secret: $s) { hasWebhookSecret } }', { id: integration.id, s: secret.value.trim() });
+      done();
+    } catch (err) {
+      error.textContent = err.message;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
