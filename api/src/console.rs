@@ -31,6 +31,11 @@ const FILES: &[(&str, &[u8], &str)] = &[
         JS,
     ),
     (
+        "platforms.js",
+        include_bytes!("../assets/console/platforms.js"),
+        JS,
+    ),
+    (
         "wizard.js",
         include_bytes!("../assets/console/wizard.js"),
         JS,
