@@ -125,6 +125,14 @@ pub struct ConfigArgs {
         global = true
     )]
     pub hotmart_api_url: String,
+    /// Base URL of Kiwify's public API (its OAuth token endpoint and sales list).
+    #[arg(
+        long,
+        env = "KIWIFY_API_URL",
+        default_value = "https://public-api.kiwify.com/v1",
+        global = true
+    )]
+    pub kiwify_api_url: String,
     /// Base URL of Hotmart's OAuth token endpoint.
     #[arg(
         long,
@@ -159,6 +167,7 @@ pub struct Config {
     pub hotmart_api_url: String,
     pub hotmart_auth_url: String,
     pub hotmart_requests_per_minute: u32,
+    pub kiwify_api_url: String,
     pub jwt_secret: Vec<u8>,
     pub secret_key: Vec<u8>,
     pub workers: jobs::deliveries::WorkerSettings,
@@ -250,6 +259,7 @@ impl ConfigArgs {
             hotmart_api_url: self.hotmart_api_url.trim_end_matches('/').to_owned(),
             hotmart_auth_url: self.hotmart_auth_url.trim_end_matches('/').to_owned(),
             hotmart_requests_per_minute: self.hotmart_requests_per_minute,
+            kiwify_api_url: self.kiwify_api_url.trim_end_matches('/').to_owned(),
             jwt_secret,
             secret_key,
             workers: self.worker_settings()?,
@@ -280,6 +290,7 @@ impl Config {
             api_url: self.hotmart_api_url.clone(),
             auth_url: self.hotmart_auth_url.clone(),
             requests_per_minute: self.hotmart_requests_per_minute as f64,
+            kiwify_api_url: self.kiwify_api_url.clone(),
         }
     }
 }

@@ -134,22 +134,63 @@ pub async fn of(
     integration: &integration::Model,
 ) -> DomainResult<Health> {
     let facts = facts(db, integration, now_ms()).await?;
-    Ok(judge(&facts))
+    let mut health = judge(&facts, crate::platform::Platform::of(integration));
+    if crate::platform::Platform::of(integration) == crate::platform::Platform::Eduzz {
+        health.reasons.push(
+            "reconciliation is off for Eduzz: its sales API cannot be read yet, so a webhook Eduzz never delivers is not recovered"
+                .to_owned(),
+        );
+    }
+    Ok(health)
+}
+
+/// Why a platform's deliveries are refused: the secret here no longer matches the platform's.
+fn refusal_cause(platform: crate::platform::Platform) -> String {
+    match platform {
+        crate::platform::Platform::Hotmart => "their hottok is wrong: the hottok in Hotmart no longer matches the one here (was it changed in Hotmart?)".to_owned(),
+        other => format!(
+            "their signature is wrong or missing: the {} here no longer matches {}'s (was it changed there?)",
+            crate::integrations::secret_name(other),
+            other.title()
+        ),
+    }
+}
+
+/// Why the last run failed, in the words an admin acts on.
+fn failed_run(run: &import_run::Model, platform: crate::platform::Platform) -> String {
+    let error = run.error.as_deref().unwrap_or("unknown error");
+    let what = match run.kind {
+        ImportKind::Reconciliation => "the last reconciliation",
+        ImportKind::Manual => "the last import",
+    };
+    if error.contains("credentials") {
+        format!(
+            "{} rejected the API credentials in {what}: enter them again",
+            platform.title()
+        )
+    } else {
+        format!("{what} failed: {error}")
+    }
 }
 
 /// The rules, worst first.
-fn judge(facts: &Facts) -> Health {
+fn judge(facts: &Facts, platform: crate::platform::Platform) -> Health {
     let mut found: Vec<(HealthStatus, String)> = Vec::new();
     if facts.refused > 0 {
-        found.push((HealthStatus::Failing, format!(
-            "{} deliveries were refused in the last hour because their hottok is wrong: the hottok in Hotmart no longer matches the one here (was it changed in Hotmart?)",
-            facts.refused
-        )));
+        found.push((
+            HealthStatus::Failing,
+            format!(
+                "{} deliveries were refused in the last hour because {}",
+                facts.refused,
+                refusal_cause(platform)
+            ),
+        ));
     }
     if facts.healed_last_day > 0 && !facts.webhook_in_last_day {
         found.push((HealthStatus::Failing, format!(
-            "reconciliation recovered {} sales in the last day and no webhook arrived in that time: the webhook URL is probably missing or deactivated in Hotmart",
-            facts.healed_last_day
+            "reconciliation recovered {} sales in the last day and no webhook arrived in that time: the webhook URL is probably missing or deactivated in {}",
+            facts.healed_last_day,
+            platform.title()
         )));
     } else if facts.healed_last_day > 0 {
         found.push((HealthStatus::Warning, format!(
@@ -171,19 +212,7 @@ fn judge(facts: &Facts) -> Health {
         .as_ref()
         .filter(|r| r.status == ImportStatus::Failed)
     {
-        let error = run.error.as_deref().unwrap_or("unknown error");
-        let what = match run.kind {
-            ImportKind::Reconciliation => "the last reconciliation",
-            ImportKind::Manual => "the last import",
-        };
-        found.push((
-            HealthStatus::Warning,
-            if error.contains("credentials") {
-                format!("Hotmart rejected the API credentials in {what}: enter them again")
-            } else {
-                format!("{what} failed: {error}")
-            },
-        ));
+        found.push((HealthStatus::Warning, failed_run(run, platform)));
     }
     found.sort_by_key(|f| std::cmp::Reverse(f.0));
     Health {

@@ -48,6 +48,15 @@ pub fn is_importable(event: HotmartEvent) -> bool {
     !statuses_for(event).is_empty() || event == HotmartEvent::SubscriptionCancellation
 }
 
+/// Whether an import of `platform` can find an event (named by its Hotmart name, as runs
+/// store them).
+pub fn can_import(platform: Platform, event: HotmartEvent) -> bool {
+    match platform {
+        Platform::Hotmart => is_importable(event),
+        other => event.neutral().is_some_and(|n| other.can_import(n)),
+    }
+}
+
 /// The event a Sales API status stands for (both spellings accepted).
 pub fn event_for_status(status: &str) -> Option<HotmartEvent> {
     use HotmartEvent::*;
@@ -77,7 +86,13 @@ pub struct NewImport<'a> {
 
 /// The range is ordered, at most 5 years long and not in the future; the events are
 /// importable.
-fn check_range_and_events(input: &NewImport<'_>) -> DomainResult<()> {
+fn check_range_and_events(platform: Platform, input: &NewImport<'_>) -> DomainResult<()> {
+    if platform == Platform::Eduzz {
+        return Err(DomainError::bad_input(
+            "integrationId",
+            "imports from Eduzz are not available: its sales API cannot be read yet",
+        ));
+    }
     if input.from >= input.to {
         return Err(DomainError::bad_input("from", "must be before `to`"));
     }
@@ -96,12 +111,16 @@ fn check_range_and_events(input: &NewImport<'_>) -> DomainResult<()> {
             "select at least one event",
         ));
     }
-    if let Some(bad) = input.events.iter().find(|e| !is_importable(**e)) {
+    if let Some(bad) = input.events.iter().find(|e| !can_import(platform, **e)) {
+        let name = match platform {
+            Platform::Hotmart => bad.as_str(),
+            _ => bad.neutral().map_or(bad.as_str(), |n| n.as_str()),
+        };
         return Err(DomainError::bad_input(
             "events",
             format!(
-                "{} cannot be imported: Hotmart's sales history and subscriptions do not report it",
-                bad.as_str()
+                "{name} cannot be imported: {}'s sales lists do not report it",
+                platform.title()
             ),
         ));
     }
@@ -147,8 +166,15 @@ pub async fn start(
     input: NewImport<'_>,
 ) -> DomainResult<(import_run::Model, Vec<String>)> {
     let integration = integrations::get(db, caller, integration_id).await?;
-    check_range_and_events(&input)?;
-    credentials(keys, &integration)?;
+    let platform = Platform::of(&integration);
+    check_range_and_events(platform, &input)?;
+    let credentials = credentials(keys, &integration)?;
+    if platform == Platform::Kiwify && credentials.account_id.is_none() {
+        return Err(DomainError::bad_input(
+            "integrationId",
+            "set Kiwify's API credentials with the account id first",
+        ));
+    }
     let products = crate::products::of_integration(db, &integration.id).await?;
     let product_ids = products_to_import(&products, input.hotmart_product_ids)?;
     let label = match labels::optional_label_name("label", input.label)? {

@@ -64,13 +64,18 @@ pub async fn set(
             "must be between 1 hour and 30 days (720)",
         ));
     }
+    if settings.enabled
+        && crate::platform::Platform::of(&current) == crate::platform::Platform::Eduzz
+    {
+        return Err(DomainError::bad_input(
+            "enabled",
+            "reconciliation is not available for Eduzz: its sales API cannot be read yet",
+        ));
+    }
     if settings.enabled {
-        // Reconciliation reads the Hotmart API: it needs working credentials.
+        // Reconciliation reads the platform's API: it needs working credentials.
         imports::credentials(keys, &current).map_err(|_| {
-            DomainError::bad_input(
-                "enabled",
-                "set the integration's Hotmart API credentials first",
-            )
+            DomainError::bad_input("enabled", "set the integration's API credentials first")
         })?;
     }
     let was_enabled = current.reconcile_enabled;
@@ -127,7 +132,7 @@ pub async fn start(
     }
     let events: Vec<_> = integrations::events(integration)?
         .into_iter()
-        .filter(|e| imports::is_importable(*e))
+        .filter(|e| imports::can_import(crate::platform::Platform::of(integration), *e))
         .collect();
     if events.is_empty() {
         return Ok(None);

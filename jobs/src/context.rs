@@ -122,12 +122,14 @@ impl Drop for Working {
 }
 
 /// Base URLs of the Hotmart API (`HOTMART_API_URL`, `HOTMART_AUTH_URL`) and the request
-/// rate one credential may use (`HOTMART_REQUESTS_PER_MINUTE`).
+/// rate one credential may use (`HOTMART_REQUESTS_PER_MINUTE`); and Kiwify's API
+/// (`KIWIFY_API_URL`).
 #[derive(Debug, Clone)]
 pub struct HotmartEndpoints {
     pub api_url: String,
     pub auth_url: String,
     pub requests_per_minute: f64,
+    pub kiwify_api_url: String,
 }
 
 #[cfg(test)]

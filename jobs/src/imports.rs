@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 
+use crate::import_pages::ImportedPage;
 use entity::{
-    engine::apply::{Applied, IntegrationSnapshot, Source, apply_group},
+    engine::apply::IntegrationSnapshot,
     hotmart::{
         payload::ContactData,
         rest::{self, RestSubscription, SubscriptionIndex},
@@ -36,6 +37,8 @@ const MAX_PAGES: usize = 2_000;
 enum WindowError {
     #[error(transparent)]
     Hotmart(#[from] HotmartError),
+    #[error(transparent)]
+    Kiwify(#[from] crate::kiwify::KiwifyError),
     #[error(transparent)]
     Domain(#[from] entity::DomainError),
     #[error(transparent)]
@@ -137,6 +140,14 @@ async fn run_window(
     }
     imports::mark_running(db, &run.id).await?;
     let snap = IntegrationSnapshot::load(db, &run.integration_id).await?;
+    if entity::platform::Platform::of(&snap.integration) == entity::platform::Platform::Kiwify {
+        return Ok(
+            match crate::kiwify::run_window(ctx, window, &run, &snap).await? {
+                true => WindowEnd::HandedOver,
+                false => WindowEnd::Finished,
+            },
+        );
+    }
     let credentials = imports::credentials(&ctx.keys, &snap.integration)?;
     let statuses = imports::statuses_of(&run)?;
     let mut work = WindowWork {
@@ -369,8 +380,13 @@ impl WindowWork<'_> {
             sales_seen: events.len() as i64,
             ..PageCounts::default()
         };
+        let page = ImportedPage {
+            snap: &self.snap,
+            run: &self.run,
+            window_id: &self.window.id,
+        };
         let txn = self.ctx.db.begin_write().await?;
-        let counts = self.apply_group(&*txn, &events, counts).await?;
+        let counts = page.apply_events(&*txn, &events, counts).await?;
         if !imports::finish_window(&*txn, self.window).await? {
             txn.rollback().await?;
             return Ok(());
@@ -415,39 +431,6 @@ impl WindowWork<'_> {
         (sales, counts)
     }
 
-    /// Applies events as one group of the deal engine; the counts with its outcome.
-    async fn apply_group(
-        &self,
-        txn: &impl sea_orm::ConnectionTrait,
-        events: &[ImportedSale],
-        mut counts: PageCounts,
-    ) -> Result<PageCounts, WindowError> {
-        let group: Vec<_> = events
-            .iter()
-            .map(|sale| {
-                let source = Source::Import {
-                    run_id: self.run.id.clone(),
-                    label: self.run.label.clone(),
-                    reconciliation: self.run.kind == imports::ImportKind::Reconciliation,
-                };
-                (&self.snap, sale.incoming(source))
-            })
-            .collect();
-        let outcome = apply_group(txn, &group).await?;
-        let reconciliation = self.run.kind == imports::ImportKind::Reconciliation;
-        for applied in &outcome.applied {
-            match applied {
-                Applied::Applied { .. } if reconciliation => counts.healed += 1,
-                Applied::Applied { .. } => {}
-                Applied::Duplicate => counts.skipped += 1,
-                Applied::NoContact => counts.failed_sales += 1,
-            }
-        }
-        counts.deals_created += outcome.deals_created as i64;
-        counts.deals_updated += outcome.deals_updated as i64;
-        Ok(counts)
-    }
-
     /// Applies a page as one group of the deal engine, with the window's cursor and the
     /// run's counters, in one transaction. False when another run of the window moved the
     /// cursor first (its page stands, not this one).
@@ -458,16 +441,12 @@ impl WindowWork<'_> {
         from: &imports::WindowCursor,
         to: &imports::WindowCursor,
     ) -> Result<bool, WindowError> {
-        let txn = self.ctx.db.begin_write().await?;
-        let counts = self.apply_group(&*txn, events, counts).await?;
-        if !imports::advance_cursor(&*txn, &self.window.id, from, to).await? {
-            txn.rollback().await?;
-            return Ok(false);
-        }
-        imports::add_counts(&*txn, &self.run.id, counts).await?;
-        txn.commit().await?;
-        self.ctx.telemetry.healed_sales(counts.healed as u64);
-        Ok(true)
+        let page = ImportedPage {
+            snap: &self.snap,
+            run: &self.run,
+            window_id: &self.window.id,
+        };
+        Ok(page.apply(self.ctx, events, counts, from, to).await?)
     }
 }
 

@@ -4,8 +4,10 @@
 pub mod context;
 pub mod deliveries;
 pub mod hotmart;
+pub mod import_pages;
 pub mod imports;
 pub mod intake_priority;
+pub mod kiwify;
 pub mod products;
 pub mod queue;
 pub mod telemetry;

@@ -20,6 +20,7 @@ pub use checkout_crm;
 
 pub mod browser;
 pub mod fake_hotmart;
+pub mod fake_kiwify;
 pub mod hotmart;
 pub mod process;
 
@@ -173,6 +174,7 @@ pub fn test_config(database_url: &str, data_dir: PathBuf) -> Config {
         hotmart_api_url: "http://127.0.0.1:9".into(),
         hotmart_auth_url: "http://127.0.0.1:9".into(),
         hotmart_requests_per_minute: 480,
+        kiwify_api_url: "http://127.0.0.1:9".into(),
         jwt_secret: JWT_SECRET.as_bytes().to_vec(),
         secret_key: SECRET_KEY.as_bytes().to_vec(),
         workers: fast_workers(),

@@ -249,7 +249,8 @@ impl ImportMutation {
         Ok(Integration(integration))
     }
 
-    /// Starts a retroactive import by neutral events (Hotmart's sales history today).
+    /// Starts a retroactive import by neutral events (Hotmart's sales history, Kiwify's
+    /// sales list; Eduzz is refused).
     async fn start_import(
         &self,
         ctx: &Context<'_>,
@@ -259,17 +260,6 @@ impl ImportMutation {
         let app = ctx.app();
         let caller = ctx.caller()?;
         let integration = entity::integrations::get(&app.db.conn, caller, &integration_id).await?;
-        let platform = entity::platform::Platform::of(&integration);
-        if platform != entity::platform::Platform::Hotmart {
-            return Err(entity::DomainError::bad_input(
-                "integrationId",
-                format!(
-                    "imports from {} are not available yet: its live webhooks work; past sales cannot be fetched",
-                    platform.title()
-                ),
-            )
-            .into());
-        }
         let events: Vec<entity::HotmartEvent> = input
             .events
             .into_iter()

@@ -199,7 +199,7 @@ fn fill_sale(sale: &mut SaleEvent, order: &Value) {
 }
 
 /// Kiwify's money: integer cents, as a number or a string of digits.
-fn cents(v: Option<&Value>) -> crate::money::Price {
+pub(crate) fn cents(v: Option<&Value>) -> crate::money::Price {
     use crate::money::{MAX_CENTS, Price};
     let n = match v {
         None | Some(Value::Null) => return Price::Absent,

@@ -66,4 +66,19 @@ impl Platform {
     pub fn signs(self) -> bool {
         self != Platform::Hotmart
     }
+
+    /// Whether an import from the platform's API can find the neutral event (Kiwify's
+    /// sales list reports pending, refused, paid, refunded and charged-back sales; Eduzz
+    /// is not imported; Hotmart's rules are the import's own).
+    pub fn can_import(self, event: CheckoutEvent) -> bool {
+        use CheckoutEvent::*;
+        match self {
+            Platform::Hotmart => true,
+            Platform::Kiwify => matches!(
+                event,
+                PaymentPending | PaymentRefused | PurchaseApproved | Refunded | Chargeback
+            ),
+            Platform::Eduzz => false,
+        }
+    }
 }

@@ -579,7 +579,159 @@ async fn checkout_set_up_refuses_what_cannot_work(backend: Backend) {
     );
 }
 
+/// A Kiwify import against a local fake of its API: windows of at most 90 days, paging
+/// by number, a token that expires, 429s; the sales land once, and a second import of the
+/// same range changes nothing.
+async fn a_kiwify_import_pages_through_windows_and_lands_each_sale_once(backend: Backend) {
+    use tests::fake_kiwify::{ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, FakeKiwify, sale};
+    let fake = FakeKiwify::start().await;
+    let mut app =
+        TestApp::spawn_configured(backend, |c| c.kiwify_api_url = fake.base.clone()).await;
+    app.start_workers();
+    let (id, _, _) = signed_integration(&app, "KIWIFY").await;
+    let product = "5f0c7b2e-8a4d-4c1e-9b3a-2d6f1e8c7a90";
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z").unwrap();
+    {
+        let mut sales = fake.state.sales.lock().unwrap();
+        // 460 paid sales over 115 days (four a day): several windows, several pages each.
+        for i in 0..460i64 {
+            let at = (start + chrono::Duration::hours(6 * i)).to_rfc3339();
+            sales.push(sale(
+                &format!("order-{i:04}"),
+                "paid",
+                &at,
+                &format!("buyer{i}@exemplo.com.br"),
+                product,
+            ));
+        }
+        let at = (start + chrono::Duration::days(3)).to_rfc3339();
+        sales.push(sale(
+            "order-other",
+            "paid",
+            &at,
+            "other@exemplo.com.br",
+            "unregistered",
+        ));
+        sales.push(sale(
+            "order-processing",
+            "processing",
+            &at,
+            "p@exemplo.com.br",
+            product,
+        ));
+    }
+    fake.state
+        .rate_limited
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    fake.state
+        .token_uses
+        .store(3, std::sync::atomic::Ordering::SeqCst);
+    let (code, message) = app
+        .err(
+            &app.admin,
+            "mutation($id: ID!) { setCheckoutCredentials(integrationId: $id, input: {clientId: \"a\", clientSecret: \"b\"}) { id } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT", "{message}");
+    assert!(message.contains("account id"), "{message}");
+    app.ok(
+        &app.admin,
+        "mutation($id: ID!, $i: PlatformCredentialsInput!) { setCheckoutCredentials(integrationId: $id, input: $i) { hasCredentials } }",
+        json!({"id": id, "i": {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET, "accountId": ACCOUNT_ID}}),
+    )
+    .await;
+    let import = "mutation($id: ID!, $i: StartCheckoutImportInput!) { startImport(integrationId: $id, input: $i) { id checkoutEvents } }";
+    let (code, _) = app
+        .err(&app.admin, import, json!({"id": id, "i": {"from": "2026-02-25T00:00:00Z", "to": "2026-07-01T00:00:00Z", "events": ["CART_ABANDONED"]}}))
+        .await;
+    assert_eq!(
+        code, "BAD_USER_INPUT",
+        "a cart cannot be imported from Kiwify"
+    );
+    let input = json!({"from": "2026-02-25T00:00:00Z", "to": "2026-07-01T00:00:00Z", "events": ["PURCHASE_APPROVED"]});
+    let run = app
+        .ok(&app.admin, import, json!({"id": id, "i": input}))
+        .await;
+    assert_eq!(
+        run["startImport"]["checkoutEvents"],
+        json!(["PURCHASE_APPROVED"])
+    );
+    let first = finished_run(&app, run["startImport"]["id"].as_str().unwrap()).await;
+    assert_eq!(first["status"], "SUCCEEDED", "{first}");
+    assert_eq!(
+        (first["salesSeen"].as_i64(), first["dealsCreated"].as_i64()),
+        (Some(462), Some(460)),
+        "{first}"
+    );
+    assert_eq!(first["skipped"], 2, "{first}");
+    let deals = app
+        .ok(
+            &app.admin,
+            "{ deals(filter: {status: WON}) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(deals["deals"]["totalCount"], 460);
+    // Every query asked for at most 90 days, and windows were paged.
+    let queries = fake.state.queries.lock().unwrap().clone();
+    for (from, to, _) in &queries {
+        let days = (chrono::NaiveDate::parse_from_str(to, "%Y-%m-%d").unwrap()
+            - chrono::NaiveDate::parse_from_str(from, "%Y-%m-%d").unwrap())
+        .num_days();
+        assert!(days <= 90, "{from}..{to}");
+    }
+    assert!(queries.iter().any(|(_, _, page)| *page > 1), "{queries:?}");
+    assert_eq!(
+        fake.state
+            .too_long
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    assert!(
+        fake.state
+            .tokens_issued
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 2,
+        "the expired token was renewed"
+    );
+    // Again: nothing new.
+    let run = app
+        .ok(&app.admin, import, json!({"id": id, "i": input}))
+        .await;
+    let second = finished_run(&app, run["startImport"]["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (second["status"].as_str(), second["dealsCreated"].as_i64()),
+        (Some("SUCCEEDED"), Some(0)),
+        "{second}"
+    );
+    let deals = app
+        .ok(&app.admin, "{ deals { totalCount } }", json!({}))
+        .await;
+    assert_eq!(deals["deals"]["totalCount"], 460);
+}
+
+/// Waits for an import run to end (panics after 60 s).
+async fn finished_run(app: &TestApp, run: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let data = app
+            .ok(&app.admin, "query($id: ID!) { importRun(id: $id) { status salesSeen dealsCreated skipped failedSales error } }", json!({"id": run}))
+            .await;
+        let run = data["importRun"].clone();
+        if matches!(
+            run["status"].as_str(),
+            Some("SUCCEEDED" | "FAILED" | "CANCELED")
+        ) {
+            return run;
+        }
+        assert!(std::time::Instant::now() < deadline, "import still {run}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 on_both_backends!(
+    a_kiwify_import_pages_through_windows_and_lands_each_sale_once,
     every_kiwify_and_eduzz_fixture_is_accepted_and_processed,
     signatures_are_checked_on_the_raw_bytes_before_parsing,
     duplicates_unknown_events_and_late_events,
