@@ -190,6 +190,15 @@ fn sao_paulo_date(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A canceled or failed run stops at the next page.
+async fn run_is_over(ctx: &JobContext, run: &import_run::Model) -> Result<bool, KiwifyError> {
+    let current = import_run::Entity::find_by_id(run.id.clone())
+        .one(&ctx.db.conn)
+        .await
+        .map_err(entity::DomainError::from)?;
+    Ok(current.is_none_or(|r| r.status.is_final()))
+}
+
 /// The sales list's query for one page of a window: the São Paulo days it touches.
 fn sales_query(window: &import_window::Model, number: u64) -> [(&'static str, String); 5] {
     [
@@ -236,11 +245,7 @@ pub async fn run_window(
         if ctx.is_stopping() {
             return Ok(true);
         }
-        let current = import_run::Entity::find_by_id(run.id.clone())
-            .one(&ctx.db.conn)
-            .await
-            .map_err(entity::DomainError::from)?;
-        if current.is_none_or(|r| r.status.is_final()) {
+        if run_is_over(ctx, run).await? {
             return Ok(false);
         }
         imports::touch_window(&ctx.db.conn, &window.id).await?;
