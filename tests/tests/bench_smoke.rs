@@ -37,6 +37,25 @@ fn check(reports: &[Value], backend: &str) {
             .find(|r| r["scenario"] == name)
             .unwrap_or_else(|| panic!("no {name} report in {reports:?}"))
     };
+    // The same journeys as Hotmart's and as Kiwify's: every delivery processed, both ways.
+    let checkouts = scenario("checkouts");
+    assert_eq!(checkouts["errors"], 0, "{checkouts}");
+    assert_eq!(
+        checkouts["hotmart_processed"], checkouts["hotmart_deliveries"],
+        "{checkouts}"
+    );
+    assert_eq!(
+        checkouts["kiwify_processed"], checkouts["kiwify_deliveries"],
+        "{checkouts}"
+    );
+    assert!(
+        checkouts["kiwify_deliveries"].as_u64().unwrap() > 100,
+        "{checkouts}"
+    );
+    assert!(
+        checkouts["kiwify_to_hotmart"].as_f64().unwrap() > 0.0,
+        "{checkouts}"
+    );
     let webhooks = scenario("webhooks");
     assert_eq!(webhooks["backend"], backend);
     assert_eq!(webhooks["errors"], 0, "{webhooks}");

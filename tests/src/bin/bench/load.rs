@@ -30,11 +30,13 @@ impl Rng {
     }
 }
 
-/// One delivery to post: the body and the header hottok of its product.
+/// One delivery to post: the body and the header hottok of its product (Hotmart), or the
+/// `?signature=` of its body (Kiwify).
 #[derive(Clone)]
 pub struct Delivery {
     pub body: bytes::Bytes,
     pub hottok: &'static str,
+    pub signature: Option<String>,
 }
 
 pub const PRODUCTS: [(&str, &str); 2] = [
@@ -96,6 +98,7 @@ pub fn workload(unique: usize, duplicate_ratio: f64, seed: u64) -> Vec<Delivery>
                 Delivery {
                     body: serde_json::to_vec(&body).unwrap().into(),
                     hottok,
+                    signature: None,
                 },
             ));
         }
@@ -117,6 +120,67 @@ pub fn workload(unique: usize, duplicate_ratio: f64, seed: u64) -> Vec<Delivery>
         deliveries.insert(at, copy);
     }
     deliveries
+}
+
+/// The Kiwify products of [`kiwify_workload`].
+pub const KIWIFY_PRODUCTS: [&str; 2] = [
+    "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f",
+    "8d2e3f4a-5b6c-4d7e-9f0a-1b2c3d4e5f6a",
+];
+
+/// The webhook token the Kiwify bench integration signs with.
+pub const KIWIFY_TOKEN: &str = "bench-kiwify-token";
+
+/// The journeys of [`workload`] as Kiwify sends them (signed): the same buyers, times and
+/// events where Kiwify has them (it sends no "complete" and no "expired").
+pub fn kiwify_workload(unique: usize, duplicate_ratio: f64, seed: u64) -> Vec<Delivery> {
+    workload(unique, duplicate_ratio, seed)
+        .into_iter()
+        .filter_map(|d| {
+            let hotmart: serde_json::Value = serde_json::from_slice(&d.body).ok()?;
+            let body = kiwify_body(&hotmart)?;
+            let bytes = serde_json::to_vec(&body).unwrap();
+            let signature = entity::kiwify::webhook::sign(KIWIFY_TOKEN.as_bytes(), &bytes);
+            Some(Delivery {
+                body: bytes.into(),
+                hottok: "",
+                signature: Some(signature),
+            })
+        })
+        .collect()
+}
+
+fn kiwify_body(hotmart: &serde_json::Value) -> Option<serde_json::Value> {
+    let data = &hotmart["data"];
+    let email = data["buyer"]["email"].as_str()?;
+    let product = KIWIFY_PRODUCTS[usize::from(data["product"]["id"] == 4_100_002)];
+    let at = hotmart["creation_date"].as_i64()? - 3 * 3_600_000;
+    let when = chrono::DateTime::from_timestamp_millis(at)?
+        .format("%Y-%m-%d %H:%M:%S%.3f")
+        .to_string();
+    let id = hotmart["id"].as_str()?;
+    let event = match hotmart["event"].as_str()? {
+        "PURCHASE_OUT_OF_SHOPPING_CART" => {
+            return Some(
+                serde_json::json!({"id": id, "status": "abandoned", "email": email,
+                "name": data["buyer"]["name"], "product_id": product, "created_at": when,
+                "checkout_link": "https://pay.kiwify.com.br/bench"}),
+            );
+        }
+        "PURCHASE_BILLET_PRINTED" => "billet_created",
+        "PURCHASE_CANCELED" => "order_rejected",
+        "PURCHASE_APPROVED" => "order_approved",
+        "PURCHASE_REFUNDED" => "order_refunded",
+        _ => return None,
+    };
+    let cents = (data["purchase"]["price"]["value"].as_f64()? * 100.0).round() as i64;
+    Some(serde_json::json!({
+        "order_id": data["purchase"]["transaction"], "webhook_event_type": event,
+        "updated_at": when, "created_at": when, "payment_method": "credit_card",
+        "Product": {"product_id": product, "product_name": "Produto"},
+        "Customer": {"email": email, "full_name": data["buyer"]["name"], "mobile": "+5511987654321"},
+        "Commissions": {"charge_amount": cents, "currency": "BRL"},
+    }))
 }
 
 /// Latencies and outcome counts of one load run.
@@ -156,6 +220,10 @@ pub fn client(connections: usize) -> reqwest::Client {
 }
 
 async fn post(client: &reqwest::Client, url: &str, delivery: &Delivery) -> bool {
+    let url = match &delivery.signature {
+        Some(signature) => format!("{url}?signature={signature}"),
+        None => url.to_owned(),
+    };
     let response = client
         .post(url)
         .header("content-type", "application/json")

@@ -1,13 +1,14 @@
 //! Benchmarks of the real `checkout-crm` binary, each on a fresh database.
 //!
 //! ```text
-//! cargo run --release -p tests --bin bench -- <webhooks|latency|import|graphql|all> [options]
+//! cargo run --release -p tests --bin bench -- <webhooks|latency|import|graphql|checkouts|all> [options]
 //! ```
 //!
 //! Every scenario prints a table and one JSON line (`{"scenario": …}`) with its figures.
 //! `--smoke` runs every scenario at a tiny size (seconds), as CI does.
 
 mod baseline;
+mod checkouts;
 mod graphql;
 mod import;
 mod load;
@@ -25,6 +26,7 @@ enum Scenario {
     Latency,
     Import,
     Graphql,
+    Checkouts,
     All,
 }
 
@@ -119,6 +121,7 @@ async fn main() {
             Scenario::Latency,
             Scenario::Import,
             Scenario::Graphql,
+            Scenario::Checkouts,
         ],
         one => vec![one],
     };
@@ -129,6 +132,7 @@ async fn main() {
             Scenario::Latency => webhooks::latency(&args, &binary).await,
             Scenario::Import => import::run(&args, &binary).await,
             Scenario::Graphql => graphql::run(&args, &binary).await,
+            Scenario::Checkouts => checkouts::run(&args, &binary).await,
             Scenario::All => unreachable!(),
         };
         report.print();

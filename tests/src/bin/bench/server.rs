@@ -273,6 +273,46 @@ impl Server {
     }
 }
 
+impl Server {
+    /// An active Kiwify integration for `products`, signed with `token`; its webhook URL.
+    pub async fn kiwify_integration(&self, products: &[&str], token: &str) -> String {
+        let events = [
+            "CART_ABANDONED",
+            "PAYMENT_PENDING",
+            "PAYMENT_REFUSED",
+            "PURCHASE_APPROVED",
+            "REFUNDED",
+        ];
+        let data = self
+            .graphql(
+                "mutation($i: CreateCheckoutIntegrationInput!) { createIntegration(input: $i) { id } }",
+                json!({"i": {"platform": "KIWIFY", "name": "Loja", "events": events}}),
+            )
+            .await;
+        let id = data["createIntegration"]["id"].as_str().unwrap().to_owned();
+        for product in products {
+            self.graphql(
+                "mutation($id: ID!, $p: String!) { addProduct(integrationId: $id, input: {platformProductId: $p}) { id } }",
+                json!({"id": id, "p": product}),
+            )
+            .await;
+        }
+        self.graphql(
+            "mutation($id: ID!, $s: String!) { setWebhookSecret(integrationId: $id, secret: $s) { id } }",
+            json!({"id": id, "s": token}),
+        )
+        .await;
+        self.graphql(
+            "mutation($id: ID!) { activateIntegration(id: $id) { webhookUrl } }",
+            json!({"id": id}),
+        )
+        .await["activateIntegration"]["webhookUrl"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
 pub const ALL_EVENTS: [&str; 13] = [
     "PURCHASE_OUT_OF_SHOPPING_CART",
     "PURCHASE_BILLET_PRINTED",

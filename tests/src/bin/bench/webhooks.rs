@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// Waits until no delivery is `PENDING` and `expected` are stored; returns the counts.
-async fn drained(server: &Server, expected: u64, limit: Duration) -> Vec<(String, u64)> {
+pub async fn drained(server: &Server, expected: u64, limit: Duration) -> Vec<(String, u64)> {
     let deadline = Instant::now() + limit;
     loop {
         let counts = server.delivery_counts().await;
