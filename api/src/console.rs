@@ -16,6 +16,11 @@ const JS: &str = "text/javascript; charset=utf-8";
 
 /// The console's files: name, body, content type.
 const FILES: &[(&str, &[u8], &str)] = &[
+    (
+        "activities.js",
+        include_bytes!("../assets/console/activities.js"),
+        JS,
+    ),
     ("app.js", include_bytes!("../assets/console/app.js"), JS),
     ("dom.js", include_bytes!("../assets/console/dom.js"), JS),
     ("gql.js", include_bytes!("../assets/console/gql.js"), JS),
@@ -33,6 +38,11 @@ const FILES: &[(&str, &[u8], &str)] = &[
     (
         "platforms.js",
         include_bytes!("../assets/console/platforms.js"),
+        JS,
+    ),
+    (
+        "search.js",
+        include_bytes!("../assets/console/search.js"),
         JS,
     ),
     (

@@ -774,3 +774,88 @@ async fn a_producer_sets_up_kiwify_with_its_token_and_sees_a_cart_on_the_pipelin
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seller_finds_a_buyer_schedules_and_completes_the_day_s_activities() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (_, url) = app
+        .active_integration(&["PURCHASE_BILLET_PRINTED", "PURCHASE_APPROVED"], json!({}))
+        .await;
+    let now = Utc::now().timestamp_millis();
+    app.post_webhook(
+        &url,
+        Some("hottok-secret-0001"),
+        purchase("e1", "PURCHASE_BILLET_PRINTED", now, "lead@x.test", "HP1").to_string(),
+    )
+    .await;
+    app.wait_until_processed().await;
+    let deal = app
+        .ok(&app.admin, "query { deals { nodes { id } } }", json!({}))
+        .await["deals"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (seller, token) = app.user("vendedora@acme.test", "MEMBER").await;
+    set_password(&app, &seller).await;
+    app.ok(
+        &token,
+        "mutation($d: ID!) { claimDeal(dealId: $d) { id } }",
+        json!({"d": deal}),
+    )
+    .await;
+    // A call that was due an hour ago: overdue in "Minhas atividades".
+    let due = (Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    app.ok(
+        &token,
+        "mutation($d: ID!, $i: ScheduleActivityInput!) { scheduleActivity(dealId: $d, input: $i) { id } }",
+        json!({"d": deal, "i": {"kind": "CALL", "title": "Ligar sobre o boleto", "dueAt": due, "assigneeId": seller}}),
+    )
+    .await;
+    let Some(browser) = Browser::start("activities", &app.base).await else {
+        return;
+    };
+    let b = &browser;
+    browser
+        .run(async move {
+            b.sign_in("vendedora@acme.test", PASSWORD).await;
+            // A member sees no set-up pages in the menu.
+            assert_eq!(b.count("#nav a[href='#/integrations']").await, 0);
+            assert_eq!(b.count("#nav a[href='#/wizard']").await, 0);
+            b.find_text("#activities-badge", "1").await;
+            b.click("#nav-activities").await;
+            b.find_text("#activities-overdue", "Ligar sobre o boleto")
+                .await;
+            b.shot("activities").await;
+            b.click("#activities-overdue button[data-complete]").await;
+            b.find_text("#activities-overdue", "Nenhuma atividade")
+                .await;
+            // The buyer calls in: found by the phone without the ninth digit.
+            b.type_into("#search", "(11) 9999-0000\u{E007}").await;
+            b.find_text("#search-results", "lead@x.test").await;
+            b.click("#search-results a").await;
+            // A follow-up for tomorrow, from the deal page.
+            b.find("#activities").await;
+            b.click("#activities summary").await;
+            b.type_into("#activity-title", "Enviar o Pix de novo").await;
+            b.click("#schedule").await;
+            b.find_text("#deal-activities", "Enviar o Pix de novo")
+                .await;
+            b.shot("deal-activities").await;
+        })
+        .await;
+    let open = app
+        .ok(
+            &app.admin,
+            "query($d: ID!) { activities(filter: {dealId: $d}) { nodes { title doneAt } } }",
+            json!({"d": deal}),
+        )
+        .await;
+    let nodes = open["activities"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    assert!(
+        nodes
+            .iter()
+            .any(|a| a["title"] == "Ligar sobre o boleto" && !a["doneAt"].is_null()),
+        "the overdue call was completed: {nodes:?}"
+    );
+}

@@ -7,6 +7,8 @@ import { gql, session } from './gql.js';
 import * as pipeline from './pipeline.js';
 import * as integrations from './integrations.js';
 import * as wizard from './wizard.js';
+import * as activities from './activities.js';
+import * as search from './search.js';
 
 const ROUTES = [
   [/^\/?$/, pipeline.board],
@@ -15,6 +17,8 @@ const ROUTES = [
   [/^\/integrations$/, integrations.list],
   [/^\/integrations\/([^/]+)$/, integrations.detail],
   [/^\/integrations\/([^/]+)\/deliveries$/, integrations.deliveries],
+  [/^\/activities$/, activities.page],
+  [/^\/search$/, search.page],
   [/^\/wizard$/, wizard.step],
   [/^\/wizard\/([^/]+)\/([1-4])$/, wizard.step],
 ];
@@ -91,13 +95,29 @@ function header(user) {
       'ul',
       { 'aria-label': t('nav.menu') },
       h('li', {}, link('#/pipeline', 'nav.pipeline')),
-      h('li', {}, link('#/integrations', 'nav.integrations')),
+      h('li', {}, activitiesLink(link)),
+      // Members never see the set-up pages.
+      user.role === 'ADMIN' ? h('li', {}, link('#/integrations', 'nav.integrations')) : null,
       user.role === 'ADMIN' ? h('li', {}, link('#/wizard', 'nav.wizard')) : null,
     ),
+    search.box(),
     h('span', { class: 'who' }, user.name || user.email),
     language,
     h('button', { type: 'button', class: 'link', id: 'sign-out', onclick: signOut }, t('nav.signOut')),
   );
+}
+
+/** "Minhas atividades", with a badge counting what is due by the end of today. */
+function activitiesLink(link) {
+  const a = link('#/activities', 'nav.activities');
+  a.id = 'nav-activities';
+  activities
+    .dueCount()
+    .then((n) => {
+      if (n > 0) a.append(' ', h('span', { class: 'nav-count', id: 'activities-badge', 'aria-label': t('activity.badge', n) }, String(n)));
+    })
+    .catch(() => {});
+  return a;
 }
 
 function signIn(main, view) {

@@ -6,6 +6,7 @@ import { t, lang } from './i18n.js';
 import { gql, subscribe } from './gql.js';
 import { caller } from './app.js';
 import { actions, whatsappUrl, WORK_FIELDS } from './work.js';
+import { ACTIVITY_FIELDS, dealActivities } from './activities.js';
 
 const PAGE = 20;
 const CARD = `id status value currency lastEventAt createdAt version whatsappUrl stage { id }
@@ -234,7 +235,7 @@ const DEAL = `id status value currency transactions lostReason createdAt closedA
   subscription { subscriberCode planName recurrenceNumber nextChargeAt }
   attribution { affiliateCode affiliateName src sck xcod parentTransaction }
   timeline { at event source effect description author { name } }
-  ${WORK_FIELDS}`;
+  ${WORK_FIELDS} ${ACTIVITY_FIELDS}`;
 
 function facts(rows) {
   return h(
@@ -258,6 +259,7 @@ export async function deal(main, view, _params, id) {
     h('p', {}, h('a', { href: `#/pipeline?group=${encodeURIComponent(d.group.id)}` }, `← ${d.group.name}`)),
     h('h1', { tabindex: '-1' }, d.contact.name || d.contact.email, ' ', badge(t(`deal.${d.status}`), d.status.toLowerCase())),
     actions(d, () => deal(main, view, _params, id)),
+    dealActivities(d, () => deal(main, view, _params, id)),
     h(
       'div',
       { class: 'grid' },
