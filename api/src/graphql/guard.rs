@@ -30,10 +30,13 @@ use tokio::sync::Semaphore;
 use crate::auth::{self, AuthError, TokenKeys};
 
 /// The mutations that change what a webhook URL routes to: an integration's status, URL
-/// token, events or settings, and its products.
-pub const ROUTE_MUTATIONS: [&str; 9] = [
+/// token, events, settings or webhook secret, and its products.
+pub const ROUTE_MUTATIONS: [&str; 12] = [
     "createHotmartIntegration",
+    "createIntegration",
     "addHotmartProduct",
+    "addProduct",
+    "setWebhookSecret",
     "updateProduct",
     "removeProduct",
     "updateIntegration",

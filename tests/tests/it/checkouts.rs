@@ -374,6 +374,56 @@ async fn duplicates_unknown_events_and_late_events(backend: Backend) {
     assert_eq!(deals[0]["status"], "LOST");
 }
 
+/// A new secret or a new product of an active integration takes effect from the next
+/// delivery, in this process and others (the route cache follows the change at once).
+async fn a_changed_secret_and_a_new_product_apply_to_the_next_delivery(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (id, _, url) = signed_integration(&app, "KIWIFY").await;
+    let files = fixtures_of("kiwify");
+    let body = &files
+        .iter()
+        .find(|(n, _)| n == "order-rejected.json")
+        .unwrap()
+        .1;
+    let (_, reply) = post_signed(&app, &url, body, None).await;
+    assert_eq!(reply["status"], "accepted", "{reply}");
+    app.ok(
+        &app.admin,
+        "mutation($id: ID!, $s: String!) { setWebhookSecret(integrationId: $id, secret: $s) { id } }",
+        json!({"id": id, "s": "a-new-kiwify-token"}),
+    )
+    .await;
+    let (status, _) = post_signed(&app, &url, body, None).await;
+    assert_eq!(status, 401, "the old token signs no more");
+    let signature = entity::kiwify::webhook::sign(b"a-new-kiwify-token", body.as_bytes());
+    let (status, reply) = post_signed(&app, &url, body, Some(&signature)).await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (200, Some("duplicate")),
+        "{reply}"
+    );
+    // A product added now routes the next delivery.
+    let mut other: Value = serde_json::from_str(body).unwrap();
+    other["Product"]["product_id"] = json!("c0ffee00-0000-4000-8000-000000000001");
+    other["order_id"] = json!("c0ffee00-0000-4000-8000-0000000000aa");
+    let other = other.to_string();
+    let signature = entity::kiwify::webhook::sign(b"a-new-kiwify-token", other.as_bytes());
+    let (_, reply) = post_signed(&app, &url, &other, Some(&signature)).await;
+    assert_eq!(reply["status"], "ignored", "{reply}");
+    app.ok(
+        &app.admin,
+        "mutation($id: ID!) { addProduct(integrationId: $id, input: {platformProductId: \"c0ffee00-0000-4000-8000-000000000001\"}) { id } }",
+        json!({"id": id}),
+    )
+    .await;
+    let mut again: Value = serde_json::from_str(&other).unwrap();
+    again["updated_at"] = json!("2026-11-22 11:09");
+    let again = again.to_string();
+    let signature = entity::kiwify::webhook::sign(b"a-new-kiwify-token", again.as_bytes());
+    let (_, reply) = post_signed(&app, &url, &again, Some(&signature)).await;
+    assert_eq!(reply["status"], "accepted", "{reply}");
+}
+
 /// A Kiwify integration joins a Hotmart integration's group; its product is declared the
 /// same as the Hotmart one: a cart abandoned on Kiwify and paid on Hotmart is one deal.
 async fn one_group_unites_a_kiwify_and_a_hotmart_product(backend: Backend) {
@@ -731,6 +781,7 @@ async fn finished_run(app: &TestApp, run: &str) -> Value {
 }
 
 on_both_backends!(
+    a_changed_secret_and_a_new_product_apply_to_the_next_delivery,
     a_kiwify_import_pages_through_windows_and_lands_each_sale_once,
     every_kiwify_and_eduzz_fixture_is_accepted_and_processed,
     signatures_are_checked_on_the_raw_bytes_before_parsing,
