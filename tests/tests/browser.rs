@@ -771,6 +771,14 @@ async fn a_producer_sets_up_kiwify_with_its_token_and_sees_a_cart_on_the_pipelin
             b.click("a[href='#/pipeline']").await;
             b.find_text(".deal-card", "Luana Martins").await;
             b.shot("kiwify-pipeline").await;
+            // The integration's page: Kiwify's credentials take the account id, the token
+            // can be changed, and the import offers only what Kiwify's sales list reports.
+            b.open(&format!("/#/integrations/{id}")).await;
+            b.find("#account-id").await;
+            b.find("#webhook-secret").await;
+            b.find("#import-event-PURCHASE_APPROVED").await;
+            assert_eq!(b.count("#import-event-CART_ABANDONED").await, 0);
+            assert_eq!(b.count("#product-hottok").await, 0);
         })
         .await;
 }

@@ -4,6 +4,7 @@
 import { h, fill, when, copy, toast, field, checkbox, select, badge } from './dom.js';
 import { t } from './i18n.js';
 import { gql, subscribe } from './gql.js';
+import { importableOf, secretForm } from './platforms.js';
 
 export const EVENTS = [
   'PURCHASE_OUT_OF_SHOPPING_CART', 'PURCHASE_BILLET_PRINTED', 'PURCHASE_CANCELED', 'PURCHASE_EXPIRED',
@@ -75,9 +76,9 @@ const FINAL = ['SUCCEEDED', 'FAILED', 'CANCELED'];
 /** `#/integrations/{id}` */
 export async function detail(main, view, _params, id) {
   const data = await gql(
-    `query($id: ID!) { integration(id: $id) { id name label status events webhookUrl hasCredentials lastEventAt lastTestEventAt
+    `query($id: ID!) { integration(id: $id) { id platform name label status events checkoutEvents hasWebhookSecret webhookUrl hasCredentials lastEventAt lastTestEventAt
        health { status reasons refusedLastHour failedDeliveries }
-       products { id hotmartProductId name label hottokHint refreshedAt refreshError variations { code } }
+       products { id hotmartProductId platformProductId name label hottokHint refreshedAt refreshError variations { code } }
        group { id name } }
      importRuns(integrationId: $id) { ${RUN} } }`,
     { id },
@@ -110,9 +111,10 @@ export async function detail(main, view, _params, id) {
       ? h('section', { class: 'card warn' }, h('h2', {}, t('integration.reasons')), h('ul', {}, i.health.reasons.map((r) => h('li', {}, r))))
       : null,
     webhook(i, reload),
+    i.platform === 'HOTMART' ? null : h('section', { class: 'card' }, h('h2', {}, t('platform.secretTitle')), secretForm(i, reload)),
     products(i, reload),
-    credentials(i, reload),
-    imports(i, data.importRuns, view),
+    i.platform === 'EDUZZ' ? h('section', { class: 'card', id: 'no-import' }, h('p', { class: 'muted' }, t('platform.EDUZZ.noImport'))) : credentials(i, reload),
+    i.platform === 'EDUZZ' ? null : imports(i, data.importRuns, view),
   );
 }
 
@@ -129,18 +131,20 @@ function webhook(i, reload) {
 }
 
 function products(i, reload) {
+  const hotmart = i.platform === 'HOTMART';
+  const heads = hotmart ? ['wizard.productId', 'wizard.productName', 'Hottok', 'integration.variations', 'integration.refreshedAt', ''] : [`platform.${i.platform}.productId`, 'wizard.productName'];
   const refresh = (hotmartProductId) => (event) =>
     act(event.target, () => gql('mutation($id: ID!, $input: RefreshProductsInput) { refreshHotmartProducts(integrationId: $id, input: $input) { id } }', { id: i.id, input: hotmartProductId ? { hotmartProductId } : null }), t('integration.refreshQueued'));
   const rows = i.products.map((p) =>
     h(
       'tr',
       {},
-      h('td', {}, p.hotmartProductId),
+      h('td', {}, p.platformProductId),
       h('td', {}, p.name ?? t('common.none')),
-      h('td', { class: 'mono' }, `…${p.hottokHint}`),
-      h('td', {}, String(p.variations.length)),
-      h('td', {}, p.refreshError ? h('span', { class: 'error' }, p.refreshError) : when(p.refreshedAt)),
-      h('td', {}, i.hasCredentials ? h('button', { type: 'button', onclick: refresh(p.hotmartProductId) }, t('integration.refresh')) : null),
+      hotmart ? h('td', { class: 'mono' }, `…${p.hottokHint}`) : null,
+      hotmart ? h('td', {}, String(p.variations.length)) : null,
+      hotmart ? h('td', {}, p.refreshError ? h('span', { class: 'error' }, p.refreshError) : when(p.refreshedAt)) : null,
+      hotmart ? h('td', {}, i.hasCredentials ? h('button', { type: 'button', onclick: refresh(p.hotmartProductId) }, t('integration.refresh')) : null) : null,
     ),
   );
   return h(
@@ -153,12 +157,12 @@ function products(i, reload) {
       h(
         'table',
         {},
-        h('thead', {}, h('tr', {}, ['wizard.productId', 'wizard.productName', 'Hottok', 'integration.variations', 'integration.refreshedAt', ''].map((k) => h('th', { scope: 'col' }, k ? t(k) : '')))),
+        h('thead', {}, h('tr', {}, heads.map((k) => h('th', { scope: 'col' }, k ? t(k) : '')))),
         h('tbody', {}, rows),
       ),
     ),
-    i.hasCredentials && i.products.length ? h('button', { type: 'button', id: 'refresh-all', onclick: refresh(null) }, t('integration.refreshAll')) : null,
-    h('details', {}, h('summary', {}, t('wizard.addProduct')), productForm(i.id, reload)),
+    hotmart && i.hasCredentials && i.products.length ? h('button', { type: 'button', id: 'refresh-all', onclick: refresh(null) }, t('integration.refreshAll')) : null,
+    h('details', {}, h('summary', {}, t('wizard.addProduct')), productForm(i.id, reload, i.platform)),
   );
 }
 
@@ -196,11 +200,18 @@ export function productForm(integrationId, done, platform = 'HOTMART') {
 function credentials(i, reload) {
   const clientId = h('input', { id: 'client-id', required: true, autocomplete: 'off' });
   const secret = h('input', { id: 'client-secret', type: 'password', required: true, autocomplete: 'off' });
+  const kiwify = i.platform === 'KIWIFY';
+  const account = kiwify ? h('input', { id: 'account-id', required: true, autocomplete: 'off' }) : null;
   const submit = h('button', { type: 'submit', id: 'save-credentials' }, t('common.save'));
-  const form = h('form', { class: 'stack' }, field(t('integration.clientId'), clientId), field(t('integration.clientSecret'), secret), submit);
+  const form = h('form', { class: 'stack' }, field(t('integration.clientId'), clientId), field(t('integration.clientSecret'), secret), kiwify ? field(t('platform.KIWIFY.accountId'), account) : null, submit);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const saved = await act(submit, () => gql('mutation($id: ID!, $input: CredentialsInput!) { setHotmartCredentials(integrationId: $id, input: $input) { id } }', { id: i.id, input: { clientId: clientId.value.trim(), clientSecret: secret.value.trim() } }), t('common.saved'));
+    const input = { clientId: clientId.value.trim(), clientSecret: secret.value.trim() };
+    if (kiwify) input.accountId = account.value.trim();
+    const mutation = kiwify
+      ? 'mutation($id: ID!, $input: PlatformCredentialsInput!) { setCheckoutCredentials(integrationId: $id, input: $input) { id } }'
+      : 'mutation($id: ID!, $input: CredentialsInput!) { setHotmartCredentials(integrationId: $id, input: $input) { id } }';
+    const saved = await act(submit, () => gql(mutation, { id: i.id, input }), t('common.saved'));
     if (saved) reload();
   });
   return h(
@@ -218,6 +229,7 @@ function day(offset) {
 }
 
 function imports(i, runs, view) {
+  if (!importableOf(i).length) return h('section', { class: 'card' }, h('h2', {}, t('integration.import')), h('p', { class: 'muted' }, t('integration.nothingImportable')));
   const list = h('ul', { class: 'plain', id: 'import-runs' });
   const show = (run) => {
     const row = runRow(run);
@@ -232,8 +244,11 @@ function imports(i, runs, view) {
   const from = h('input', { id: 'import-from', type: 'date', required: true, value: day(-30) });
   const to = h('input', { id: 'import-to', type: 'date', required: true, value: day(0) });
   const label = h('input', { id: 'import-label', autocomplete: 'off' });
-  const events = i.events.map((e) => checkbox(`import-event-${e}`, t(`event.${e}`), true, { value: e, name: 'import-event' }));
-  const products = i.products.map((p) => checkbox(`import-product-${p.hotmartProductId}`, p.name || p.hotmartProductId, false, { value: p.hotmartProductId, name: 'import-product' }));
+  // Only the events an import can find (an abandoned cart, for one, is in no sales list).
+  const hotmart = i.platform === 'HOTMART';
+  const label_ = (e) => (hotmart ? t(`event.${e}`) : t(`checkout.${e}`));
+  const events = importableOf(i).map((e) => checkbox(`import-event-${e}`, label_(e), true, { value: e, name: 'import-event' }));
+  const products = i.products.map((p) => checkbox(`import-product-${p.platformProductId}`, p.name || p.platformProductId, false, { value: hotmart ? p.hotmartProductId : p.id, name: 'import-product' }));
   const submit = h('button', { type: 'submit', id: 'start-import', class: 'primary', disabled: !i.hasCredentials }, t('integration.startImport'));
   const form = h(
     'form',
@@ -254,13 +269,16 @@ function imports(i, runs, view) {
       events: ticked('import-event'),
     };
     const productIds = ticked('import-product');
-    if (productIds.length) input.hotmartProductIds = productIds;
+    if (productIds.length) input[hotmart ? 'hotmartProductIds' : 'productIds'] = productIds;
     if (label.value.trim()) input.label = label.value.trim();
-    const data = await act(submit, () => gql(`mutation($id: ID!, $input: StartImportInput!) { startHotmartImport(integrationId: $id, input: $input) { ${RUN} } }`, { id: i.id, input }));
+    const mutation = hotmart
+      ? `mutation($id: ID!, $input: StartImportInput!) { run: startHotmartImport(integrationId: $id, input: $input) { ${RUN} } }`
+      : `mutation($id: ID!, $input: StartCheckoutImportInput!) { run: startImport(integrationId: $id, input: $input) { ${RUN} } }`;
+    const data = await act(submit, () => gql(mutation, { id: i.id, input }));
     if (!data) return;
     list.querySelector('[data-empty]')?.remove();
-    show(data.startHotmartImport);
-    follow(data.startHotmartImport.id, show, view);
+    show(data.run);
+    follow(data.run.id, show, view);
   });
   return h('section', { class: 'card' }, h('h2', {}, t('integration.import')), form, h('h3', {}, t('integration.runs')), list);
 }

@@ -24,6 +24,22 @@ export const eventsOf = (platform) => NEUTRAL.filter((e) => !(NEVER[platform] ??
 /** The events a new integration of a platform starts with. */
 export const SUGGESTED_NEUTRAL = ['CART_ABANDONED', 'PAYMENT_PENDING', 'PAYMENT_REFUSED', 'PURCHASE_APPROVED', 'REFUNDED'];
 
+/** Hotmart's events an import finds (its sales history and subscriptions). */
+const HOTMART_IMPORTABLE = [
+  'PURCHASE_BILLET_PRINTED', 'PURCHASE_CANCELED', 'PURCHASE_EXPIRED', 'PURCHASE_APPROVED', 'PURCHASE_COMPLETE',
+  'PURCHASE_DELAYED', 'PURCHASE_PROTEST', 'PURCHASE_REFUNDED', 'PURCHASE_CHARGEBACK', 'SUBSCRIPTION_CANCELLATION',
+];
+
+/** The neutral events Kiwify's sales list reports. */
+const KIWIFY_IMPORTABLE = ['PAYMENT_PENDING', 'PAYMENT_REFUSED', 'PURCHASE_APPROVED', 'REFUNDED', 'CHARGEBACK'];
+
+/** The integration's events an import can find: Hotmart's by name, Kiwify's neutral; none for Eduzz. */
+export function importableOf(integration) {
+  if (integration.platform === 'HOTMART') return integration.events.filter((e) => HOTMART_IMPORTABLE.includes(e));
+  if (integration.platform === 'KIWIFY') return integration.checkoutEvents.filter((e) => KIWIFY_IMPORTABLE.includes(e));
+  return [];
+}
+
 /** The form that stores the secret a Kiwify or Eduzz integration's deliveries are signed with. */
 export function secretForm(integration, done) {
   const secret = h('input', { id: 'webhook-secret', type: 'password', required: true, autocomplete: 'off' });
