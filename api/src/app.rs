@@ -51,6 +51,7 @@ pub async fn open_database(config: &Config) -> Result<Database, AppError> {
 
 /// Everything request handlers need.
 pub fn http_state(config: &Config, db: Database) -> HttpState {
+    entity::sign_in::warm_up();
     let tokens = TokenKeys::new(&config.jwt_secret);
     let app = AppContext {
         tokens: tokens.clone(),
@@ -74,6 +75,7 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
         max_concurrency: config.http_max_concurrency,
         request_timeout: config.http_request_timeout,
         metrics_apart: config.metrics_bind.is_some(),
+        trusted_proxies: config.trusted_proxies.clone(),
         worker_lease: config.workers.lease,
         telemetry: config.telemetry.clone(),
     }
@@ -222,7 +224,18 @@ async fn serve_connections(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let peer = stream.peer_addr().ok();
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut request: axum::http::Request<_>| {
+                if let Some(peer) = peer {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                }
+                request
+            },
+        ));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {

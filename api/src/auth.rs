@@ -160,6 +160,12 @@ pub async fn caller_of(db: &Database, claims: &Claims) -> Result<Caller, AuthErr
         .await
         .map_err(|err| AuthError::Unavailable(err.to_string()))?
         .ok_or(AuthError::UnknownUser)?;
+    let revoked_after_issue = user
+        .tokens_revoked_at
+        .is_some_and(|revoked| claims.iat * 1000 < revoked);
+    if claims.sid.is_none() && revoked_after_issue {
+        return Err(AuthError::SessionEnded);
+    }
     if let Some(sid) = &claims.sid {
         let live = entity::sign_in::session_is_live(&db.conn, sid, &user.id)
             .await

@@ -38,10 +38,13 @@ pub enum Command {
     Worker,
     /// Create or upgrade the database schema, then exit.
     Migrate,
-    /// Print a token for a user.
+    /// Print a token for a user (`token revoke` ends the user's earlier ones).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Token {
-        #[arg(long)]
-        email: String,
+        #[command(subcommand)]
+        action: Option<TokenCommand>,
+        #[arg(long, required = true)]
+        email: Option<String>,
         /// The account id, when the e-mail exists in several accounts.
         #[arg(long)]
         account: Option<String>,
@@ -61,6 +64,19 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// End every token made by the CLI for a user until now (`data/admin.jwt` included);
+    /// sessions of signed-in people are not affected.
+    Revoke {
+        #[arg(long)]
+        email: String,
+        /// The account id, when the e-mail exists in several accounts.
+        #[arg(long)]
+        account: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,10 +156,20 @@ async fn execute(config: &Config, command: Command) -> Result<(), AppError> {
             worked.map_err(|err| AppError::Worker(err.to_string()))?;
         }
         Command::Token {
+            action: Some(TokenCommand::Revoke { email, account }),
+            ..
+        } => {
+            let user = tenants::find_user_by_email(&db.conn, &email, account.as_deref()).await?;
+            entity::users::revoke_cli_tokens(&db.conn, user).await?;
+            println!("tokens made until now for {email} no longer work");
+        }
+        Command::Token {
+            action: None,
             email,
             account,
             days,
         } => {
+            let email = email.unwrap_or_default();
             let user = tenants::find_user_by_email(&db.conn, &email, account.as_deref()).await?;
             let token = TokenKeys::new(&config.jwt_secret).mint(
                 &user.id,

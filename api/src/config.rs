@@ -75,6 +75,10 @@ pub struct ConfigArgs {
     /// of on `BIND` beside the public webhook route.
     #[arg(long, env = "METRICS_BIND", global = true)]
     pub metrics_bind: Option<String>,
+    /// Proxies (addresses or networks, comma-separated) whose `X-Forwarded-For` names the
+    /// client; from any other peer the header is ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: String,
     /// Seconds a webhook body may take to arrive.
     #[arg(
         long,
@@ -177,6 +181,7 @@ pub struct Config {
     pub http_header_timeout: std::time::Duration,
     /// Where `/metrics` is served when not on `bind`.
     pub metrics_bind: Option<String>,
+    pub trusted_proxies: crate::client::TrustedProxies,
     pub graphql_introspection: bool,
     /// The process's counters (shared by its HTTP side and its workers).
     pub telemetry: jobs::telemetry::Telemetry,
@@ -274,6 +279,8 @@ impl ConfigArgs {
                 self.http_header_timeout_secs.clamp(1, 600),
             ),
             metrics_bind: self.metrics_bind.clone().filter(|b| !b.trim().is_empty()),
+            trusted_proxies: crate::client::TrustedProxies::parse(&self.trusted_proxies)
+                .map_err(ConfigError::Invalid)?,
             graphql_introspection: self.graphql_introspection,
             telemetry: Default::default(),
         })

@@ -168,10 +168,16 @@ async fn graphql(State(state): State<HttpState>, request: Request) -> Response {
         Err(auth::AuthError::Missing) => None,
         Err(err) => return auth_error(err),
     };
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0);
+    let client = crate::client::address(peer, request.headers(), &state.trusted_proxies);
     let graphql_request = match read_graphql_request(request.into_body()).await {
         Ok(req) => req,
         Err(response) => return response,
     };
+    let graphql_request = graphql_request.data(crate::client::ClientAddress(client));
     let graphql_request = match caller {
         Some((caller, Some(session))) => graphql_request.data(caller).data(session),
         Some((caller, None)) => graphql_request.data(caller),

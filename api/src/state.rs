@@ -16,6 +16,8 @@ pub struct HttpState {
     pub request_timeout: std::time::Duration,
     /// `/metrics` has a listener of its own (`METRICS_BIND`) and is not on the main router.
     pub metrics_apart: bool,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: crate::client::TrustedProxies,
     /// Claimed work unrenewed for this long counts as expired in `/metrics`.
     pub worker_lease: std::time::Duration,
     /// The process's counters.

@@ -39,6 +39,7 @@ pub mod stages;
 pub mod stamps;
 pub mod tables;
 pub mod tenants;
+pub mod throttle;
 pub mod users;
 pub mod values;
 pub mod whatsapp;

@@ -1,7 +1,7 @@
-//! Passwords and sessions (see `docs/webhooks.md`, "Who sees what"): Argon2id hashes with a
-//! salt of their own, at least 10 characters; a wrong e-mail and a wrong password cost the
-//! same time and get the same answer; failures per e-mail are slowed down and then locked
-//! for a while (counted in the database, so every server process sees them); a session
+//! Passwords and sessions (see `docs/auth.md`): Argon2id hashes with a salt of their own,
+//! at least 10 characters; a wrong e-mail and a wrong password cost one Argon2 check each
+//! and get the same answer; attempts are counted before the check and held back per
+//! (e-mail, client address) and per client address (see [`crate::throttle`]); a session
 //! can be revoked, and a token naming a revoked session is refused.
 
 use std::sync::LazyLock;
@@ -19,7 +19,7 @@ use crate::{
     Caller, DomainError, DomainResult, new_id, now_ms,
     scope::find_scoped,
     tables::{session, user},
-    values,
+    throttle, values,
 };
 
 pub const MIN_PASSWORD_LEN: usize = 10;
@@ -28,19 +28,16 @@ const MAX_PASSWORD_LEN: usize = 1024;
 pub const SESSION_TTL_MS: i64 = 7 * 24 * 3_600_000;
 /// Failures after which each further attempt waits a quarter second more (at most 2 s).
 const SLOW_AFTER: i32 = 3;
-/// Failures after which the e-mail is locked for [`LOCK_MS`].
-const LOCK_AFTER: i32 = 10;
-const LOCK_MS: i64 = 15 * 60_000;
 
 /// Why a sign-in was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// Unknown e-mail or wrong password: the same answer for both.
     BadCredentials,
-    /// Too many failures for this e-mail; try again after this many minutes.
-    Locked { minutes: i64 },
+    /// Too many attempts from this client address (for this e-mail, or for any); try again
+    /// after this many seconds.
+    Held { seconds: i64 },
 }
-
 /// A password's Argon2id hash (PHC string, its own random salt).
 pub fn hash(password: &str) -> DomainResult<String> {
     check(password)?;
@@ -78,44 +75,97 @@ fn matches(hash: &str, password: &str) -> bool {
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash("not-a-password-of-anyone").expect("hashing a constant"));
 
+/// Computes the hash checked for unknown e-mails now, so the first sign-in costs no more.
+pub fn warm_up() {
+    LazyLock::force(&DUMMY_HASH);
+}
+
 /// How long the caller waits before answering a failed attempt (slowing guessers down).
 pub fn delay_after(failures: i32) -> std::time::Duration {
     let extra = (failures - SLOW_AFTER).clamp(0, 8) as u64;
     std::time::Duration::from_millis(250 * extra)
 }
 
-/// Signs in: the user and a new session, or why not (with the failures counted so far).
+/// The index of the hash `password` matches, and how many Argon2 checks were made: one
+/// per stored hash, and one against a dummy hash when there is none, so a known e-mail
+/// and an unknown one cost the same.
+pub fn check_hashes(hashes: &[&str], password: &str) -> (Option<usize>, usize) {
+    if hashes.is_empty() {
+        let _ = matches(&DUMMY_HASH, password);
+        return (None, 1);
+    }
+    let found = hashes.iter().position(|hash| matches(hash, password));
+    (found, found.map_or(hashes.len(), |at| at + 1))
+}
+
+/// The e-mail of a sign-in, normalised as users' are; refused before anything is written.
+fn sign_in_email(email: &str) -> DomainResult<String> {
+    let email = values::email("email", email)?;
+    if email.matches('@').count() != 1 {
+        return Err(DomainError::bad_input("email", "is not an e-mail address"));
+    }
+    Ok(email)
+}
+
+/// Counts an attempt for `key`: `Err` with the refusal when the key is held.
+async fn count_attempt(
+    db: &impl ConnectionTrait,
+    key: &str,
+    limit: throttle::Limit,
+    now: i64,
+) -> DomainResult<Result<i32, (Refusal, i32)>> {
+    Ok(match throttle::attempt(db, key, limit, now).await? {
+        throttle::Attempt::Allowed { attempts } => Ok(attempts),
+        throttle::Attempt::Held { retry_after_ms } => Err((
+            Refusal::Held {
+                seconds: (retry_after_ms + 999) / 1000,
+            },
+            limit.attempts,
+        )),
+    })
+}
+
+/// Signs in from `client_address`: the user and a new session, or why not (with the
+/// attempts counted so far). The attempt is counted before the password is checked.
 pub async fn login(
     db: &impl ConnectionTrait,
     email: &str,
     password: &str,
+    client_address: &str,
 ) -> DomainResult<Result<(user::Model, session::Model), (Refusal, i32)>> {
-    let now = now_ms();
-    let key = email.trim().to_lowercase();
-    if let Some(locked) = locked_minutes(db, &key, now).await? {
-        return Ok(Err((Refusal::Locked { minutes: locked }, LOCK_AFTER)));
+    let email = sign_in_email(email)?;
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(DomainError::bad_input("password", "is too long"));
     }
-    let candidates = match values::email("email", email) {
-        Ok(email) => {
-            user::Entity::find()
-                .filter(user::Column::Email.eq(email.as_str()))
-                .all(db)
-                .await?
-        }
-        Err(_) => Vec::new(),
+    let now = now_ms();
+    let address_key = throttle::address_key(client_address);
+    let email_key = throttle::email_key(&email, client_address);
+    if let Err(held) = count_attempt(db, &address_key, throttle::PER_ADDRESS, now).await? {
+        return Ok(Err(held));
+    }
+    let attempts = match count_attempt(db, &email_key, throttle::PER_EMAIL_AND_ADDRESS, now).await?
+    {
+        Ok(attempts) => attempts,
+        Err(held) => return Ok(Err(held)),
     };
-    let found = candidates.into_iter().find(|u| {
-        u.password_hash
-            .as_deref()
-            .is_some_and(|hash| matches(hash, password))
-    });
-    let Some(user) = found else {
-        // The same work as a real check, whatever the e-mail.
-        let _ = matches(&DUMMY_HASH, password);
-        let failures = count_failure(db, &key, now).await?;
-        return Ok(Err((Refusal::BadCredentials, failures)));
+    let candidates: Vec<user::Model> = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .filter(user::Column::PasswordHash.is_not_null())
+        .all(db)
+        .await?;
+    let hashes: Vec<&str> = candidates
+        .iter()
+        .filter_map(|u| u.password_hash.as_deref())
+        .collect();
+    let Some(at) = check_hashes(&hashes, password).0 else {
+        return Ok(Err((Refusal::BadCredentials, attempts)));
     };
-    forget_failures(db, &key).await?;
+    let user = candidates
+        .into_iter()
+        .nth(at)
+        .expect("a matching candidate");
+    throttle::clear(db, &email_key).await?;
+    throttle::forgive_one(db, &address_key).await?;
     let session = session::ActiveModel {
         id: Set(new_id()),
         account_id: Set(user.account_id.clone()),
@@ -127,83 +177,6 @@ pub async fn login(
     .insert(db)
     .await?;
     Ok(Ok((user, session)))
-}
-
-async fn locked_minutes(
-    db: &impl ConnectionTrait,
-    key: &str,
-    now: i64,
-) -> DomainResult<Option<i64>> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => "SELECT locked_until FROM login_failures WHERE email = $1",
-        _ => "SELECT locked_until FROM login_failures WHERE email = ?",
-    };
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, [key.into()]))
-        .await?;
-    let until: Option<i64> = match row {
-        Some(row) => row.try_get_by_index(0)?,
-        None => None,
-    };
-    Ok(until
-        .filter(|until| *until > now)
-        .map(|until| (until - now + 59_999) / 60_000))
-}
-
-/// Counts a failure for `key`; locks it at [`LOCK_AFTER`]. The failures so far.
-async fn count_failure(db: &impl ConnectionTrait, key: &str, now: i64) -> DomainResult<i32> {
-    let backend = db.get_database_backend();
-    let (upsert, read) = match backend {
-        DbBackend::Postgres => (
-            "INSERT INTO login_failures (email, failures, last_failed_at) VALUES ($1, 1, $2) \
-             ON CONFLICT (email) DO UPDATE SET failures = login_failures.failures + 1, \
-             last_failed_at = $2",
-            "SELECT failures FROM login_failures WHERE email = $1",
-        ),
-        _ => (
-            "INSERT INTO login_failures (email, failures, last_failed_at) VALUES (?1, 1, ?2) \
-             ON CONFLICT (email) DO UPDATE SET failures = login_failures.failures + 1, \
-             last_failed_at = ?2",
-            "SELECT failures FROM login_failures WHERE email = ?",
-        ),
-    };
-    db.execute_raw(Statement::from_sql_and_values(
-        backend,
-        upsert,
-        [key.into(), now.into()],
-    ))
-    .await?;
-    let failures: i32 = db
-        .query_one_raw(Statement::from_sql_and_values(backend, read, [key.into()]))
-        .await?
-        .map_or(Ok(1), |row| row.try_get_by_index(0))?;
-    if failures >= LOCK_AFTER {
-        let lock = match backend {
-            DbBackend::Postgres => {
-                "UPDATE login_failures SET locked_until = $2, failures = 0 WHERE email = $1"
-            }
-            _ => "UPDATE login_failures SET locked_until = ?2, failures = 0 WHERE email = ?1",
-        };
-        db.execute_raw(Statement::from_sql_and_values(
-            backend,
-            lock,
-            [key.into(), (now + LOCK_MS).into()],
-        ))
-        .await?;
-    }
-    Ok(failures)
-}
-
-async fn forget_failures(db: &impl ConnectionTrait, key: &str) -> DomainResult<()> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => "DELETE FROM login_failures WHERE email = $1",
-        _ => "DELETE FROM login_failures WHERE email = ?",
-    };
-    db.execute_raw(Statement::from_sql_and_values(backend, sql, [key.into()]))
-        .await?;
-    Ok(())
 }
 
 /// Whether the session is live: not revoked, not expired, and the user's.
@@ -255,11 +228,29 @@ pub async fn change_password(
     new: &str,
 ) -> DomainResult<()> {
     let me = find_scoped::<user::Entity>(db, caller, &caller.user_id).await?;
+    if current.len() > MAX_PASSWORD_LEN {
+        return Err(DomainError::bad_input("currentPassword", "is too long"));
+    }
+    let key = throttle::password_change_key(&caller.user_id);
+    let limit = throttle::PER_PASSWORD_CHANGE;
+    if let throttle::Attempt::Held { retry_after_ms } =
+        throttle::attempt(db, &key, limit, now_ms()).await?
+    {
+        return Err(DomainError::bad_input(
+            "currentPassword",
+            format!(
+                "too many wrong attempts: try again in {} seconds",
+                (retry_after_ms + 999) / 1000
+            ),
+        ));
+    }
     let right = me
         .password_hash
         .as_deref()
         .is_some_and(|hash| matches(hash, current));
-    if !right {
+    if right {
+        throttle::clear(db, &key).await?;
+    } else {
         return Err(DomainError::bad_input(
             "currentPassword",
             "is not the current password",

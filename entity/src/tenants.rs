@@ -47,6 +47,7 @@ pub async fn create_account<C: TransactionTrait>(
         role: Set(Role::Admin),
         password_hash: Set(None),
         created_at: Set(now),
+        tokens_revoked_at: Set(None),
     }
     .insert(&txn)
     .await?;

@@ -1,6 +1,8 @@
 //! Users of an account.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+};
 
 use crate::{
     Caller, DomainError, DomainResult, Role,
@@ -55,6 +57,7 @@ pub async fn create(
         role: Set(input.role),
         password_hash: Set(None),
         created_at: Set(now_ms()),
+        tokens_revoked_at: Set(None),
     }
     .insert(db)
     .await
@@ -105,4 +108,15 @@ pub async fn resolve_ids(
 
 pub fn role_of(user: &user::Model) -> Role {
     user.role
+}
+
+/// Ends every token made by the CLI for `user` until now (signed-in sessions stay).
+pub async fn revoke_cli_tokens(
+    db: &impl ConnectionTrait,
+    user: user::Model,
+) -> DomainResult<user::Model> {
+    let mut model = user.into_active_model();
+    // Tokens carry their time in whole seconds: those of this second end too.
+    model.tokens_revoked_at = Set(Some((now_ms() / 1000 + 1) * 1000));
+    Ok(model.update(db).await?)
 }

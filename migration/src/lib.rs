@@ -16,6 +16,7 @@ mod m20261204_000001_never_miss_a_sale;
 mod m20261205_000001_sign_in;
 mod m20261206_000001_working_the_pipeline;
 mod m20261207_000001_every_checkout;
+mod m20261208_000001_sign_in_throttle;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_sign_in::Migration),
             Box::new(m20261206_000001_working_the_pipeline::Migration),
             Box::new(m20261207_000001_every_checkout::Migration),
+            Box::new(m20261208_000001_sign_in_throttle::Migration),
         ]
     }
 }

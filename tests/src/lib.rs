@@ -183,6 +183,7 @@ pub fn test_config(database_url: &str, data_dir: PathBuf) -> Config {
         http_request_timeout: Duration::from_secs(30),
         http_header_timeout: Duration::from_secs(15),
         metrics_bind: None,
+        trusted_proxies: Default::default(),
         graphql_introspection: true,
         telemetry: Default::default(),
     }
@@ -295,7 +296,8 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = router(http_state(&config, db.clone()));
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let _ = axum::serve(listener, service).await;
         });
         TestApp {
             base,

@@ -84,7 +84,10 @@ impl AccountMutation {
         password: String,
     ) -> ApiResult<Session> {
         let app = ctx.app();
-        match sign_in::login(&app.db.conn, &email, &password).await? {
+        let client = ctx
+            .data_opt::<crate::client::ClientAddress>()
+            .map_or("unknown", |c| c.0.as_str());
+        match sign_in::login(&app.db.conn, &email, &password, client).await? {
             Ok((user, session)) => {
                 let token = app.tokens.mint_session(&session, users::role_of(&user));
                 Ok(Session {
@@ -100,10 +103,11 @@ impl AccountMutation {
                     sign_in::Refusal::BadCredentials => {
                         ApiError::new("UNAUTHENTICATED", "wrong e-mail or password")
                     }
-                    sign_in::Refusal::Locked { minutes } => ApiError::new(
+                    sign_in::Refusal::Held { seconds } => ApiError::new(
                         "UNAUTHENTICATED",
                         format!(
-                            "too many failed sign-ins for this e-mail: try again in {minutes} minutes"
+                            "too many failed sign-ins from this address: try again in {}",
+                            wait_in_words(seconds)
                         ),
                     ),
                 })
@@ -165,5 +169,15 @@ impl AccountMutation {
 
     async fn delete_label(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
         Ok(labels::delete(&ctx.app().db.conn, ctx.caller()?, &id).await?)
+    }
+}
+
+/// "42 seconds", "3 minutes".
+fn wait_in_words(seconds: i64) -> String {
+    match seconds {
+        ..=1 => "1 second".to_owned(),
+        2..60 => format!("{seconds} seconds"),
+        60 => "1 minute".to_owned(),
+        _ => format!("{} minutes", (seconds + 59) / 60),
     }
 }

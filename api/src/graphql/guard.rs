@@ -142,6 +142,9 @@ impl Extension for GuardExtension {
         if user_depth(&document) > super::MAX_DEPTH {
             return Err(ServerError::new("Query is nested too deep.", None));
         }
+        if let Some(refused) = once_per_request(&document) {
+            return Err(refusal("BAD_USER_INPUT", &refused));
+        }
         self.changes_routes
             .store(changes_routes(&document), Ordering::Relaxed);
         Ok(document)
@@ -186,6 +189,60 @@ fn changes_routes(document: &ExecutableDocument) -> bool {
         .iter()
         .filter(|(_, op)| op.node.ty == OperationType::Mutation)
         .any(|(_, op)| root_fields(document, &op.node.selection_set.node, 0))
+}
+
+/// Fields a request may hold once (aliases and fragments included): each `login` and
+/// `changePassword` checks a password, and each introspection tree is a whole schema.
+const ONCE_PER_REQUEST: [(&[&str], &str); 3] = [
+    (&["login"], "one login per request"),
+    (&["changePassword"], "one changePassword per request"),
+    (
+        &["__schema", "__type"],
+        "one introspection field (__schema or __type) per request",
+    ),
+];
+
+/// Why the document is refused, when it holds a field of [`ONCE_PER_REQUEST`] twice.
+fn once_per_request(document: &ExecutableDocument) -> Option<String> {
+    ONCE_PER_REQUEST.iter().find_map(|(names, message)| {
+        let most = document
+            .operations
+            .iter()
+            .map(|(_, op)| count_root(document, &op.node.selection_set.node, names, 0))
+            .max()
+            .unwrap_or(0);
+        (most > 1).then(|| (*message).to_owned())
+    })
+}
+
+/// How many root fields of the set are named one of `names`.
+fn count_root(
+    document: &ExecutableDocument,
+    set: &SelectionSet,
+    names: &[&str],
+    nesting: usize,
+) -> usize {
+    if nesting > super::MAX_DEPTH {
+        return 0;
+    }
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) => usize::from(names.contains(&field.node.name.node.as_str())),
+            Selection::InlineFragment(fragment) => count_root(
+                document,
+                &fragment.node.selection_set.node,
+                names,
+                nesting + 1,
+            ),
+            Selection::FragmentSpread(spread) => document
+                .fragments
+                .get(&spread.node.fragment_name.node)
+                .map_or(0, |f| {
+                    count_root(document, &f.node.selection_set.node, names, nesting + 1)
+                }),
+        })
+        .sum()
 }
 
 fn root_fields(document: &ExecutableDocument, set: &SelectionSet, nesting: usize) -> bool {

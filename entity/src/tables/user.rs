@@ -12,6 +12,8 @@ pub struct Model {
     /// Argon2id (PHC string); `None` until a password is set. Never leaves the server.
     pub password_hash: Option<String>,
     pub created_at: i64,
+    /// Tokens made by the CLI before this time (ms) are refused (`checkout-crm token revoke`).
+    pub tokens_revoked_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -286,6 +286,29 @@ async fn accounts_and_tokens_from_the_command_line() {
         );
     }
 
+    // Revoking ends both (the server reads it at the next request); a new token works.
+    let revoked = crm(dir.path())
+        .args(["token", "revoke", "--email", "dono@lojab.test"])
+        .output()
+        .unwrap();
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    for token in [&account_token, &user_token] {
+        assert_eq!(query(&url, token, "{ me { email } }").await.0, 401);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let fresh = crm(dir.path())
+        .args(["token", "--email", "dono@lojab.test"])
+        .output()
+        .unwrap();
+    let fresh = String::from_utf8(fresh.stdout).unwrap();
+    assert_eq!(query(&url, &fresh, "{ me { email } }").await.0, 200);
+    let no_email = crm(dir.path()).args(["token"]).output().unwrap();
+    assert_eq!(no_email.status.code(), Some(2), "--email is required");
+
     let unknown = crm(dir.path())
         .args(["token", "--email", "nobody@x.test"])
         .output()

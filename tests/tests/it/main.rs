@@ -29,6 +29,7 @@ mod scale_out;
 mod schema_snapshot;
 mod setup_flow;
 mod sign_in;
+mod sign_in_limits;
 mod storage;
 mod upgrade;
 mod validation;

@@ -1,0 +1,105 @@
+//! Who is asking: the client's address, as the connection gives it or, behind a proxy of
+//! `TRUSTED_PROXIES`, as that proxy reports it in `X-Forwarded-For` (see
+//! `docs/operations.md`). A header from any other peer is ignored: a client cannot pick
+//! the address it is counted under.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::HeaderMap;
+
+/// The client address of a request, given to GraphQL resolvers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress(pub String);
+
+/// Addresses and networks (`10.0.0.0/8`, `::1`) whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// A comma-separated list of addresses and networks; an entry that is neither is an
+    /// error naming it.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut networks = Vec::new();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (address, bits) = match entry.split_once('/') {
+                Some((address, bits)) => (address, Some(bits)),
+                None => (entry, None),
+            };
+            let address: IpAddr = address
+                .parse()
+                .map_err(|_| format!("TRUSTED_PROXIES: {entry:?} is not an address or network"))?;
+            let max = if address.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                None => max,
+                Some(bits) => bits
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| format!("TRUSTED_PROXIES: bad prefix length in {entry:?}"))?,
+            };
+            networks.push((address, bits));
+        }
+        Ok(TrustedProxies(networks))
+    }
+
+    /// Whether `address` is one of the proxies.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let address = canonical(address);
+        self.0
+            .iter()
+            .any(|(network, bits)| match (canonical(*network), address) {
+                (IpAddr::V4(n), IpAddr::V4(a)) => {
+                    prefix(u32::from(n).into(), u32::from(a).into(), *bits, 32)
+                }
+                (IpAddr::V6(n), IpAddr::V6(a)) => prefix(u128::from(n), u128::from(a), *bits, 128),
+                _ => false,
+            })
+    }
+}
+
+fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn prefix(network: u128, address: u128, bits: u8, width: u32) -> bool {
+    if bits == 0 {
+        return true;
+    }
+    let shift = width - u32::from(bits);
+    (network >> shift) == (address >> shift)
+}
+
+/// The client's address: the peer's, or — when the peer is a trusted proxy — the last
+/// address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn address(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &TrustedProxies) -> String {
+    let Some(peer) = peer.map(|p| canonical(p.ip())) else {
+        return "unknown".into();
+    };
+    if !trusted.contains(peer) {
+        return peer.to_string();
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    let mut client = peer;
+    for hop in forwarded.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(hop) => {
+                client = canonical(hop);
+                if !trusted.contains(client) {
+                    break;
+                }
+            }
+            // Not an address: what the client wrote; the hop before it is the client.
+            Err(_) => break,
+        }
+    }
+    client.to_string()
+}
