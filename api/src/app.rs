@@ -187,6 +187,27 @@ pub async fn serve_metrics(
     serve_connections(listener, app, config.http_header_timeout, stopped).await
 }
 
+/// The next connection; `None` once `stop` turns true.
+async fn next_connection(
+    listener: &TcpListener,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::net::TcpStream> {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stop| *stop) => return None,
+        };
+        match accepted {
+            Ok((stream, _)) => return Some(stream),
+            Err(err) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!(error = %err, "cannot accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Accepts connections until `stop` turns true, then lets open ones finish. A client must
 /// send a request's line and headers within `header_timeout` (an idle keep-alive
 /// connection is closed after as long); upgrades (websockets) are served.
@@ -209,20 +230,7 @@ async fn serve_connections(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
     let graceful = GracefulShutdown::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|stop| *stop) => break,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                // Out of file descriptors and the like: wait, do not spin.
-                tracing::warn!(error = %err, "cannot accept a connection");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    while let Some(stream) = next_connection(&listener, &mut stop).await {
         let _ = stream.set_nodelay(true);
         let peer = stream.peer_addr().ok();
         let service = TowerToHyperService::new(tower::ServiceExt::map_request(

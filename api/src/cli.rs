@@ -156,29 +156,11 @@ async fn execute(config: &Config, command: Command) -> Result<(), AppError> {
             worked.map_err(|err| AppError::Worker(err.to_string()))?;
         }
         Command::Token {
-            action: Some(TokenCommand::Revoke { email, account }),
-            ..
-        } => {
-            let user = tenants::find_user_by_email(&db.conn, &email, account.as_deref()).await?;
-            entity::users::revoke_cli_tokens(&db.conn, user).await?;
-            println!("tokens made until now for {email} no longer work");
-        }
-        Command::Token {
-            action: None,
+            action,
             email,
             account,
             days,
-        } => {
-            let email = email.unwrap_or_default();
-            let user = tenants::find_user_by_email(&db.conn, &email, account.as_deref()).await?;
-            let token = TokenKeys::new(&config.jwt_secret).mint(
-                &user.id,
-                &user.account_id,
-                users::role_of(&user),
-                Duration::from_secs(u64::from(days) * 24 * 3600),
-            );
-            println!("{token}");
-        }
+        } => token(config, &db, action, email, account, days).await?,
         Command::Account {
             command:
                 AccountCommand::Create {
@@ -301,4 +283,31 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// `token` (print a new token) and `token revoke` (end the earlier ones).
+async fn token(
+    config: &Config,
+    db: &entity::database::Database,
+    action: Option<TokenCommand>,
+    email: Option<String>,
+    account: Option<String>,
+    days: u32,
+) -> Result<(), AppError> {
+    if let Some(TokenCommand::Revoke { email, account }) = action {
+        let user = tenants::find_user_by_email(&db.conn, &email, account.as_deref()).await?;
+        entity::users::revoke_cli_tokens(&db.conn, user).await?;
+        println!("tokens made until now for {email} no longer work");
+        return Ok(());
+    }
+    let email = email.unwrap_or_default();
+    let user = tenants::find_user_by_email(&db.conn, &email, account.as_deref()).await?;
+    let token = TokenKeys::new(&config.jwt_secret).mint(
+        &user.id,
+        &user.account_id,
+        users::role_of(&user),
+        Duration::from_secs(u64::from(days) * 24 * 3600),
+    );
+    println!("{token}");
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use crate::error::{DomainError, DomainResult};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
 #[sea_orm(
     rs_type = "String",
     db_type = "String(sea_orm::sea_query::StringLen::None)",
@@ -33,7 +33,7 @@ impl Role {
 /// The identity every service call runs as: in the API, built by the authentication step
 /// from a verified token and the user row it names (`api/src/auth.rs`); tests and the CLI
 /// build one for a known user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Caller {
     pub user_id: String,
     pub account_id: String,

@@ -188,6 +188,36 @@ pub async fn changed_since(
 
 /// How many deals the caller may see have `column = id` (an origin's, a stage's), with
 /// `status` when given.
+/// The deals the caller sees per value of `column` among `ids` (origins or stages), in
+/// one grouped query; ids with no deal are absent.
+pub async fn count_by(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    column: deal::Column,
+    ids: &[String],
+    status: Option<DealStatus>,
+) -> DomainResult<std::collections::HashMap<String, u64>> {
+    use sea_orm::QuerySelect;
+    let mut query = scoped::<deal::Entity>(caller)
+        .filter(column.is_in(ids.iter().map(String::as_str)))
+        .filter(groups::deal_condition(caller));
+    if let Some(status) = status {
+        query = query.filter(deal::Column::Status.eq(status.as_str()));
+    }
+    let rows: Vec<(Option<String>, i64)> = query
+        .select_only()
+        .column(column)
+        .column_as(deal::Column::Id.count(), "n")
+        .group_by(column)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, n)| Some((id?, n.max(0) as u64)))
+        .collect())
+}
+
 pub async fn count_where(
     db: &impl ConnectionTrait,
     caller: &Caller,

@@ -109,15 +109,30 @@ pub async fn attempt(
         return Ok(Attempt::Allowed { attempts });
     }
     let hold = hold_ms(limit, holds);
-    // One attempt is allowed when the hold ends; only the first of parallel attempts sets it.
-    let start_hold = sql(
+    start_hold(db, key, limit, now, hold).await?;
+    Ok(Attempt::Held {
+        retry_after_ms: hold,
+    })
+}
+
+/// Holds `key` back for `hold` ms. One attempt is allowed when the hold ends; only the
+/// first of parallel attempts sets it.
+async fn start_hold(
+    db: &impl ConnectionTrait,
+    key: &str,
+    limit: Limit,
+    now: i64,
+    hold: i64,
+) -> DomainResult<()> {
+    let backend = db.get_database_backend();
+    let statement = sql(
         backend,
         "UPDATE login_failures SET locked_until = $2, holds = holds + 1, failures = $3 \
          WHERE email = $1 AND (locked_until IS NULL OR locked_until <= $4)",
     );
     db.execute_raw(Statement::from_sql_and_values(
         backend,
-        start_hold,
+        statement,
         [
             key.into(),
             (now + hold).into(),
@@ -126,9 +141,7 @@ pub async fn attempt(
         ],
     ))
     .await?;
-    Ok(Attempt::Held {
-        retry_after_ms: hold,
-    })
+    Ok(())
 }
 
 /// Clears `key` after a success.

@@ -19,11 +19,13 @@ impl AccountQuery {
         Ok(User(users::me(&ctx.app().db.conn, ctx.caller()?).await?))
     }
 
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn users(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
         let rows = users::list(&ctx.app().db.conn, ctx.caller()?).await?;
         Ok(rows.into_iter().map(User).collect())
     }
 
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn labels(&self, ctx: &Context<'_>) -> ApiResult<Vec<Label>> {
         let rows = labels::list(&ctx.app().db.conn, ctx.caller()?).await?;
         Ok(rows.into_iter().map(Label).collect())

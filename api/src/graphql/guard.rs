@@ -18,10 +18,10 @@ use std::{
 };
 
 use async_graphql::{
-    Request, Response, ServerError, ServerResult, Variables,
+    Request, Response, ServerError, ServerResult, ValidationResult, Variables,
     extensions::{
         Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
-        NextPrepareRequest,
+        NextPrepareRequest, NextValidation,
     },
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
@@ -106,7 +106,9 @@ impl Extension for GuardExtension {
     ) -> ServerResult<Request> {
         // Each request batches (and remembers) the rows its nodes point at.
         let request = match ctx.data_opt::<super::AppContext>() {
-            Some(app) => request.data(super::loaders::row_loader(app.db.conn.clone())),
+            Some(app) => request
+                .data(super::loaders::row_loader(app.db.conn.clone()))
+                .data(super::loaders::count_loader(app.db.conn.clone())),
             None => request,
         };
         let (Some(token), Some(keys)) = (ctx.data_opt::<SessionToken>(), &self.keys) else {
@@ -129,6 +131,21 @@ impl Extension for GuardExtension {
             }
             Err(err) => Err(refusal("UNAUTHENTICATED", &err.to_string())),
         }
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        if result.complexity > super::MAX_COMPLEXITY {
+            return Err(vec![refusal(
+                "BAD_USER_INPUT",
+                &too_costly(result.complexity, super::MAX_COMPLEXITY),
+            )]);
+        }
+        Ok(result)
     }
 
     async fn parse_query(
@@ -298,4 +315,27 @@ fn set_depth(document: &ExecutableDocument, set: &SelectionSet, spreads: usize) 
         })
         .max()
         .unwrap_or(0)
+}
+
+/// The refusal of a request over the cost limit, naming both (in the console's language):
+/// "custo 14.200, limite 10.000: peça menos itens".
+pub fn too_costly(cost: usize, limit: usize) -> String {
+    format!(
+        "custo {}, limite {}: peça menos itens",
+        thousands(cost),
+        thousands(limit)
+    )
+}
+
+/// `14200` as "14.200".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    out
 }

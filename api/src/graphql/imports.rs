@@ -35,6 +35,7 @@ impl ImportRun {
     async fn to(&self) -> DateTime<Utc> {
         time(self.0.range_to)
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     /// The neutral events the run imports.
     async fn checkout_events(&self) -> ApiResult<Vec<super::types::CheckoutEvent>> {
         Ok(imports::events_of(&self.0)?
@@ -43,12 +44,14 @@ impl ImportRun {
             .map(Into::into)
             .collect())
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn events(&self) -> ApiResult<Vec<HotmartEvent>> {
         Ok(imports::events_of(&self.0)?
             .into_iter()
             .map(Into::into)
             .collect())
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn hotmart_product_ids(&self) -> Vec<String> {
         imports::product_ids_of(&self.0)
     }
@@ -155,6 +158,7 @@ impl ImportQuery {
         )))
     }
 
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn import_runs(
         &self,
         ctx: &Context<'_>,

@@ -129,3 +129,76 @@ where
         Ok(found)
     }
 }
+
+/// What a `dealCount` counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CountBy {
+    Origin,
+    Stage,
+}
+
+/// One `dealCount`: the caller (counts are of what they see), origin or stage, its id,
+/// and the status asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CountKey {
+    pub caller: entity::Caller,
+    pub by: CountBy,
+    pub id: String,
+    pub status: Option<entity::tables::enums::DealStatus>,
+}
+
+/// Counts deals per origin or stage: one grouped query per (caller, kind, status) and
+/// batch, however many `dealCount` fields a request holds.
+pub struct DealCounts {
+    db: DatabaseConnection,
+}
+
+/// The deal-count loader of one request.
+pub type CountLoader = DataLoader<DealCounts, HashMapCache>;
+
+pub fn count_loader(db: DatabaseConnection) -> CountLoader {
+    // Siblings (the stages of each origin) resolve a little apart: wait a few ms for them.
+    DataLoader::with_cache(DealCounts { db }, tokio::spawn, HashMapCache::default())
+        .delay(std::time::Duration::from_millis(3))
+}
+
+impl Loader<CountKey> for DealCounts {
+    type Value = u64;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[CountKey]) -> Result<HashMap<CountKey, u64>, Self::Error> {
+        type Batch<'a> = (
+            &'a entity::Caller,
+            CountBy,
+            Option<entity::tables::enums::DealStatus>,
+        );
+        let mut batches: HashMap<Batch<'_>, Vec<String>> = HashMap::new();
+        for key in keys {
+            batches
+                .entry((&key.caller, key.by, key.status))
+                .or_default()
+                .push(key.id.clone());
+        }
+        let mut counts = HashMap::with_capacity(keys.len());
+        for ((caller, by, status), ids) in batches {
+            let column = match by {
+                CountBy::Origin => entity::tables::deal::Column::OriginId,
+                CountBy::Stage => entity::tables::deal::Column::StageId,
+            };
+            let found = entity::deals::count_by(&self.db, caller, column, &ids, status)
+                .await
+                .map_err(Arc::new)?;
+            for id in ids {
+                let n = found.get(&id).copied().unwrap_or(0);
+                let key = CountKey {
+                    caller: caller.clone(),
+                    by,
+                    id,
+                    status,
+                };
+                counts.insert(key, n);
+            }
+        }
+        Ok(counts)
+    }
+}

@@ -23,8 +23,9 @@ pub const MAX_DEPTH: usize = 12;
 /// GraphiQL and code generators nests deeper than [`MAX_DEPTH`].
 pub const MAX_INTROSPECTION_DEPTH: usize = 20;
 /// Upper bound on the cost of one request: each field costs 1, a page costs its size
-/// times its selection, and a list without paging [`UNPAGED_LIST`] times its selection,
-/// so nested lists multiply (see `docs/architecture.md`).
+/// times its selection, and every other list (paged or not, a field of an object or
+/// of a mutation's answer) [`UNPAGED_LIST`] times its selection, so nested lists
+/// multiply (see `docs/architecture.md`, "The HTTP edge"). Checked by the guard.
 pub const MAX_COMPLEXITY: usize = 10_000;
 /// What a list without paging (a contact's deals, a timeline, labels) is counted as.
 pub const UNPAGED_LIST: usize = 10;
@@ -77,7 +78,7 @@ pub fn build_schema(
     .extension(guard)
     // User queries are held to MAX_DEPTH by the guard; introspection to this.
     .limit_depth(MAX_INTROSPECTION_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY)
+    // The cost limit is checked by the guard, whose refusal names the cost.
     .limit_recursive_depth(32)
     .limit_directives(8);
     if !introspection {

@@ -22,6 +22,7 @@ pub struct SetupQuery;
 
 #[Object]
 impl SetupQuery {
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn integrations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Integration>> {
         let rows = integrations::list(&ctx.app().db.conn, ctx.caller()?).await?;
         Ok(rows.into_iter().map(Integration).collect())
@@ -33,6 +34,7 @@ impl SetupQuery {
         )))
     }
 
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     /// The groups the caller may see.
     async fn groups(&self, ctx: &Context<'_>) -> ApiResult<Vec<Group>> {
         let rows = groups::list(&ctx.app().db.conn, ctx.caller()?).await?;

@@ -223,6 +223,7 @@ impl Integration {
     async fn status(&self) -> IntegrationStatus {
         integrations::status(&self.0).into()
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn events(&self) -> ApiResult<Vec<HotmartEvent>> {
         Ok(integrations::events(&self.0)?
             .into_iter()
@@ -243,6 +244,7 @@ impl Integration {
         let platform = entity::platform::Platform::of(&self.0);
         ctx.app().webhook_url(platform, &self.0.webhook_token)
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     /// The neutral events received (for Hotmart, the mapping of `events`).
     async fn checkout_events(&self) -> ApiResult<Vec<CheckoutEvent>> {
         Ok(integrations::checkout_events(&self.0)?
@@ -257,6 +259,7 @@ impl Integration {
     async fn has_credentials(&self) -> bool {
         self.0.credentials.is_some()
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn products(&self, ctx: &Context<'_>) -> ApiResult<Vec<Product>> {
         let rows = products::of_integration(&ctx.app().db.conn, &self.0.id).await?;
         Ok(rows.into_iter().map(Product).collect())
@@ -288,6 +291,7 @@ impl Integration {
     }
     /// How the integration is doing: refused deliveries, failures, sales that only
     /// reconciliation found.
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn health(&self, ctx: &Context<'_>) -> ApiResult<IntegrationHealth> {
         let health = entity::health::of(&ctx.app().db.conn, &self.0).await?;
         let int = |n: i64| n.clamp(0, i64::from(i32::MAX)) as i32;
@@ -356,6 +360,7 @@ impl Product {
     async fn hottok_hint(&self) -> &str {
         &self.0.hottok_hint
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn variations(&self, ctx: &Context<'_>) -> ApiResult<Vec<ProductVariation>> {
         let rows = products::variations(&ctx.app().db.conn, &self.0.id).await?;
         Ok(rows.into_iter().map(ProductVariation).collect())
@@ -416,10 +421,12 @@ impl Group {
     async fn name(&self) -> &str {
         &self.0.name
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn origins(&self, ctx: &Context<'_>) -> ApiResult<Vec<Origin>> {
         let rows = origins::of_group(&ctx.app().db.conn, &self.0.id).await?;
         Ok(rows.into_iter().map(Origin).collect())
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn visibility(&self, ctx: &Context<'_>) -> ApiResult<GroupVisibility> {
         let users = groups::viewers(&ctx.app().db.conn, &self.0.id).await?;
         Ok(GroupVisibility {
@@ -428,6 +435,7 @@ impl Group {
             member_scope: self.0.member_scope.into(),
         })
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     /// The integrations whose sales land in this group (admins only).
     async fn integrations(&self, ctx: &Context<'_>) -> ApiResult<Vec<Integration>> {
         ctx.caller()?.require_admin()?;
@@ -480,19 +488,13 @@ impl Origin {
     async fn message_template(&self) -> Option<String> {
         Some(origins::message_template(&self.0))
     }
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn assignees(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
         let users = origins::assignees(&ctx.app().db.conn, &self.0.id).await?;
         Ok(users.into_iter().map(User).collect())
     }
     async fn deal_count(&self, ctx: &Context<'_>, status: Option<DealStatus>) -> ApiResult<i64> {
-        let count = origins::deal_count(
-            &ctx.app().db.conn,
-            ctx.caller()?,
-            &self.0.id,
-            status.map(Into::into),
-        )
-        .await?;
-        Ok(count as i64)
+        deal_count(ctx, super::loaders::CountBy::Origin, &self.0.id, status).await
     }
 }
 
@@ -516,12 +518,29 @@ impl Stage {
         ))
     }
     async fn deal_count(&self, ctx: &Context<'_>, status: Option<DealStatus>) -> ApiResult<i64> {
-        let db = &ctx.app().db.conn;
-        let count =
-            entity::stages::deal_count(db, ctx.caller()?, &self.0.id, status.map(Into::into))
-                .await?;
-        Ok(count as i64)
+        deal_count(ctx, super::loaders::CountBy::Stage, &self.0.id, status).await
     }
+}
+
+/// A `dealCount`, batched with the request's others (one grouped query per batch).
+async fn deal_count(
+    ctx: &Context<'_>,
+    by: super::loaders::CountBy,
+    id: &str,
+    status: Option<DealStatus>,
+) -> ApiResult<i64> {
+    let key = super::loaders::CountKey {
+        caller: ctx.caller()?.clone(),
+        by,
+        id: id.to_owned(),
+        status: status.map(Into::into),
+    };
+    let loader = ctx.data_unchecked::<super::loaders::CountLoader>();
+    let count = loader
+        .load_one(key)
+        .await
+        .map_err(|err| crate::graphql::error::ApiError::from((*err).clone()))?;
+    Ok(count.unwrap_or(0) as i64)
 }
 
 pub struct LostReason(pub lost_reason::Model);

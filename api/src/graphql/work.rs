@@ -337,6 +337,7 @@ impl WorkMutation {
         act(ctx, &deal_id, Intent::Claim, None).await
     }
 
+    #[graphql(complexity = "deal_ids.len().max(1) * child_complexity + 1")]
     /// Admins: moves up to 500 deals to a stage, all or nothing.
     async fn move_deals(
         &self,
@@ -350,6 +351,7 @@ impl WorkMutation {
         act_many(ctx, deal_ids, intent).await
     }
 
+    #[graphql(complexity = "deal_ids.len().max(1) * child_complexity + 1")]
     /// Admins: sets the owner of up to 500 deals (`userId: null` removes it), all or
     /// nothing.
     async fn assign_deals(

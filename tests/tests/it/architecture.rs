@@ -331,3 +331,67 @@ fn only_the_queue_module_names_apalis_tables() {
     }
     assert!(offenders.is_empty(), "{offenders:?}");
 }
+
+/// The resolvers of GraphQL fields that return a list (in `#[Object]` impls), each with
+/// the cost of its line: (file, field, whether a `complexity` attribute precedes it).
+fn list_fields(code: &str) -> Vec<(String, bool)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(rest) = trimmed.strip_prefix("async fn ") else {
+            continue;
+        };
+        if !line.starts_with("    ") {
+            continue; // a free function, not a field
+        }
+        let signature: String = lines[i..]
+            .iter()
+            .take_while(|l| !l.trim_end().ends_with('{'))
+            .chain(lines[i..].iter().find(|l| l.trim_end().ends_with('{')))
+            .copied()
+            .collect();
+        let returns = signature.rsplit("->").next().unwrap_or_default();
+        if !signature.contains("->") || !returns.contains("Vec<") {
+            continue;
+        }
+        let costed = lines[..i]
+            .iter()
+            .rev()
+            .take_while(|l| {
+                let l = l.trim_start();
+                l.starts_with("///") || l.starts_with("#[")
+            })
+            .any(|l| l.contains("complexity"));
+        out.push((
+            rest.split('(').next().unwrap_or_default().to_owned(),
+            costed,
+        ));
+    }
+    out
+}
+
+#[test]
+fn every_list_field_has_a_cost() {
+    let mut uncosted = Vec::new();
+    let mut seen = 0;
+    for (path, code) in sources("api") {
+        let name = path.to_string_lossy();
+        if !name.contains("graphql") || name.ends_with("guard.rs") || name.ends_with("loaders.rs") {
+            continue;
+        }
+        for (field, costed) in list_fields(&code) {
+            seen += 1;
+            if !costed {
+                uncosted.push(format!("{}: {field}", path.display()));
+            }
+        }
+    }
+    assert!(seen > 20, "the scan finds the list fields ({seen})");
+    assert!(
+        uncosted.is_empty(),
+        "list fields without a cost: {uncosted:#?}"
+    );
+    let sample = "    /// Doc.\n    async fn things(&self) -> ApiResult<Vec<Thing>> {\n";
+    assert_eq!(list_fields(sample), [("things".to_owned(), false)]);
+}

@@ -16,8 +16,13 @@ use tests::{Backend, TestApp, hotmart::purchase, on_both_backends};
 const PAGE: &str = "query($n: Int!) { deals(first: $n) { totalCount nodes { id status \
     contact { email name } origin { name } group { name } owner { email } product { name } } } }";
 
-/// Runs a page of `n` deals on a counting connection: the statements, and the nodes.
-async fn count(app: &TestApp, caller: &Caller, n: usize) -> (usize, usize) {
+/// Runs `query` on a counting connection: the statements, and the answer.
+async fn run(
+    app: &TestApp,
+    caller: &Caller,
+    query: &str,
+    variables: serde_json::Value,
+) -> (usize, serde_json::Value) {
     let statements = Arc::new(AtomicUsize::new(0));
     let mut db = app.db.clone();
     let seen = statements.clone();
@@ -28,13 +33,21 @@ async fn count(app: &TestApp, caller: &Caller, n: usize) -> (usize, usize) {
     let response = state
         .schema
         .execute(
-            Request::new(PAGE)
-                .variables(async_graphql::Variables::from_json(json!({"n": n})))
+            Request::new(query)
+                .variables(async_graphql::Variables::from_json(variables))
                 .data(caller.clone()),
         )
         .await;
     assert!(response.errors.is_empty(), "{:?}", response.errors);
-    let data = response.data.into_json().unwrap();
+    (
+        statements.load(Ordering::Relaxed),
+        response.data.into_json().unwrap(),
+    )
+}
+
+/// Runs a page of `n` deals on a counting connection: the statements, and the nodes.
+async fn count(app: &TestApp, caller: &Caller, n: usize) -> (usize, usize) {
+    let (statements, data) = run(app, caller, PAGE, json!({"n": n})).await;
     let nodes = data["deals"]["nodes"].as_array().unwrap();
     for node in nodes {
         assert!(node["contact"]["email"].is_string(), "{node}");
@@ -42,7 +55,7 @@ async fn count(app: &TestApp, caller: &Caller, n: usize) -> (usize, usize) {
         assert!(node["group"]["name"].is_string(), "{node}");
         assert!(node["owner"]["email"].is_string(), "{node}");
     }
-    (statements.load(Ordering::Relaxed), nodes.len())
+    (statements, nodes.len())
 }
 
 async fn a_page_of_deals_costs_the_same_statements_at_any_size(backend: Backend) {
@@ -101,6 +114,43 @@ async fn a_page_of_deals_costs_the_same_statements_at_any_size(backend: Backend)
     // The count and the page, then one batch per kind of row: contact, origin, group,
     // owner, product.
     assert_eq!(many, 7, "statements for a page");
+
+    // Counts per origin and stage are batched: one grouped query per kind, status and
+    // batch (siblings resolved together), not one per field: here 18 `dealCount`s (three
+    // origins × three, and nine stages).
+    for name in ["Indicações", "Eventos"] {
+        app.ok(
+            &app.admin,
+            "mutation($g: ID!, $n: String!) { createOrigin(groupId: $g, input: {name: $n}) { id } }",
+            json!({"g": group_of(&app, &integration).await, "n": name}),
+        )
+        .await;
+    }
+    let plain = "{ groups { origins { id stages { id } } } }";
+    let counted = "{ groups { origins { id a: dealCount b: dealCount(status: WON) \
+        c: dealCount(status: OPEN) stages { id dealCount } } } }";
+    let (base, _) = run(&app, &caller, plain, json!({})).await;
+    let (with_counts, data) = run(&app, &caller, counted, json!({})).await;
+    let origins = data["groups"][0]["origins"].as_array().unwrap();
+    assert_eq!(origins.len(), 3);
+    let approved_count = origins.iter().find(|o| o["id"] == approved).unwrap();
+    assert_eq!(approved_count["a"], 60, "{data}");
+    assert_eq!(
+        with_counts - base,
+        4,
+        "three statuses of origins and one of stages"
+    );
+}
+
+async fn group_of(app: &TestApp, integration: &str) -> serde_json::Value {
+    let body = app
+        .ok(
+            &app.admin,
+            "query($id: ID!) { integration(id: $id) { group { id } } }",
+            json!({"id": integration}),
+        )
+        .await;
+    body["integration"]["group"]["id"].clone()
 }
 
 on_both_backends!(a_page_of_deals_costs_the_same_statements_at_any_size);

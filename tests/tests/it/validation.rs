@@ -359,7 +359,7 @@ async fn hostile_requests_are_refused(backend: Backend) {
             || body["errors"][0]["message"]
                 .as_str()
                 .unwrap_or_default()
-                .contains("complex"),
+                .contains("limite 10.000"),
         "{status} {body}"
     );
 
