@@ -352,7 +352,8 @@ async fn store(
         via_previous_url,
         products,
         envelope,
-        body: text.to_owned(),
+        // A hottok sent in the body authenticated it; it is not kept.
+        body: entity::hotmart::without_hottok(text).into_owned(),
     };
     let started = std::time::Instant::now();
     let intake = state.app.inbox.submit(submission).await;

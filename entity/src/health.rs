@@ -83,6 +83,8 @@ struct Facts {
     last_reconciled_at: Option<i64>,
     healed_last_day: i64,
     webhook_in_last_day: bool,
+    /// An authentic delivery arrived in the last hour: the platform's secret matches.
+    webhook_in_last_hour: bool,
     last_run: Option<import_run::Model>,
 }
 
@@ -124,6 +126,7 @@ async fn facts(
         last_reconciled_at,
         healed_last_day: reconciliations.iter().map(|r| r.healed).sum(),
         webhook_in_last_day: last_webhook.is_some_and(|at| at >= now - DAY_MS),
+        webhook_in_last_hour: last_webhook.is_some_and(|at| at >= now - 3_600_000),
         last_run,
     })
 }
@@ -173,19 +176,40 @@ fn failed_run(run: &import_run::Model, platform: crate::platform::Platform) -> S
     }
 }
 
-/// The rules, worst first.
-fn judge(facts: &Facts, platform: crate::platform::Platform) -> Health {
-    let mut found: Vec<(HealthStatus, String)> = Vec::new();
-    if facts.refused > 0 {
-        found.push((
-            HealthStatus::Failing,
+/// Deliveries refused for a wrong secret: failing when none of the platform's own pass
+/// (its secret changed), a warning when they do (someone else posts to the URL).
+fn refusals(facts: &Facts, platform: crate::platform::Platform) -> Option<(HealthStatus, String)> {
+    if facts.refused == 0 {
+        return None;
+    }
+    if facts.webhook_in_last_hour {
+        let secret = match platform {
+            crate::platform::Platform::Hotmart => "hottok",
+            _ => "signature",
+        };
+        return Some((
+            HealthStatus::Warning,
             format!(
-                "{} deliveries were refused in the last hour because {}",
+                "{} deliveries with a wrong {secret} were refused in the last hour while {}'s own were accepted: someone else is posting to this webhook URL (rotate the URL if it goes on)",
                 facts.refused,
-                refusal_cause(platform)
+                platform.title()
             ),
         ));
     }
+    Some((
+        HealthStatus::Failing,
+        format!(
+            "{} deliveries were refused in the last hour because {}",
+            facts.refused,
+            refusal_cause(platform)
+        ),
+    ))
+}
+
+/// The rules, worst first.
+fn judge(facts: &Facts, platform: crate::platform::Platform) -> Health {
+    let mut found: Vec<(HealthStatus, String)> = Vec::new();
+    found.extend(refusals(facts, platform));
     if facts.healed_last_day > 0 && !facts.webhook_in_last_day {
         found.push((HealthStatus::Failing, format!(
             "reconciliation recovered {} sales in the last day and no webhook arrived in that time: the webhook URL is probably missing or deactivated in {}",

@@ -357,8 +357,10 @@ impl Product {
         self.0.label.as_deref()
     }
     /// The last 4 characters of the hottok; the hottok itself is never returned.
-    async fn hottok_hint(&self) -> &str {
-        &self.0.hottok_hint
+    /// Admins only.
+    async fn hottok_hint(&self, ctx: &Context<'_>) -> ApiResult<&str> {
+        ctx.caller()?.require_admin()?;
+        Ok(&self.0.hottok_hint)
     }
     #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn variations(&self, ctx: &Context<'_>) -> ApiResult<Vec<ProductVariation>> {

@@ -287,6 +287,53 @@ async fn a_wrong_hottok_makes_the_integration_failing(backend: Backend) {
     );
 }
 
+/// Wrong guesses while Hotmart's own deliveries pass are someone else's: a milder reason.
+/// A hottok sent in the body is not stored; members do not see hottok hints.
+async fn refusals_from_others_and_body_hottoks(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    let (id, url) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+    let mut body = purchase(
+        "evt-b",
+        "PURCHASE_APPROVED",
+        entity::now_ms(),
+        "b@x.test",
+        "HPB",
+    );
+    body["hottok"] = json!("hottok-secret-0001");
+    let (status, _) = app.post_webhook(&url, None, body.to_string()).await;
+    assert_eq!(status, 200);
+    let stored = scalar_text(&app.db, "SELECT payload FROM webhook_deliveries").await;
+    assert!(!stored.contains("hottok-secret-0001"), "{stored}");
+    assert!(stored.contains("\"hottok\":\"\""), "{stored}");
+    assert!(stored.contains("b@x.test"), "the rest is kept");
+    for _ in 0..3 {
+        let (status, _) = app
+            .post_webhook(&url, Some("a-guess-at-the-hottok"), body.to_string())
+            .await;
+        assert_eq!(status, 401);
+    }
+    let now = health(&app, &id).await;
+    assert_eq!(now["status"], "WARNING", "{now}");
+    assert!(
+        now["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("someone else is posting"),
+        "{now}"
+    );
+    let (_, member) = app.user("seller@acme.test", "MEMBER").await;
+    let (code, _) = app
+        .err(
+            &member,
+            "{ integrations { products { hottokHint } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+}
+
 async fn a_rotation_with_grace_accepts_both_urls_until_it_ends(backend: Backend) {
     let app = TestApp::spawn_without_workers(backend).await;
     let (id, old) = app
@@ -511,6 +558,7 @@ async fn two_workers_start_one_reconciliation_per_due_time(backend: Backend) {
 }
 
 on_both_backends!(
+    refusals_from_others_and_body_hottoks,
     reconciliation_heals_sales_no_webhook_delivered,
     reconciliation_settings_are_checked,
     a_wrong_hottok_makes_the_integration_failing,
