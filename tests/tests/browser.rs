@@ -867,3 +867,36 @@ async fn a_seller_finds_a_buyer_schedules_and_completes_the_day_s_activities() {
         "the overdue call was completed: {nodes:?}"
     );
 }
+
+/// GraphiQL renders under its content policy (its inline script runs by its nonce) and
+/// refuses to be framed by another page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_renders_under_its_policy_and_cannot_be_framed() {
+    let app = TestApp::spawn_without_workers(Backend::Sqlite).await;
+    if let Some(browser) = Browser::start("graphiql", &app.base).await {
+        let b = &browser;
+        browser
+            .run(async move {
+                b.open("/graphql").await;
+                b.find(".graphiql-container").await;
+                // A page that frames it: the frame stays empty.
+                let framed = b
+                    .script(
+                        "const f = document.createElement('iframe'); f.src = '/graphql'; \
+                         f.id = 'framed'; document.body.appendChild(f); return true;",
+                    )
+                    .await;
+                assert_eq!(framed, json!(true));
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                let inside = b
+                    .script(
+                        "try { const d = document.getElementById('framed').contentDocument; \
+                         return d && d.querySelector('.graphiql-container') ? 'rendered' : 'empty'; } \
+                         catch (e) { return 'blocked'; }",
+                    )
+                    .await;
+                assert_ne!(inside, json!("rendered"), "framing is refused");
+            })
+            .await;
+    }
+}

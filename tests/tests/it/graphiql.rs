@@ -12,7 +12,46 @@ async fn graphiql_is_served_without_a_cdn() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let policy = header("content-security-policy");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    let scripts = policy
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap();
+    assert!(
+        scripts.contains("'nonce-") && !scripts.contains("unsafe"),
+        "{policy}"
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("x-frame-options"), "DENY");
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a script nonce")
+        .to_owned();
     let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("<script nonce=\"{nonce}\">")),
+        "the inline script carries it"
+    );
+    let again = app
+        .http
+        .get(format!("{}/graphql", app.base))
+        .send()
+        .await
+        .unwrap();
+    let again = again.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(!again.contains(&nonce), "a nonce per response");
     assert!(html.contains("GraphiQL"));
     assert!(
         !html.contains("https://"),
