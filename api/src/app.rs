@@ -148,7 +148,7 @@ pub async fn serve(
             Some(tokio::spawn(serve_connections(
                 metrics_listener,
                 app,
-                config.http_header_timeout,
+                Listening::of(config),
                 stopped,
             )))
         }
@@ -158,8 +158,7 @@ pub async fn serve(
         shutdown.await;
         let _ = stop.send(true);
     });
-    let served =
-        serve_connections(listener, router(state), config.http_header_timeout, stopped).await;
+    let served = serve_connections(listener, router(state), Listening::of(config), stopped).await;
     if let Some(metrics) = metrics {
         let _ = metrics.await;
     }
@@ -184,7 +183,26 @@ pub async fn serve_metrics(
         shutdown.await;
         let _ = stop.send(true);
     });
-    serve_connections(listener, app, config.http_header_timeout, stopped).await
+    serve_connections(listener, app, Listening::of(config), stopped).await
+}
+
+/// How a listener treats connections: the header timeout, and the connections one client
+/// address may hold open (`HTTP_MAX_CONNECTIONS_PER_ADDRESS`; trusted proxies exempt).
+struct Listening {
+    header_timeout: std::time::Duration,
+    connections: crate::client::ConnectionCounts,
+}
+
+impl Listening {
+    fn of(config: &Config) -> Self {
+        Listening {
+            header_timeout: config.http_header_timeout,
+            connections: crate::client::ConnectionCounts::new(
+                config.http_max_connections_per_address,
+                config.trusted_proxies.clone(),
+            ),
+        }
+    }
 }
 
 /// The next connection; `None` once `stop` turns true.
@@ -214,9 +232,10 @@ async fn next_connection(
 async fn serve_connections(
     listener: TcpListener,
     app: axum::Router,
-    header_timeout: std::time::Duration,
+    listening: Listening,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let header_timeout = listening.header_timeout;
     use hyper_util::{
         rt::{TokioExecutor, TokioIo, TokioTimer},
         server::{conn::auto::Builder, graceful::GracefulShutdown},
@@ -233,6 +252,10 @@ async fn serve_connections(
     while let Some(stream) = next_connection(&listener, &mut stop).await {
         let _ = stream.set_nodelay(true);
         let peer = stream.peer_addr().ok();
+        // Beyond its share of connections, an address's new ones are closed at once.
+        let Some(counted) = listening.connections.enter(peer) else {
+            continue;
+        };
         let service = TowerToHyperService::new(tower::ServiceExt::map_request(
             app.clone(),
             move |mut request: axum::http::Request<_>| {
@@ -247,6 +270,7 @@ async fn serve_connections(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _counted = counted;
             // hyper times the reading of a request head once bytes arrive; a connection
             // that sends nothing at all is timed here.
             let mut first = [0u8; 1];

@@ -103,3 +103,61 @@ pub fn address(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &TrustedP
     }
     client.to_string()
 }
+
+/// Open connections per client address, bounded: the connection layer's share for each
+/// address (a trusted proxy, which carries many clients, is not bounded).
+#[derive(Clone)]
+pub struct ConnectionCounts {
+    limit: usize,
+    trusted: TrustedProxies,
+    open: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>,
+}
+
+/// One open connection of an address; released when dropped.
+pub struct Counted {
+    counts: Option<(ConnectionCounts, IpAddr)>,
+}
+
+impl ConnectionCounts {
+    pub fn new(limit: usize, trusted: TrustedProxies) -> Self {
+        ConnectionCounts {
+            limit: limit.max(1),
+            trusted,
+            open: Default::default(),
+        }
+    }
+
+    /// Counts a new connection from `peer`; `None` when its address has `limit` open.
+    pub fn enter(&self, peer: Option<SocketAddr>) -> Option<Counted> {
+        let Some(address) = peer.map(|p| canonical(p.ip())) else {
+            return Some(Counted { counts: None });
+        };
+        if self.trusted.contains(address) {
+            return Some(Counted { counts: None });
+        }
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(address).or_default();
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(Counted {
+            counts: Some((self.clone(), address)),
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let Some((counts, address)) = self.counts.take() else {
+            return;
+        };
+        let mut open = counts.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&address);
+            }
+        }
+    }
+}

@@ -75,6 +75,15 @@ pub struct ConfigArgs {
     /// of on `BIND` beside the public webhook route.
     #[arg(long, env = "METRICS_BIND", global = true)]
     pub metrics_bind: Option<String>,
+    /// Connections one client address may hold open; more are closed at once (trusted
+    /// proxies are not bounded).
+    #[arg(
+        long,
+        env = "HTTP_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub http_max_connections_per_address: usize,
     /// Proxies (addresses or networks, comma-separated) whose `X-Forwarded-For` names the
     /// client; from any other peer the header is ignored.
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "", global = true)]
@@ -182,6 +191,7 @@ pub struct Config {
     /// Where `/metrics` is served when not on `bind`.
     pub metrics_bind: Option<String>,
     pub trusted_proxies: crate::client::TrustedProxies,
+    pub http_max_connections_per_address: usize,
     pub graphql_introspection: bool,
     /// The process's counters (shared by its HTTP side and its workers).
     pub telemetry: jobs::telemetry::Telemetry,
@@ -281,6 +291,9 @@ impl ConfigArgs {
             metrics_bind: self.metrics_bind.clone().filter(|b| !b.trim().is_empty()),
             trusted_proxies: crate::client::TrustedProxies::parse(&self.trusted_proxies)
                 .map_err(ConfigError::Invalid)?,
+            http_max_connections_per_address: self
+                .http_max_connections_per_address
+                .clamp(1, 100_000),
             graphql_introspection: self.graphql_introspection,
             telemetry: Default::default(),
         })

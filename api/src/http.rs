@@ -22,27 +22,77 @@ pub const MAX_GRAPHQL_BODY: usize = 256 * 1024;
 
 pub use crate::state::HttpState;
 
-/// Request slots, in three pools so that one kind of traffic cannot take the slots of
-/// another: GraphQL (and metrics); webhooks that present a hottok header (checked before
-/// their body is read, so a wrong one leaves at once); and webhooks without one, which
-/// must read their body to find a hottok — the only requests an anonymous client can make
-/// slow, kept in a small pool of their own.
+/// Anonymous GraphQL requests (signing in) one client address may have in flight.
+pub const ANONYMOUS_GRAPHQL_PER_ADDRESS: usize = 8;
+
+/// Request slots, in four pools so that one kind of traffic cannot take the slots of
+/// another: GraphQL with a token (and the console's files, metrics); webhooks that present
+/// a hottok header (checked before their body is read, so a wrong one leaves at once);
+/// webhooks without one, which must read their body to find a hottok or signature; and
+/// GraphQL without a token (signing in). The last two are the requests an anonymous
+/// client can make slow: each has a small pool, and anonymous GraphQL also a bound per
+/// client address ([`ANONYMOUS_GRAPHQL_PER_ADDRESS`]), so one address cannot fill it.
 #[derive(Clone)]
 struct Slots {
     graphql: Arc<Semaphore>,
     webhooks: Arc<Semaphore>,
     anonymous_webhooks: Arc<Semaphore>,
+    anonymous_graphql: Arc<Semaphore>,
+    per_address: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    trusted_proxies: crate::client::TrustedProxies,
 }
 
 impl Slots {
-    fn new(max_concurrency: usize) -> Self {
+    fn new(max_concurrency: usize, trusted_proxies: crate::client::TrustedProxies) -> Self {
         let max = max_concurrency.max(1);
         Slots {
             graphql: Arc::new(Semaphore::new(max)),
             webhooks: Arc::new(Semaphore::new(max)),
             anonymous_webhooks: Arc::new(Semaphore::new((max / 8).max(8))),
+            anonymous_graphql: Arc::new(Semaphore::new((max / 8).max(16))),
+            per_address: Default::default(),
+            trusted_proxies,
         }
     }
+
+    /// Counts one anonymous request of `address`; `None` when it has too many in flight.
+    fn enter(&self, address: String) -> Option<AddressSlot> {
+        let mut counts = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(address.clone()).or_default();
+        if *count >= ANONYMOUS_GRAPHQL_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            counts: self.per_address.clone(),
+            address,
+        })
+    }
+}
+
+/// One in-flight anonymous request of an address; released when dropped.
+struct AddressSlot {
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    address: String,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Whether a request is GraphQL without a token.
+fn anonymous_graphql(request: &Request) -> bool {
+    request.uri().path() == "/graphql"
+        && request.method() == axum::http::Method::POST
+        && !request.headers().contains_key(AUTHORIZATION)
 }
 
 /// Takes a slot of the request's pool, or answers 503 at once (load shedding).
@@ -51,6 +101,8 @@ async fn admit(
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let shed = || overloaded(Box::new(tower::load_shed::error::Overloaded::new()));
+    let mut by_address = None;
     let pool = if request.uri().path().starts_with("/webhooks/") {
         if request
             .headers()
@@ -60,13 +112,33 @@ async fn admit(
         } else {
             &slots.anonymous_webhooks
         }
+    } else if anonymous_graphql(&request) {
+        let address =
+            crate::client::address(peer_of(&request), request.headers(), &slots.trusted_proxies);
+        match slots.enter(address) {
+            Some(slot) => by_address = Some(slot),
+            None => return shed().await,
+        }
+        &slots.anonymous_graphql
     } else {
         &slots.graphql
     };
     match pool.clone().try_acquire_owned() {
-        Ok(_slot) => next.run(request).await,
-        Err(_) => overloaded(Box::new(tower::load_shed::error::Overloaded::new())).await,
+        Ok(_slot) => {
+            let response = next.run(request).await;
+            drop(by_address);
+            response
+        }
+        Err(_) => shed().await,
     }
+}
+
+/// The connection's peer, when the server recorded it.
+fn peer_of(request: &Request) -> Option<std::net::SocketAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0)
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -90,7 +162,7 @@ pub fn router(state: HttpState) -> Router {
     let limited = limited
         .layer(limits)
         .layer(axum::middleware::from_fn_with_state(
-            Slots::new(state.max_concurrency),
+            Slots::new(state.max_concurrency, state.trusted_proxies.clone()),
             admit,
         ));
     Router::new()
@@ -168,12 +240,24 @@ async fn graphql(State(state): State<HttpState>, request: Request) -> Response {
         Err(auth::AuthError::Missing) => None,
         Err(err) => return auth_error(err),
     };
-    let peer = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0);
-    let client = crate::client::address(peer, request.headers(), &state.trusted_proxies);
-    let graphql_request = match read_graphql_request(request.into_body()).await {
+    let client =
+        crate::client::address(peer_of(&request), request.headers(), &state.trusted_proxies);
+    // Without a token the body must arrive as quickly as a webhook's.
+    let body_timeout = match caller {
+        Some(_) => state.request_timeout,
+        None => state.app.webhook_body_timeout,
+    };
+    let body = tokio::time::timeout(body_timeout, read_graphql_request(request.into_body()));
+    let Ok(read) = body.await else {
+        return request_error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s",
+                body_timeout.as_secs()
+            ),
+        );
+    };
+    let graphql_request = match read {
         Ok(req) => req,
         Err(response) => return response,
     };

@@ -184,6 +184,7 @@ pub fn test_config(database_url: &str, data_dir: PathBuf) -> Config {
         http_header_timeout: Duration::from_secs(15),
         metrics_bind: None,
         trusted_proxies: Default::default(),
+        http_max_connections_per_address: 256,
         graphql_introspection: true,
         telemetry: Default::default(),
     }

@@ -272,6 +272,128 @@ async fn slow_anonymous_webhook_bodies_do_not_starve_the_api(backend: Backend) {
     drop(slow);
 }
 
+/// Connects to `address` from `local` (another loopback address is another client).
+async fn connect_from(local: &str, address: &str) -> Option<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.bind(format!("{local}:0").parse().ok()?).ok()?;
+    socket.connect(address.parse().ok()?).await.ok()
+}
+
+/// Hundreds of anonymous GraphQL requests trickling their bodies from one address take
+/// neither the API, nor the console, nor signing in from another address; they are cut
+/// off after the body timeout.
+async fn slow_anonymous_graphql_bodies_do_not_starve_the_api(backend: Backend) {
+    use tokio::io::AsyncReadExt;
+    let app = TestApp::spawn_configured(backend, |config| {
+        config.http_max_concurrency = 64;
+    })
+    .await;
+    let (user, _) = app.user("vera@acme.test", "MEMBER").await;
+    app.ok(
+        &app.admin,
+        "mutation($id: ID!) { setUserPassword(userId: $id, password: \"vera-password-01\") { id } }",
+        json!({"id": user}),
+    )
+    .await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let Some(mut stream) = connect_from("127.0.0.3", &address).await else {
+            continue;
+        };
+        let head = "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{";
+        if stream.write_all(head.as_bytes()).await.is_ok() {
+            slow.push(stream);
+        }
+    }
+    assert!(slow.len() >= 250, "{} slow requests", slow.len());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = app
+        .post_graphql(Some(&app.admin), "{ me { id } }", json!({}))
+        .await;
+    assert_eq!(status, 200, "GraphQL with a token answers: {body}");
+    let console = app.http.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(console.status(), 200, "the console is served");
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let login =
+        "mutation { login(email: \"vera@acme.test\", password: \"vera-password-01\") { token } }";
+    let signed_in: Value = elsewhere
+        .post(format!("{}/graphql", app.base))
+        .json(&json!({"query": login}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        signed_in["data"]["login"]["token"].is_string(),
+        "{signed_in}"
+    );
+    // The slow ones in flight are answered 408 after the body timeout (1 s here).
+    let mut timed_out = 0;
+    for stream in slow.iter_mut().take(40) {
+        let mut answer = vec![0u8; 256];
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await
+        {
+            let text = String::from_utf8_lossy(&answer[..n]);
+            if text.starts_with("HTTP/1.1 408") {
+                timed_out += 1;
+            } else {
+                assert!(text.starts_with("HTTP/1.1 503") || n == 0, "{text}");
+            }
+        }
+    }
+    assert!(timed_out >= 1, "the admitted ones time out");
+}
+
+/// The served binary closes an address's connections beyond its share at once, while
+/// another address is served.
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection() {
+    use tests::process::{crm, free_port, wait_healthy};
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let url = format!("sqlite://{}", dir.path().join("data/crm.db").display());
+    let _server = crm(
+        dir.path(),
+        &url,
+        "http://127.0.0.1:9",
+        &[("HTTP_MAX_CONNECTIONS_PER_ADDRESS", "20")],
+        &["serve", "--bind", &bind, "--no-workers"],
+    );
+    let base = format!("http://{bind}");
+    wait_healthy(&base).await;
+    let mut held = Vec::new();
+    for _ in 0..30 {
+        let mut stream = connect_from("127.0.0.2", &bind).await.expect("connects");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut closed = 0;
+    for stream in &mut held {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(100), stream.read(&mut byte)).await;
+        // Closed: the end of the stream, or a reset (the request head was unread).
+        if matches!(read, Ok(Ok(0)) | Ok(Err(_))) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 10, "the ten beyond the share are closed");
+    let healthy = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(healthy.status(), 200, "another address is served");
+}
+
 /// Members see only the timeline entries of groups visible to them.
 async fn timelines_follow_group_visibility(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -594,6 +716,7 @@ on_both_backends!(
     websocket_init_and_size_are_bounded,
     a_rotation_over_the_websocket_takes_effect_at_once,
     slow_anonymous_webhook_bodies_do_not_starve_the_api,
+    slow_anonymous_graphql_bodies_do_not_starve_the_api,
     timelines_follow_group_visibility,
     search_wildcards_are_text,
     token_errors_are_plain_and_nbf_holds,
