@@ -76,6 +76,8 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
         request_timeout: config.http_request_timeout,
         metrics_apart: config.metrics_bind.is_some(),
         trusted_proxies: config.trusted_proxies.clone(),
+        metrics_token: config.metrics_token.clone(),
+        health_cache: Default::default(),
         worker_lease: config.workers.lease,
         telemetry: config.telemetry.clone(),
     }

@@ -75,6 +75,10 @@ pub struct ConfigArgs {
     /// of on `BIND` beside the public webhook route.
     #[arg(long, env = "METRICS_BIND", global = true)]
     pub metrics_bind: Option<String>,
+    /// A token `/metrics` beside the API requires (`Authorization: Bearer …`); without it
+    /// only local, unproxied requests read it there.
+    #[arg(long, env = "METRICS_TOKEN", global = true, hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Connections one client address may hold open; more are closed at once (trusted
     /// proxies are not bounded).
     #[arg(
@@ -192,6 +196,7 @@ pub struct Config {
     pub metrics_bind: Option<String>,
     pub trusted_proxies: crate::client::TrustedProxies,
     pub http_max_connections_per_address: usize,
+    pub metrics_token: Option<String>,
     pub graphql_introspection: bool,
     /// The process's counters (shared by its HTTP side and its workers).
     pub telemetry: jobs::telemetry::Telemetry,
@@ -291,6 +296,7 @@ impl ConfigArgs {
             metrics_bind: self.metrics_bind.clone().filter(|b| !b.trim().is_empty()),
             trusted_proxies: crate::client::TrustedProxies::parse(&self.trusted_proxies)
                 .map_err(ConfigError::Invalid)?,
+            metrics_token: self.metrics_token.clone().filter(|t| !t.trim().is_empty()),
             http_max_connections_per_address: self
                 .http_max_connections_per_address
                 .clamp(1, 100_000),

@@ -175,7 +175,7 @@ pub fn router(state: HttpState) -> Router {
 /// `/metrics` alone, for its own listener (`METRICS_BIND`).
 pub fn metrics_router(state: HttpState) -> Router {
     Router::new()
-        .route("/metrics", get(crate::metrics::metrics))
+        .route("/metrics", get(crate::metrics::metrics_apart))
         .with_state(state)
 }
 

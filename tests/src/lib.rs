@@ -185,6 +185,7 @@ pub fn test_config(database_url: &str, data_dir: PathBuf) -> Config {
         metrics_bind: None,
         trusted_proxies: Default::default(),
         http_max_connections_per_address: 256,
+        metrics_token: None,
         graphql_introspection: true,
         telemetry: Default::default(),
     }

@@ -394,6 +394,34 @@ async fn one_address_cannot_hold_every_connection() {
     assert_eq!(healthy.status(), 200, "another address is served");
 }
 
+/// `/metrics` beside the API: local unproxied requests only, or the token's bearer.
+async fn metrics_are_not_public(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    let get = |app: &TestApp, header: Option<(&'static str, String)>| {
+        let mut request = app.http.get(format!("{}/metrics", app.base));
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(&app, None).await, 200, "a local scrape");
+    let proxied = Some(("x-forwarded-for", "203.0.113.7".to_owned()));
+    assert_eq!(get(&app, proxied).await, 404, "through a proxy");
+    let token = "metrics-token-0123456789abcdef";
+    let guarded = TestApp::spawn_configured(backend, |config| {
+        config.metrics_token = Some(token.to_owned());
+    })
+    .await;
+    assert_eq!(get(&guarded, None).await, 404, "no token");
+    let wrong = Some((
+        "authorization",
+        "Bearer metrics-token-0000000000000000".to_owned(),
+    ));
+    assert_eq!(get(&guarded, wrong).await, 404, "a wrong token");
+    let right = Some(("authorization", format!("Bearer {token}")));
+    assert_eq!(get(&guarded, right).await, 200);
+}
+
 /// Members see only the timeline entries of groups visible to them.
 async fn timelines_follow_group_visibility(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -717,6 +745,7 @@ on_both_backends!(
     a_rotation_over_the_websocket_takes_effect_at_once,
     slow_anonymous_webhook_bodies_do_not_starve_the_api,
     slow_anonymous_graphql_bodies_do_not_starve_the_api,
+    metrics_are_not_public,
     timelines_follow_group_visibility,
     search_wildcards_are_text,
     token_errors_are_plain_and_nbf_holds,
