@@ -192,6 +192,8 @@ pub async fn serve_metrics(
 /// address may hold open (`HTTP_MAX_CONNECTIONS_PER_ADDRESS`; trusted proxies exempt).
 struct Listening {
     header_timeout: std::time::Duration,
+    /// A write pending this long closes the connection (the request timeout).
+    write_deadline: std::time::Duration,
     connections: crate::client::ConnectionCounts,
 }
 
@@ -199,12 +201,26 @@ impl Listening {
     fn of(config: &Config) -> Self {
         Listening {
             header_timeout: config.http_header_timeout,
+            write_deadline: config.http_request_timeout,
             connections: crate::client::ConnectionCounts::new(
                 config.http_max_connections_per_address,
                 config.trusted_proxies.clone(),
             ),
         }
     }
+}
+
+/// The request with its connection's peer (for the client address).
+fn with_peer<B>(
+    mut request: axum::http::Request<B>,
+    peer: Option<std::net::SocketAddr>,
+) -> axum::http::Request<B> {
+    if let Some(peer) = peer {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+    }
+    request
 }
 
 /// The next connection; `None` once `stop` turns true.
@@ -238,6 +254,7 @@ async fn serve_connections(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let header_timeout = listening.header_timeout;
+    let write_deadline = listening.write_deadline;
     use hyper_util::{
         rt::{TokioExecutor, TokioIo, TokioTimer},
         server::{conn::auto::Builder, graceful::GracefulShutdown},
@@ -260,14 +277,7 @@ async fn serve_connections(
         };
         let service = TowerToHyperService::new(tower::ServiceExt::map_request(
             app.clone(),
-            move |mut request: axum::http::Request<_>| {
-                if let Some(peer) = peer {
-                    request
-                        .extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
-                }
-                request
-            },
+            move |request: axum::http::Request<_>| with_peer(request, peer),
         ));
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -281,7 +291,10 @@ async fn serve_connections(
                 return;
             }
             let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(
+                    TokioIo::new(crate::client::WriteDeadline::new(stream, write_deadline)),
+                    service,
+                )
                 .into_owned();
             let _ = watcher.watch(connection).await;
         });

@@ -242,16 +242,18 @@ impl ConfigArgs {
         Ok(public_url)
     }
 
+    fn production(&self) -> Result<bool, ConfigError> {
+        match self.environment.as_str() {
+            "production" => Ok(true),
+            "development" | "dev" | "test" => Ok(false),
+            other => Err(ConfigError::Invalid(format!(
+                "CHECKOUT_CRM_ENV must be `production` or `development`, not {other:?}"
+            ))),
+        }
+    }
+
     pub fn resolve(&self) -> Result<Config, ConfigError> {
-        let production = match self.environment.as_str() {
-            "production" => true,
-            "development" | "dev" | "test" => false,
-            other => {
-                return Err(ConfigError::Invalid(format!(
-                    "CHECKOUT_CRM_ENV must be `production` or `development`, not {other:?}"
-                )));
-            }
-        };
+        let production = self.production()?;
         let database_url = match &self.database_url {
             Some(url) if !url.trim().is_empty() => url.trim().to_owned(),
             _ => format!(

@@ -269,8 +269,13 @@ async fn graphql(State(state): State<HttpState>, request: Request) -> Response {
         None => return auth_error(auth::AuthError::Missing),
     };
     let mut response = state.schema.execute(graphql_request).await;
-    // Errors raised before any resolver ran (syntax, unknown enum values, wrong variable
-    // types) carry no code yet: they are the client's input errors.
+    code_input_errors(&mut response);
+    bounded_answer(response)
+}
+
+/// Errors raised before any resolver ran (syntax, unknown enum values, wrong variable
+/// types) carry no code yet: they are the client's input errors.
+fn code_input_errors(response: &mut async_graphql::Response) {
     for error in &mut response.errors {
         let has_code = error
             .extensions
@@ -282,7 +287,40 @@ async fn graphql(State(state): State<HttpState>, request: Request) -> Response {
             error.extensions = extended.extensions;
         }
     }
-    GraphQLResponse::from(response).into_response()
+}
+
+/// Largest GraphQL answer sent: a bigger one is replaced by an error saying so.
+pub const MAX_GRAPHQL_RESPONSE: usize = 8 * 1024 * 1024;
+
+/// The answer as JSON, unless it is larger than [`MAX_GRAPHQL_RESPONSE`].
+fn bounded_answer(response: async_graphql::Response) -> Response {
+    let Ok(body) = serde_json::to_vec(&response) else {
+        return GraphQLResponse::from(response).into_response();
+    };
+    if body.len() > MAX_GRAPHQL_RESPONSE {
+        let refusal = async_graphql::Response::from_errors(vec![{
+            let mut error = async_graphql::ServerError::new(
+                format!(
+                    "the answer is larger than {} MiB: ask for fewer items",
+                    MAX_GRAPHQL_RESPONSE / (1024 * 1024)
+                ),
+                None,
+            );
+            let mut extensions = async_graphql::ErrorExtensionValues::default();
+            extensions.set("code", "BAD_USER_INPUT");
+            error.extensions = Some(extensions);
+            error
+        }]);
+        return GraphQLResponse::from(refusal).into_response();
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/graphql-response+json",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// Reads one JSON GraphQL request of at most [`MAX_GRAPHQL_BODY`] bytes, stopping as soon

@@ -422,6 +422,92 @@ async fn metrics_are_not_public(backend: Backend) {
     assert_eq!(get(&guarded, right).await, 200);
 }
 
+/// An answer over 8 MiB is replaced by an error that says so (here: 40 stored deliveries
+/// of 250 kB each, asked for at once).
+async fn answers_are_bounded_in_size(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    let (integration, url) = app
+        .active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+    for n in 0..40 {
+        let mut body = tests::hotmart::purchase(
+            &format!("big-{n}"),
+            "PURCHASE_APPROVED",
+            1_745_000_000_000 + n,
+            "big@x.test",
+            &format!("HPBIG{n}"),
+        );
+        body["padding"] = json!("x".repeat(250_000));
+        let (status, _) = app
+            .post_webhook(&url, Some("hottok-secret-0001"), body.to_string())
+            .await;
+        assert_eq!(status, 200);
+    }
+    let query =
+        "query($id: ID!) { integration(id: $id) { deliveries(first: 40) { nodes { payload } } } }";
+    let (status, body) = app
+        .post_graphql(Some(&app.admin), query, json!({"id": integration}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["errors"][0]["message"],
+        "the answer is larger than 8 MiB: ask for fewer items"
+    );
+    assert!(body["data"].is_null());
+    let few =
+        "query($id: ID!) { integration(id: $id) { deliveries(first: 5) { nodes { payload } } } }";
+    let (_, body) = app
+        .post_graphql(Some(&app.admin), few, json!({"id": integration}))
+        .await;
+    assert_eq!(
+        body["data"]["integration"]["deliveries"]["nodes"]
+            .as_array()
+            .map(Vec::len),
+        Some(5)
+    );
+}
+
+/// A client that asks and never reads is disconnected once a write has waited past the
+/// deadline (the request timeout): twenty pipelined requests for a 1 MB file, unread.
+#[tokio::test]
+async fn answers_nobody_reads_are_dropped() {
+    use tests::process::{crm, free_port, wait_healthy};
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let url = format!("sqlite://{}", dir.path().join("data/crm.db").display());
+    let _server = crm(
+        dir.path(),
+        &url,
+        "http://127.0.0.1:9",
+        &[("HTTP_REQUEST_TIMEOUT_SECS", "1")],
+        &["serve", "--bind", &bind, "--no-workers"],
+    );
+    wait_healthy(&format!("http://{bind}")).await;
+    let size = reqwest::get(format!("http://{bind}/assets/graphiql/graphiql.min.js"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len();
+    let mut stream = tokio::net::TcpStream::connect(&bind).await.unwrap();
+    let request = "GET /assets/graphiql/graphiql.min.js HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut received = 0;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received += n,
+            Err(_) => panic!("the connection was kept open ({received} bytes so far)"),
+        }
+    }
+    assert!(received < 20 * size, "{received} of {} bytes", 20 * size);
+}
+
 /// Members see only the timeline entries of groups visible to them.
 async fn timelines_follow_group_visibility(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -746,6 +832,7 @@ on_both_backends!(
     slow_anonymous_webhook_bodies_do_not_starve_the_api,
     slow_anonymous_graphql_bodies_do_not_starve_the_api,
     metrics_are_not_public,
+    answers_are_bounded_in_size,
     timelines_follow_group_visibility,
     search_wildcards_are_text,
     token_errors_are_plain_and_nbf_holds,
