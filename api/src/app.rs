@@ -62,6 +62,9 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
         keys: config.secret_keys(),
         public_url: config.public_url.clone(),
         webhook_body_timeout: config.webhook_body_timeout,
+        polls: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            (config.http_max_concurrency / 8).max(4),
+        )),
     };
     let guard = crate::graphql::guard::Guard::new(
         Some(tokens.clone()),

@@ -96,6 +96,7 @@ async fn connection_init(
     let mut data = Data::default();
     data.insert(caller);
     data.insert(SessionToken(token.to_owned()));
+    data.insert(crate::graphql::guard::SocketSubscriptions::default());
     Ok(data)
 }
 

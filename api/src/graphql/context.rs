@@ -19,6 +19,27 @@ pub struct AppContext {
     pub public_url: String,
     /// A webhook body that takes longer than this to arrive is abandoned (408).
     pub webhook_body_timeout: std::time::Duration,
+    /// Subscriptions' database polls running at once (the others wait their turn).
+    pub polls: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl AppContext {
+    /// Whether the subscription of `caller` (with its session, if any) may go on: the
+    /// session is still live. Checked at each poll, so a logout ends its subscriptions.
+    pub async fn still_signed_in(
+        &self,
+        caller: &entity::Caller,
+        session: Option<&crate::auth::SessionId>,
+    ) -> bool {
+        match session {
+            None => true,
+            Some(session) => {
+                entity::sign_in::session_is_live(&self.db.conn, &session.0, &caller.user_id)
+                    .await
+                    .unwrap_or(false)
+            }
+        }
+    }
 }
 
 impl AppContext {

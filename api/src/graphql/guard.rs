@@ -21,7 +21,7 @@ use async_graphql::{
     Request, Response, ServerError, ServerResult, ValidationResult, Variables,
     extensions::{
         Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
-        NextPrepareRequest, NextValidation,
+        NextPrepareRequest, NextSubscribe, NextValidation,
     },
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
@@ -50,9 +50,73 @@ pub const ROUTE_MUTATIONS: [&str; 12] = [
 #[derive(Clone)]
 pub struct SessionToken(pub String);
 
+/// Subscriptions one websocket may run at once.
+pub const MAX_SUBSCRIPTIONS_PER_SOCKET: usize = 8;
+/// Subscriptions one user may run at once, over all their sockets.
+pub const MAX_SUBSCRIPTIONS_PER_USER: usize = 32;
+
+/// The running subscriptions of one websocket, kept in its connection data.
+#[derive(Clone, Default)]
+pub struct SocketSubscriptions(Arc<std::sync::atomic::AtomicUsize>);
+
+/// The running subscriptions per user, for the whole process.
+#[derive(Clone, Default)]
+struct UserSubscriptions(Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>);
+
+/// One running subscription, counted on its socket and its user until dropped.
+struct Running {
+    socket: Option<SocketSubscriptions>,
+    users: UserSubscriptions,
+    user: String,
+}
+
+impl UserSubscriptions {
+    /// Counts a new subscription, or says why it may not start.
+    fn start(&self, socket: Option<SocketSubscriptions>, user: &str) -> Result<Running, String> {
+        let mut users = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = users.entry(user.to_owned()).or_default();
+        if *count >= MAX_SUBSCRIPTIONS_PER_USER {
+            return Err(format!(
+                "too many subscriptions for this user (at most {MAX_SUBSCRIPTIONS_PER_USER})"
+            ));
+        }
+        if let Some(socket) = &socket {
+            let on_socket = socket.0.fetch_add(1, Ordering::SeqCst);
+            if on_socket >= MAX_SUBSCRIPTIONS_PER_SOCKET {
+                socket.0.fetch_sub(1, Ordering::SeqCst);
+                return Err(format!(
+                    "too many subscriptions on this connection (at most {MAX_SUBSCRIPTIONS_PER_SOCKET})"
+                ));
+            }
+        }
+        *count += 1;
+        Ok(Running {
+            socket,
+            users: self.clone(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(socket) = &self.socket {
+            socket.0.fetch_sub(1, Ordering::SeqCst);
+        }
+        let mut users = self.users.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = users.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                users.remove(&self.user);
+            }
+        }
+    }
+}
+
 /// The guard, installed once in the schema.
 pub struct Guard {
     keys: Option<TokenKeys>,
+    subscriptions: UserSubscriptions,
     socket_slots: Arc<Semaphore>,
     timeout: Duration,
 }
@@ -63,6 +127,7 @@ impl Guard {
     pub fn new(keys: Option<TokenKeys>, concurrency: usize, timeout: Duration) -> Self {
         Guard {
             keys,
+            subscriptions: Default::default(),
             socket_slots: Arc::new(Semaphore::new(concurrency.max(1))),
             timeout,
         }
@@ -73,6 +138,7 @@ impl ExtensionFactory for Guard {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(GuardExtension {
             keys: self.keys.clone(),
+            subscriptions: self.subscriptions.clone(),
             socket_slots: self.socket_slots.clone(),
             timeout: self.timeout,
             changes_routes: AtomicBool::new(false),
@@ -82,6 +148,7 @@ impl ExtensionFactory for Guard {
 
 struct GuardExtension {
     keys: Option<TokenKeys>,
+    subscriptions: UserSubscriptions,
     socket_slots: Arc<Semaphore>,
     timeout: Duration,
     /// The operation calls a mutation of [`ROUTE_MUTATIONS`].
@@ -130,6 +197,32 @@ impl Extension for GuardExtension {
                 Err(refusal("INTERNAL", "service unavailable, try again"))
             }
             Err(err) => Err(refusal("UNAUTHENTICATED", &err.to_string())),
+        }
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: futures::stream::BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> futures::stream::BoxStream<'s, Response> {
+        use futures::StreamExt;
+        let socket = ctx.data_opt::<SocketSubscriptions>().cloned();
+        let user = ctx
+            .data_opt::<entity::Caller>()
+            .map_or_else(String::new, |c| c.user_id.clone());
+        match self.subscriptions.start(socket, &user) {
+            Ok(running) => next
+                .run(ctx, stream)
+                .map(move |response| {
+                    let _counted = &running;
+                    response
+                })
+                .boxed(),
+            Err(message) => futures::stream::once(async move {
+                Response::from_errors(vec![refusal("BAD_USER_INPUT", &message)])
+            })
+            .boxed(),
         }
     }
 

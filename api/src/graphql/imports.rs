@@ -407,6 +407,7 @@ impl ImportSubscription {
     ) -> async_graphql::Result<impl Stream<Item = ImportRun>> {
         let app = ctx.app().clone();
         let caller = ctx.caller().map_err(async_graphql::Error::from)?.clone();
+        let session = ctx.data_opt::<crate::auth::SessionId>().cloned();
         let first = imports::get(&app.db.conn, &caller, &id)
             .await
             .map_err(|err| async_graphql::Error::from(ApiError::from(err)))?;
@@ -418,7 +419,12 @@ impl ImportSubscription {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
+                let Ok(poll) = app.polls.acquire().await else { break };
+                if !app.still_signed_in(&caller, session.as_ref()).await {
+                    break;
+                }
                 let Ok(current) = imports::get(&app.db.conn, &caller, &last.id).await else { break };
+                drop(poll);
                 if current != last {
                     last = current.clone();
                     yield ImportRun(current);

@@ -443,6 +443,7 @@ impl WorkSubscription {
     ) -> async_graphql::Result<impl Stream<Item = Deal>> {
         let app = ctx.app().clone();
         let caller = ctx.caller().map_err(async_graphql::Error::from)?.clone();
+        let session = ctx.data_opt::<crate::auth::SessionId>().cloned();
         groups::get(&app.db.conn, &caller, &group_id)
             .await
             .map_err(|err| async_graphql::Error::from(ApiError::from(err)))?;
@@ -453,12 +454,17 @@ impl WorkSubscription {
             let mut seen: HashMap<String, (i64, i64)> = HashMap::new();
             loop {
                 tokio::time::sleep(BOARD_POLL).await;
+                let Ok(poll) = app.polls.acquire().await else { break };
+                if !app.still_signed_in(&caller, session.as_ref()).await {
+                    break;
+                }
                 let from = since - BOARD_LAG_MS;
                 let Ok(changed) =
                     deals::changed_since(&app.db.conn, &caller, &group_id, from, BOARD_BATCH).await
                 else {
                     break;
                 };
+                drop(poll);
                 for d in changed {
                     since = since.max(d.updated_at);
                     if seen.get(&d.id).map(|(v, _)| *v) == Some(d.version) {

@@ -155,6 +155,94 @@ async fn websocket_sessions_end_when_they_should(backend: Backend) {
     assert!(started.elapsed() < Duration::from_secs(15));
 }
 
+/// Sends a `dealsChanged` subscription; nothing is answered until a deal changes.
+async fn subscribe_board(socket: &mut Socket, id: &str, group: &Value) {
+    let query = "subscription($g: ID!) { dealsChanged(groupId: $g) { id } }";
+    let message = json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": {"g": group}}});
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .unwrap();
+}
+
+/// Subscriptions are bounded per socket and per user, and end when their session does.
+async fn subscriptions_are_bounded_and_end_at_logout(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.active_integration(&["PURCHASE_APPROVED"], json!({}))
+        .await;
+    let group = app.ok(&app.admin, "{ groups { id } }", json!({})).await["groups"][0]["id"].clone();
+    app.ok(
+        &app.admin,
+        "mutation { createUser(input: {name: \"Rita\", email: \"rita@x.test\", role: ADMIN, password: \"rita-password-01\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    let login =
+        "mutation { login(email: \"rita@x.test\", password: \"rita-password-01\") { token } }";
+    let token = app.post_graphql(None, login, json!({})).await.1["data"]["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut first = session(&app, &token).await;
+    for n in 0..8 {
+        subscribe_board(&mut first, &format!("s{n}"), &group).await;
+    }
+    let ninth = operation(
+        &mut first,
+        "s8",
+        "subscription($g: ID!) { dealsChanged(groupId: $g) { id } }",
+        json!({"g": group}),
+    )
+    .await;
+    assert!(
+        ninth
+            .to_string()
+            .contains("too many subscriptions on this connection"),
+        "{ninth}"
+    );
+    // Three more sockets of eight reach the user's 32; one more anywhere is refused.
+    let mut others = Vec::new();
+    for s in 0..3 {
+        let mut socket = session(&app, &token).await;
+        for n in 0..8 {
+            subscribe_board(&mut socket, &format!("o{s}-{n}"), &group).await;
+        }
+        others.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut last = session(&app, &token).await;
+    let refused = operation(
+        &mut last,
+        "x",
+        "subscription($g: ID!) { dealsChanged(groupId: $g) { id } }",
+        json!({"g": group}),
+    )
+    .await;
+    assert!(
+        refused
+            .to_string()
+            .contains("too many subscriptions for this user"),
+        "{refused}"
+    );
+    // Logging out ends the running subscriptions within a poll.
+    let (status, _) = app
+        .post_graphql(Some(&token), "mutation { logout }", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let mut completed = std::collections::HashSet::new();
+    while completed.len() < 8 {
+        match next_message(&mut first).await {
+            Some(Message::Text(text)) => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if value["type"] == "complete" {
+                    completed.insert(value["id"].as_str().unwrap().to_owned());
+                }
+            }
+            other => panic!("the subscriptions went on after logout: {other:?} ({completed:?})"),
+        }
+    }
+}
+
 /// A socket that never sends `connection_init` is closed with 4408; messages above the
 /// HTTP body cap are not read, `connection_init` included.
 async fn websocket_init_and_size_are_bounded(backend: Backend) {
@@ -832,6 +920,7 @@ on_both_backends!(
     slow_anonymous_webhook_bodies_do_not_starve_the_api,
     slow_anonymous_graphql_bodies_do_not_starve_the_api,
     metrics_are_not_public,
+    subscriptions_are_bounded_and_end_at_logout,
     answers_are_bounded_in_size,
     timelines_follow_group_visibility,
     search_wildcards_are_text,
