@@ -25,6 +25,10 @@ pub use crate::state::HttpState;
 /// Anonymous GraphQL requests (signing in) one client address may have in flight.
 pub const ANONYMOUS_GRAPHQL_PER_ADDRESS: usize = 8;
 
+/// Anonymous GraphQL requests of one address that may wait for one of its slots; beyond
+/// these the address is answered 503 at once.
+pub const ANONYMOUS_GRAPHQL_QUEUED_PER_ADDRESS: usize = 64;
+
 /// Request slots, in four pools so that one kind of traffic cannot take the slots of
 /// another: GraphQL with a token (and the console's files, metrics); webhooks that present
 /// a hottok header (checked before their body is read, so a wrong one leaves at once);
@@ -32,57 +36,77 @@ pub const ANONYMOUS_GRAPHQL_PER_ADDRESS: usize = 8;
 /// GraphQL without a token (signing in). The last two are the requests an anonymous
 /// client can make slow: each has a small pool, and anonymous GraphQL also a bound per
 /// client address ([`ANONYMOUS_GRAPHQL_PER_ADDRESS`]), so one address cannot fill it.
+/// Requests of an address beyond its bound wait in line (a team signing in at once
+/// behind one NAT is served in turn), at most [`ANONYMOUS_GRAPHQL_QUEUED_PER_ADDRESS`]
+/// of them and for at most the request timeout.
 #[derive(Clone)]
 struct Slots {
     graphql: Arc<Semaphore>,
     webhooks: Arc<Semaphore>,
     anonymous_webhooks: Arc<Semaphore>,
     anonymous_graphql: Arc<Semaphore>,
-    per_address: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    per_address: Arc<std::sync::Mutex<AddressLines>>,
     trusted_proxies: crate::client::TrustedProxies,
+    wait: std::time::Duration,
 }
 
+/// Per client address: its slots, and how many requests hold or wait for one.
+type AddressLines = std::collections::HashMap<String, (Arc<Semaphore>, usize)>;
+
 impl Slots {
-    fn new(max_concurrency: usize, trusted_proxies: crate::client::TrustedProxies) -> Self {
-        let max = max_concurrency.max(1);
+    fn new(state: &HttpState) -> Self {
+        let max = state.max_concurrency.max(1);
         Slots {
             graphql: Arc::new(Semaphore::new(max)),
             webhooks: Arc::new(Semaphore::new(max)),
             anonymous_webhooks: Arc::new(Semaphore::new((max / 8).max(8))),
             anonymous_graphql: Arc::new(Semaphore::new((max / 8).max(16))),
             per_address: Default::default(),
-            trusted_proxies,
+            trusted_proxies: state.trusted_proxies.clone(),
+            wait: state.request_timeout,
         }
     }
 
-    /// Counts one anonymous request of `address`; `None` when it has too many in flight.
-    fn enter(&self, address: String) -> Option<AddressSlot> {
-        let mut counts = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(address.clone()).or_default();
-        if *count >= ANONYMOUS_GRAPHQL_PER_ADDRESS {
-            return None;
-        }
-        *count += 1;
-        Some(AddressSlot {
-            counts: self.per_address.clone(),
+    /// Takes one of `address`'s slots, waiting in line; `None` when its line is full or
+    /// the wait is over.
+    async fn enter(&self, address: String) -> Option<AddressSlot> {
+        let line = {
+            let mut lines = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+            let (slots, users) = lines
+                .entry(address.clone())
+                .or_insert_with(|| (Arc::new(Semaphore::new(ANONYMOUS_GRAPHQL_PER_ADDRESS)), 0));
+            if *users >= ANONYMOUS_GRAPHQL_PER_ADDRESS + ANONYMOUS_GRAPHQL_QUEUED_PER_ADDRESS {
+                return None;
+            }
+            *users += 1;
+            slots.clone()
+        };
+        let mut slot = AddressSlot {
+            lines: self.per_address.clone(),
             address,
-        })
+            permit: None,
+        };
+        let permit = tokio::time::timeout(self.wait, line.acquire_owned()).await;
+        slot.permit = Some(permit.ok()?.ok()?);
+        Some(slot)
     }
 }
 
-/// One in-flight anonymous request of an address; released when dropped.
+/// One anonymous request of an address, in flight or in line; released when dropped.
 struct AddressSlot {
-    counts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    lines: Arc<std::sync::Mutex<AddressLines>>,
     address: String,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.address);
+        self.permit.take();
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, users)) = lines.get_mut(&self.address) {
+            *users -= 1;
+            if *users == 0 {
+                lines.remove(&self.address);
             }
         }
     }
@@ -115,7 +139,7 @@ async fn admit(
     } else if anonymous_graphql(&request) {
         let address =
             crate::client::address(peer_of(&request), request.headers(), &slots.trusted_proxies);
-        match slots.enter(address) {
+        match slots.enter(address).await {
             Some(slot) => by_address = Some(slot),
             None => return shed().await,
         }
@@ -162,7 +186,7 @@ pub fn router(state: HttpState) -> Router {
     let limited = limited
         .layer(limits)
         .layer(axum::middleware::from_fn_with_state(
-            Slots::new(state.max_concurrency, state.trusted_proxies.clone()),
+            Slots::new(&state),
             admit,
         ));
     Router::new()
