@@ -769,6 +769,34 @@ pub async fn stale_windows(
     Ok(live)
 }
 
+/// Whether a window of another account waits for an import slot (import slots are shared
+/// by the installation; a window gives its slot up after a page when one does).
+pub async fn others_waiting(db: &impl ConnectionTrait, account_id: &str) -> DomainResult<bool> {
+    use sea_orm::PaginatorTrait;
+    let waiting = import_window::Entity::find()
+        .filter(import_window::Column::Status.eq(WindowStatus::Pending))
+        .filter(import_window::Column::AccountId.ne(account_id))
+        .count(db)
+        .await?;
+    Ok(waiting > 0)
+}
+
+/// A window gives its slot up between pages: it waits again (its cursor kept), behind
+/// the windows already waiting.
+pub async fn give_way(db: &impl ConnectionTrait, window_id: &str) -> DomainResult<()> {
+    import_window::Entity::update_many()
+        .col_expr(
+            import_window::Column::Status,
+            Expr::val(WindowStatus::Pending),
+        )
+        .col_expr(import_window::Column::UpdatedAt, Expr::val(now_ms()))
+        .filter(import_window::Column::Id.eq(window_id))
+        .filter(import_window::Column::Status.eq(WindowStatus::Running))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn touch_window(db: &impl ConnectionTrait, window_id: &str) -> DomainResult<()> {
     import_window::Entity::update_many()
         .col_expr(import_window::Column::UpdatedAt, Expr::val(now_ms()))

@@ -1098,7 +1098,117 @@ async fn imported_subscriptions_keep_one_deal(backend: Backend) {
     );
 }
 
+/// Two long imports of one account do not keep another account's import waiting: a
+/// window gives its slot up after a page when another account's window waits.
+async fn imports_of_two_accounts_take_turns(backend: Backend) {
+    let hotmart = FakeHotmart::start().await;
+    {
+        let mut sales = hotmart.state.sales.lock().unwrap();
+        for n in 0..5000 {
+            let at = FROM + n as i64 * 60_000;
+            sales.push(sale(
+                &format!("HPA{n}"),
+                "APPROVED",
+                1_234_567,
+                &format!("a{n}@x.test"),
+                at,
+                10.0,
+            ));
+        }
+        for n in 0..5 {
+            let at = FROM + n as i64 * 60_000;
+            sales.push(sale(
+                &format!("HPB{n}"),
+                "APPROVED",
+                7_777_777,
+                &format!("b{n}@x.test"),
+                at,
+                10.0,
+            ));
+        }
+    }
+    hotmart
+        .state
+        .faults
+        .history_latency_ms
+        .store(300, Ordering::SeqCst);
+    let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
+    let integration = setup(&app, &["PURCHASE_APPROVED"]).await;
+    let range = (FROM, FROM + 10 * DAY);
+    let first = start(
+        &app,
+        &integration,
+        range.0,
+        range.1,
+        &["PURCHASE_APPROVED"],
+        None,
+    )
+    .await;
+    let second = start(
+        &app,
+        &integration,
+        range.0,
+        range.1,
+        &["PURCHASE_APPROVED"],
+        None,
+    )
+    .await;
+    // Another account, with its own integration and product.
+    let rival = app.other_account().await;
+    let created = app
+        .ok(&rival, "mutation { createHotmartIntegration(input: {name: \"Rival\", events: [PURCHASE_APPROVED]}) { id } }", json!({}))
+        .await;
+    let theirs = created["createHotmartIntegration"]["id"].clone();
+    for mutation in [
+        "mutation($id: ID!) { addHotmartProduct(integrationId: $id, input: {hotmartProductId: \"7777777\", hottok: \"rival-hottok-0001\"}) { id } }",
+        "mutation($id: ID!) { activateIntegration(id: $id) { id } }",
+        "mutation($id: ID!) { setHotmartCredentials(integrationId: $id, input: {clientId: \"fake-client-id\", clientSecret: \"fake-client-secret\"}) { hasCredentials } }",
+    ] {
+        app.ok(&rival, mutation, json!({"id": theirs})).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start_theirs = "mutation($id: ID!, $i: StartImportInput!) { startHotmartImport(integrationId: $id, input: $i) { id } }";
+    let input = json!({"from": iso(range.0), "to": iso(range.1), "events": ["PURCHASE_APPROVED"]});
+    let their_run = app
+        .ok(&rival, start_theirs, json!({"id": theirs, "i": input}))
+        .await["startHotmartImport"]["id"]
+        .clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = app
+            .ok(
+                &rival,
+                "query($id: ID!) { importRun(id: $id) { status salesSeen } }",
+                json!({"id": their_run}),
+            )
+            .await["importRun"]
+            .clone();
+        if status["status"] == "SUCCEEDED" {
+            assert_eq!(status["salesSeen"], 5, "{status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rival's import did not finish: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for ours in [&first, &second] {
+        let now = run(&app, &ours["id"]).await;
+        assert_ne!(
+            now["status"], "SUCCEEDED",
+            "the other account did not wait for a whole run: {now}"
+        );
+    }
+    for ours in [&first, &second] {
+        let done = wait_finished(&app, &ours["id"]).await;
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+        assert_eq!(done["salesSeen"], 5000, "{done}");
+    }
+}
+
 on_both_backends!(
+    imports_of_two_accounts_take_turns,
     the_request_budget_is_shared_by_processes,
     imported_buyers_get_phone_and_document,
     imported_subscriptions_keep_one_deal,
