@@ -1,12 +1,14 @@
 //! What a webhook URL token routes to — its integration and products — kept in memory so
 //! that a burst of deliveries does not read the same two rows for every request.
 //!
-//! The cache follows the `routes` version stamp in the database: the mutations that change
-//! an integration or its products bump it ([`RouteCache::changed`]), this process drops
-//! its entries at once, and every other process sees the new version on its next check
-//! (at most every [`STAMP_CHECK`], by one small read, only while webhooks arrive). Other
-//! GraphQL requests leave the cache alone. [`MAX_AGE`] is only a safety net, for a change
-//! whose stamp could not be written (the process died between the two).
+//! The cache follows the `routes` version stamp in the database: every domain function
+//! that changes an integration or its products bumps it in the same write (see
+//! `entity::stamps`), whatever called it — GraphQL, the CLI, a job. Each process sees the
+//! new version on its next check (at most every [`STAMP_CHECK`], by one small read, only
+//! while webhooks arrive), and at once after a mutation it served
+//! ([`RouteCache::follow_now`]); read-only requests leave the cache alone. [`MAX_AGE`] is
+//! only a safety net, for a change whose stamp could not be written (the process died
+//! between the two).
 
 use std::{
     collections::HashMap,
@@ -67,13 +69,12 @@ impl Default for RouteCache {
 }
 
 impl RouteCache {
-    /// Records that routes changed (after the change committed): this process forgets
-    /// its entries and the stamp tells the others.
-    pub async fn changed(&self, db: &DatabaseConnection) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        if let Err(err) = stamps::bump(db, stamps::ROUTES).await {
-            tracing::warn!(error = %err, "cannot record a route change for other processes");
-        }
+    /// Reads the stamp now (after a mutation this process served, so its own change is
+    /// seen by the very next delivery) and drops the entries when it moved.
+    pub async fn follow_now(&self, db: &DatabaseConnection) {
+        self.checked_ms
+            .store(self.started.elapsed().as_millis() as i64, Ordering::SeqCst);
+        self.compare_stamp(db).await;
     }
 
     /// Drops the entries when another process recorded a change since the last check.
@@ -89,6 +90,10 @@ impl RouteCache {
         {
             return;
         }
+        self.compare_stamp(db).await;
+    }
+
+    async fn compare_stamp(&self, db: &DatabaseConnection) {
         match stamps::read(db, stamps::ROUTES).await {
             Ok(version) => {
                 if self.stamp.swap(version, Ordering::SeqCst) != version {

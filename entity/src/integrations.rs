@@ -15,6 +15,7 @@ use crate::{
     sale::{CheckoutEvent, SaleKind},
     scope::{find_scoped, scoped},
     secrets::{SecretKeys, random_token},
+    stamps,
     tables::{deal, deal_event, group, integration, product},
     values,
 };
@@ -205,6 +206,7 @@ async fn insert<C: ConnectionTrait + TransactionTrait>(
         }
     };
     sync_group_origins(&txn, &group, Some((&integration.id, events))).await?;
+    stamps::bump(&txn, stamps::ROUTES).await?;
     txn.commit().await?;
     Ok(integration)
 }
@@ -386,6 +388,7 @@ pub async fn update<C: ConnectionTrait + TransactionTrait>(
     }
     model.updated_at = Set(now_ms());
     let updated = model.update(&txn).await?;
+    stamps::bump(&txn, stamps::ROUTES).await?;
     txn.commit().await?;
     Ok(updated)
 }
@@ -451,7 +454,9 @@ async fn set_status(
     let mut model = current.into_active_model();
     model.status = Set(status);
     model.updated_at = Set(now_ms());
-    Ok(model.update(db).await?)
+    let updated = model.update(db).await?;
+    stamps::bump(db, stamps::ROUTES).await?;
+    Ok(updated)
 }
 
 /// A new webhook URL; the old one stops working at once.
@@ -484,7 +489,9 @@ pub async fn rotate_webhook_token(
         model.previous_token_until = Set(None);
     }
     model.updated_at = Set(now);
-    Ok(model.update(db).await?)
+    let updated = model.update(db).await?;
+    stamps::bump(db, stamps::ROUTES).await?;
+    Ok(updated)
 }
 
 /// Reconciliation intervals of a new integration (scheduled reconciliation, `docs/import.md`).
@@ -543,6 +550,7 @@ pub async fn delete<C: ConnectionTrait + TransactionTrait>(
     integration::Entity::delete_by_id(current.id)
         .exec(&txn)
         .await?;
+    stamps::bump(&txn, stamps::ROUTES).await?;
     txn.commit().await?;
     Ok(true)
 }
@@ -609,7 +617,9 @@ pub async fn set_webhook_secret(
     let mut model = current.into_active_model();
     model.webhook_secret = Set(Some(keys.seal(secret.as_bytes())));
     model.updated_at = Set(now_ms());
-    Ok(model.update(db).await?)
+    let updated = model.update(db).await?;
+    stamps::bump(db, stamps::ROUTES).await?;
+    Ok(updated)
 }
 
 /// The integration's webhook secret, opened; `None` when not set.

@@ -118,20 +118,14 @@ pub async fn add(
             format!("product {hotmart_id} is already registered in this integration"),
         )
     };
-    let exists = product::Entity::find()
-        .filter(product::Column::IntegrationId.eq(integration.id.as_str()))
-        .filter(product::Column::HotmartProductId.eq(hotmart_id.as_str()))
-        .one(db)
-        .await?
-        .is_some();
-    if exists {
+    if registered(db, &integration.id, &hotmart_id).await? {
         return Err(duplicate());
     }
     let label = match label {
         Some(name) => Some(labels::ensure(db, caller, "label", &name).await?.name),
         None => None,
     };
-    product::ActiveModel {
+    let added = product::ActiveModel {
         id: Set(new_id()),
         account_id: Set(caller.account_id.clone()),
         integration_id: Set(integration.id),
@@ -155,9 +149,25 @@ pub async fn add(
         if is_unique_violation(&err) {
             duplicate()
         } else {
-            err.into()
+            DomainError::from(err)
         }
-    })
+    })?;
+    crate::stamps::bump(db, crate::stamps::ROUTES).await?;
+    Ok(added)
+}
+
+/// Whether the integration already has the platform's product `platform_id`.
+async fn registered(
+    db: &impl ConnectionTrait,
+    integration_id: &str,
+    platform_id: &str,
+) -> DomainResult<bool> {
+    Ok(product::Entity::find()
+        .filter(product::Column::IntegrationId.eq(integration_id))
+        .filter(product::Column::HotmartProductId.eq(platform_id))
+        .one(db)
+        .await?
+        .is_some())
 }
 
 /// `None` leaves a field unchanged; a blank name or label clears it.
@@ -210,7 +220,9 @@ pub async fn update(
         model.hottok_mac = Set(keys.hottok_mac(&hottok));
         model.hottok_hint = Set(hint(&hottok));
     }
-    Ok(model.update(db).await?)
+    let updated = model.update(db).await?;
+    crate::stamps::bump(db, crate::stamps::ROUTES).await?;
+    Ok(updated)
 }
 
 /// Checks that `other` may stand for `product` (§11.3): a product of another integration
@@ -276,6 +288,7 @@ pub async fn remove(db: &impl ConnectionTrait, caller: &Caller, id: &str) -> Dom
     caller.require_admin()?;
     let current = find_scoped::<product::Entity>(db, caller, id).await?;
     current.delete(db).await?;
+    crate::stamps::bump(db, crate::stamps::ROUTES).await?;
     Ok(true)
 }
 

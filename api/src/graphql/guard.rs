@@ -5,9 +5,10 @@
 //!   database. A token that expired, a deleted user or a demoted admin are refused at once.
 //! - Operations on a websocket get the HTTP limits: the same time limit and a bound on how
 //!   many run at once.
-//! - A mutation that changes webhook routes ([`ROUTE_MUTATIONS`]) records the change when
-//!   it ends, so webhooks of every process see it (a rotated URL, a new hottok) from the
-//!   next delivery on (see `route_cache.rs`).
+//! - After a mutation the route cache reads the routes stamp, so a change of webhook
+//!   routes this process made (a rotated URL, a new hottok) holds from the next delivery
+//!   on; the stamp itself is bumped by the domain functions that change routes (see
+//!   `route_cache.rs`).
 
 use std::{
     sync::{
@@ -28,23 +29,6 @@ use async_graphql::{
 use tokio::sync::Semaphore;
 
 use crate::auth::{self, AuthError, TokenKeys};
-
-/// The mutations that change what a webhook URL routes to: an integration's status, URL
-/// token, events, settings or webhook secret, and its products.
-pub const ROUTE_MUTATIONS: [&str; 12] = [
-    "createHotmartIntegration",
-    "createIntegration",
-    "addHotmartProduct",
-    "addProduct",
-    "setWebhookSecret",
-    "updateProduct",
-    "removeProduct",
-    "updateIntegration",
-    "activateIntegration",
-    "pauseIntegration",
-    "rotateWebhookToken",
-    "deleteIntegration",
-];
 
 /// The token a websocket connection was opened with, kept in its connection data.
 #[derive(Clone)]
@@ -141,7 +125,7 @@ impl ExtensionFactory for Guard {
             subscriptions: self.subscriptions.clone(),
             socket_slots: self.socket_slots.clone(),
             timeout: self.timeout,
-            changes_routes: AtomicBool::new(false),
+            mutates: AtomicBool::new(false),
         })
     }
 }
@@ -151,8 +135,8 @@ struct GuardExtension {
     subscriptions: UserSubscriptions,
     socket_slots: Arc<Semaphore>,
     timeout: Duration,
-    /// The operation calls a mutation of [`ROUTE_MUTATIONS`].
-    changes_routes: AtomicBool,
+    /// The operation is a mutation.
+    mutates: AtomicBool,
 }
 
 fn refusal(code: &str, message: &str) -> ServerError {
@@ -255,8 +239,7 @@ impl Extension for GuardExtension {
         if let Some(refused) = once_per_request(&document) {
             return Err(refusal("BAD_USER_INPUT", &refused));
         }
-        self.changes_routes
-            .store(changes_routes(&document), Ordering::Relaxed);
+        self.mutates.store(mutates(&document), Ordering::Relaxed);
         Ok(document)
     }
 
@@ -283,22 +266,20 @@ impl Extension for GuardExtension {
         } else {
             next.run(ctx, operation_name).await
         };
-        if self.changes_routes.load(Ordering::Relaxed) {
+        if self.mutates.load(Ordering::Relaxed) {
             let app = ctx.data_unchecked::<super::AppContext>();
-            app.routes.changed(&app.db.conn).await;
+            app.routes.follow_now(&app.db.conn).await;
         }
         response
     }
 }
 
-/// Whether a mutation of the document changes webhook routes (its root fields, aliases
-/// and fragments included).
-fn changes_routes(document: &ExecutableDocument) -> bool {
+/// Whether the document holds a mutation.
+fn mutates(document: &ExecutableDocument) -> bool {
     document
         .operations
         .iter()
-        .filter(|(_, op)| op.node.ty == OperationType::Mutation)
-        .any(|(_, op)| root_fields(document, &op.node.selection_set.node, 0))
+        .any(|(_, op)| op.node.ty == OperationType::Mutation)
 }
 
 /// Fields a request may hold once (aliases and fragments included): each `login` and
@@ -353,23 +334,6 @@ fn count_root(
                 }),
         })
         .sum()
-}
-
-fn root_fields(document: &ExecutableDocument, set: &SelectionSet, nesting: usize) -> bool {
-    // Fragments cannot nest deeper than the depth limit lets a document through.
-    if nesting > super::MAX_DEPTH {
-        return false;
-    }
-    set.items.iter().any(|item| match &item.node {
-        Selection::Field(field) => ROUTE_MUTATIONS.contains(&field.node.name.node.as_str()),
-        Selection::InlineFragment(fragment) => {
-            root_fields(document, &fragment.node.selection_set.node, nesting + 1)
-        }
-        Selection::FragmentSpread(spread) => document
-            .fragments
-            .get(&spread.node.fragment_name.node)
-            .is_some_and(|f| root_fields(document, &f.node.selection_set.node, nesting + 1)),
-    })
 }
 
 /// How deep a query nests outside introspection (`__schema`, `__type`): user queries are
