@@ -15,9 +15,10 @@ pub enum DomainError {
     BadInput { field: String, message: String },
     #[error("{0}")]
     Conflict(String),
-    /// The database could not be reached or refused the operation.
+    /// The database could not be reached or refused the operation; the database's own
+    /// error is kept as the source, for the log (clients see only "internal error").
     #[error("database error: {0}")]
-    Database(String),
+    Database(#[source] std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>),
     #[error("{0}")]
     Internal(String),
 }
@@ -30,6 +31,26 @@ impl DomainError {
             field: field.into(),
             message: message.into(),
         }
+    }
+
+    /// A database error, its cause kept.
+    pub fn database(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Database(std::sync::Arc::new(err))
+    }
+
+    /// The error and each of its causes, joined (for logs).
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(err) = cause {
+            let next = err.to_string();
+            if !text.contains(&next) {
+                text.push_str(": ");
+                text.push_str(&next);
+            }
+            cause = err.source();
+        }
+        text
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -50,7 +71,7 @@ impl DomainError {
 
 impl From<DbErr> for DomainError {
     fn from(err: DbErr) -> Self {
-        Self::Database(err.to_string())
+        Self::database(err)
     }
 }
 

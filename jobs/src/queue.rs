@@ -273,7 +273,7 @@ pub async fn deliveries_in_unfinished_jobs(
             .await
         }
     }
-    .map_err(|err| entity::DomainError::Database(err.to_string()))?;
+    .map_err(entity::DomainError::database)?;
     Ok(payloads
         .iter()
         .filter_map(|job| serde_json::from_slice::<ProcessDeliveries>(job).ok())

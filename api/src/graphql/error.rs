@@ -25,8 +25,8 @@ impl From<DomainError> for ApiError {
         let code = err.code();
         let message = match &err {
             // Never leak SQL or connection details to clients; the log has them.
-            DomainError::Database(detail) | DomainError::Internal(detail) => {
-                tracing::error!(error = %detail, "request failed");
+            DomainError::Database(_) | DomainError::Internal(_) => {
+                tracing::error!(error = %err.chain(), "request failed");
                 "internal error".to_owned()
             }
             other => other.to_string(),

@@ -260,3 +260,13 @@ async fn growing_engine_tables_get_fresh_statistics() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A database error keeps its cause for the log, while its text stays the same.
+#[test]
+fn database_errors_keep_their_source() {
+    let err = entity::DomainError::from(sea_orm::DbErr::Custom("disk I/O error".to_owned()));
+    let source = std::error::Error::source(&err).expect("the cause is kept");
+    assert!(source.to_string().contains("disk I/O error"), "{source}");
+    assert_eq!(err.code(), "INTERNAL");
+    assert!(err.chain().contains("disk I/O error"), "{}", err.chain());
+}
