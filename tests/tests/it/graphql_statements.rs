@@ -135,10 +135,12 @@ async fn a_page_of_deals_costs_the_same_statements_at_any_size(backend: Backend)
     assert_eq!(origins.len(), 3);
     let approved_count = origins.iter().find(|o| o["id"] == approved).unwrap();
     assert_eq!(approved_count["a"], 60, "{data}");
-    assert_eq!(
-        with_counts - base,
-        4,
-        "three statuses of origins and one of stages"
+    // Three statuses of origins and one of stages make 4 batches; a batch closes when the
+    // loader's short delay ends, so a loaded machine may split one in two — never 18.
+    let extra = with_counts - base;
+    assert!(
+        (4..=8).contains(&extra),
+        "{extra} statements for 18 counts: three statuses of origins and one of stages"
     );
 }
 
