@@ -23,8 +23,8 @@ use jobs::queue::enqueue_deliveries_in;
 pub const MAX_GROUP: usize = 256;
 
 /// Accepted deliveries per processing job: they are processed together, in one
-/// transaction, by one worker.
-pub const DELIVERIES_PER_JOB: usize = 64;
+/// transaction, by one worker (the group's size, one constant for both sides).
+pub const DELIVERIES_PER_JOB: usize = jobs::deliveries::GROUP_LIMIT;
 
 /// Deliveries waiting for the writer; beyond this, requests wait to be queued.
 const QUEUE: usize = 4 * MAX_GROUP;

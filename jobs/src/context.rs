@@ -96,6 +96,24 @@ pub struct JobContext {
 }
 
 impl JobContext {
+    /// Import windows take turns between accounts: when another account's window waits
+    /// for a slot, this one (between two pages, its cursor saved) steps back into the
+    /// queue behind it. `true` when it did; the caller then ends the job.
+    pub async fn gave_way(
+        &self,
+        window: &entity::tables::import_window::Model,
+    ) -> entity::DomainResult<bool> {
+        let db = &self.db.conn;
+        if !entity::imports::others_waiting(db, &window.account_id).await? {
+            return Ok(false);
+        }
+        entity::imports::give_way(db, &window.id).await?;
+        if let Err(err) = self.queue.enqueue_import_window(&window.id).await {
+            tracing::warn!(error = %err, "cannot enqueue a window that gave way; the sweeper will");
+        }
+        Ok(true)
+    }
+
     /// Whether the process is shutting down.
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)

@@ -122,9 +122,9 @@ enum StatusEnd {
     /// The process is shutting down: the window goes back to the queue and resumes from
     /// its cursor in the next process.
     HandOver,
-    /// Another account's window waits for a slot: this one gives its slot up after the
-    /// page and waits again behind it.
-    GiveWay,
+    /// Another account's window waited for a slot: this one gave its slot up after the
+    /// page and waits again behind it ([`JobContext::gave_way`]).
+    GaveWay,
 }
 
 async fn run_window(
@@ -171,13 +171,7 @@ async fn run_window(
             StatusEnd::Done => {}
             StatusEnd::Stop => return Ok(WindowEnd::Finished),
             StatusEnd::HandOver => return Ok(WindowEnd::HandedOver),
-            StatusEnd::GiveWay => {
-                imports::give_way(db, &window.id).await?;
-                if let Err(err) = ctx.queue.enqueue_import_window(&window.id).await {
-                    tracing::warn!(error = %err, "cannot enqueue a window that gave way; the sweeper will");
-                }
-                return Ok(WindowEnd::Finished);
-            }
+            StatusEnd::GaveWay => return Ok(WindowEnd::Finished),
         }
     }
     work.finish().await?;
@@ -261,8 +255,8 @@ impl WindowWork<'_> {
             if page_token.is_none() {
                 return Ok(StatusEnd::Done);
             }
-            if imports::others_waiting(db, &self.window.account_id).await? {
-                return Ok(StatusEnd::GiveWay);
+            if self.ctx.gave_way(self.window).await? {
+                return Ok(StatusEnd::GaveWay);
             }
         }
     }

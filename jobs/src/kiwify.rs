@@ -210,6 +210,18 @@ fn sales_query(window: &import_window::Model, number: u64) -> [(&'static str, St
     ]
 }
 
+/// Refuses a window longer than Kiwify's API answers for.
+fn within_kiwify_span(window: &import_window::Model) -> Result<(), KiwifyError> {
+    let span = window.range_to - window.range_from;
+    if span > rest::MAX_QUERY_DAYS * 86_400_000 {
+        return Err(KiwifyError::Protocol(format!(
+            "a window of {} days is over Kiwify's 90",
+            span / 86_400_000
+        )));
+    }
+    Ok(())
+}
+
 /// Imports one window of a Kiwify run; `Ok(true)` when handed over (the process is
 /// stopping), `Ok(false)` when done or the run ended.
 pub async fn run_window(
@@ -220,13 +232,7 @@ pub async fn run_window(
 ) -> Result<bool, KiwifyError> {
     let credentials = imports::credentials(&ctx.keys, &snap.integration)?;
     let client = KiwifyClient::new(&ctx.hotmart.kiwify_api_url, credentials);
-    let span = window.range_to - window.range_from;
-    if span > rest::MAX_QUERY_DAYS * 86_400_000 {
-        return Err(KiwifyError::Protocol(format!(
-            "a window of {} days is over Kiwify's 90",
-            span / 86_400_000
-        )));
-    }
+    within_kiwify_span(window)?;
     let wanted = imports::events_of(run)?;
     let products = imports::product_ids_of(run);
     let page = ImportedPage {
@@ -264,6 +270,9 @@ pub async fn run_window(
         cursor = moved_to;
         if last {
             break;
+        }
+        if ctx.gave_way(window).await? {
+            return Ok(false);
         }
         number += 1;
     }

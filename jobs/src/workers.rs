@@ -54,7 +54,7 @@ async fn process_delivery_job(
     let Some(_working) = ctx.start_work() else {
         return park().await;
     };
-    // Failures are recorded on the delivery and retried by `handle_delivery` itself.
+    // Failures are recorded on the delivery and retried by `handle_deliveries` itself.
     ctx.progress
         .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed);
     handle_deliveries(&ctx, &job.delivery_ids).await;

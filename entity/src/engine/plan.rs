@@ -283,7 +283,7 @@ pub(super) fn info_deal(
     }
 }
 
-/// Reads deals of `contact_ids` in `group_ids`, newest activity last.
+/// Reads the deals of `contact_ids`, in every group, newest activity last.
 pub(super) async fn deals_of_contacts(
     db: &impl ConnectionTrait,
     contact_ids: &[&str],
