@@ -8,7 +8,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
 };
 
@@ -39,6 +39,8 @@ pub struct KiwifyState {
     pub queries: Mutex<Vec<(String, String, u64)>>,
     /// Queries refused for a range over 90 days.
     pub too_long: AtomicU32,
+    /// Milliseconds each sales query takes.
+    pub latency_ms: AtomicU64,
 }
 
 pub struct FakeKiwify {
@@ -161,6 +163,10 @@ async fn sales(
 ) -> Response {
     if let Some(refused) = refusal(&state, &headers) {
         return refused;
+    }
+    let latency = state.latency_ms.load(Ordering::SeqCst);
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }
     if state
         .rate_limited

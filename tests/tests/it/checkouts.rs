@@ -761,6 +761,153 @@ async fn a_kiwify_import_pages_through_windows_and_lands_each_sale_once(backend:
     assert_eq!(deals["deals"]["totalCount"], 460);
 }
 
+/// Kiwify windows take turns between accounts too: one account's two long imports do not
+/// keep another account's short one waiting until they end.
+async fn kiwify_imports_of_two_accounts_take_turns(backend: Backend) {
+    use std::sync::atomic::Ordering;
+    use tests::fake_kiwify::{ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, FakeKiwify, sale};
+    let fake = FakeKiwify::start().await;
+    let mut app =
+        TestApp::spawn_configured(backend, |c| c.kiwify_api_url = fake.base.clone()).await;
+    app.start_workers();
+    let ours_product = "5f0c7b2e-8a4d-4c1e-9b3a-2d6f1e8c7a90";
+    let theirs_product = "rival-product-0001";
+    let march = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z").unwrap();
+    let may = chrono::DateTime::parse_from_rfc3339("2026-05-10T12:00:00Z").unwrap();
+    {
+        let mut sales = fake.state.sales.lock().unwrap();
+        for i in 0..1500i64 {
+            let at = (march + chrono::Duration::minutes(15 * i)).to_rfc3339();
+            let email = format!("a{i}@exemplo.com.br");
+            sales.push(sale(
+                &format!("ours-{i:04}"),
+                "paid",
+                &at,
+                &email,
+                ours_product,
+            ));
+        }
+        for i in 0..5i64 {
+            let at = (may + chrono::Duration::hours(i)).to_rfc3339();
+            let email = format!("b{i}@exemplo.com.br");
+            sales.push(sale(
+                &format!("theirs-{i}"),
+                "paid",
+                &at,
+                &email,
+                theirs_product,
+            ));
+        }
+    }
+    fake.state.latency_ms.store(300, Ordering::SeqCst);
+    let credentials =
+        json!({"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET, "accountId": ACCOUNT_ID});
+    let set_credentials = "mutation($id: ID!, $i: PlatformCredentialsInput!) { setCheckoutCredentials(integrationId: $id, input: $i) { hasCredentials } }";
+    let import = "mutation($id: ID!, $i: StartCheckoutImportInput!) { startImport(integrationId: $id, input: $i) { id } }";
+    let (ours, _, _) = signed_integration(&app, "KIWIFY").await;
+    app.ok(
+        &app.admin,
+        set_credentials,
+        json!({"id": ours, "i": credentials}),
+    )
+    .await;
+    let march_range = json!({"from": "2026-03-01T00:00:00Z", "to": "2026-03-20T00:00:00Z", "events": ["PURCHASE_APPROVED"]});
+    let mut our_runs = Vec::new();
+    for _ in 0..2 {
+        let run = app
+            .ok(&app.admin, import, json!({"id": ours, "i": march_range}))
+            .await;
+        our_runs.push(run["startImport"]["id"].as_str().unwrap().to_owned());
+    }
+    // Another account, with its own Kiwify integration and product.
+    let rival = app.other_account().await;
+    let created = app
+        .ok(
+            &rival,
+            "mutation($i: CreateCheckoutIntegrationInput!) { createIntegration(input: $i) { id } }",
+            json!({"i": {"platform": "KIWIFY", "name": "Rival", "events": ["PURCHASE_APPROVED"]}}),
+        )
+        .await;
+    let theirs = created["createIntegration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(
+        &rival,
+        "mutation($id: ID!, $p: String!) { addProduct(integrationId: $id, input: {platformProductId: $p}) { id } }",
+        json!({"id": theirs, "p": theirs_product}),
+    )
+    .await;
+    app.ok(
+        &rival,
+        set_credentials,
+        json!({"id": theirs, "i": credentials}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let may_range = json!({"from": "2026-05-10T00:00:00Z", "to": "2026-05-11T00:00:00Z", "events": ["PURCHASE_APPROVED"]});
+    let their_run = app
+        .ok(&rival, import, json!({"id": theirs, "i": may_range}))
+        .await["startImport"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = app
+            .ok(
+                &rival,
+                "query($id: ID!) { importRun(id: $id) { status dealsCreated } }",
+                json!({"id": their_run}),
+            )
+            .await["importRun"]
+            .clone();
+        if status["status"] == "SUCCEEDED" {
+            assert_eq!(status["dealsCreated"], 5, "{status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rival's import did not finish: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for run in &our_runs {
+        let now = app
+            .ok(
+                &app.admin,
+                "query($id: ID!) { importRun(id: $id) { status } }",
+                json!({"id": run}),
+            )
+            .await;
+        assert_ne!(
+            now["importRun"]["status"], "SUCCEEDED",
+            "the other account waited for a whole run: {now}"
+        );
+    }
+    for run in &our_runs {
+        let done = finished_run(&app, run).await;
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    }
+    let deals = app
+        .ok(
+            &app.admin,
+            "{ deals(filter: {status: WON}) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    let expected = fake
+        .state
+        .sales
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s["id"].as_str().is_some_and(|id| id.starts_with("ours-")))
+        .count();
+    assert!(expected > 0);
+    assert_eq!(deals["deals"]["totalCount"].as_u64(), Some(expected as u64));
+}
+
 /// Waits for an import run to end (panics after 60 s).
 async fn finished_run(app: &TestApp, run: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -783,6 +930,7 @@ async fn finished_run(app: &TestApp, run: &str) -> Value {
 on_both_backends!(
     a_changed_secret_and_a_new_product_apply_to_the_next_delivery,
     a_kiwify_import_pages_through_windows_and_lands_each_sale_once,
+    kiwify_imports_of_two_accounts_take_turns,
     every_kiwify_and_eduzz_fixture_is_accepted_and_processed,
     signatures_are_checked_on_the_raw_bytes_before_parsing,
     duplicates_unknown_events_and_late_events,
