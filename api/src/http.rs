@@ -112,11 +112,16 @@ impl Drop for AddressSlot {
     }
 }
 
-/// Whether a request is GraphQL without a token.
+/// Whether a request is GraphQL without a token (a session cookie without its CSRF
+/// header counts as none: it can only sign in).
 fn anonymous_graphql(request: &Request) -> bool {
     request.uri().path() == "/graphql"
         && request.method() == axum::http::Method::POST
         && !request.headers().contains_key(AUTHORIZATION)
+        && !matches!(
+            crate::cookie::session(request.headers()),
+            crate::cookie::CookieSession::Token(_)
+        )
 }
 
 /// Takes a slot of the request's pool, or answers 503 at once (load shedding).
@@ -248,11 +253,8 @@ fn only_signs_in(query: &str) -> bool {
 /// Authenticates before the body is parsed (a request without a token may only sign
 /// in), then runs the request as the caller.
 async fn graphql(State(state): State<HttpState>, request: Request) -> Response {
-    let header = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok());
-    let caller = match auth::bearer(header) {
+    let (header, csrf_refused) = request_token(request.headers());
+    let caller = match auth::bearer(header.as_deref()) {
         Ok(token) => auth::authenticate_session(&state.app.db, &state.tokens, token)
             .await
             .map(Some),
@@ -290,11 +292,41 @@ async fn graphql(State(state): State<HttpState>, request: Request) -> Response {
         Some((caller, Some(session))) => graphql_request.data(caller).data(session),
         Some((caller, None)) => graphql_request.data(caller),
         None if only_signs_in(&graphql_request.query) => graphql_request,
+        None if csrf_refused => return csrf_refusal(),
         None => return auth_error(auth::AuthError::Missing),
     };
     let mut response = state.schema.execute(graphql_request).await;
     code_input_errors(&mut response);
     bounded_answer(response)
+}
+
+/// The request's `Authorization` header, or the console's session cookie as one when its
+/// CSRF header matches (see `cookie.rs`). A cookie without it stands for nothing (`true`
+/// in the second place): signing in still works — over a stale cookie the console cannot
+/// delete — and anything else is refused with [`csrf_refusal`].
+fn request_token(headers: &axum::http::HeaderMap) -> (Option<String>, bool) {
+    if let Some(value) = headers.get(AUTHORIZATION) {
+        return (value.to_str().ok().map(str::to_owned), false);
+    }
+    match crate::cookie::session(headers) {
+        crate::cookie::CookieSession::None => (None, false),
+        crate::cookie::CookieSession::Token(token) => (Some(format!("Bearer {token}")), false),
+        crate::cookie::CookieSession::CsrfMismatch => (None, true),
+    }
+}
+
+fn csrf_refusal() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({
+            "data": null,
+            "errors": [{
+                "message": "the session cookie needs the X-CSRF-Token header of this console",
+                "extensions": {"code": "FORBIDDEN"}
+            }]
+        })),
+    )
+        .into_response()
 }
 
 /// Errors raised before any resolver ran (syntax, unknown enum values, wrong variable
@@ -317,7 +349,14 @@ fn code_input_errors(response: &mut async_graphql::Response) {
 pub const MAX_GRAPHQL_RESPONSE: usize = 8 * 1024 * 1024;
 
 /// The answer as JSON, unless it is larger than [`MAX_GRAPHQL_RESPONSE`].
-fn bounded_answer(response: async_graphql::Response) -> Response {
+fn bounded_answer(mut response: async_graphql::Response) -> Response {
+    let headers = std::mem::take(&mut response.http_headers);
+    let mut answer = serialized_answer(response);
+    answer.headers_mut().extend(headers);
+    answer
+}
+
+fn serialized_answer(response: async_graphql::Response) -> Response {
     let Ok(body) = serde_json::to_vec(&response) else {
         return GraphQLResponse::from(response).into_response();
     };
@@ -404,12 +443,17 @@ async fn graphql_ws(
             "unknown websocket subprotocol: use graphql-transport-ws or graphql-ws".to_owned(),
         );
     };
+    // A page of this server may stand on its session cookie (no script can read it).
+    let cookie_token = crate::cookie::same_origin(&headers)
+        .then(|| crate::cookie::get(&headers, crate::cookie::SESSION))
+        .flatten()
+        .map(str::to_owned);
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         // No message larger than an HTTP GraphQL body is read, `connection_init` included.
         .max_message_size(MAX_GRAPHQL_BODY)
         .max_frame_size(MAX_GRAPHQL_BODY)
-        .on_upgrade(move |socket| crate::ws::serve(socket, state, protocol))
+        .on_upgrade(move |socket| crate::ws::serve(socket, state, protocol, cookie_token))
 }
 
 fn auth_error(err: AuthError) -> Response {

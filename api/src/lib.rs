@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod console;
+pub mod cookie;
 pub mod graphiql;
 pub mod graphql;
 pub mod http;

@@ -1,5 +1,6 @@
 //! GraphQL over websocket. The token goes in the `connection_init` payload:
-//! `{"Authorization": "Bearer <token>"}`.
+//! `{"Authorization": "Bearer <token>"}` — or, from a page of this server, an empty one:
+//! the console's session cookie then stands for the token (see `cookie.rs`).
 //!
 //! A socket is held to what HTTP requests are held to:
 //! - `connection_init` must arrive within [`INIT_TIMEOUT`], else the socket closes with
@@ -30,6 +31,7 @@ pub async fn serve(
     socket: WebSocket,
     state: HttpState,
     protocol: async_graphql::http::WebSocketProtocols,
+    cookie_token: Option<String>,
 ) {
     let (mut sink, stream) = socket.split();
     let input = stream
@@ -44,7 +46,9 @@ pub async fn serve(
     let expires: Expiry = Arc::default();
     let (init_state, init_expires) = (state.clone(), expires.clone());
     let output = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
-        .on_connection_init(move |payload| connection_init(init_state, init_expires, payload));
+        .on_connection_init(move |payload| {
+            connection_init(init_state, init_expires, payload, cookie_token)
+        });
     futures::pin_mut!(output);
     let opened = tokio::time::Instant::now();
     loop {
@@ -75,6 +79,7 @@ async fn connection_init(
     state: HttpState,
     expires: Expiry,
     payload: serde_json::Value,
+    cookie_token: Option<String>,
 ) -> async_graphql::Result<Data> {
     let header = ["Authorization", "authorization", "token"]
         .iter()
@@ -85,7 +90,8 @@ async fn connection_init(
             } else {
                 format!("Bearer {v}")
             }
-        });
+        })
+        .or_else(|| cookie_token.map(|token| format!("Bearer {token}")));
     let refused = |err: auth::AuthError| async_graphql::Error::new(err.to_string());
     let token = auth::bearer(header.as_deref()).map_err(refused)?;
     let claims = state.tokens.verify(token).map_err(refused)?;

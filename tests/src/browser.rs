@@ -241,5 +241,17 @@ impl Browser {
         self.shot("sign-in").await;
         self.click("#login button[type=submit]").await;
         self.find("#sign-out").await;
+        // The session is in an HttpOnly cookie: no script of the page can read it.
+        let readable = self
+            .script(
+                "return document.cookie + ' ' + JSON.stringify(Object.assign({}, localStorage));",
+            )
+            .await;
+        let readable = readable.as_str().unwrap_or_default().to_owned();
+        assert!(readable.contains("crm_csrf="), "{readable}");
+        assert!(
+            !readable.contains("crm_session") && !readable.contains("eyJ"),
+            "a script can read the session: {readable}"
+        );
     }
 }

@@ -49,7 +49,7 @@ async function render() {
   window.scrollTo(0, 0);
   document.documentElement.lang = lang();
   const main = document.getElementById('main');
-  if (!session.token) {
+  if (!session.signedIn) {
     header(null);
     return signIn(main, view);
   }
@@ -57,7 +57,7 @@ async function render() {
     try {
       caller.user = (await gql('{ me { id name email role } }')).me;
     } catch (err) {
-      if (!session.token) return render();
+      if (!session.signedIn) return render();
       fill(main, h('p', { class: 'error', role: 'alert' }, t('common.error', err.message)));
       return;
     }
@@ -141,10 +141,9 @@ function signIn(main, view) {
     error.textContent = '';
     try {
       const data = await gql(
-        'mutation($email: String!, $password: String!) { login(email: $email, password: $password) { token user { id name email role } } }',
+        'mutation($email: String!, $password: String!) { login(email: $email, password: $password) { user { id name email role } } }',
         { email: email.value.trim(), password: password.value },
       );
-      session.set(data.login.token);
       caller.user = data.login.user;
       // Stay on the page that was asked for (a bookmark, or where the session expired).
       render();
@@ -162,9 +161,9 @@ async function signOut() {
   try {
     await gql('mutation { logout }');
   } catch {
-    // The token is dropped here whatever the server said.
+    // The session is forgotten here whatever the server said.
   }
-  session.set(null);
+  session.clear();
   caller.user = null;
   toast(t('nav.signOut'));
   render();

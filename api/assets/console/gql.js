@@ -1,16 +1,25 @@
 // The console speaks only the public GraphQL API, like any other frontend: queries and
 // mutations over HTTP, subscriptions over the websocket (graphql-transport-ws).
 
-const TOKEN = 'checkout-crm.token';
+// The session lives in an HttpOnly cookie no script can read; the server sets it at
+// `login` beside a CSRF value in a readable cookie, which every request repeats in the
+// X-CSRF-Token header (a page of another site can make the browser send cookies, but
+// cannot read that value).
+const CSRF = 'crm_csrf';
 
-/** The signed-in session's token, kept in this browser until sign-out. */
+function csrf() {
+  const pair = document.cookie.split(';').map((p) => p.trim()).find((p) => p.startsWith(`${CSRF}=`));
+  return pair ? pair.slice(CSRF.length + 1) : '';
+}
+
+/** Whether this browser holds a session (the server still decides whether it is valid). */
 export const session = {
-  get token() {
-    return localStorage.getItem(TOKEN);
+  get signedIn() {
+    return csrf() !== '';
   },
-  set(token) {
-    if (token) localStorage.setItem(TOKEN, token);
-    else localStorage.removeItem(TOKEN);
+  /** Forgets the session in this browser (the server ends it at `logout`). */
+  clear() {
+    document.cookie = `${CSRF}=; Path=/; Max-Age=0; SameSite=Strict`;
   },
 };
 
@@ -23,17 +32,22 @@ export class ApiError extends Error {
 }
 
 function expired() {
-  session.set(null);
+  session.clear();
   window.dispatchEvent(new Event('crm:signed-out'));
 }
 
 /** Runs one operation; resolves to its data or rejects with an ApiError. */
 export async function gql(query, variables = {}) {
   const headers = { 'Content-Type': 'application/json' };
-  if (session.token) headers.Authorization = `Bearer ${session.token}`;
+  if (session.signedIn) headers['X-CSRF-Token'] = csrf();
   let response;
   try {
-    response = await fetch('/graphql', { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+    response = await fetch('/graphql', {
+      method: 'POST',
+      headers,
+      credentials: 'same-origin',
+      body: JSON.stringify({ query, variables }),
+    });
   } catch (err) {
     throw new ApiError([{ message: String(err.message || err), extensions: { code: 'NETWORK' } }]);
   }
@@ -45,7 +59,7 @@ export async function gql(query, variables = {}) {
   }
   if (body.errors && body.errors.length) {
     const error = new ApiError(body.errors);
-    if (error.code === 'UNAUTHENTICATED' && session.token) expired();
+    if (error.code === 'UNAUTHENTICATED' && session.signedIn) expired();
     throw error;
   }
   return body.data;
@@ -66,7 +80,8 @@ export function subscribe(query, variables, onData, onEnd) {
     onEnd(error);
   };
   socket.onopen = () =>
-    socket.send(JSON.stringify({ type: 'connection_init', payload: { Authorization: `Bearer ${session.token}` } }));
+    // The session cookie goes with the upgrade; the payload carries no token.
+    socket.send(JSON.stringify({ type: 'connection_init', payload: {} }));
   socket.onmessage = (message) => {
     const msg = JSON.parse(message.data);
     if (msg.type === 'connection_ack') {

@@ -92,6 +92,10 @@ impl AccountMutation {
         match sign_in::login(&app.db.conn, &email, &password, client).await? {
             Ok((user, session)) => {
                 let token = app.tokens.mint_session(&session, users::role_of(&user));
+                let age = (session.expires_at - entity::now_ms()) / 1000;
+                for cookie in crate::cookie::set(&token, age, &app.public_url) {
+                    ctx.append_http_header(axum::http::header::SET_COOKIE, cookie);
+                }
                 Ok(Session {
                     token,
                     expires_at: super::types::time(session.expires_at),
@@ -121,6 +125,9 @@ impl AccountMutation {
     /// belongs to no session, such as one made by the CLI).
     async fn logout(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         ctx.caller()?;
+        for cookie in crate::cookie::clear(&ctx.app().public_url) {
+            ctx.append_http_header(axum::http::header::SET_COOKIE, cookie);
+        }
         match ctx.data_opt::<SessionId>() {
             Some(session) => Ok(sign_in::logout(&ctx.app().db.conn, &session.0).await?),
             None => Ok(false),

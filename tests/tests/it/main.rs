@@ -6,6 +6,7 @@ mod architecture;
 mod auth;
 mod checkouts;
 mod cli;
+mod console_session;
 mod contract;
 mod crash;
 mod deal_engine;
