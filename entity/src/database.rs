@@ -180,9 +180,8 @@ pub const ENGINE_TABLES: &[&str] = &["deal_events", "deals", "deal_refs", "conta
 /// The engine reads `deal_key IN (…)` for a whole group. On a table that grew from empty
 /// (a new installation's first launch burst) the planner has no statistics, estimates a
 /// third of the table per group and scans all of it instead of using the index; autovacuum
-/// analyses only after a minute and 10 % of changes. Measured on the bench's PostgreSQL
-/// run: 1,219 sequential scans of `deal_events` reading 22.8 million rows before the first
-/// analysis.
+/// analyses only after a minute and 10 % of changes (what that cost on the bench is in
+/// `docs/performance.md`).
 pub async fn refresh_statistics(db: &Database) -> Result<Vec<String>, DbErr> {
     use sea_orm::{ConnectionTrait, Statement};
     if db.is_sqlite() {

@@ -698,8 +698,9 @@ pub async fn count_with_status(
         .await?)
 }
 
-/// A stored body for display: a top-level `hottok` (some Hotmart payloads carry one) is
-/// masked, everything else is kept exactly.
+/// A stored body for display: a top-level `hottok` is shown as `***` (bodies are stored
+/// with it emptied already; older rows may still hold one), everything else is kept
+/// exactly; a body that mentions a hottok and is not JSON is withheld whole.
 pub fn redacted_payload(payload: &str) -> String {
     if !payload.contains("hottok") {
         return payload.to_owned();
@@ -709,7 +710,7 @@ pub fn redacted_payload(payload: &str) -> String {
             map.insert("hottok".into(), serde_json::Value::String("***".into()));
             serde_json::Value::Object(map).to_string()
         }
-        // Not JSON (a rejected body): mask anything after a hottok key.
+        // Not JSON (a rejected body): where the hottok ends cannot be told; withhold it.
         Err(_) => "[body withheld: it mentions a hottok and is not valid JSON]".to_owned(),
         _ => payload.to_owned(),
     }

@@ -62,7 +62,7 @@ pub const GROUP_LIMIT: usize = 64;
 ///
 /// Under a steady trickle of webhooks each inbox commit holds one or two deliveries, so
 /// each job carries one or two, and processing pays a group's fixed statements for every
-/// delivery: measured, ~150 deliveries/s at 1,000 requests/s offered, far behind intake.
+/// delivery, far behind intake (figures in `docs/performance.md`).
 /// Taking waiting deliveries ahead makes the groups full again; their own jobs find them
 /// `PROCESSED` later and cost one read. Only deliveries never attempted are taken, so a
 /// retry still waits for its backoff. On SQLite every write transaction goes through the
