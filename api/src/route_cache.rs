@@ -5,8 +5,8 @@
 //! that changes an integration or its products bumps it in the same write (see
 //! `entity::stamps`), whatever called it — GraphQL, the CLI, a job. Each process sees the
 //! new version on its next check (at most every [`STAMP_CHECK`], by one small read, only
-//! while webhooks arrive), and at once after a mutation it served
-//! ([`RouteCache::follow_now`]); read-only requests leave the cache alone. [`MAX_AGE`] is
+//! while webhooks arrive), and its own changes at once, without a read (the bumps it made,
+//! counted in memory by `stamps::bumped_here`); other requests leave the cache alone. [`MAX_AGE`] is
 //! only a safety net, for a change whose stamp could not be written (the process died
 //! between the two).
 
@@ -53,6 +53,8 @@ pub struct RouteCache {
     stamp: AtomicI64,
     /// When the stamp was last read (ms since `started`).
     checked_ms: AtomicI64,
+    /// [`stamps::bumped_here`] when last looked at.
+    bumped_here: AtomicU64,
     started: Instant,
 }
 
@@ -63,18 +65,20 @@ impl Default for RouteCache {
             entries: Mutex::new(HashMap::new()),
             stamp: AtomicI64::new(-1),
             checked_ms: AtomicI64::new(-(STAMP_CHECK.as_millis() as i64)),
+            bumped_here: AtomicU64::new(stamps::bumped_here()),
             started: Instant::now(),
         }
     }
 }
 
 impl RouteCache {
-    /// Reads the stamp now (after a mutation this process served, so its own change is
-    /// seen by the very next delivery) and drops the entries when it moved.
-    pub async fn follow_now(&self, db: &DatabaseConnection) {
-        self.checked_ms
-            .store(self.started.elapsed().as_millis() as i64, Ordering::SeqCst);
-        self.compare_stamp(db).await;
+    /// Drops the entries when this process changed routes since the last look (no read:
+    /// its own change holds from the next delivery).
+    fn follow_own_changes(&self) {
+        let here = stamps::bumped_here();
+        if self.bumped_here.swap(here, Ordering::SeqCst) != here {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     /// Drops the entries when another process recorded a change since the last check.
@@ -106,6 +110,7 @@ impl RouteCache {
 
     /// The route of `token`; `None` for an unknown token (never cached).
     pub async fn get(&self, db: &DatabaseConnection, token: &str) -> DomainResult<Option<Route>> {
+        self.follow_own_changes();
         self.follow_stamp(db).await;
         let generation = self.generation.load(Ordering::SeqCst);
         if let Some(entry) = self.entries.lock().expect("route cache").get(token)

@@ -3,12 +3,23 @@
 //! loaded its copy under, and drops the copy when they differ. One cheap read tells a
 //! process whether anything changed, whichever process made the change.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::DomainResult;
 
 /// Webhook routes: integrations (status, URL token, events, settings) and their products.
 pub const ROUTES: &str = "routes";
+
+/// Bumps this process made, of any name: the process's own caches compare it without a
+/// read, so its own changes hold from the next request.
+static BUMPED_HERE: AtomicU64 = AtomicU64::new(0);
+
+/// How many bumps this process has made so far.
+pub fn bumped_here() -> u64 {
+    BUMPED_HERE.load(Ordering::SeqCst)
+}
 
 /// Records a change of `name`.
 pub async fn bump(db: &impl ConnectionTrait, name: &str) -> DomainResult<()> {
@@ -25,6 +36,7 @@ pub async fn bump(db: &impl ConnectionTrait, name: &str) -> DomainResult<()> {
     };
     db.execute_raw(Statement::from_sql_and_values(backend, sql, [name.into()]))
         .await?;
+    BUMPED_HERE.fetch_add(1, Ordering::SeqCst);
     Ok(())
 }
 

@@ -320,6 +320,39 @@ impl TestApp {
         }
     }
 
+    /// The first admin as a domain caller, for calls that bypass the API.
+    pub fn admin_caller(&self) -> entity::Caller {
+        entity::Caller {
+            user_id: self.admin_id.clone(),
+            account_id: self.account_id.clone(),
+            role: entity::Role::Admin,
+        }
+    }
+
+    /// Waits for import run `id` to end (SUCCEEDED, FAILED or CANCELED) as seen by
+    /// `token`, and returns it; panics after `limit`.
+    pub async fn finished_import(&self, token: &str, id: &str, limit: Duration) -> Value {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let run = self
+                .ok(
+                    token,
+                    "query($id: ID!) { importRun(id: $id) { id status salesSeen dealsCreated skipped failedSales error } }",
+                    json!({"id": id}),
+                )
+                .await["importRun"]
+                .clone();
+            if matches!(
+                run["status"].as_str(),
+                Some("SUCCEEDED" | "FAILED" | "CANCELED")
+            ) {
+                return run;
+            }
+            assert!(std::time::Instant::now() < deadline, "import still {run}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A second, independent account on the same installation, with its admin's token.
     pub async fn other_account(&self) -> String {
         let tenant = tenants::create_account(&self.db.conn, "Rival", "admin@rival.test", None)

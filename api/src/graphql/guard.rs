@@ -5,16 +5,9 @@
 //!   database. A token that expired, a deleted user or a demoted admin are refused at once.
 //! - Operations on a websocket get the HTTP limits: the same time limit and a bound on how
 //!   many run at once.
-//! - After a mutation the route cache reads the routes stamp, so a change of webhook
-//!   routes this process made (a rotated URL, a new hottok) holds from the next delivery
-//!   on; the stamp itself is bumped by the domain functions that change routes (see
-//!   `route_cache.rs`).
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
@@ -24,7 +17,7 @@ use async_graphql::{
         Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
         NextPrepareRequest, NextSubscribe, NextValidation,
     },
-    parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
+    parser::types::{ExecutableDocument, Selection, SelectionSet},
 };
 use tokio::sync::Semaphore;
 
@@ -125,7 +118,6 @@ impl ExtensionFactory for Guard {
             subscriptions: self.subscriptions.clone(),
             socket_slots: self.socket_slots.clone(),
             timeout: self.timeout,
-            mutates: AtomicBool::new(false),
         })
     }
 }
@@ -135,8 +127,6 @@ struct GuardExtension {
     subscriptions: UserSubscriptions,
     socket_slots: Arc<Semaphore>,
     timeout: Duration,
-    /// The operation is a mutation.
-    mutates: AtomicBool,
 }
 
 fn refusal(code: &str, message: &str) -> ServerError {
@@ -239,7 +229,6 @@ impl Extension for GuardExtension {
         if let Some(refused) = once_per_request(&document) {
             return Err(refusal("BAD_USER_INPUT", &refused));
         }
-        self.mutates.store(mutates(&document), Ordering::Relaxed);
         Ok(document)
     }
 
@@ -249,7 +238,7 @@ impl Extension for GuardExtension {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        let response = if ctx.data_opt::<SessionToken>().is_some() {
+        if ctx.data_opt::<SessionToken>().is_some() {
             let Ok(_slot) = self.socket_slots.clone().try_acquire_owned() else {
                 return Response::from_errors(vec![refusal(
                     "SERVICE_UNAVAILABLE",
@@ -265,21 +254,8 @@ impl Extension for GuardExtension {
             }
         } else {
             next.run(ctx, operation_name).await
-        };
-        if self.mutates.load(Ordering::Relaxed) {
-            let app = ctx.data_unchecked::<super::AppContext>();
-            app.routes.follow_now(&app.db.conn).await;
         }
-        response
     }
-}
-
-/// Whether the document holds a mutation.
-fn mutates(document: &ExecutableDocument) -> bool {
-    document
-        .operations
-        .iter()
-        .any(|(_, op)| op.node.ty == OperationType::Mutation)
 }
 
 /// Fields a request may hold once (aliases and fragments included): each `login` and

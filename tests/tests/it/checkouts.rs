@@ -765,6 +765,8 @@ async fn a_kiwify_import_pages_through_windows_and_lands_each_sale_once(backend:
 /// keep another account's short one waiting until they end.
 async fn kiwify_imports_of_two_accounts_take_turns(backend: Backend) {
     use std::sync::atomic::Ordering;
+    /// Our sales, all inside the imported range.
+    const OURS: usize = 1500;
     use tests::fake_kiwify::{ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, FakeKiwify, sale};
     let fake = FakeKiwify::start().await;
     let mut app =
@@ -776,7 +778,7 @@ async fn kiwify_imports_of_two_accounts_take_turns(backend: Backend) {
     let may = chrono::DateTime::parse_from_rfc3339("2026-05-10T12:00:00Z").unwrap();
     {
         let mut sales = fake.state.sales.lock().unwrap();
-        for i in 0..1500i64 {
+        for i in 0..OURS as i64 {
             let at = (march + chrono::Duration::minutes(15 * i)).to_rfc3339();
             let email = format!("a{i}@exemplo.com.br");
             sales.push(sale(
@@ -852,26 +854,11 @@ async fn kiwify_imports_of_two_accounts_take_turns(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let status = app
-            .ok(
-                &rival,
-                "query($id: ID!) { importRun(id: $id) { status dealsCreated } }",
-                json!({"id": their_run}),
-            )
-            .await["importRun"]
-            .clone();
-        if status["status"] == "SUCCEEDED" {
-            assert_eq!(status["dealsCreated"], 5, "{status}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the rival's import did not finish: {status}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let theirs_done = app
+        .finished_import(&rival, &their_run, std::time::Duration::from_secs(60))
+        .await;
+    assert_eq!(theirs_done["status"], "SUCCEEDED", "{theirs_done}");
+    assert_eq!(theirs_done["dealsCreated"], 5, "{theirs_done}");
     for run in &our_runs {
         let now = app
             .ok(
@@ -896,35 +883,13 @@ async fn kiwify_imports_of_two_accounts_take_turns(backend: Backend) {
             json!({}),
         )
         .await;
-    let expected = fake
-        .state
-        .sales
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|s| s["id"].as_str().is_some_and(|id| id.starts_with("ours-")))
-        .count();
-    assert!(expected > 0);
-    assert_eq!(deals["deals"]["totalCount"].as_u64(), Some(expected as u64));
+    assert_eq!(deals["deals"]["totalCount"].as_u64(), Some(OURS as u64));
 }
 
 /// Waits for an import run to end (panics after 60 s).
 async fn finished_run(app: &TestApp, run: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let data = app
-            .ok(&app.admin, "query($id: ID!) { importRun(id: $id) { status salesSeen dealsCreated skipped failedSales error } }", json!({"id": run}))
-            .await;
-        let run = data["importRun"].clone();
-        if matches!(
-            run["status"].as_str(),
-            Some("SUCCEEDED" | "FAILED" | "CANCELED")
-        ) {
-            return run;
-        }
-        assert!(std::time::Instant::now() < deadline, "import still {run}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    app.finished_import(&app.admin, run, std::time::Duration::from_secs(60))
+        .await
 }
 
 on_both_backends!(

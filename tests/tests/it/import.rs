@@ -1135,24 +1135,20 @@ async fn imports_of_two_accounts_take_turns(backend: Backend) {
     let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
     let integration = setup(&app, &["PURCHASE_APPROVED"]).await;
     let range = (FROM, FROM + 10 * DAY);
-    let first = start(
-        &app,
-        &integration,
-        range.0,
-        range.1,
-        &["PURCHASE_APPROVED"],
-        None,
-    )
-    .await;
-    let second = start(
-        &app,
-        &integration,
-        range.0,
-        range.1,
-        &["PURCHASE_APPROVED"],
-        None,
-    )
-    .await;
+    let mut ours = Vec::new();
+    for _ in 0..2 {
+        ours.push(
+            start(
+                &app,
+                &integration,
+                range.0,
+                range.1,
+                &["PURCHASE_APPROVED"],
+                None,
+            )
+            .await,
+        );
+    }
     // Another account, with its own integration and product.
     let rival = app.other_account().await;
     let created = app
@@ -1173,34 +1169,19 @@ async fn imports_of_two_accounts_take_turns(backend: Backend) {
         .ok(&rival, start_theirs, json!({"id": theirs, "i": input}))
         .await["startHotmartImport"]["id"]
         .clone();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = app
-            .ok(
-                &rival,
-                "query($id: ID!) { importRun(id: $id) { status salesSeen } }",
-                json!({"id": their_run}),
-            )
-            .await["importRun"]
-            .clone();
-        if status["status"] == "SUCCEEDED" {
-            assert_eq!(status["salesSeen"], 5, "{status}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the rival's import did not finish: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for ours in [&first, &second] {
+    let theirs_done = app
+        .finished_import(&rival, their_run.as_str().unwrap(), Duration::from_secs(60))
+        .await;
+    assert_eq!(theirs_done["status"], "SUCCEEDED", "{theirs_done}");
+    assert_eq!(theirs_done["salesSeen"], 5, "{theirs_done}");
+    for ours in &ours {
         let now = run(&app, &ours["id"]).await;
         assert_ne!(
             now["status"], "SUCCEEDED",
             "the other account did not wait for a whole run: {now}"
         );
     }
-    for ours in [&first, &second] {
+    for ours in &ours {
         let done = wait_finished(&app, &ours["id"]).await;
         assert_eq!(done["status"], "SUCCEEDED", "{done}");
         assert_eq!(done["salesSeen"], 5000, "{done}");

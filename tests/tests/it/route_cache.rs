@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use async_graphql::{Request, Variables};
-use entity::{Caller, Role};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use tests::{Backend, TestApp, hotmart::purchase, on_both_backends};
@@ -55,11 +54,7 @@ async fn a_route_change_in_another_process_is_seen_and_queries_keep_the_cache(ba
     // Another process (its own cache) activates it again and then pauses it through the
     // API: this process sees the stamp move and routes the next deliveries afresh.
     let other = checkout_crm::app::http_state(&app.config, app.db.clone());
-    let caller = Caller {
-        user_id: app.admin_id.clone(),
-        account_id: app.account_id.clone(),
-        role: Role::Admin,
-    };
+    let caller = app.admin_caller();
     for mutation in ["activateIntegration", "pauseIntegration"] {
         let query = format!("mutation($id: ID!) {{ {mutation}(id: $id) {{ status }} }}");
         let response = other
@@ -98,11 +93,7 @@ async fn route_changes_need_no_list_of_mutations(backend: Backend) {
         .active_integration(&["PURCHASE_APPROVED"], json!({}))
         .await;
     assert_eq!(answer(&app, &url, 0).await["status"], "accepted");
-    let caller = Caller {
-        user_id: app.admin_id.clone(),
-        account_id: app.account_id.clone(),
-        role: Role::Admin,
-    };
+    let caller = app.admin_caller();
     entity::integrations::pause(&app.db.conn, &caller, &integration)
         .await
         .unwrap();
