@@ -53,6 +53,10 @@ pub async fn open_database(config: &Config) -> Result<Database, AppError> {
 pub fn http_state(config: &Config, db: Database) -> HttpState {
     entity::sign_in::warm_up();
     let tokens = TokenKeys::new(&config.jwt_secret);
+    let polls = std::sync::Arc::new(tokio::sync::Semaphore::new(
+        (config.http_max_concurrency / 8).max(4),
+    ));
+    let live_db = db.conn.clone();
     let app = AppContext {
         tokens: tokens.clone(),
         queue: jobs::queue::Queue::new(&db),
@@ -62,9 +66,8 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
         keys: config.secret_keys(),
         public_url: config.public_url.clone(),
         webhook_body_timeout: config.webhook_body_timeout,
-        polls: std::sync::Arc::new(tokio::sync::Semaphore::new(
-            (config.http_max_concurrency / 8).max(4),
-        )),
+        live: crate::live::Live::new(live_db, polls.clone()),
+        polls,
     };
     let guard = crate::graphql::guard::Guard::new(
         Some(tokens.clone()),

@@ -12,6 +12,7 @@ pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod inbox;
+pub mod live;
 pub mod metrics;
 pub mod route_cache;
 pub mod state;

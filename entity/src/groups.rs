@@ -64,6 +64,60 @@ pub fn deal_condition(caller: &Caller) -> Condition {
         )
 }
 
+/// Who may see which deals of one group, read once and checked in memory: a shared live
+/// feed (one poll for every subscriber of a board) filters each subscriber's deals with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupAccess {
+    pub member_scope: DealScope,
+    pub visible_to_everyone: bool,
+    /// Members the group is shown to when it is not visible to everyone.
+    pub viewers: std::collections::HashSet<String>,
+}
+
+impl GroupAccess {
+    /// Whether `caller` may see `deal` of this group: the same rule as
+    /// [`deal_condition`], in memory.
+    pub fn may_see(&self, caller: &Caller, deal: &deal::Model) -> bool {
+        if caller.is_admin() {
+            return true;
+        }
+        if !self.visible_to_everyone && !self.viewers.contains(&caller.user_id) {
+            return false;
+        }
+        let own = deal.owner_id.as_deref() == Some(caller.user_id.as_str());
+        match self.member_scope {
+            DealScope::All => true,
+            DealScope::Own => own,
+            DealScope::OwnAndUnowned => own || deal.owner_id.is_none(),
+        }
+    }
+}
+
+/// The access rule of a group of `account_id` (`None` once it is gone).
+pub async fn access(
+    db: &impl ConnectionTrait,
+    account_id: &str,
+    group_id: &str,
+) -> DomainResult<Option<GroupAccess>> {
+    let Some(group) = group::Entity::find_by_id(group_id)
+        .filter(group::Column::AccountId.eq(account_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let viewers = group_viewer::Entity::find()
+        .filter(group_viewer::Column::GroupId.eq(group_id))
+        .filter(group_viewer::Column::AccountId.eq(account_id))
+        .all(db)
+        .await?;
+    Ok(Some(GroupAccess {
+        member_scope: group.member_scope,
+        visible_to_everyone: group.visible_to_everyone,
+        viewers: viewers.into_iter().map(|v| v.user_id).collect(),
+    }))
+}
+
 pub async fn list(db: &impl ConnectionTrait, caller: &Caller) -> DomainResult<Vec<group::Model>> {
     Ok(scoped::<group::Entity>(caller)
         .filter(visible_condition(caller))

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 pub use checkout_crm;
 
 pub mod browser;
+pub mod counted;
 pub mod fake_hotmart;
 pub mod fake_kiwify;
 pub mod hotmart;

@@ -129,7 +129,11 @@ impl AccountMutation {
             ctx.append_http_header(axum::http::header::SET_COOKIE, cookie);
         }
         match ctx.data_opt::<SessionId>() {
-            Some(session) => Ok(sign_in::logout(&ctx.app().db.conn, &session.0).await?),
+            Some(session) => {
+                let ended = sign_in::logout(&ctx.app().db.conn, &session.0).await?;
+                ctx.app().live.session_ended(&session.0).await;
+                Ok(ended)
+            }
             None => Ok(false),
         }
     }

@@ -21,11 +21,14 @@ pub struct AppContext {
     pub webhook_body_timeout: std::time::Duration,
     /// Subscriptions' database polls running at once (the others wait their turn).
     pub polls: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Feeds shared by the subscriptions of this process (one poll per board, per run).
+    pub live: std::sync::Arc<crate::live::Live>,
 }
 
 impl AppContext {
     /// Whether the subscription of `caller` (with its session, if any) may go on: the
-    /// session is still live. Checked at each poll, so a logout ends its subscriptions.
+    /// session is still live. Checked every [`crate::live::SESSION_CHECK`] (once for all the
+    /// subscriptions of a session), and at once after a logout in this process.
     pub async fn still_signed_in(
         &self,
         caller: &entity::Caller,
@@ -33,11 +36,7 @@ impl AppContext {
     ) -> bool {
         match session {
             None => true,
-            Some(session) => {
-                entity::sign_in::session_is_live(&self.db.conn, &session.0, &caller.user_id)
-                    .await
-                    .unwrap_or(false)
-            }
+            Some(session) => self.live.session_live(&session.0, &caller.user_id).await,
         }
     }
 }

@@ -1,7 +1,5 @@
 //! Hotmart API credentials and retroactive imports (see `docs/import.md`).
 
-use std::time::Duration;
-
 use async_graphql::{Context, ID, InputObject, Object, Subscription};
 use chrono::{DateTime, Utc};
 use entity::{
@@ -411,23 +409,30 @@ impl ImportSubscription {
         let first = imports::get(&app.db.conn, &caller, &id)
             .await
             .map_err(|err| async_graphql::Error::from(ApiError::from(err)))?;
+        let mut feed = app.live.run(&first);
+        let mut check = tokio::time::interval(crate::live::SESSION_CHECK);
         Ok(async_stream::stream! {
             let mut last = first.clone();
             yield ImportRun(first);
-            loop {
-                if last.status.is_final() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let Ok(poll) = app.polls.acquire().await else { break };
+            while !last.status.is_final() {
+                let next = tokio::select! {
+                    changed = feed.changed() => Some(changed.is_ok()),
+                    _ = check.tick() => None,
+                };
                 if !app.still_signed_in(&caller, session.as_ref()).await {
                     break;
                 }
-                let Ok(current) = imports::get(&app.db.conn, &caller, &last.id).await else { break };
-                drop(poll);
+                let open = match next {
+                    None => continue,
+                    Some(open) => open,
+                };
+                let current = feed.borrow_and_update().clone();
                 if current != last {
                     last = current.clone();
                     yield ImportRun(current);
+                }
+                if !open {
+                    break;
                 }
             }
         })

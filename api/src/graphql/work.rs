@@ -1,13 +1,13 @@
 //! Working the pipeline: stages, lost reasons, hand-made origins, sellers' actions on
 //! deals, activities, the live board and the recovery report.
 
-use std::{collections::HashMap, time::Duration};
+use std::collections::HashMap;
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use entity::{
     activities::{self, ActivityFilter as DomainActivityFilter},
-    deals, groups, origins,
+    groups, origins,
     page::PageRequest,
     reports, stages,
     tables::user,
@@ -422,14 +422,6 @@ async fn act_many(ctx: &Context<'_>, deal_ids: Vec<ID>, intent: Intent) -> ApiRe
     Ok(deals.into_iter().map(Deal).collect())
 }
 
-/// How often the live board looks for changed deals.
-const BOARD_POLL: Duration = Duration::from_millis(500);
-/// How far back each look reaches past the newest change seen: a transaction that
-/// commits late with an older `updated_at` is still caught.
-const BOARD_LAG_MS: i64 = 5_000;
-/// Most deals one look emits.
-const BOARD_BATCH: u64 = 500;
-
 #[derive(Default)]
 pub struct WorkSubscription;
 
@@ -447,33 +439,32 @@ impl WorkSubscription {
         groups::get(&app.db.conn, &caller, &group_id)
             .await
             .map_err(|err| async_graphql::Error::from(ApiError::from(err)))?;
-        let group_id = group_id.0;
+        let mut feed = app.live.board(&caller.account_id, &group_id.0);
+        let mut check = tokio::time::interval(crate::live::SESSION_CHECK);
         Ok(async_stream::stream! {
-            let mut since = entity::now_ms();
-            // Versions already emitted, of deals changed within the lag window.
-            let mut seen: HashMap<String, (i64, i64)> = HashMap::new();
             loop {
-                tokio::time::sleep(BOARD_POLL).await;
-                let Ok(poll) = app.polls.acquire().await else { break };
+                let next = tokio::select! {
+                    batch = feed.recv() => Some(batch),
+                    _ = check.tick() => None,
+                };
+                let batch = match next {
+                    Some(Ok(batch)) => batch,
+                    // A subscriber too slow for the feed skips what it missed.
+                    Some(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                    Some(Err(tokio::sync::broadcast::error::RecvError::Closed)) => break,
+                    None => {
+                        if app.still_signed_in(&caller, session.as_ref()).await {
+                            continue;
+                        }
+                        break;
+                    }
+                };
                 if !app.still_signed_in(&caller, session.as_ref()).await {
                     break;
                 }
-                let from = since - BOARD_LAG_MS;
-                let Ok(changed) =
-                    deals::changed_since(&app.db.conn, &caller, &group_id, from, BOARD_BATCH).await
-                else {
-                    break;
-                };
-                drop(poll);
-                for d in changed {
-                    since = since.max(d.updated_at);
-                    if seen.get(&d.id).map(|(v, _)| *v) == Some(d.version) {
-                        continue;
-                    }
-                    seen.insert(d.id.clone(), (d.version, d.updated_at));
-                    yield Deal(d);
+                for d in batch.visible_to(&caller) {
+                    yield Deal(d.clone());
                 }
-                seen.retain(|_, (_, at)| *at >= since - BOARD_LAG_MS);
             }
         })
     }

@@ -605,6 +605,80 @@ async fn product_refresh_fills_variations_and_reports_failures(backend: Backend)
     );
 }
 
+/// However many subscriptions follow an import run, one poll reads it; every one of them
+/// sees the run to its end, and the poll stops there.
+async fn one_poll_serves_every_subscriber_of_an_import_run(backend: Backend) {
+    use tests::counted::CountedSchema;
+    let hotmart = FakeHotmart::start().await;
+    {
+        let mut sales = hotmart.state.sales.lock().unwrap();
+        for n in 0..1200 {
+            sales.push(sale(
+                &format!("HPS{n}"),
+                "APPROVED",
+                1_234_567,
+                &format!("s{n}@x.test"),
+                FROM + n as i64 * 60_000,
+                10.0,
+            ));
+        }
+    }
+    hotmart
+        .state
+        .faults
+        .history_latency_ms
+        .store(1_000, Ordering::SeqCst);
+    let app = TestApp::spawn_with_hotmart(backend, &hotmart.base).await;
+    let integration = setup(&app, &["PURCHASE_APPROVED"]).await;
+    let started = start(
+        &app,
+        &integration,
+        FROM,
+        FROM + 40 * DAY,
+        &["PURCHASE_APPROVED"],
+        None,
+    )
+    .await;
+    let schema = CountedSchema::new(&app);
+    let query = "subscription($id: ID!) { importRunUpdated(id: $id) { status salesSeen } }";
+    let vars = json!({"id": started["id"]});
+    let admin = app.admin_caller();
+    let mut followers = vec![schema.subscribe(&admin, query, vars.clone())];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let one = schema.statements_during(Duration::from_secs(1)).await;
+    for _ in 0..20 {
+        followers.push(schema.subscribe(&admin, query, vars.clone()));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let many = schema.statements_during(Duration::from_secs(1)).await;
+    assert_eq!(
+        run(&app, &started["id"]).await["status"],
+        "RUNNING",
+        "the run outlasts the measure"
+    );
+    assert!(one >= 2, "the run is polled: {one} statements in 1 s");
+    assert!(
+        many <= one + 2,
+        "21 subscriptions cost {many} statements in 1 s, one cost {one}"
+    );
+    assert_eq!(schema.state.app.live.runs_polled(), 1);
+    for follower in &mut followers {
+        let mut last = Value::Null;
+        while let Ok(Some(update)) =
+            tokio::time::timeout(Duration::from_secs(60), follower.answers.recv()).await
+        {
+            last = update["importRunUpdated"].clone();
+        }
+        assert_eq!(last["status"], "SUCCEEDED", "{last}");
+        assert_eq!(last["salesSeen"], 1200);
+    }
+    assert_eq!(
+        schema.state.app.live.runs_polled(),
+        0,
+        "the poll ends with the run"
+    );
+}
+
 async fn import_progress_streams_over_a_websocket_subscription(backend: Backend) {
     use futures::{SinkExt, StreamExt};
     let hotmart = FakeHotmart::start().await;
@@ -1190,6 +1264,7 @@ async fn imports_of_two_accounts_take_turns(backend: Backend) {
 
 on_both_backends!(
     imports_of_two_accounts_take_turns,
+    one_poll_serves_every_subscriber_of_an_import_run,
     the_request_budget_is_shared_by_processes,
     imported_buyers_get_phone_and_document,
     imported_subscriptions_keep_one_deal,

@@ -1092,6 +1092,192 @@ async fn the_board_is_live(backend: Backend) {
     assert_ne!(code, "<none>");
 }
 
+const BOARD_FEED: &str =
+    "subscription($g: ID!) { dealsChanged(groupId: $g) { id version contact { email } } }";
+
+/// The e-mails a board subscription has emitted so far.
+fn emitted(running: &mut tests::counted::Running, into: &mut Vec<String>) {
+    while let Ok(data) = running.answers.try_recv() {
+        into.push(
+            data["dealsChanged"]["contact"]["email"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+}
+
+/// However many subscriptions watch a board, one poll reads it (one statement a look
+/// while nothing changes), each subscriber is sent only the deals it may see, and the
+/// poll ends with its last subscriber.
+async fn one_poll_serves_every_subscriber_of_a_board(backend: Backend) {
+    use tests::counted::CountedSchema;
+    let board = Board::new(backend).await;
+    let app = &board.app;
+    let (sara_id, _) = app.user("sara@acme.test", "MEMBER").await;
+    app.ok(&app.admin, "mutation($g: ID!) { setGroupVisibility(groupId: $g, input: {everyone: true, memberScope: OWN}) { id } }", json!({"g": board.group}))
+        .await;
+    let admin = app.admin_caller();
+    let sara = entity::Caller {
+        user_id: sara_id.clone(),
+        account_id: admin.account_id.clone(),
+        role: entity::Role::Member,
+    };
+    let schema = CountedSchema::new(app);
+    let vars = json!({"g": board.group});
+    let mut admins = vec![schema.subscribe(&admin, BOARD_FEED, vars.clone())];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let one = schema.statements_during(Duration::from_secs(2)).await;
+    // 32 subscriptions (the most one process lets a user run): 22 of the admin's and 10
+    // of Sara's.
+    for _ in 0..21 {
+        admins.push(schema.subscribe(&admin, BOARD_FEED, vars.clone()));
+    }
+    let mut sellers: Vec<_> = (0..10)
+        .map(|_| schema.subscribe(&sara, BOARD_FEED, vars.clone()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let many = schema.statements_during(Duration::from_secs(2)).await;
+    assert!(one >= 2, "the board is polled: {one} statements in 2 s");
+    assert!(
+        many <= one + 2,
+        "32 subscriptions cost {many} statements in 2 s, one cost {one}"
+    );
+    assert_eq!(schema.state.app.live.boards_polled(), 1);
+    // Two new leads; one goes to Sara. The group shows members their own deals only.
+    board
+        .post(cart("c-1", now() - MINUTE, "ana@x.test", 1_234_567))
+        .await;
+    board
+        .post(cart("c-2", now() - MINUTE, "bia@x.test", 1_234_567))
+        .await;
+    let ana = board.only_deal("ana@x.test").await;
+    app.ok(
+        &app.admin,
+        "mutation($d: ID!, $u: ID) { assignDeal(dealId: $d, userId: $u) { id } }",
+        json!({"d": ana["id"], "u": sara_id}),
+    )
+    .await;
+    let mut seen_by_admins = vec![Vec::new(); admins.len()];
+    let mut seen_by_sara = vec![Vec::new(); sellers.len()];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        admins
+            .iter_mut()
+            .zip(&mut seen_by_admins)
+            .for_each(|(r, s)| emitted(r, s));
+        sellers
+            .iter_mut()
+            .zip(&mut seen_by_sara)
+            .for_each(|(r, s)| emitted(r, s));
+        let done = seen_by_admins
+            .iter()
+            .all(|s| s.contains(&"ana@x.test".into()) && s.contains(&"bia@x.test".into()))
+            && seen_by_sara
+                .iter()
+                .all(|s| s.contains(&"ana@x.test".into()));
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{seen_by_admins:?} {seen_by_sara:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sellers
+        .iter_mut()
+        .zip(&mut seen_by_sara)
+        .for_each(|(r, s)| emitted(r, s));
+    for seen in &seen_by_sara {
+        assert!(
+            seen.iter().all(|e| e == "ana@x.test"),
+            "a member saw another's deal: {seen:?}"
+        );
+    }
+    drop(admins);
+    drop(sellers);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(
+        schema.state.app.live.boards_polled(),
+        0,
+        "the poll ends with its subscribers"
+    );
+    assert_eq!(schema.statements_during(Duration::from_secs(1)).await, 0);
+}
+
+/// The in-memory rule shared board feeds filter with says what the SQL rule says, for
+/// every scope, visibility and owner, for admins and members.
+async fn the_feed_filter_matches_the_query_rule(backend: Backend) {
+    let board = Board::new(backend).await;
+    let app = &board.app;
+    let (sara_id, _) = app.user("sara@acme.test", "MEMBER").await;
+    let (otto_id, _) = app.user("otto@acme.test", "MEMBER").await;
+    let emails = ["a@x.test", "b@x.test", "c@x.test"];
+    for (i, email) in emails.iter().enumerate() {
+        board
+            .post(cart(&format!("c-{i}"), now() - MINUTE, email, 1_234_567))
+            .await;
+    }
+    for (email, owner) in [("a@x.test", &sara_id), ("b@x.test", &otto_id)] {
+        let deal = board.only_deal(email).await;
+        app.ok(
+            &app.admin,
+            "mutation($d: ID!, $u: ID) { assignDeal(dealId: $d, userId: $u) { id } }",
+            json!({"d": deal["id"], "u": owner}),
+        )
+        .await;
+    }
+    let admin = app.admin_caller();
+    let member = |user_id: &str| entity::Caller {
+        user_id: user_id.to_owned(),
+        account_id: admin.account_id.clone(),
+        role: entity::Role::Member,
+    };
+    let callers = [admin.clone(), member(&sara_id), member(&otto_id)];
+    let db = &app.db.conn;
+    let mut cases = 0;
+    for scope in ["ALL", "OWN", "OWN_AND_UNOWNED"] {
+        for (everyone, viewers) in [
+            (true, vec![]),
+            (false, vec![sara_id.clone()]),
+            (false, vec![]),
+        ] {
+            app.ok(&app.admin, "mutation($g: ID!, $e: Boolean!, $u: [ID!], $s: DealScope) { setGroupVisibility(groupId: $g, input: {everyone: $e, userIds: $u, memberScope: $s}) { id } }", json!({"g": board.group, "e": everyone, "u": viewers, "s": scope}))
+                .await;
+            let access = entity::groups::access(db, &admin.account_id, &board.group)
+                .await
+                .unwrap()
+                .unwrap();
+            let all = entity::deals::changed_since(db, &admin, &board.group, 0, 100)
+                .await
+                .unwrap();
+            assert_eq!(all.len(), 3);
+            for caller in &callers {
+                let by_query: Vec<String> =
+                    entity::deals::changed_since(db, caller, &board.group, 0, 100)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|d| d.id)
+                        .collect();
+                let in_memory: Vec<String> = all
+                    .iter()
+                    .filter(|d| access.may_see(caller, d))
+                    .map(|d| d.id.clone())
+                    .collect();
+                assert_eq!(
+                    by_query, in_memory,
+                    "{scope} everyone={everyone} viewers={viewers:?} {caller:?}"
+                );
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, 27);
+}
+
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -1126,5 +1312,7 @@ on_both_backends!(
     search_whatsapp_and_activities,
     bad_input_loses_nothing,
     the_report_counts_recovered_sales,
-    the_board_is_live
+    the_board_is_live,
+    one_poll_serves_every_subscriber_of_a_board,
+    the_feed_filter_matches_the_query_rule
 );
