@@ -48,19 +48,20 @@ struct Entry {
 #[derive(Clone)]
 pub struct Inbox {
     sender: mpsc::Sender<Entry>,
+    db: Database,
 }
 
 impl Inbox {
     /// Starts the writer task on `db`.
     pub fn start(db: Database) -> Inbox {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(write_forever(db, receiver));
-        Inbox { sender }
+        tokio::spawn(write_forever(db.clone(), receiver));
+        Inbox { sender, db }
     }
 
     /// Stores a delivery; returns once it is committed.
     pub async fn submit(&self, submission: Submission) -> DomainResult<Intake> {
-        let _in_flight = jobs::intake_priority::InFlight::enter();
+        let _waiting = self.db.intake_ticket();
         let (reply, answer) = oneshot::channel();
         let gone = || DomainError::Internal("the inbox writer stopped".into());
         self.sender

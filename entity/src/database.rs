@@ -42,40 +42,76 @@ pub struct Database {
     writer: Option<DatabaseConnection>,
 }
 
-/// The process's SQLite write gate: writers take turns in order, except that an urgent
-/// writer (the webhook inbox, whose commit a sender is waiting for) goes before every
-/// writer that is still waiting. It waits for at most the transaction in progress, not
-/// for a queue of processing groups.
+/// Background writers give way to webhook intake for at most this long per write, so
+/// processing always moves on during a long burst of deliveries.
+pub const INTAKE_GIVE_WAY: Duration = Duration::from_secs(1);
+
+/// The one mechanism that puts acknowledging deliveries before processing them, for the
+/// whole process (every clone of a [`Database`] shares it): the inbox holds an
+/// [`IntakeTicket`] for each delivery from its arrival until its answer, and background
+/// write transactions (delivery processing, imports, sweeps) wait while any is held — at
+/// most [`INTAKE_GIVE_WAY`]. On SQLite it is also the write gate: writers take turns in
+/// order, the inbox's writes before every background writer still waiting, so a sender
+/// waits for at most the transaction in progress, not for a queue of processing groups.
 #[derive(Debug, Default)]
 pub struct WriteGate {
     lock: Arc<tokio::sync::Mutex<()>>,
-    urgent_waiting: std::sync::atomic::AtomicUsize,
-    urgent_done: tokio::sync::Notify,
+    /// Deliveries arrived and not answered yet.
+    intake: std::sync::atomic::AtomicUsize,
+    intake_done: tokio::sync::Notify,
+}
+
+/// A delivery waiting for its answer, counted while it lives (see [`WriteGate`]).
+#[derive(Debug)]
+pub struct IntakeTicket(Arc<WriteGate>);
+
+impl Drop for IntakeTicket {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.0.intake.fetch_sub(1, SeqCst) == 1 {
+            self.0.intake_done.notify_waiters();
+        }
+    }
 }
 
 impl WriteGate {
-    async fn enter(&self, urgent: bool) -> tokio::sync::OwnedMutexGuard<()> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if urgent {
-            self.urgent_waiting.fetch_add(1, SeqCst);
-            let guard = self.lock.clone().lock_owned().await;
-            if self.urgent_waiting.fetch_sub(1, SeqCst) == 1 {
-                self.urgent_done.notify_waiters();
-            }
-            return guard;
-        }
+    fn ticket(self: &Arc<Self>) -> IntakeTicket {
+        self.intake
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        IntakeTicket(self.clone())
+    }
+
+    fn intake_waiting(&self) -> bool {
+        self.intake.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
+    /// Waits while deliveries wait for their answer, until `until`.
+    async fn give_way(&self, until: tokio::time::Instant) {
         loop {
             // Registered before the check, so a notification in between is not lost.
-            let done = self.urgent_done.notified();
-            if self.urgent_waiting.load(SeqCst) > 0 {
-                done.await;
-                continue;
+            let done = self.intake_done.notified();
+            if !self.intake_waiting() {
+                return;
             }
+            if tokio::time::timeout_at(until, done).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The SQLite write lock: at once for intake (`urgent`), else after the intake waiting.
+    async fn enter(&self, urgent: bool) -> tokio::sync::OwnedMutexGuard<()> {
+        if urgent {
+            return self.lock.clone().lock_owned().await;
+        }
+        let until = tokio::time::Instant::now() + INTAKE_GIVE_WAY;
+        loop {
+            self.give_way(until).await;
             let guard = self.lock.clone().lock_owned().await;
-            if self.urgent_waiting.load(SeqCst) == 0 {
+            if !self.intake_waiting() || tokio::time::Instant::now() >= until {
                 return guard;
             }
-            // An urgent writer arrived while this one queued: let it in first.
+            // A delivery arrived while this writer queued: let its write in first.
             drop(guard);
         }
     }
@@ -128,8 +164,18 @@ impl Database {
         self.begin_write_as(true).await
     }
 
+    /// Counts a delivery waiting for its answer until the ticket is dropped: background
+    /// writes give way meanwhile (see [`WriteGate`]).
+    pub fn intake_ticket(&self) -> IntakeTicket {
+        self.write_gate.ticket()
+    }
+
     async fn begin_write_as(&self, urgent: bool) -> Result<WriteTxn, DbErr> {
         if !self.is_sqlite() {
+            if !urgent {
+                let until = tokio::time::Instant::now() + INTAKE_GIVE_WAY;
+                self.write_gate.give_way(until).await;
+            }
             return Ok(WriteTxn {
                 txn: self.conn.begin().await?,
                 _gate: None,
@@ -393,9 +439,13 @@ mod gate_tests {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let (urgent_gate, urgent_order) = (gate.clone(), order.clone());
+        // A delivery arrives: counted from its arrival until its answer.
+        let ticket = gate.ticket();
         writers.push(tokio::spawn(async move {
-            let _turn = urgent_gate.enter(true).await;
+            let turn = urgent_gate.enter(true).await;
             urgent_order.lock().unwrap().push("urgent".to_owned());
+            drop(turn);
+            drop(ticket);
         }));
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert!(
@@ -411,5 +461,35 @@ mod gate_tests {
         assert_eq!(order[0], "urgent", "{order:?}");
         // The background writers keep their order among themselves.
         assert_eq!(order[1..], ["background 0", "background 1", "background 2"]);
+    }
+
+    #[tokio::test]
+    async fn background_writers_give_way_to_intake_for_a_bounded_time() {
+        let gate = Arc::new(WriteGate::default());
+        let ticket = gate.ticket();
+        let started = tokio::time::Instant::now();
+        let (waiting, waited) = (gate.clone(), Arc::new(Mutex::new(None)));
+        let seen = waited.clone();
+        let writer = tokio::spawn(async move {
+            let _turn = waiting.enter(false).await;
+            *seen.lock().unwrap() = Some(started.elapsed());
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            waited.lock().unwrap().is_none(),
+            "it waits while a delivery waits"
+        );
+        drop(ticket);
+        writer.await.unwrap();
+        let after = waited.lock().unwrap().unwrap();
+        assert!(
+            after < super::INTAKE_GIVE_WAY,
+            "it went once the answer was sent: {after:?}"
+        );
+        // A delivery never answered holds a writer back for the bound only.
+        let _stuck = gate.ticket();
+        let started = tokio::time::Instant::now();
+        drop(gate.enter(false).await);
+        assert!(started.elapsed() >= super::INTAKE_GIVE_WAY);
     }
 }

@@ -1,8 +1,6 @@
 //! Processing webhook deliveries: the job handler, its retry bookkeeping, and the sweeper
 //! that re-enqueues `PENDING` deliveries whose job vanished.
 
-use std::time::Duration;
-
 use entity::{
     deliveries::{self, AfterFailure, DeliveryStatus},
     now_ms,
@@ -15,7 +13,6 @@ pub use crate::context::{HotmartEndpoints, JobContext, WorkerSettings};
 /// Runs one attempt for deliveries, with a deadline, and schedules the next attempt (or
 /// marks the delivery `FAILED`) for each one that failed.
 pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
-    crate::intake_priority::yield_to_intake(Duration::from_secs(1)).await;
     let ahead = waiting_deliveries(ctx, delivery_ids).await;
     let group: Vec<String> = delivery_ids.iter().chain(&ahead).cloned().collect();
     let attempt = tokio::time::timeout(

@@ -6,7 +6,6 @@ pub mod deliveries;
 pub mod hotmart;
 pub mod import_pages;
 pub mod imports;
-pub mod intake_priority;
 pub mod kiwify;
 pub mod products;
 pub mod queue;

@@ -12,6 +12,8 @@ fn smoke(database_url: Option<&str>) -> Vec<Value> {
     command
         .args(["all", "--smoke", "--server-binary"])
         .arg(binary())
+        // The comparison of two builds in one run, here the same build twice.
+        .arg(format!("--compare=same={}", binary().display()))
         .env_remove("BENCH_DATABASE_URL");
     if let Some(url) = database_url {
         command.args(["--database-url", url]);
@@ -54,6 +56,14 @@ fn check(reports: &[Value], backend: &str) {
     );
     assert!(
         checkouts["kiwify_to_hotmart"].as_f64().unwrap() > 0.0,
+        "{checkouts}"
+    );
+    assert_eq!(
+        checkouts["hotmart_same_processed"], checkouts["hotmart_deliveries"],
+        "{checkouts}"
+    );
+    assert!(
+        checkouts["hotmart_to_same"].as_f64().unwrap() > 0.0,
         "{checkouts}"
     );
     let webhooks = scenario("webhooks");

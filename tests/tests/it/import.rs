@@ -651,10 +651,10 @@ async fn one_poll_serves_every_subscriber_of_an_import_run(backend: Backend) {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let many = schema.statements_during(Duration::from_secs(1)).await;
-    assert_eq!(
-        run(&app, &started["id"]).await["status"],
-        "RUNNING",
-        "the run outlasts the measure"
+    let status = run(&app, &started["id"]).await["status"].clone();
+    assert!(
+        status == "QUEUED" || status == "RUNNING",
+        "the run outlasts the measure: {status}"
     );
     assert!(one >= 2, "the run is polled: {one} statements in 1 s");
     assert!(

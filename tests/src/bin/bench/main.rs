@@ -72,6 +72,24 @@ pub struct Args {
     /// The `checkout-crm` binary to measure (default: build and use the release binary).
     #[arg(long)]
     pub server_binary: Option<PathBuf>,
+    /// `checkouts` only: another build to measure on the same Hotmart deliveries in the same
+    /// run, as `label=path` (for example the engine before a change); repeatable.
+    #[arg(long, value_parser = parse_compare)]
+    pub compare: Vec<(String, PathBuf)>,
+    /// `checkouts` only: how many times each build is measured, in turn (the best is kept).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+}
+
+fn parse_compare(value: &str) -> Result<(String, PathBuf), String> {
+    let (label, path) = value
+        .split_once('=')
+        .ok_or_else(|| format!("expected label=path, got {value:?}"))?;
+    let path = PathBuf::from(path);
+    if !path.is_file() {
+        return Err(format!("{} is not a file", path.display()));
+    }
+    Ok((label.to_owned(), path))
 }
 
 impl Args {
