@@ -6,14 +6,10 @@
 //! One commit per group instead of two per delivery is what lets a burst of deliveries
 //! be acknowledged at the speed the disk syncs, not at one fsync-bound commit per request.
 
-use std::sync::Arc;
-
 use entity::{
     DomainError, DomainResult,
     database::Database,
-    deliveries::{self, Intake, IntakeItem},
-    sale::event::Envelope,
-    tables::{integration, product},
+    deliveries::{self, Intake, Submission},
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,20 +20,10 @@ pub const MAX_GROUP: usize = 256;
 
 /// Accepted deliveries per processing job: they are processed together, in one
 /// transaction, by one worker (the group's size, one constant for both sides).
-pub const DELIVERIES_PER_JOB: usize = jobs::deliveries::GROUP_LIMIT;
+pub const DELIVERIES_PER_JOB: usize = entity::deliveries::GROUP_LIMIT;
 
 /// Deliveries waiting for the writer; beyond this, requests wait to be queued.
 const QUEUE: usize = 4 * MAX_GROUP;
-
-/// One delivery to store.
-pub struct Submission {
-    pub integration: Arc<integration::Model>,
-    /// Came in on the previous URL of a rotation with grace.
-    pub via_previous_url: bool,
-    pub products: Arc<Vec<product::Model>>,
-    pub envelope: Envelope,
-    pub body: String,
-}
 
 struct Entry {
     submission: Submission,
@@ -101,18 +87,8 @@ async fn write_forever(db: Database, mut receiver: mpsc::Receiver<Entry>) {
 }
 
 async fn commit_group(db: &Database, group: &[&Submission]) -> DomainResult<Vec<Intake>> {
-    let items: Vec<IntakeItem<'_>> = group
-        .iter()
-        .map(|s| IntakeItem {
-            integration: &s.integration,
-            via_previous_url: s.via_previous_url,
-            products: &s.products,
-            envelope: &s.envelope,
-            body: &s.body,
-        })
-        .collect();
     let txn = db.begin_urgent_write().await?;
-    let outcomes = deliveries::intake_many(&*txn, &items).await?;
+    let outcomes = deliveries::intake_many(&*txn, group).await?;
     // The jobs, in the same transaction: one per run of accepted deliveries.
     let accepted: Vec<String> = outcomes
         .iter()

@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use crate::inbox::Submission;
 use axum::{
     Json,
     body::Body,
@@ -18,6 +17,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header::CONTENT_LENGTH, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
 };
+use entity::deliveries::Submission;
 use entity::{
     deliveries::{self, Intake},
     integrations,

@@ -3,12 +3,14 @@
 //! that is always rolled back, so the answer is exactly what posting the body would do
 //! now (the key's stored events, the owner rotation, the tags), and nothing stays.
 
+use std::sync::Arc;
+
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::{
     Caller, DomainError, DomainResult,
     database::Database,
-    deliveries::{self, DeliveryStatus, Intake, IntakeItem},
+    deliveries::{self, DeliveryStatus, Intake, Submission},
     integrations,
     platform::Platform,
     tables::enums::DealStatus,
@@ -51,20 +53,20 @@ pub async fn simulate(
         Ok((_, envelope)) => envelope,
         Err(malformed) => return Ok(answer("rejected", Some(malformed.to_string()))),
     };
-    let item = IntakeItem {
-        integration: &integration,
+    let item = Submission {
+        integration: Arc::new(integration),
         via_previous_url: false,
-        products: &products,
-        envelope: &envelope,
-        body,
+        products: Arc::new(products),
+        envelope,
+        body: body.to_owned(),
     };
     let txn = db.begin_write().await?;
-    let simulated = run(&*txn, item).await;
+    let simulated = run(&*txn, &item).await;
     txn.rollback().await?;
     simulated
 }
 
-async fn run(txn: &impl ConnectionTrait, item: IntakeItem<'_>) -> DomainResult<Simulated> {
+async fn run(txn: &impl ConnectionTrait, item: &Submission) -> DomainResult<Simulated> {
     let intake = deliveries::intake_many(txn, &[item])
         .await?
         .pop()

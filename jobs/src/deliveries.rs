@@ -2,11 +2,9 @@
 //! that re-enqueues `PENDING` deliveries whose job vanished.
 
 use entity::{
-    deliveries::{self, AfterFailure, DeliveryStatus},
+    deliveries::{self, AfterFailure},
     now_ms,
-    tables::webhook_delivery,
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr};
 
 pub use crate::context::{HotmartEndpoints, JobContext, WorkerSettings};
 
@@ -51,44 +49,11 @@ pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
     }
 }
 
-/// Most deliveries one group processes, its own and those taken ahead.
-pub const GROUP_LIMIT: usize = 64;
-
-/// SQLite: deliveries accepted and never attempted yet, beyond this job's own, to fill
-/// the group up to [`GROUP_LIMIT`].
-///
-/// Under a steady trickle of webhooks each inbox commit holds one or two deliveries, so
-/// each job carries one or two, and processing pays a group's fixed statements for every
-/// delivery, far behind intake (figures in `docs/performance.md`).
-/// Taking waiting deliveries ahead makes the groups full again; their own jobs find them
-/// `PROCESSED` later and cost one read. Only deliveries never attempted are taken, so a
-/// retry still waits for its backoff. On SQLite every write transaction goes through the
-/// process's write gate, so two groups never apply the same delivery at once (and if one
-/// commits first, the other's mark finds it processed and keeps nothing: see
-/// `deliveries::process_batch`). PostgreSQL runs jobs in parallel and keeps one job, one
-/// group.
+/// The deliveries taken ahead of this job's own (see
+/// [`deliveries::waiting_ahead`]); none when the look fails.
 async fn waiting_deliveries(ctx: &JobContext, own: &[String]) -> Vec<String> {
-    let room = GROUP_LIMIT.saturating_sub(own.len());
-    if room == 0 || !ctx.db.is_sqlite() {
-        return Vec::new();
-    }
-    // No ORDER BY: the status index yields pending rows in insertion order and the query
-    // stops after `room + own` of them instead of sorting every pending delivery.
-    let found: Result<Vec<String>, _> = webhook_delivery::Entity::find()
-        .select_only()
-        .column(webhook_delivery::Column::Id)
-        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-        .filter(webhook_delivery::Column::Attempts.eq(0))
-        .limit((room + own.len()) as u64)
-        .into_tuple()
-        .all(&ctx.db.conn)
-        .await;
-    match found {
-        Ok(ids) => ids
-            .into_iter()
-            .filter(|id| !own.contains(id))
-            .take(room)
-            .collect(),
+    match deliveries::waiting_ahead(&ctx.db, own).await {
+        Ok(ids) => ids,
         Err(err) => {
             tracing::warn!(error = %err, "cannot look for waiting deliveries");
             Vec::new()
@@ -122,35 +87,14 @@ async fn retry_later(ctx: &JobContext, delivery_id: &str, error: String) {
 /// One pass of the sweeper; returns how many deliveries were re-enqueued.
 pub async fn sweep_once(ctx: &JobContext) -> Result<usize, entity::DomainError> {
     let cutoff = now_ms() - ctx.settings.stale_after.as_millis() as i64;
-    let stale = webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-        .filter(
-            sea_orm::Condition::any()
-                .add(webhook_delivery::Column::EnqueuedAt.lt(cutoff))
-                .add(webhook_delivery::Column::EnqueuedAt.is_null()),
-        )
-        .order_by_asc(webhook_delivery::Column::ReceivedAt)
-        .limit(500)
-        .all(&ctx.db.conn)
-        .await?;
+    let stale = deliveries::stale_pending(&ctx.db.conn, cutoff, 500).await?;
     if stale.is_empty() {
         return Ok(0);
     }
     let covered = crate::queue::deliveries_in_unfinished_jobs(&ctx.db).await?;
     let mut requeued = 0;
     for delivery in stale.into_iter().filter(|d| !covered.contains(&d.id)) {
-        // Claimed by moving `enqueued_at`, so that two sweepers enqueue it once.
-        let claimed = webhook_delivery::Entity::update_many()
-            .col_expr(webhook_delivery::Column::EnqueuedAt, Expr::val(now_ms()))
-            .filter(webhook_delivery::Column::Id.eq(delivery.id.as_str()))
-            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-            .filter(match delivery.enqueued_at {
-                Some(at) => webhook_delivery::Column::EnqueuedAt.eq(at),
-                None => webhook_delivery::Column::EnqueuedAt.is_null(),
-            })
-            .exec(&ctx.db.conn)
-            .await?;
-        if claimed.rows_affected == 1 {
+        if deliveries::claim_for_requeue(&ctx.db.conn, &delivery).await? {
             ctx.queue
                 .enqueue_delivery(&delivery.id, None)
                 .await
