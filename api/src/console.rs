@@ -23,6 +23,7 @@ const FILES: &[(&str, &[u8], &str)] = &[
     ),
     ("app.js", include_bytes!("../assets/console/app.js"), JS),
     ("dom.js", include_bytes!("../assets/console/dom.js"), JS),
+    ("drag.js", include_bytes!("../assets/console/drag.js"), JS),
     ("gql.js", include_bytes!("../assets/console/gql.js"), JS),
     ("i18n.js", include_bytes!("../assets/console/i18n.js"), JS),
     (
@@ -41,10 +42,17 @@ const FILES: &[(&str, &[u8], &str)] = &[
         JS,
     ),
     (
+        "report.js",
+        include_bytes!("../assets/console/report.js"),
+        JS,
+    ),
+    (
         "search.js",
         include_bytes!("../assets/console/search.js"),
         JS,
     ),
+    ("setup.js", include_bytes!("../assets/console/setup.js"), JS),
+    ("team.js", include_bytes!("../assets/console/team.js"), JS),
     (
         "wizard.js",
         include_bytes!("../assets/console/wizard.js"),

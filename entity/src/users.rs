@@ -1,7 +1,8 @@
 //! Users of an account.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, Set,
 };
 
 use crate::{
@@ -104,6 +105,37 @@ pub async fn resolve_ids(
         }
     }
     Ok(ordered)
+}
+
+/// Changes a user's role (admins). The account keeps an admin: the last one cannot become
+/// a member. The new role holds from the user's next request (roles are read from the
+/// database, never from tokens).
+pub async fn set_role(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    user_id: &str,
+    role: Role,
+) -> DomainResult<user::Model> {
+    caller.require_admin()?;
+    let user = find_scoped::<user::Entity>(db, caller, user_id).await?;
+    if user.role == role {
+        return Ok(user);
+    }
+    if role == Role::Member {
+        let admins = scoped::<user::Entity>(caller)
+            .filter(user::Column::Role.eq(Role::Admin))
+            .count(db)
+            .await?;
+        if admins <= 1 {
+            return Err(DomainError::bad_input(
+                "role",
+                "the account's last admin cannot become a member",
+            ));
+        }
+    }
+    let mut model = user.into_active_model();
+    model.role = Set(role);
+    Ok(model.update(db).await?)
 }
 
 pub fn role_of(user: &user::Model) -> Role {

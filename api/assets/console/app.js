@@ -9,6 +9,9 @@ import * as integrations from './integrations.js';
 import * as wizard from './wizard.js';
 import * as activities from './activities.js';
 import * as search from './search.js';
+import * as team from './team.js';
+import * as setup from './setup.js';
+import * as report from './report.js';
 
 const ROUTES = [
   [/^\/?$/, pipeline.board],
@@ -19,6 +22,10 @@ const ROUTES = [
   [/^\/integrations\/([^/]+)\/deliveries$/, integrations.deliveries],
   [/^\/activities$/, activities.page],
   [/^\/search$/, search.page],
+  [/^\/report$/, report.page],
+  [/^\/account$/, team.account],
+  [/^\/team$/, team.page],
+  [/^\/setup$/, setup.page],
   [/^\/wizard$/, wizard.step],
   [/^\/wizard\/([^/]+)\/([1-4])$/, wizard.step],
 ];
@@ -97,11 +104,14 @@ function header(user) {
       h('li', {}, link('#/pipeline', 'nav.pipeline')),
       h('li', {}, activitiesLink(link)),
       // Members never see the set-up pages.
+      h('li', {}, link('#/report', 'nav.report')),
       user.role === 'ADMIN' ? h('li', {}, link('#/integrations', 'nav.integrations')) : null,
       user.role === 'ADMIN' ? h('li', {}, link('#/wizard', 'nav.wizard')) : null,
+      user.role === 'ADMIN' ? h('li', {}, link('#/setup', 'nav.setup')) : null,
+      user.role === 'ADMIN' ? h('li', {}, link('#/team', 'nav.team')) : null,
     ),
     search.box(),
-    h('span', { class: 'who' }, user.name || user.email),
+    h('a', { class: 'who', href: '#/account', id: 'account' }, user.name || user.email),
     language,
     h('button', { type: 'button', class: 'link', id: 'sign-out', onclick: signOut }, t('nav.signOut')),
   );

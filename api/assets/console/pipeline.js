@@ -7,6 +7,7 @@ import { gql, subscribe } from './gql.js';
 import { caller } from './app.js';
 import { actions, whatsappUrl, WORK_FIELDS } from './work.js';
 import { ACTIVITY_FIELDS, dealActivities } from './activities.js';
+import { draggable } from './drag.js';
 
 const PAGE = 20;
 const CARD = `id status value currency lastEventAt createdAt version whatsappUrl stage { id }
@@ -21,6 +22,15 @@ export function safeUrl(value) {
   } catch {
     return null;
   }
+}
+
+/** A stable code in the console's words (`method.PIX` → "Pix"), or the code itself. */
+export function named(prefix, code) {
+  // Payment methods come as each platform spells them: `PIX`, `pix`, `creditCard`…
+  const norm = prefix === 'method' ? String(code).replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase().replace(/[^A-Z0-9]+/g, '_') : code;
+  const key = `${prefix}.${norm}`;
+  const text = t(key);
+  return text === key ? code : text;
 }
 
 async function optional(query) {
@@ -42,7 +52,8 @@ export async function board(main, view, params) {
   if (!view.alive) return;
   const title = h('h1', { tabindex: '-1' }, t('pipeline.title'));
   if (!groups.groups.length) {
-    fill(main, title, h('p', { class: 'empty' }, t('pipeline.noGroups')));
+    const hint = caller.user?.role === 'ADMIN' ? h('a', { href: '#/wizard' }, t('pipeline.noGroups')) : t('pipeline.noGroups');
+    fill(main, title, h('p', { class: 'empty' }, hint));
     return;
   }
   const group = groups.groups.find((g) => g.id === params.get('group')) ?? groups.groups[0];
@@ -85,7 +96,7 @@ export async function board(main, view, params) {
   // One origin: its stages as columns, each card movable; else one column per origin.
   const columns = origin
     ? origin.stages.map((stage) =>
-        column({ id: `stage-${stage.id}`, name: stage.name }, { ...dealFilter, originId: origin.id, stageId: stage.id }, view, { stages: origin.stages, reload }),
+        column({ id: `stage-${stage.id}`, name: stage.name, stage: stage.id }, { ...dealFilter, originId: origin.id, stageId: stage.id }, view, { stages: origin.stages, reload }),
       )
     : group.origins.map((o) => column({ id: o.id, name: o.name }, { ...dealFilter, originId: o.id }, view, null));
   fill(main, title, filters, h('div', { class: 'board', id: 'board' }, columns.map((c) => c.element)));
@@ -151,7 +162,7 @@ function column(origin, filter, view, movable) {
   more.addEventListener('click', () => load().catch((err) => toast(t('common.error', err.message), 'error')));
   const element = h(
     'section',
-    { class: 'column', 'data-origin': origin.name },
+    { class: 'column', 'data-origin': origin.name, 'data-stage': origin.stage },
     h('h2', { id: headingId }, origin.name, ' ', count),
     status,
     cards,
@@ -171,9 +182,13 @@ function ago(at) {
 }
 
 /** The card's "Mover para" control: keyboard- and touch-friendly, a select and a button. */
-function mover(deal, movable) {
+function canMove(deal, movable) {
   const mine = caller.user?.role === 'ADMIN' || deal.owner?.id === caller.user?.id;
-  if (!movable || !mine || deal.status !== 'OPEN') return null;
+  return !!movable && mine && deal.status === 'OPEN';
+}
+
+function mover(deal, movable) {
+  if (!canMove(deal, movable)) return null;
   const id = `move-${deal.id}`;
   const stage = select(id, movable.stages.map((s) => [s.id, s.name]), deal.stage.id, { 'aria-label': t('work.moveTo') });
   const button = h('button', { type: 'submit', class: 'small' }, t('work.move'));
@@ -198,9 +213,11 @@ function mover(deal, movable) {
 
 function card(deal, movable) {
   const wa = whatsappUrl(deal.whatsappUrl);
-  return h(
+  const drag = canMove(deal, movable);
+  const li = h(
     'li',
     { class: 'deal-card', 'data-deal': deal.id },
+    drag ? h('span', { class: 'grip', title: t('pipeline.drag'), 'aria-hidden': 'true' }, '⠿') : null,
     h('a', { href: `#/deals/${encodeURIComponent(deal.id)}`, class: 'title' }, deal.contact.name || deal.contact.email),
     deal.contact.name ? h('div', { class: 'muted small' }, deal.contact.email) : null,
     h('div', { class: 'row' }, h('strong', {}, money(deal.value, deal.currency)), badge(t(`deal.${deal.status}`), deal.status.toLowerCase())),
@@ -211,6 +228,8 @@ function card(deal, movable) {
     wa ? h('a', { class: 'whatsapp small', href: wa, target: '_blank', rel: 'noopener noreferrer' }, t('work.whatsapp')) : null,
     mover(deal, movable),
   );
+  if (drag) draggable(li, deal, movable.reload);
+  return li;
 }
 
 function payment(p) {
@@ -219,7 +238,7 @@ function payment(p) {
   return h(
     'div',
     { class: 'payment' },
-    p.method ? badge(p.method, 'method') : null,
+    p.method ? badge(named('method', p.method), 'method') : null,
     p.pixCode
       ? h('button', { type: 'button', class: 'link pix', onclick: async () => { await copy(p.pixCode); toast(t('common.copied')); } }, t('pipeline.pix'))
       : null,
@@ -297,7 +316,7 @@ export async function deal(main, view, _params, id) {
             { class: 'card' },
             h('h2', {}, t('deal.payment')),
             facts([
-              ['deal.method', d.payment.method],
+              ['deal.method', d.payment.method ? named('method', d.payment.method) : null],
               ['deal.installments', d.payment.installments],
               ['deal.refusal', d.payment.refusalReason],
               ['deal.pixExpires', d.payment.pixExpiresAt ? when(d.payment.pixExpiresAt) : null],
@@ -319,7 +338,7 @@ export async function deal(main, view, _params, id) {
             'section',
             { class: 'card' },
             h('h2', {}, t('deal.attribution')),
-            h('p', {}, Object.entries(d.attribution).filter(([, v]) => v).map(([k, v]) => `${k}: ${v}`).join(' · ')),
+            h('p', {}, Object.entries(d.attribution).filter(([, v]) => v).map(([k, v]) => `${named('attribution', k)}: ${v}`).join(' · ')),
           )
         : null,
     ),
@@ -331,7 +350,19 @@ export async function deal(main, view, _params, id) {
         'ol',
         { class: 'timeline', id: 'timeline' },
         d.timeline.map((entry) =>
-          h('li', {}, h('time', { datetime: entry.at }, when(entry.at)), ' ', h('strong', {}, entry.event), ' ', badge(entry.source, 'source'), entry.author ? ` ${entry.author.name}` : null, h('div', {}, entry.description)),
+          h(
+            'li',
+            {},
+            h('time', { datetime: entry.at }, when(entry.at)),
+            ' ',
+            h('strong', {}, named('event', entry.event)),
+            ' ',
+            badge(named('source', entry.source), 'source'),
+            ' ',
+            badge(named('effect', entry.effect), 'effect'),
+            entry.author ? ` ${entry.author.name}` : null,
+            h('div', {}, entry.description),
+          ),
         ),
       ),
     ),

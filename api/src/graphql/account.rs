@@ -169,6 +169,13 @@ impl AccountMutation {
         Ok(User(user))
     }
 
+    /// Changes a user's role (admins); the account's last admin stays an admin.
+    async fn set_user_role(&self, ctx: &Context<'_>, user_id: ID, role: Role) -> ApiResult<User> {
+        let user =
+            users::set_role(&ctx.app().db.conn, ctx.caller()?, &user_id, role.into()).await?;
+        Ok(User(user))
+    }
+
     async fn create_label(&self, ctx: &Context<'_>, input: CreateLabelInput) -> ApiResult<Label> {
         let label = labels::create(
             &ctx.app().db.conn,

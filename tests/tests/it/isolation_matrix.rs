@@ -301,8 +301,8 @@ async fn every_operation_on_another_accounts_ids_is_not_found(backend: Backend) 
     for op in with_ids {
         let (code, message) = call(&app, &rival, op).await;
         // Ids of users of another account are unknown input; everything else is NOT_FOUND.
-        // (`setUserPassword` names its target user: NOT_FOUND.)
-        let only_user_ids = op.field != "setUserPassword"
+        // (`setUserPassword` and `setUserRole` name their target user: NOT_FOUND.)
+        let only_user_ids = !["setUserPassword", "setUserRole"].contains(&op.field.as_str())
             && op
                 .args
                 .iter()

@@ -232,7 +232,66 @@ async fn ended_sessions_and_old_failures_are_pruned(backend: Backend) {
     assert_eq!(me_status(&app, &live).await, 200, "live sessions stay");
 }
 
+/// Roles change at once (they are read from the database on every request) and the
+/// account always keeps an admin.
+async fn an_admin_changes_roles_and_the_last_admin_stays(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    let (rui, rui_token) = app.user("rui@acme.test", "MEMBER").await;
+    let admin = app.ok(&app.admin, "{ me { id } }", json!({})).await["me"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let set = "mutation($u: ID!, $r: Role!) { setUserRole(userId: $u, role: $r) { id role } }";
+    let invite = |email: &str| {
+        json!({"i": {"name": email, "email": email, "role": "MEMBER"}})
+    };
+    let create = "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }";
+    let (code, _) = app
+        .err(&rui_token, set, json!({"u": rui, "r": "ADMIN"}))
+        .await;
+    assert_eq!(code, "FORBIDDEN", "a member cannot promote anyone");
+    let (code, message) = app
+        .err(&app.admin, set, json!({"u": admin, "r": "MEMBER"}))
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    assert!(message.contains("last admin"), "{message}");
+    let (code, _) = app
+        .err(&rui_token, create, invite("a@acme.test"))
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    let promoted = app
+        .ok(&app.admin, set, json!({"u": rui, "r": "ADMIN"}))
+        .await;
+    assert_eq!(promoted["setUserRole"]["role"], "ADMIN");
+    // The same token, minted while Rui was a member, now carries an admin's rights.
+    app.ok(&rui_token, create, invite("b@acme.test")).await;
+    app.ok(&rui_token, set, json!({"u": admin, "r": "MEMBER"}))
+        .await;
+    let (code, _) = app
+        .err(&app.admin, create, invite("c@acme.test"))
+        .await;
+    assert_eq!(code, "FORBIDDEN", "a demoted admin loses the rights at once");
+    let (code, _) = app
+        .err(&rui_token, set, json!({"u": rui, "r": "MEMBER"}))
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT", "now Rui is the last admin");
+    let (code, _) = app
+        .err(&rui_token, set, json!({"u": "no-such-user", "r": "ADMIN"}))
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+    let roles = app.ok(&rui_token, "{ users { email role } }", json!({})).await;
+    let admins: Vec<&Value> = roles["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["role"] == "ADMIN")
+        .map(|u| &u["email"])
+        .collect();
+    assert_eq!(admins, [&json!("rui@acme.test")]);
+}
+
 on_both_backends!(
+    an_admin_changes_roles_and_the_last_admin_stays,
     ended_sessions_and_old_failures_are_pruned,
     a_user_signs_in_and_out,
     changing_a_password_ends_the_other_sessions,
