@@ -233,6 +233,53 @@ impl Browser {
             .unwrap_or_else(|err| panic!("script {script}: {err}"))
     }
 
+    /// Drags the first element matching `from` onto the first matching `to` with the mouse,
+    /// as a person would: press, move in steps, release.
+    pub async fn drag(&self, from: &str, to: &str) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let source = self.find(from).await;
+        let target = self.find(to).await;
+        let step = Some(Duration::from_millis(150));
+        let mouse = MouseActions::new("mouse".to_owned())
+            .then(PointerAction::MoveToElement {
+                element: source,
+                duration: None,
+                x: 0.0,
+                y: 0.0,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::MoveBy {
+                duration: step,
+                x: 12.0,
+                y: 4.0,
+            })
+            .then(PointerAction::MoveToElement {
+                element: target,
+                duration: step,
+                x: 0.0,
+                y: 0.0,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.client
+            .perform_actions(mouse)
+            .await
+            .unwrap_or_else(|err| panic!("drag {from} to {to}: {err}"));
+        let _ = self.client.release_actions().await;
+        self.shot("dragged").await;
+    }
+
+    /// Resizes the window (390×844 is a phone).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .unwrap_or_else(|err| panic!("resize to {width}×{height}: {err}"));
+    }
+
     /// Signs in through the sign-in form and waits for the navigation bar.
     pub async fn sign_in(&self, email: &str, password: &str) {
         self.open("/").await;

@@ -277,7 +277,9 @@ async fn a_producer_completes_the_wizard_and_sees_a_sale_on_the_pipeline() {
                 .click()
                 .await
                 .unwrap();
-            b.find_text("#timeline", "PURCHASE_BILLET_PRINTED").await;
+            // In the console's words, not the platform's codes.
+            b.find_text("#timeline", "Boleto/Pix gerado").await;
+            b.find_text("#timeline", "Negócio criado").await;
             b.shot("deal").await;
             b.click("#sign-out").await;
             b.find("#login").await;
@@ -627,6 +629,14 @@ async fn a_seller_claims_moves_notes_and_wins_a_deal_from_its_page() {
                 0,
                 "an unowned deal is claimed first"
             );
+            // A member sees no set-up page, in the menu or by address.
+            for admin_page in ["#/team", "#/setup", "#/integrations", "#/wizard"] {
+                let link = format!("a[href='{admin_page}']");
+                assert_eq!(b.count(&link).await, 0, "{admin_page} in a member's menu");
+            }
+            b.open("/#/team").await;
+            b.find_text("main", "Não encontrado").await;
+            b.open(&deal_path).await;
             b.click("#claim").await;
             b.find("#move").await;
             // The board of the origin by stages: the card moves with its own control.
@@ -652,6 +662,18 @@ async fn a_seller_claims_moves_notes_and_wins_a_deal_from_its_page() {
                 0,
                 "no \"Carregar mais\" where there is no more"
             );
+            // And by drag and drop, from its grip to the next column.
+            b.drag(
+                ".deal-card .grip",
+                "section.column[data-origin='Negociação']",
+            )
+            .await;
+            b.find_text(
+                "section.column[data-origin='Negociação'] .deal-card",
+                "lead@x.test",
+            )
+            .await;
+            b.find_text("#toast", "Negociação").await;
             let age = b.find(".deal-card .age").await.text().await.unwrap();
             assert!(age.starts_with("há") || age.contains("agora"), "{age}");
             b.shot("seller-board").await;
@@ -659,11 +681,11 @@ async fn a_seller_claims_moves_notes_and_wins_a_deal_from_its_page() {
             b.find("#move").await;
             b.script(
                 "const s = document.querySelector('#move-stage'); \
-                 s.value = [...s.options].find((o) => o.text.endsWith('Negociação')).value;",
+                 s.value = [...s.options].find((o) => o.text.endsWith('Em contato')).value;",
             )
             .await;
             b.click("#move").await;
-            b.find_text("dl", "Negociação").await;
+            b.find_text("dl", "Em contato").await;
             b.type_into("#note-text", "Cliente pediu o Pix de novo")
                 .await;
             b.click("#add-note").await;
@@ -694,7 +716,14 @@ async fn a_seller_claims_moves_notes_and_wins_a_deal_from_its_page() {
         .collect();
     assert_eq!(
         by_seller,
-        ["OWNER_CHANGED", "STAGE_MOVED", "STAGE_MOVED", "NOTE", "WON"]
+        [
+            "OWNER_CHANGED",
+            "STAGE_MOVED",
+            "STAGE_MOVED",
+            "STAGE_MOVED",
+            "NOTE",
+            "WON"
+        ]
     );
 }
 
@@ -899,4 +928,227 @@ async fn graphiql_renders_under_its_policy_and_cannot_be_framed() {
             })
             .await;
     }
+}
+
+/// Words and codes that must not show in the Portuguese console: raw enum names (a word in
+/// capitals with an underscore) and English words of the console's own texts.
+const ENGLISH: &[&str] = &[
+    "Loading",
+    "Save",
+    "Delete",
+    "Stage",
+    "Owner",
+    "Pipeline",
+    "Deal",
+    "Activities",
+    "Search",
+    "Sign out",
+    "Settings",
+    "Unassigned",
+    "Report",
+    "Team",
+    "Password",
+    "Role",
+    "Won",
+    "Lost",
+    "Open",
+    "Error",
+    "Something went wrong",
+    "Not found",
+];
+
+/// What of `text` is English or a raw code.
+fn not_portuguese(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| {
+            w.contains('_') && w.len() > 3 && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        })
+        .map(str::to_owned)
+        .collect();
+    let words: Vec<&str> = text.split(|c: char| !c.is_alphanumeric()).collect();
+    for english in ENGLISH {
+        let hit = if english.contains(' ') {
+            text.contains(english)
+        } else {
+            words.contains(english)
+        };
+        if hit {
+            found.push((*english).to_owned());
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_runs_the_team_and_the_pipeline_and_reads_the_recovery_report() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    set_password(&app, &app.admin_id).await;
+    let (integration, url) = app
+        .active_integration(&["PURCHASE_BILLET_PRINTED", "PURCHASE_APPROVED"], json!({}))
+        .await;
+    // A boleto printed, then paid: a sale recovered from a pre-sale origin.
+    let now = Utc::now().timestamp_millis();
+    for (id, event, at) in [
+        ("r1", "PURCHASE_BILLET_PRINTED", now - 3_600_000),
+        ("r2", "PURCHASE_APPROVED", now - 60_000),
+    ] {
+        app.post_webhook(
+            &url,
+            Some("hottok-secret-0001"),
+            purchase(id, event, at, "paga@x.test", "HPR1").to_string(),
+        )
+        .await;
+    }
+    app.wait_until_processed().await;
+    let setup = app
+        .ok(
+            &app.admin,
+            "{ groups { origins { id name } } deals { nodes { id status } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(setup["deals"]["nodes"][0]["status"], "WON");
+    let deal = setup["deals"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pending = setup["groups"][0]["origins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "Boleto/Pix pendente")
+        .expect("the pending payment origin")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let Some(browser) = Browser::start("admin-setup", &app.base).await else {
+        return;
+    };
+    let b = &browser;
+    let paths = [
+        "/#/pipeline".to_owned(),
+        format!("/#/pipeline?origin={pending}"),
+        format!("/#/deals/{deal}"),
+        "/#/activities".to_owned(),
+        "/#/search?q=paga".to_owned(),
+        "/#/report".to_owned(),
+        "/#/team".to_owned(),
+        "/#/setup".to_owned(),
+        "/#/account".to_owned(),
+        "/#/integrations".to_owned(),
+        format!("/#/integrations/{integration}"),
+        format!("/#/integrations/{integration}/deliveries"),
+        "/#/wizard".to_owned(),
+    ];
+    let template = "Oi {primeiro_nome}, seu {produto} te espera";
+    browser
+        .run(async move {
+            b.sign_in("admin@acme.test", PASSWORD).await;
+            // The team: invite a seller with a first password, then make her an admin.
+            b.click("a[href='#/team']").await;
+            b.type_into("#invite-name", "Vera Lúcia").await;
+            b.type_into("#invite-email", "vera@acme.test").await;
+            b.type_into("#invite-password", "vera-password-01").await;
+            b.click("#invite").await;
+            b.find_text("#team", "vera@acme.test").await;
+            b.script(
+                "const row = [...document.querySelectorAll('#team tr')].find((r) => r.textContent.includes('vera@')); \
+                 row.querySelector('select').value = 'ADMIN'; row.querySelector('[data-role-form] button').click();",
+            )
+            .await;
+            b.find_text("#toast", "Salvo").await;
+            b.shot("team").await;
+            // The pipeline's set-up: a new stage and the WhatsApp message, with its preview.
+            b.click("a[href='#/setup']").await;
+            b.type_into(&format!("#new-stage-{pending}"), "Proposta enviada")
+                .await;
+            b.click(&format!("#add-stage-{pending}")).await;
+            b.find_text(
+                "section[data-origin-setup='Boleto/Pix pendente'] .stages",
+                "Proposta enviada",
+            )
+            .await;
+            b.type_into(&format!("#template-{pending}"), template).await;
+            b.find_text(&format!("#preview-{pending}"), "Oi Maria, seu Curso de Exemplo te espera")
+                .await;
+            b.click(&format!("#save-template-{pending}")).await;
+            b.find_text("#toast", "Salvo").await;
+            b.shot("setup").await;
+            // The board of that origin has the new stage as a column.
+            b.open(&format!("/#/pipeline?origin={pending}")).await;
+            b.find("section.column[data-origin='Proposta enviada']").await;
+            // The report: the recovered sale, in numbers and in the chart.
+            b.click("a[href='#/report']").await;
+            b.find_text("#recovered-deals", "1").await;
+            b.find_text("#recovered-value", "R$").await;
+            b.find_text("#report-origins", "Boleto/Pix pendente").await;
+            assert!(b.count("#report-chart rect").await >= 1, "bars drawn");
+            b.shot("report").await;
+            // Every page on a 390 px phone: nothing wider than the screen, no English.
+            b.resize(390, 844).await;
+            for path in &paths {
+                b.open(path).await;
+                b.find("main h1").await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let width = b
+                    .script("return document.documentElement.scrollWidth")
+                    .await
+                    .as_u64()
+                    .unwrap();
+                let inner = b.script("return window.innerWidth").await.as_u64().unwrap();
+                assert!(width <= inner, "{path}: {width} px wide on a {inner} px phone");
+                let text = b
+                    .script("return document.body.innerText")
+                    .await
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let english = not_portuguese(&text);
+                assert!(english.is_empty(), "{path} shows {english:?}:\n{text}");
+                b.shot("phone").await;
+            }
+        })
+        .await;
+    let role = app
+        .ok(&app.admin, "{ users { email role } }", json!({}))
+        .await;
+    assert!(
+        role["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["email"] == "vera@acme.test" && u["role"] == "ADMIN"),
+        "{role}"
+    );
+    let origin = app
+        .ok(
+            &app.admin,
+            "{ groups { origins { name messageTemplate stages { name } } } }",
+            json!({}),
+        )
+        .await;
+    let pending = origin["groups"][0]["origins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "Boleto/Pix pendente")
+        .unwrap()
+        .clone();
+    assert_eq!(pending["messageTemplate"], template);
+    assert_eq!(
+        pending["stages"].as_array().unwrap().last().unwrap()["name"],
+        "Proposta enviada"
+    );
+}
+
+#[test]
+fn the_portuguese_check_catches_codes_and_english() {
+    assert_eq!(
+        not_portuguese("Funil · PURCHASE_APPROVED · Salvar"),
+        ["PURCHASE_APPROVED"]
+    );
+    assert_eq!(not_portuguese("Loading… Sign out"), ["Loading", "Sign out"]);
+    assert!(not_portuguese("Funil Aberto Ganho Carrinho abandonado R$ 10,00").is_empty());
 }

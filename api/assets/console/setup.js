@@ -69,7 +69,7 @@ function stageRow(origin, stage, index, reload) {
 
 function stagesCard(origin, reload) {
   const name = h('input', { id: `new-stage-${origin.id}`, maxlength: '100', required: true, 'aria-label': t('setup.newStage') });
-  const add = h('button', { type: 'submit', class: 'small' }, t('setup.addStage'));
+  const add = h('button', { type: 'submit', class: 'small', id: `add-stage-${origin.id}` }, t('setup.addStage'));
   const form = h('form', { class: 'inline' }, name, add);
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -101,7 +101,7 @@ function templateCard(origin, reload) {
   text.addEventListener('input', () => {
     shown.textContent = preview(text.value);
   });
-  const save = h('button', { type: 'submit', class: 'small' }, t('common.save'));
+  const save = h('button', { type: 'submit', class: 'small', id: `save-template-${origin.id}` }, t('common.save'));
   const form = h(
     'form',
     { 'data-template': origin.id },

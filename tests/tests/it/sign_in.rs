@@ -242,9 +242,7 @@ async fn an_admin_changes_roles_and_the_last_admin_stays(backend: Backend) {
         .unwrap()
         .to_owned();
     let set = "mutation($u: ID!, $r: Role!) { setUserRole(userId: $u, role: $r) { id role } }";
-    let invite = |email: &str| {
-        json!({"i": {"name": email, "email": email, "role": "MEMBER"}})
-    };
+    let invite = |email: &str| json!({"i": {"name": email, "email": email, "role": "MEMBER"}});
     let create = "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }";
     let (code, _) = app
         .err(&rui_token, set, json!({"u": rui, "r": "ADMIN"}))
@@ -255,9 +253,7 @@ async fn an_admin_changes_roles_and_the_last_admin_stays(backend: Backend) {
         .await;
     assert_eq!(code, "BAD_USER_INPUT");
     assert!(message.contains("last admin"), "{message}");
-    let (code, _) = app
-        .err(&rui_token, create, invite("a@acme.test"))
-        .await;
+    let (code, _) = app.err(&rui_token, create, invite("a@acme.test")).await;
     assert_eq!(code, "FORBIDDEN");
     let promoted = app
         .ok(&app.admin, set, json!({"u": rui, "r": "ADMIN"}))
@@ -267,10 +263,11 @@ async fn an_admin_changes_roles_and_the_last_admin_stays(backend: Backend) {
     app.ok(&rui_token, create, invite("b@acme.test")).await;
     app.ok(&rui_token, set, json!({"u": admin, "r": "MEMBER"}))
         .await;
-    let (code, _) = app
-        .err(&app.admin, create, invite("c@acme.test"))
-        .await;
-    assert_eq!(code, "FORBIDDEN", "a demoted admin loses the rights at once");
+    let (code, _) = app.err(&app.admin, create, invite("c@acme.test")).await;
+    assert_eq!(
+        code, "FORBIDDEN",
+        "a demoted admin loses the rights at once"
+    );
     let (code, _) = app
         .err(&rui_token, set, json!({"u": rui, "r": "MEMBER"}))
         .await;
@@ -279,7 +276,9 @@ async fn an_admin_changes_roles_and_the_last_admin_stays(backend: Backend) {
         .err(&rui_token, set, json!({"u": "no-such-user", "r": "ADMIN"}))
         .await;
     assert_eq!(code, "NOT_FOUND");
-    let roles = app.ok(&rui_token, "{ users { email role } }", json!({})).await;
+    let roles = app
+        .ok(&rui_token, "{ users { email role } }", json!({}))
+        .await;
     let admins: Vec<&Value> = roles["users"]
         .as_array()
         .unwrap()
