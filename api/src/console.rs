@@ -24,6 +24,11 @@ const FILES: &[(&str, &[u8], &str)] = &[
     ("app.js", include_bytes!("../assets/console/app.js"), JS),
     ("dom.js", include_bytes!("../assets/console/dom.js"), JS),
     ("drag.js", include_bytes!("../assets/console/drag.js"), JS),
+    (
+        "explain.js",
+        include_bytes!("../assets/console/explain.js"),
+        JS,
+    ),
     ("gql.js", include_bytes!("../assets/console/gql.js"), JS),
     ("i18n.js", include_bytes!("../assets/console/i18n.js"), JS),
     (

@@ -280,6 +280,29 @@ impl Browser {
             .unwrap_or_else(|err| panic!("resize to {width}×{height}: {err}"));
     }
 
+    /// Asserts the page is no wider than the window, naming the elements that stick out
+    /// (those whose scrolling ancestors do not hold them).
+    pub async fn assert_fits(&self, page: &str) {
+        let report = self
+            .script(
+                "const w = window.innerWidth; \
+                 if (document.documentElement.scrollWidth <= w) return ''; \
+                 const held = (e) => { for (let p = e.parentElement; p; p = p.parentElement) { \
+                   const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return true; } return false; }; \
+                 return [...document.querySelectorAll('body *')] \
+                   .filter((e) => e.getBoundingClientRect().right > w + 1 && !held(e)) \
+                   .slice(0, 8) \
+                   .map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${[...e.classList].join('.')} ${Math.round(e.getBoundingClientRect().right)}px`) \
+                   .join(', ') || `${document.documentElement.scrollWidth}px`;",
+            )
+            .await;
+        let report = report.as_str().unwrap_or_default();
+        assert!(
+            report.is_empty(),
+            "{page} is wider than the window: {report}"
+        );
+    }
+
     /// Signs in through the sign-in form and waits for the navigation bar.
     pub async fn sign_in(&self, email: &str, password: &str) {
         self.open("/").await;

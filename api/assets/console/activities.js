@@ -5,6 +5,7 @@ import { h, fill, toast, select, when } from './dom.js';
 import { t } from './i18n.js';
 import { gql } from './gql.js';
 import { caller } from './app.js';
+import { problem } from './explain.js';
 
 export const KINDS = ['CALL', 'WHATSAPP', 'EMAIL', 'MEETING', 'TASK'];
 
@@ -27,7 +28,7 @@ async function complete(button, id, done) {
     toast(t('activity.completed'));
     done();
   } catch (err) {
-    toast(t('common.error', err.message), 'error');
+    toast(problem(err), 'error');
     button.disabled = false;
   }
 }
@@ -80,7 +81,7 @@ export function dealActivities(d, reload) {
       toast(t('activity.scheduled'));
       reload();
     } catch (err) {
-      toast(t('common.error', err.message), 'error');
+      toast(problem(err), 'error');
       button.disabled = false;
     }
   });

@@ -12,6 +12,7 @@ import * as search from './search.js';
 import * as team from './team.js';
 import * as setup from './setup.js';
 import * as report from './report.js';
+import { problem } from './explain.js';
 
 const ROUTES = [
   [/^\/?$/, pipeline.board],
@@ -65,7 +66,7 @@ async function render() {
       caller.user = (await gql('{ me { id name email role } }')).me;
     } catch (err) {
       if (!session.signedIn) return render();
-      fill(main, h('p', { class: 'error', role: 'alert' }, t('common.error', err.message)));
+      fill(main, h('p', { class: 'error', role: 'alert' }, problem(err)));
       return;
     }
   }
@@ -79,7 +80,7 @@ async function render() {
     try {
       await show(main, view, params, ...match.slice(1).map(decodeURIComponent));
     } catch (err) {
-      if (view.alive) fill(main, h('p', { class: 'error', role: 'alert' }, t('common.error', err.message)));
+      if (view.alive) fill(main, h('p', { class: 'error', role: 'alert' }, problem(err)));
     }
     return;
   }
@@ -158,7 +159,7 @@ function signIn(main, view) {
       // Stay on the page that was asked for (a bookmark, or where the session expired).
       render();
     } catch (err) {
-      error.textContent = err.code === 'UNAUTHENTICATED' ? t('login.failed') : t('common.error', err.message);
+      error.textContent = err.code === 'UNAUTHENTICATED' ? t('login.failed') : problem(err);
       submit.disabled = false;
       password.select();
     }

@@ -5,8 +5,15 @@
 import { toast } from './dom.js';
 import { t } from './i18n.js';
 import { gql } from './gql.js';
+import { problem } from './explain.js';
 
 const THRESHOLD = 6;
+
+// A card held by the pointer: live redraws of the board wait until it is let go.
+let holding = 0;
+
+/** Whether a card is being dragged now (the board's live redraw waits for the drop). */
+export const dragging = () => holding > 0;
 
 /**
  * The stage column under a point, by the columns' boxes (the dragged card covers the
@@ -31,7 +38,7 @@ async function drop(deal, column, reload) {
     });
     toast(t('pipeline.dropped', deal.contact.name || deal.contact.email, name));
   } catch (err) {
-    toast(err.code === 'CONFLICT' ? t('work.conflict', err.message) : t('common.error', err.message), 'error');
+    toast(err.code === 'CONFLICT' ? t('work.conflict') : problem(err), 'error');
   }
   reload();
 }
@@ -50,9 +57,14 @@ export function draggable(card, deal, reload) {
   card.addEventListener('pointerdown', (event) => {
     if (event.button !== 0 || event.target.closest('a, button, select, input, textarea')) return;
     if (event.pointerType === 'touch' && !event.target.closest('.grip')) return;
+    // No text selection and no native drag of the card's text or links: either would
+    // cancel the pointer after its first move.
+    event.preventDefault();
     start = { x: event.clientX, y: event.clientY, id: event.pointerId, moving: false };
+    holding += 1;
     card.setPointerCapture(event.pointerId);
   });
+  card.addEventListener('dragstart', (event) => event.preventDefault());
   card.addEventListener('pointermove', (event) => {
     if (!start || event.pointerId !== start.id) return;
     const dx = event.clientX - start.x;
@@ -72,6 +84,7 @@ export function draggable(card, deal, reload) {
     if (!start || event.pointerId !== start.id) return;
     const target = start.moving && event.type === 'pointerup' ? over : null;
     start = null;
+    holding -= 1;
     clear();
     if (target) drop(deal, target, reload);
   };

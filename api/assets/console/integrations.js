@@ -2,9 +2,10 @@
 // with live progress) and its webhook deliveries.
 
 import { h, fill, when, copy, toast, field, checkbox, select, badge } from './dom.js';
-import { t } from './i18n.js';
+import { t, named } from './i18n.js';
 import { gql, subscribe } from './gql.js';
 import { importableOf, secretForm } from './platforms.js';
+import { explain, problem } from './explain.js';
 
 export const EVENTS = [
   'PURCHASE_OUT_OF_SHOPPING_CART', 'PURCHASE_BILLET_PRINTED', 'PURCHASE_CANCELED', 'PURCHASE_EXPIRED',
@@ -24,7 +25,7 @@ export async function act(button, work, done) {
     if (done) toast(done);
     return result;
   } catch (err) {
-    toast(t('common.error', err.message), 'error');
+    toast(problem(err), 'error');
     return undefined;
   } finally {
     button.disabled = false;
@@ -108,7 +109,7 @@ export async function detail(main, view, _params, id) {
     ),
     h('p', { class: 'muted' }, `${t('integration.lastEvent')}: ${i.lastEventAt ? when(i.lastEventAt) : t('integration.never')}`),
     i.health.reasons.length
-      ? h('section', { class: 'card warn' }, h('h2', {}, t('integration.reasons')), h('ul', {}, i.health.reasons.map((r) => h('li', {}, r))))
+      ? h('section', { class: 'card warn' }, h('h2', {}, t('integration.reasons')), h('ul', {}, i.health.reasons.map((r) => h('li', {}, explain(r)))))
       : null,
     webhook(i, reload),
     i.platform === 'HOTMART' ? null : h('section', { class: 'card' }, h('h2', {}, t('platform.secretTitle')), secretForm(i, reload)),
@@ -143,7 +144,7 @@ function products(i, reload) {
       h('td', {}, p.name ?? t('common.none')),
       hotmart ? h('td', { class: 'mono' }, `…${p.hottokHint}`) : null,
       hotmart ? h('td', {}, String(p.variations.length)) : null,
-      hotmart ? h('td', {}, p.refreshError ? h('span', { class: 'error' }, p.refreshError) : when(p.refreshedAt)) : null,
+      hotmart ? h('td', {}, p.refreshError ? h('span', { class: 'error' }, explain(p.refreshError)) : when(p.refreshedAt)) : null,
       hotmart ? h('td', {}, i.hasCredentials ? h('button', { type: 'button', onclick: refresh(p.hotmartProductId) }, t('integration.refresh')) : null) : null,
     ),
   );
@@ -318,7 +319,7 @@ function runRow(run) {
     h('div', { class: 'row' }, badge(t(`import.${run.status}`), kind), ' ', h('span', { class: 'small muted' }, `${run.kind} · ${when(run.from)} → ${when(run.to)}`)),
     h('progress', { max: String(Math.max(run.windowsTotal, 1)), value: String(run.windowsDone), 'aria-label': t('integration.windows', run.windowsDone, run.windowsTotal) }),
     h('div', { class: 'small' }, t('integration.windows', run.windowsDone, run.windowsTotal), ' · ', t('integration.counters', run.salesSeen, run.dealsCreated, run.dealsUpdated, run.skipped, run.failedSales)),
-    run.error ? h('div', { class: 'error small' }, run.error) : null,
+    run.error ? h('div', { class: 'error small' }, explain(run.error)) : null,
   );
 }
 
@@ -409,9 +410,9 @@ function deliveryRows(d) {
     'tr',
     { 'data-delivery': d.id, 'data-status': d.status },
     h('td', {}, when(d.receivedAt)),
-    h('td', {}, d.event ?? t('common.none')),
+    h('td', {}, d.event ? named('event', d.event) : t('common.none')),
     statusCell,
-    h('td', { class: 'reason' }, d.reason ?? ''),
+    h('td', { class: 'reason' }, explain(d.reason)),
     h('td', {}, String(d.attempts)),
     h('td', { class: 'actions' }, show, replay),
   );

@@ -2,12 +2,13 @@
 // detail page with its timeline.
 
 import { h, fill, when, money, copy, toast, select, badge } from './dom.js';
-import { t, lang } from './i18n.js';
+import { t, lang, named } from './i18n.js';
 import { gql, subscribe } from './gql.js';
 import { caller } from './app.js';
 import { actions, whatsappUrl, WORK_FIELDS } from './work.js';
 import { ACTIVITY_FIELDS, dealActivities } from './activities.js';
-import { draggable } from './drag.js';
+import { draggable, dragging } from './drag.js';
+import { problem } from './explain.js';
 
 const PAGE = 20;
 const CARD = `id status value currency lastEventAt createdAt version whatsappUrl stage { id }
@@ -24,14 +25,6 @@ export function safeUrl(value) {
   }
 }
 
-/** A stable code in the console's words (`method.PIX` → "Pix"), or the code itself. */
-export function named(prefix, code) {
-  // Payment methods come as each platform spells them: `PIX`, `pix`, `creditCard`…
-  const norm = prefix === 'method' ? String(code).replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase().replace(/[^A-Z0-9]+/g, '_') : code;
-  const key = `${prefix}.${norm}`;
-  const text = t(key);
-  return text === key ? code : text;
-}
 
 async function optional(query) {
   try {
@@ -92,7 +85,7 @@ export async function board(main, view, params) {
   if (chosen.product) dealFilter.productId = chosen.product;
   if (chosen.label) dealFilter.labelId = chosen.label;
   const origin = group.origins.find((o) => o.id === chosen.origin);
-  const reload = () => board(main, view, params).catch((err) => toast(t('common.error', err.message), 'error'));
+  const reload = () => board(main, view, params).catch((err) => toast(problem(err), 'error'));
   // One origin: its stages as columns, each card movable; else one column per origin.
   const columns = origin
     ? origin.stages.map((stage) =>
@@ -106,7 +99,8 @@ export async function board(main, view, params) {
 
 /**
  * Keeps the board current: a deal changed by a colleague or a new lead redraws it (at most
- * once a second); when the websocket fails, it is redrawn every 15 s instead.
+ * once a second, never under a card being dragged); when the websocket fails, it is redrawn
+ * every 15 s instead.
  */
 function live(groupId, view, reload) {
   if (view.live) return;
@@ -116,7 +110,8 @@ function live(groupId, view, reload) {
     if (timer || !view.alive) return;
     timer = setTimeout(() => {
       timer = null;
-      if (view.alive) reload();
+      if (dragging()) soon();
+      else if (view.alive) reload();
     }, 1000);
   };
   const stop = subscribe(
@@ -125,7 +120,7 @@ function live(groupId, view, reload) {
     soon,
     (error) => {
       if (!error || !view.alive) return;
-      const poll = setInterval(() => (view.alive ? reload() : clearInterval(poll)), 15000);
+      const poll = setInterval(() => (view.alive ? dragging() || reload() : clearInterval(poll)), 15000);
       view.onLeave(() => clearInterval(poll));
     },
   );
@@ -159,7 +154,7 @@ function column(origin, filter, view, movable) {
     more.hidden = !data.deals.pageInfo.hasNextPage;
     more.disabled = false;
   };
-  more.addEventListener('click', () => load().catch((err) => toast(t('common.error', err.message), 'error')));
+  more.addEventListener('click', () => load().catch((err) => toast(problem(err), 'error')));
   const element = h(
     'section',
     { class: 'column', 'data-origin': origin.name, 'data-stage': origin.stage },
@@ -204,7 +199,7 @@ function mover(deal, movable) {
       });
       toast(t('work.moved'));
     } catch (err) {
-      toast(err.code === 'CONFLICT' ? t('work.conflict', err.message) : t('common.error', err.message), 'error');
+      toast(err.code === 'CONFLICT' ? t('work.conflict') : problem(err), 'error');
     }
     movable.reload();
   });
@@ -387,7 +382,7 @@ async function assign(d, view) {
       await gql('mutation($deal: ID!, $user: ID) { assignDeal(dealId: $deal, userId: $user) { id } }', { deal: d.id, user: owner.value || null });
       toast(t('common.saved'));
     } catch (err) {
-      toast(t('common.error', err.message), 'error');
+      toast(problem(err), 'error');
     }
   });
   return form;

@@ -4,6 +4,7 @@
 import { h, field } from './dom.js';
 import { t } from './i18n.js';
 import { gql } from './gql.js';
+import { problem } from './explain.js';
 
 export const PLATFORMS = ['HOTMART', 'KIWIFY', 'EDUZZ'];
 
@@ -55,7 +56,7 @@ export function secretForm(integration, done) {
       await gql('mutation($id: ID!, $s: String!) { setWebhookSecret(integrationId: $id, secret: $s) { hasWebhookSecret } }', { id: integration.id, s: secret.value.trim() });
       done();
     } catch (err) {
-      error.textContent = err.message;
+      error.textContent = problem(err);
     } finally {
       submit.disabled = false;
     }

@@ -7,6 +7,7 @@ import { h, fill, toast, select, field, checkbox } from './dom.js';
 import { t } from './i18n.js';
 import { gql } from './gql.js';
 import { caller } from './app.js';
+import { problem } from './explain.js';
 
 const SCOPES = ['ALL', 'OWN_AND_UNOWNED', 'OWN'];
 
@@ -22,7 +23,7 @@ async function run(button, query, variables, done, reload) {
     toast(done);
     reload();
   } catch (err) {
-    toast(t('common.error', err.message), 'error');
+    toast(problem(err), 'error');
     button.disabled = false;
   }
 }

@@ -5,12 +5,13 @@ import { h, fill, toast, select, field } from './dom.js';
 import { t } from './i18n.js';
 import { gql } from './gql.js';
 import { caller } from './app.js';
+import { problem } from './explain.js';
 
 const ROLES = ['MEMBER', 'ADMIN'];
 
 /** Shows a failure in plain words and keeps the form as it was. */
 function failed(err) {
-  toast(t('common.error', err.message), 'error');
+  toast(problem(err), 'error');
 }
 
 function roleControl(user, reload) {

@@ -5,6 +5,7 @@ import { h, toast, select } from './dom.js';
 import { t } from './i18n.js';
 import { gql } from './gql.js';
 import { caller } from './app.js';
+import { problem } from './explain.js';
 
 /** The fields the actions need, added to the deal page's query. */
 export const WORK_FIELDS = `version whatsappUrl stage { id name } origin { id name lostReasons { id name } }
@@ -38,10 +39,10 @@ async function run(button, query, variables, done, reload) {
     reload();
   } catch (err) {
     if (err.code === 'CONFLICT') {
-      toast(t('work.conflict', err.message), 'error');
+      toast(t('work.conflict'), 'error');
       reload();
     } else {
-      toast(t('common.error', err.message), 'error');
+      toast(problem(err), 'error');
     }
   } finally {
     button.disabled = false;
