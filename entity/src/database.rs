@@ -317,6 +317,13 @@ fn private_database_files(path: &std::path::Path) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// How long PostgreSQL keeps a session that sits idle inside an open transaction. None of
+/// ours waits on anything but the database inside a transaction, so only a frozen process
+/// (SIGSTOP, a stalled VM) does: the server then ends its session, and the row locks it held
+/// (a batch of job acknowledgements, say) no longer keep other processes from taking over
+/// its claims once its lease lapses.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "10s";
+
 /// Connects to `url` (`sqlite://path` or `postgres://…`) with at most `max_connections`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr> {
     let max_connections = max_connections.max(1);
@@ -351,7 +358,11 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
         ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|err| DbErr::Custom(format!("invalid DATABASE_URL: {err}")))?;
+            .map_err(|err| DbErr::Custom(format!("invalid DATABASE_URL: {err}")))?
+            .options([(
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT,
+            )]);
         let port = options.get_port();
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)

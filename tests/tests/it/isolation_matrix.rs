@@ -155,6 +155,7 @@ fn value_for(ty: &str) -> Option<Value> {
         }
         "UpdateIntegrationInput!" => json!({"name": "X"}),
         "GroupVisibilityInput!" => json!({"everyone": true}),
+        "Role!" => json!("MEMBER"),
         "UpdateOriginInput!" => json!({"name": "X"}),
         "CreateLabelInput!" => json!({"name": "Another"}),
         "CredentialsInput!" => json!({"clientId": "a", "clientSecret": "b"}),

@@ -1,4 +1,5 @@
-//! PostgreSQL over TCP: the database connections send each statement at once, without
+//! PostgreSQL connections: a session idle inside a transaction is ended by the server, and
+//! over TCP the connections send each statement at once, without
 //! Nagle's algorithm holding back the last segment of a statement until the server's
 //! delayed ACK (about 40 ms on Linux). Other tests of the binary connect to the same
 //! server, so only the pool's own sockets are inspected (found by the client ports the
@@ -96,4 +97,24 @@ async fn statements_over_tcp_are_not_delayed_by_nagle() {
         elapsed < Duration::from_millis(40) * rounds / 2,
         "{rounds} statements took {elapsed:?}: Nagle's delay is back"
     );
+}
+
+/// A session left idle inside a transaction (a frozen process) is ended by the server, so
+/// the row locks it holds do not block other processes for longer than that.
+#[tokio::test]
+async fn a_session_idle_in_a_transaction_is_ended_by_the_server() {
+    let Some(url) = tests::postgres_url() else {
+        tests::skip_notice("a_session_idle_in_a_transaction_is_ended_by_the_server");
+        return;
+    };
+    let db = database::connect(&url, 1).await.unwrap();
+    let Pool::Postgres(pool) = &db.pool else {
+        unreachable!()
+    };
+    let setting: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(setting, "10s");
+    db.close().await;
 }
