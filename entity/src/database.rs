@@ -324,6 +324,16 @@ fn private_database_files(path: &std::path::Path) -> Result<(), DbErr> {
 /// its claims once its lease lapses.
 const IDLE_IN_TRANSACTION_TIMEOUT: &str = "10s";
 
+/// The PostgreSQL connection options of `url`, with the session settings of every connection.
+fn postgres_options(url: &str) -> Result<PgConnectOptions, DbErr> {
+    Ok(PgConnectOptions::from_str(url)
+        .map_err(|err| DbErr::Custom(format!("invalid DATABASE_URL: {err}")))?
+        .options([(
+            "idle_in_transaction_session_timeout",
+            IDLE_IN_TRANSACTION_TIMEOUT,
+        )]))
+}
+
 /// Connects to `url` (`sqlite://path` or `postgres://…`) with at most `max_connections`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr> {
     let max_connections = max_connections.max(1);
@@ -357,12 +367,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
             Some(SqlxSqliteConnector::from_sqlx_sqlite_pool(writer)),
         ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|err| DbErr::Custom(format!("invalid DATABASE_URL: {err}")))?
-            .options([(
-                "idle_in_transaction_session_timeout",
-                IDLE_IN_TRANSACTION_TIMEOUT,
-            )]);
+        let options = postgres_options(url)?;
         let port = options.get_port();
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)

@@ -619,6 +619,11 @@ async fn a_seller_claims_moves_notes_and_wins_a_deal_from_its_page() {
                 "{whatsapp}"
             );
             assert_eq!(
+                b.script("return document.activeElement.tagName").await,
+                "H1",
+                "an opened deal puts the focus on its heading"
+            );
+            assert_eq!(
                 b.count("#move").await,
                 0,
                 "an unowned deal is claimed first"
@@ -849,10 +854,31 @@ async fn a_seller_finds_a_buyer_schedules_and_completes_the_day_s_activities() {
         json!({"d": deal, "i": {"kind": "CALL", "title": "Ligar sobre o boleto", "dueAt": due, "assigneeId": seller}}),
     )
     .await;
+    let place = app
+        .ok(
+            &app.admin,
+            "query($d: ID!) { deal(id: $d) { group { id } origin { id stages { id name } } } }",
+            json!({"d": deal}),
+        )
+        .await["deal"]
+        .clone();
+    let board_path = format!(
+        "/#/pipeline?group={}&origin={}",
+        place["group"]["id"].as_str().unwrap(),
+        place["origin"]["id"].as_str().unwrap()
+    );
+    let in_contact = place["origin"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Em contato")
+        .unwrap()["id"]
+        .clone();
     let Some(browser) = Browser::start("activities", &app.base).await else {
         return;
     };
     let b = &browser;
+    let (app_ref, deal_ref) = (&app, &deal);
     browser
         .run(async move {
             b.sign_in("vendedora@acme.test", PASSWORD).await;
@@ -879,8 +905,59 @@ async fn a_seller_finds_a_buyer_schedules_and_completes_the_day_s_activities() {
             b.find_text("#deal-activities", "Enviar o Pix de novo")
                 .await;
             b.shot("deal-activities").await;
+            // The board stays current without a reload: a new lead from a webhook, and a
+            // colleague moving the seller's deal.
+            b.open(&board_path).await;
+            b.find_text("section.column[data-origin='Novo'] .deal-card", "lead@x.test")
+                .await;
+            b.script("window.notReloaded = true;").await;
+            app_ref
+                .post_webhook(
+                    &url,
+                    Some("hottok-secret-0001"),
+                    purchase("e2", "PURCHASE_BILLET_PRINTED", now, "novo@x.test", "HP2")
+                        .to_string(),
+                )
+                .await;
+            app_ref
+                .ok(
+                    &app_ref.admin,
+                    "mutation($d: ID!, $s: ID!) { moveDeal(dealId: $d, input: {stageId: $s}) { id } }",
+                    json!({"d": deal_ref, "s": in_contact}),
+                )
+                .await;
+            b.find_text("section.column[data-origin='Novo'] .deal-card", "novo@x.test")
+                .await;
+            b.find_text("section.column[data-origin='Em contato'] .deal-card", "lead@x.test")
+                .await;
+            assert_eq!(b.script("return window.notReloaded === true").await, true);
+            b.shot("live-board").await;
+            // No sale after all: lost, with the reason from the origin's list.
+            b.open(&format!("/#/deals/{deal_ref}")).await;
+            b.find("#lose-reason").await;
+            b.script(
+                "const s = document.querySelector('#lose-reason'); \
+                 s.value = [...s.options].find((o) => o.text === 'Sem dinheiro no momento').value;",
+            )
+            .await;
+            b.type_into("#lose-note", "Volta a falar no mês que vem").await;
+            b.click("#lose").await;
+            b.find_text("h1", "Perdido").await;
+            b.find_text("#timeline", "Sem dinheiro no momento").await;
         })
         .await;
+    let lost = app
+        .ok(
+            &app.admin,
+            "query($d: ID!) { deal(id: $d) { status lostReason } }",
+            json!({"d": deal}),
+        )
+        .await;
+    assert_eq!(lost["deal"]["status"], "LOST", "{lost}");
+    assert_eq!(
+        lost["deal"]["lostReason"], "Sem dinheiro no momento",
+        "{lost}"
+    );
     let open = app
         .ok(
             &app.admin,

@@ -79,6 +79,8 @@ async function render() {
     fill(main, h('p', { class: 'muted' }, t('common.loading')));
     try {
       await show(main, view, params, ...match.slice(1).map(decodeURIComponent));
+      // A new page: the keyboard and a screen reader start at its heading.
+      if (view.alive && !main.contains(document.activeElement)) main.querySelector('h1')?.focus({ preventScroll: true });
     } catch (err) {
       if (view.alive) fill(main, h('p', { class: 'error', role: 'alert' }, problem(err)));
     }

@@ -81,6 +81,7 @@ export async function copy(text) {
 export function toast(message, kind = 'info') {
   const bar = document.getElementById('toast');
   bar.className = `toast ${kind}`;
+  bar.setAttribute('aria-live', kind === 'error' ? 'assertive' : 'polite');
   bar.textContent = message;
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => {

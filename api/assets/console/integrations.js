@@ -33,12 +33,12 @@ export async function act(button, work, done) {
 }
 
 /** A read-only URL with a copy button. */
-export function urlBox(id, url) {
-  const input = h('input', { id, type: 'text', readonly: true, value: url, class: 'mono' });
+export function urlBox(id, url, labelledBy = null) {
+  const input = h('input', { id, type: 'text', readonly: true, value: url, class: 'mono', 'aria-labelledby': labelledBy });
   return h(
     'div',
     { class: 'field' },
-    h('label', { for: id }, t('wizard.url')),
+    labelledBy ? null : h('label', { for: id }, t('wizard.url')),
     h(
       'div',
       { class: 'inline' },
@@ -128,7 +128,7 @@ function webhook(i, reload) {
     const done = await act(rotate, () => gql('mutation($id: ID!, $h: Int) { rotateWebhookToken(id: $id, graceHours: $h) { id } }', { id: i.id, h: Number(grace.value) || 0 }), t('integration.rotated'));
     if (done) reload();
   });
-  return h('section', { class: 'card' }, h('h2', {}, t('wizard.url')), urlBox('webhook-url', i.webhookUrl), form);
+  return h('section', { class: 'card' }, h('h2', { id: 'webhook-url-heading' }, t('wizard.url')), urlBox('webhook-url', i.webhookUrl, 'webhook-url-heading'), form);
 }
 
 function products(i, reload) {
@@ -311,14 +311,22 @@ function follow(id, show, view) {
   view.onLeave(stop);
 }
 
+/** How far a run is, in days of its period (its windows split the period evenly). */
+function daysDone(run) {
+  const total = Math.max(1, Math.ceil((Date.parse(run.to) - Date.parse(run.from)) / 86_400_000));
+  const done = run.windowsTotal ? Math.round((total * run.windowsDone) / run.windowsTotal) : 0;
+  return [Math.min(done, total), total];
+}
+
 function runRow(run) {
   const kind = { SUCCEEDED: 'won', FAILED: 'lost', CANCELED: 'muted', RUNNING: 'warn', QUEUED: 'muted' }[run.status];
+  const [done, total] = daysDone(run);
   return h(
     'li',
     { class: 'run', 'data-run': run.id, 'data-status': run.status },
-    h('div', { class: 'row' }, badge(t(`import.${run.status}`), kind), ' ', h('span', { class: 'small muted' }, `${run.kind} · ${when(run.from)} → ${when(run.to)}`)),
-    h('progress', { max: String(Math.max(run.windowsTotal, 1)), value: String(run.windowsDone), 'aria-label': t('integration.windows', run.windowsDone, run.windowsTotal) }),
-    h('div', { class: 'small' }, t('integration.windows', run.windowsDone, run.windowsTotal), ' · ', t('integration.counters', run.salesSeen, run.dealsCreated, run.dealsUpdated, run.skipped, run.failedSales)),
+    h('div', { class: 'row' }, badge(t(`import.${run.status}`), kind), ' ', h('span', { class: 'small muted' }, `${named('runKind', run.kind)} · ${when(run.from)} → ${when(run.to)}`)),
+    h('progress', { max: String(Math.max(run.windowsTotal, 1)), value: String(run.windowsDone), 'aria-label': t('integration.days', done, total) }),
+    h('div', { class: 'small' }, t('integration.days', done, total), ' · ', t('integration.counters', run.salesSeen, run.dealsCreated, run.dealsUpdated, run.skipped, run.failedSales)),
     run.error ? h('div', { class: 'error small' }, explain(run.error)) : null,
   );
 }

@@ -85,7 +85,7 @@ function closeForms(d, reload) {
   );
   const reasons = d.origin.lostReasons;
   const reason = reasons.length ? select('lose-reason', reasons.map((r) => [r.id, r.name]), reasons[0].id) : null;
-  const note = h('input', { id: 'lose-note', maxlength: '5000', placeholder: t('work.loseNote') });
+  const note = h('input', { id: 'lose-note', maxlength: '5000', placeholder: t('work.loseNote'), 'aria-label': t('work.loseNote') });
   const lose = h('button', { type: 'submit', id: 'lose' }, t('work.lose'));
   const form = h(
     'form',
