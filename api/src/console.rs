@@ -29,6 +29,11 @@ const FILES: &[(&str, &[u8], &str)] = &[
         include_bytes!("../assets/console/explain.js"),
         JS,
     ),
+    (
+        "exports.js",
+        include_bytes!("../assets/console/exports.js"),
+        JS,
+    ),
     ("gql.js", include_bytes!("../assets/console/gql.js"), JS),
     ("i18n.js", include_bytes!("../assets/console/i18n.js"), JS),
     (

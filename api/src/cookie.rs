@@ -61,6 +61,12 @@ pub fn session(headers: &HeaderMap) -> CookieSession<'_> {
     }
 }
 
+/// The request's session cookie without its CSRF check: only for reads a link opens (a
+/// file download), which change nothing and whose answer another site's page cannot read.
+pub fn session_for_reading(headers: &HeaderMap) -> Option<&str> {
+    get(headers, SESSION)
+}
+
 /// The two `Set-Cookie` values of a new session lasting `max_age_secs`.
 pub fn set(token: &str, max_age_secs: i64, public_url: &str) -> [String; 2] {
     let csrf = entity::secrets::random_token(24);

@@ -181,6 +181,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/", get(crate::console::page))
         .route("/console/{name}", get(crate::console::asset))
         .route("/graphql", get(crate::graphiql::page).post(graphql))
+        .route("/exports/{id}/download", get(crate::download::export))
         .route("/assets/graphiql/{name}", get(crate::graphiql::asset))
         .route("/webhooks/hotmart/{token}", post(crate::webhook::hotmart))
         .route("/webhooks/kiwify/{token}", post(crate::webhook::kiwify))

@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod console;
 pub mod cookie;
+pub mod download;
 pub mod graphiql;
 pub mod graphql;
 pub mod http;

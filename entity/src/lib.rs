@@ -15,6 +15,7 @@ pub mod deliveries;
 pub mod eduzz;
 pub mod engine;
 pub mod error;
+pub mod exports;
 pub mod groups;
 pub mod health;
 pub mod hotmart;

@@ -43,6 +43,7 @@ account_scoped! {
     stage => "stage",
     lost_reason => "lost reason",
     activity => "activity",
+    export => "export",
 }
 
 /// All rows of `E` in the caller's account.

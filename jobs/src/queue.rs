@@ -18,9 +18,11 @@ pub const DELIVERY_QUEUE: &str = "checkout-crm.deliveries";
 /// Queue of work against the Hotmart API: import windows and product refreshes.
 pub const IMPORT_QUEUE: &str = "checkout-crm.hotmart";
 
-/// A job that calls the Hotmart API.
+/// A job of the background-work queue: calls to the platforms' APIs, and exports.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum HotmartJob {
+    /// Write the file of an export (`entity::exports::run`).
+    RunExport { export_id: String },
     /// One date window of an import run to page through.
     ImportWindow { window_id: String },
     /// Refresh names, offers and plans of an integration's products (one, or all).
@@ -155,6 +157,14 @@ impl Queue {
             integration_id: integration_id.to_owned(),
             hotmart_product_id: hotmart_product_id.map(str::to_owned),
             label: label.map(str::to_owned),
+        };
+        self.imports.push(&new_job_id(), args, None).await
+    }
+
+    /// Enqueues the writing of an export's file.
+    pub async fn enqueue_export(&self, export_id: &str) -> Result<(), EnqueueError> {
+        let args = HotmartJob::RunExport {
+            export_id: export_id.to_owned(),
         };
         self.imports.push(&new_job_id(), args, None).await
     }

@@ -25,6 +25,12 @@ async fn hotmart_job(job: HotmartJob, ctx: Data<JobContext>) -> Result<(), BoxDy
             .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed);
         match job {
             HotmartJob::ImportWindow { window_id } => handle_window(&ctx, &window_id).await,
+            HotmartJob::RunExport { export_id } => {
+                if let Err(err) = entity::exports::run(&ctx.db.conn, &export_id).await {
+                    tracing::warn!(export = %export_id, error = %err.chain(), "cannot run an export");
+                }
+                false
+            }
             HotmartJob::RefreshProducts {
                 integration_id,
                 hotmart_product_id,
@@ -317,6 +323,9 @@ async fn sweep_forever(ctx: JobContext) {
         }
         if let Err(err) = entity::sign_in::prune(&ctx.db.conn).await {
             tracing::warn!(error = %err, "cannot prune ended sessions");
+        }
+        if let Err(err) = entity::exports::prune(&ctx.db.conn, entity::now_ms()).await {
+            tracing::warn!(error = %err, "cannot prune expired exports");
         }
     }
 }

@@ -17,6 +17,7 @@ mod m20261205_000001_sign_in;
 mod m20261206_000001_working_the_pipeline;
 mod m20261207_000001_every_checkout;
 mod m20261208_000001_sign_in_throttle;
+mod m20261209_000001_exports;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_working_the_pipeline::Migration),
             Box::new(m20261207_000001_every_checkout::Migration),
             Box::new(m20261208_000001_sign_in_throttle::Migration),
+            Box::new(m20261209_000001_exports::Migration),
         ]
     }
 }

@@ -1158,6 +1158,22 @@ async fn an_admin_runs_the_team_and_the_pipeline_and_reads_the_recovery_report()
             // The board of that origin has the new stage as a column.
             b.open(&format!("/#/pipeline?origin={pending}")).await;
             b.find("section.column[data-origin='Proposta enviada']").await;
+            // The board's deals as a spreadsheet, downloaded with the session cookie.
+            b.click("#export-deals").await;
+            b.find_text("#export-deals-file", "Baixar CSV").await;
+            let csv = b
+                .client
+                .execute_async(
+                    "const done = arguments[arguments.length - 1]; \
+                     fetch(document.querySelector('#export-deals-file').href) \
+                       .then((r) => r.arrayBuffer().then((b) => done(r.status + ' ' + \
+                         new TextDecoder('utf-8', { ignoreBOM: true }).decode(b))));",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let csv = csv.as_str().unwrap();
+            assert!(csv.starts_with("200 \u{feff}Comprador;E-mail;Telefone"), "{csv}");
             // The report: the recovered sale, in numbers and in the chart.
             b.click("a[href='#/report']").await;
             b.find_text("#recovered-deals", "1").await;

@@ -408,6 +408,10 @@ const WORDS = {
     'problem.UNAUTHENTICATED': 'Sua sessão terminou; entre de novo.',
     'problem.INTERNAL': 'O servidor não conseguiu concluir; tente de novo em instantes.',
     'problem.NETWORK': 'Sem conexão com o servidor; verifique a internet e tente de novo.',
+    'export.start': 'Exportar CSV',
+    'export.running': 'Preparando o arquivo…',
+    'export.failed': 'A exportação falhou; tente de novo.',
+    'export.download': 'Baixar CSV ({0} linhas)',
   },
   en: {
     'app.skip': 'Skip to content',
@@ -815,6 +819,10 @@ const WORDS = {
     'problem.UNAUTHENTICATED': 'Your session ended; sign in again.',
     'problem.INTERNAL': 'The server could not finish; try again in a moment.',
     'problem.NETWORK': 'No connection to the server; check the internet and try again.',
+    'export.start': 'Export CSV',
+    'export.running': 'Preparing the file…',
+    'export.failed': 'The export failed; try again.',
+    'export.download': 'Download CSV ({0} rows)',
   },
 };
 

@@ -8,6 +8,7 @@ import { caller } from './app.js';
 import { actions, whatsappUrl, WORK_FIELDS } from './work.js';
 import { ACTIVITY_FIELDS, dealActivities } from './activities.js';
 import { draggable, dragging } from './drag.js';
+import { exportButton } from './exports.js';
 import { problem } from './explain.js';
 
 const PAGE = 20;
@@ -92,7 +93,9 @@ export async function board(main, view, params) {
         column({ id: `stage-${stage.id}`, name: stage.name, stage: stage.id }, { ...dealFilter, originId: origin.id, stageId: stage.id }, view, { stages: origin.stages, reload }),
       )
     : group.origins.map((o) => column({ id: o.id, name: o.name }, { ...dealFilter, originId: o.id }, view, null));
-  fill(main, title, filters, h('div', { class: 'board', id: 'board' }, columns.map((c) => c.element)));
+  // One export control per page: the board's live redraws keep it, and an export under way.
+  view.exportControl ??= exportButton('deals', origin ? { ...dealFilter, originId: origin.id } : dealFilter, view);
+  fill(main, title, filters, view.exportControl, h('div', { class: 'board', id: 'board' }, columns.map((c) => c.element)));
   await Promise.all(columns.map((c) => c.load()));
   live(group.id, view, reload);
 }

@@ -4,6 +4,7 @@
 import { h, fill, when } from './dom.js';
 import { t } from './i18n.js';
 import { gql } from './gql.js';
+import { exportButton } from './exports.js';
 
 /** The search box of the header. */
 export function box() {
@@ -37,6 +38,7 @@ export async function page(main, view, params) {
   fill(
     main,
     h('h1', { tabindex: '-1' }, t('search.title', q)),
+    rows.length ? exportButton('contacts', { search: q }, view) : null,
     rows.length ? h('ul', { class: 'plain', id: 'search-results' }, rows) : h('p', { class: 'muted', id: 'search-results' }, t('search.none')),
   );
   main.querySelector('h1').focus();

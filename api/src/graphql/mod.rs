@@ -4,6 +4,7 @@
 pub mod account;
 pub mod context;
 pub mod error;
+pub mod exports;
 pub mod guard;
 pub mod imports;
 pub mod loaders;
@@ -46,6 +47,7 @@ pub struct Query(
     pipeline::PipelineQuery,
     imports::ImportQuery,
     work::WorkQuery,
+    exports::ExportQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -56,6 +58,7 @@ pub struct Mutation(
     imports::ImportMutation,
     simulation::SimulationMutation,
     work::WorkMutation,
+    exports::ExportMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -461,6 +461,32 @@ pub struct ContactFilter {
     pub search: Option<String>,
 }
 
+impl From<DealFilter> for DomainDealFilter {
+    fn from(filter: DealFilter) -> Self {
+        DomainDealFilter {
+            group_id: filter.group_id.map(|id| id.0),
+            origin_id: filter.origin_id.map(|id| id.0),
+            stage_id: filter.stage_id.map(|id| id.0),
+            search: filter.search,
+            status: filter.status.map(Into::into),
+            owner_id: filter.owner_id.map(|id| id.0),
+            product_id: filter.product_id.map(|id| id.0),
+            contact_email: filter.contact_email,
+            label_id: filter.label_id.map(|id| id.0),
+        }
+    }
+}
+
+impl From<ContactFilter> for DomainContactFilter {
+    fn from(filter: ContactFilter) -> Self {
+        DomainContactFilter {
+            email: filter.email,
+            label_id: filter.label_id.map(|id| id.0),
+            search: filter.search,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct PipelineQuery;
 
@@ -476,18 +502,7 @@ impl PipelineQuery {
     ) -> ApiResult<DealConnection> {
         let mut request = PageRequest::parse(first, after.as_deref())?;
         request.count = ctx.look_ahead().field("totalCount").exists();
-        let filter = filter.unwrap_or_default();
-        let filter = DomainDealFilter {
-            group_id: filter.group_id.map(|id| id.0),
-            origin_id: filter.origin_id.map(|id| id.0),
-            stage_id: filter.stage_id.map(|id| id.0),
-            search: filter.search,
-            status: filter.status.map(Into::into),
-            owner_id: filter.owner_id.map(|id| id.0),
-            product_id: filter.product_id.map(|id| id.0),
-            contact_email: filter.contact_email,
-            label_id: filter.label_id.map(|id| id.0),
-        };
+        let filter = DomainDealFilter::from(filter.unwrap_or_default());
         let page = deals::page(&ctx.app().db.conn, ctx.caller()?, filter, request).await?;
         prefetch_related(ctx, &page.nodes).await?;
         let (page_info, total_count, nodes) = PageInfo::split(page, Deal);
@@ -514,12 +529,7 @@ impl PipelineQuery {
     ) -> ApiResult<ContactConnection> {
         let mut request = PageRequest::parse(first, after.as_deref())?;
         request.count = ctx.look_ahead().field("totalCount").exists();
-        let filter = filter.unwrap_or_default();
-        let filter = DomainContactFilter {
-            email: filter.email,
-            label_id: filter.label_id.map(|id| id.0),
-            search: filter.search,
-        };
+        let filter = DomainContactFilter::from(filter.unwrap_or_default());
         let page = contacts::page(&ctx.app().db.conn, ctx.caller()?, filter, request).await?;
         let (page_info, total_count, nodes) = PageInfo::split(page, Contact);
         Ok(ContactConnection {

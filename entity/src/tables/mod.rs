@@ -9,6 +9,8 @@ pub mod deal;
 pub mod deal_event;
 pub mod deal_ref;
 pub mod enums;
+pub mod export;
+pub mod export_chunk;
 pub mod group;
 pub mod group_viewer;
 pub mod import_run;

@@ -84,7 +84,14 @@ async fn victim_ids(app: &TestApp, token: &str) -> Ids {
         .as_str()
         .unwrap()
         .to_owned();
+    let export = app
+        .ok(token, "mutation { exportDeals { id } }", json!({}))
+        .await["exportDeals"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     Ids(BTreeMap::from([
+        ("export", export),
         ("stage", s(&origin["stages"][0]["id"])),
         ("lost_reason", s(&origin["lostReasons"][0]["id"])),
         ("activity", activity),
@@ -130,6 +137,7 @@ fn kind_of(field: &str, arg: &str) -> Option<&'static str> {
             "deleteLabel" => "label",
             "deleteLostReason" => "lost_reason",
             "completeActivity" | "cancelActivity" => "activity",
+            "export" => "export",
             _ => return None,
         },
         _ => return None,
@@ -346,6 +354,11 @@ async fn every_management_operation_is_forbidden_to_members(backend: Backend) {
         "pipelineReport",
         "labelContact",
         "unlabelContact",
+        // Everyone exports what they may see, and reads their own exports only (another's
+        // is NOT_FOUND, as if it did not exist).
+        "exportDeals",
+        "exportContacts",
+        "export",
         // Everyone's own session and password.
         "login",
         "logout",

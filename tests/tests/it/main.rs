@@ -13,6 +13,7 @@ mod deal_engine;
 mod delivery_processing;
 mod drain;
 mod engine_statements;
+mod exports;
 mod fold_property;
 mod graphiql;
 mod graphql_statements;

@@ -1,0 +1,285 @@
+//! The rows of an export: page after page of the same scoped lists the API serves, each
+//! page's contacts and labels read in one query apiece, names of groups, origins, stages,
+//! people and products read once.
+
+use std::collections::HashMap;
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+
+use super::{
+    ChunkWriter,
+    csv::{Cell, date, money},
+};
+use crate::{
+    Caller, DomainResult,
+    contacts::{self, ContactFilter},
+    deals::{self, DealFilter},
+    page::{Cursor, Page, PageRequest},
+    sale::details::DealDetails,
+    scope::scoped,
+    tables::{
+        contact, contact_label, deal, enums::DealStatus, group, label, origin, product, stage, user,
+    },
+};
+
+/// The request of the page after `after`.
+fn request(after: Option<Cursor>) -> PageRequest {
+    PageRequest {
+        first: PAGE,
+        after,
+        count: false,
+    }
+}
+
+/// Where the page after `page` starts, `None` when it was the last.
+fn next<T>(page: &Page<T>, position: impl Fn(&T) -> (i64, String)) -> Option<Cursor> {
+    let last = page.nodes.last().filter(|_| page.has_next_page)?;
+    let (at, id) = position(last);
+    Some(Cursor { at, id })
+}
+
+/// An optional text as a cell's text (empty when missing).
+fn text(value: Option<&String>) -> &str {
+    value.map_or("", String::as_str)
+}
+
+/// Rows read per page.
+const PAGE: u64 = 200;
+
+const DEAL_HEADER: [&str; 16] = [
+    "Comprador",
+    "E-mail",
+    "Telefone",
+    "Produto",
+    "Funil",
+    "Origem",
+    "Etapa",
+    "Situação",
+    "Valor",
+    "Moeda",
+    "Responsável",
+    "Criado em",
+    "Fechado em",
+    "Motivo da perda",
+    "Forma de pagamento",
+    "Etiquetas",
+];
+
+const CONTACT_HEADER: [&str; 6] = [
+    "Nome",
+    "E-mail",
+    "Telefone",
+    "CPF/CNPJ",
+    "Criado em",
+    "Etiquetas",
+];
+
+/// Names by id of the account's groups, origins, stages, people, products and labels.
+struct Names(HashMap<String, String>);
+
+impl Names {
+    async fn of(db: &impl ConnectionTrait, caller: &Caller) -> DomainResult<Names> {
+        let mut names = HashMap::new();
+        for g in scoped::<group::Entity>(caller).all(db).await? {
+            names.insert(g.id, g.name);
+        }
+        for o in scoped::<origin::Entity>(caller).all(db).await? {
+            names.insert(o.id, o.name);
+        }
+        for s in scoped::<stage::Entity>(caller).all(db).await? {
+            names.insert(s.id, s.name);
+        }
+        for u in scoped::<user::Entity>(caller).all(db).await? {
+            names.insert(u.id, if u.name.is_empty() { u.email } else { u.name });
+        }
+        for p in scoped::<product::Entity>(caller).all(db).await? {
+            names.insert(p.id, p.name.unwrap_or(p.hotmart_product_id));
+        }
+        for l in scoped::<label::Entity>(caller).all(db).await? {
+            names.insert(l.id, l.name);
+        }
+        Ok(Names(names))
+    }
+
+    fn of_id(&self, id: Option<&str>) -> &str {
+        id.and_then(|id| self.0.get(id)).map_or("", String::as_str)
+    }
+}
+
+/// The contacts of `ids` and, for each, its labels' names joined by `, `.
+async fn contacts_of(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    names: &Names,
+    ids: Vec<String>,
+) -> DomainResult<(HashMap<String, contact::Model>, HashMap<String, String>)> {
+    let found = scoped::<contact::Entity>(caller)
+        .filter(contact::Column::Id.is_in(ids.clone()))
+        .all(db)
+        .await?;
+    let mut labels: HashMap<String, Vec<&str>> = HashMap::new();
+    for link in contact_label::Entity::find()
+        .filter(contact_label::Column::AccountId.eq(caller.account_id.as_str()))
+        .filter(contact_label::Column::ContactId.is_in(ids))
+        .all(db)
+        .await?
+    {
+        labels
+            .entry(link.contact_id)
+            .or_default()
+            .push(names.of_id(Some(&link.label_id)));
+    }
+    let labels = labels
+        .into_iter()
+        .map(|(id, mut l)| {
+            l.sort_unstable();
+            (id, l.join(", "))
+        })
+        .collect();
+    Ok((
+        found.into_iter().map(|c| (c.id.clone(), c)).collect(),
+        labels,
+    ))
+}
+
+fn status_word(status: DealStatus) -> &'static str {
+    match status {
+        DealStatus::Open => "Aberto",
+        DealStatus::Won => "Ganho",
+        DealStatus::Lost => "Perdido",
+    }
+}
+
+/// A payment method as people here name it (`PIX` → Pix), else as the platform sent it.
+fn method_word(method: &str) -> String {
+    let code: String = method
+        .chars()
+        .flat_map(|c| {
+            let upper = c.is_ascii_uppercase();
+            [(upper).then_some('_'), Some(c.to_ascii_uppercase())]
+        })
+        .flatten()
+        .collect::<String>()
+        .trim_start_matches('_')
+        .replace(['-', ' '], "_");
+    match code.as_str() {
+        "PIX" => "Pix".into(),
+        "BILLET" | "BOLETO" | "BANK_SLIP" => "Boleto".into(),
+        "CREDIT_CARD" | "CARD" => "Cartão de crédito".into(),
+        "DEBIT_CARD" => "Cartão de débito".into(),
+        "PAYPAL" => "PayPal".into(),
+        _ => method.to_owned(),
+    }
+}
+
+/// Every deal `caller` may see under `filter`, newest first.
+pub(super) async fn deals(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    filter: DealFilter,
+    file: &mut ChunkWriter,
+) -> DomainResult<()> {
+    let header: Vec<Cell<'_>> = DEAL_HEADER.iter().map(|h| Cell::Text(h)).collect();
+    file.row(db, &header).await?;
+    let names = Names::of(db, caller).await?;
+    let mut after: Option<Cursor> = None;
+    loop {
+        let page = deals::page(db, caller, filter.clone(), request(after.take())).await?;
+        let ids = page.nodes.iter().map(|d| d.contact_id.clone()).collect();
+        let (people, labels) = contacts_of(db, caller, &names, ids).await?;
+        for d in &page.nodes {
+            deal_row(
+                db,
+                file,
+                &names,
+                people.get(&d.contact_id),
+                labels.get(&d.contact_id),
+                d,
+            )
+            .await?;
+        }
+        after = next(&page, |d| (d.created_at, d.id.clone()));
+        if after.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+async fn deal_row(
+    db: &impl ConnectionTrait,
+    file: &mut ChunkWriter,
+    names: &Names,
+    person: Option<&contact::Model>,
+    labels: Option<&String>,
+    d: &deal::Model,
+) -> DomainResult<()> {
+    let details: DealDetails = d
+        .details
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default();
+    let method = details
+        .payment
+        .and_then(|p| p.method)
+        .map(|m| method_word(&m))
+        .unwrap_or_default();
+    let product = match names.of_id(d.product_id.as_deref()) {
+        "" => details.product_name.unwrap_or_default(),
+        name => name.to_owned(),
+    };
+    file.row(
+        db,
+        &[
+            Cell::Text(text(person.and_then(|p| p.name.as_ref()))),
+            Cell::Text(person.map_or("", |p| p.email.as_str())),
+            Cell::Text(text(person.and_then(|p| p.phone.as_ref()))),
+            Cell::Text(&product),
+            Cell::Text(names.of_id(Some(&d.group_id))),
+            Cell::Text(names.of_id(Some(&d.origin_id))),
+            Cell::Text(names.of_id(Some(&d.stage_id))),
+            Cell::Text(status_word(d.status)),
+            Cell::Plain(d.value_cents.map(money).unwrap_or_default()),
+            Cell::Text(text(d.currency.as_ref())),
+            Cell::Text(names.of_id(d.owner_id.as_deref())),
+            Cell::Plain(date(d.created_at)),
+            Cell::Plain(d.closed_at.map(date).unwrap_or_default()),
+            Cell::Text(text(d.lost_reason.as_ref())),
+            Cell::Text(&method),
+            Cell::Text(text(labels)),
+        ],
+    )
+    .await
+}
+
+/// Every contact `caller` may see under `filter`, newest first.
+pub(super) async fn contacts(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    filter: ContactFilter,
+    file: &mut ChunkWriter,
+) -> DomainResult<()> {
+    let header: Vec<Cell<'_>> = CONTACT_HEADER.iter().map(|h| Cell::Text(h)).collect();
+    file.row(db, &header).await?;
+    let names = Names::of(db, caller).await?;
+    let mut after: Option<Cursor> = None;
+    loop {
+        let page = contacts::page(db, caller, filter.clone(), request(after.take())).await?;
+        let ids = page.nodes.iter().map(|c| c.id.clone()).collect();
+        let (_, labels) = contacts_of(db, caller, &names, ids).await?;
+        for c in &page.nodes {
+            let cells = [
+                Cell::Text(text(c.name.as_ref())),
+                Cell::Text(&c.email),
+                Cell::Text(text(c.phone.as_ref())),
+                Cell::Text(text(c.document.as_ref())),
+                Cell::Plain(date(c.created_at)),
+                Cell::Text(text(labels.get(&c.id))),
+            ];
+            file.row(db, &cells).await?;
+        }
+        after = next(&page, |c| (c.created_at, c.id.clone()));
+        if after.is_none() {
+            return Ok(());
+        }
+    }
+}
