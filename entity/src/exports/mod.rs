@@ -181,12 +181,12 @@ pub async fn run(db: &impl ConnectionTrait, id: &str) -> DomainResult<()> {
         .filter(export_chunk::Column::ExportId.eq(id))
         .exec(db)
         .await?;
-    set_status(db, &found, "RUNNING", 0, None).await?;
+    set_status(db, &found.id, "RUNNING", 0, None).await?;
     match write(db, &found).await {
-        Ok(rows) => set_status(db, &found, "SUCCEEDED", rows, None).await,
+        Ok(rows) => set_status(db, &found.id, "SUCCEEDED", rows, None).await,
         Err(err) => {
             tracing::warn!(export = id, error = %err.chain(), "export failed");
-            set_status(db, &found, "FAILED", 0, Some(err.to_string())).await
+            set_status(db, &found.id, "FAILED", 0, Some(err.to_string())).await
         }
     }
 }
@@ -216,14 +216,14 @@ async fn write(db: &impl ConnectionTrait, found: &export::Model) -> DomainResult
 
 async fn set_status(
     db: &impl ConnectionTrait,
-    found: &export::Model,
+    id: &str,
     status: &str,
     rows: i64,
     error: Option<String>,
 ) -> DomainResult<()> {
     let finished = matches!(status, "SUCCEEDED" | "FAILED");
     export::ActiveModel {
-        id: Set(found.id.clone()),
+        id: Set(id.to_owned()),
         status: Set(status.to_owned()),
         rows: Set(rows),
         error: Set(error),
@@ -237,11 +237,7 @@ async fn set_status(
 
 /// Marks an export failed before it ran (its job could not be enqueued).
 pub async fn fail(db: &impl ConnectionTrait, id: &str, error: &str) -> DomainResult<()> {
-    let found = export::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or(DomainError::NotFound("export"))?;
-    set_status(db, &found, "FAILED", 0, Some(error.to_owned())).await
+    set_status(db, id, "FAILED", 0, Some(error.to_owned())).await
 }
 
 /// Exports past their day, and their files, removed; returns how many.

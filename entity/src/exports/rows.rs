@@ -106,17 +106,26 @@ impl Names {
     }
 }
 
-/// The contacts of `ids` and, for each, its labels' names joined by `, `.
+/// The contacts of `ids`, by id.
 async fn contacts_of(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    ids: Vec<String>,
+) -> DomainResult<HashMap<String, contact::Model>> {
+    let found = scoped::<contact::Entity>(caller)
+        .filter(contact::Column::Id.is_in(ids))
+        .all(db)
+        .await?;
+    Ok(found.into_iter().map(|c| (c.id.clone(), c)).collect())
+}
+
+/// For each contact of `ids` that has labels, their names joined by `, `.
+async fn labels_of(
     db: &impl ConnectionTrait,
     caller: &Caller,
     names: &Names,
     ids: Vec<String>,
-) -> DomainResult<(HashMap<String, contact::Model>, HashMap<String, String>)> {
-    let found = scoped::<contact::Entity>(caller)
-        .filter(contact::Column::Id.is_in(ids.clone()))
-        .all(db)
-        .await?;
+) -> DomainResult<HashMap<String, String>> {
     let mut labels: HashMap<String, Vec<&str>> = HashMap::new();
     for link in contact_label::Entity::find()
         .filter(contact_label::Column::AccountId.eq(caller.account_id.as_str()))
@@ -129,17 +138,13 @@ async fn contacts_of(
             .or_default()
             .push(names.of_id(Some(&link.label_id)));
     }
-    let labels = labels
+    Ok(labels
         .into_iter()
         .map(|(id, mut l)| {
             l.sort_unstable();
             (id, l.join(", "))
         })
-        .collect();
-    Ok((
-        found.into_iter().map(|c| (c.id.clone(), c)).collect(),
-        labels,
-    ))
+        .collect())
 }
 
 fn status_word(status: DealStatus) -> &'static str {
@@ -185,8 +190,9 @@ pub(super) async fn deals(
     let mut after: Option<Cursor> = None;
     loop {
         let page = deals::page(db, caller, filter.clone(), request(after.take())).await?;
-        let ids = page.nodes.iter().map(|d| d.contact_id.clone()).collect();
-        let (people, labels) = contacts_of(db, caller, &names, ids).await?;
+        let ids: Vec<String> = page.nodes.iter().map(|d| d.contact_id.clone()).collect();
+        let people = contacts_of(db, caller, ids.clone()).await?;
+        let labels = labels_of(db, caller, &names, ids).await?;
         for d in &page.nodes {
             deal_row(
                 db,
@@ -265,7 +271,7 @@ pub(super) async fn contacts(
     loop {
         let page = contacts::page(db, caller, filter.clone(), request(after.take())).await?;
         let ids = page.nodes.iter().map(|c| c.id.clone()).collect();
-        let (_, labels) = contacts_of(db, caller, &names, ids).await?;
+        let labels = labels_of(db, caller, &names, ids).await?;
         for c in &page.nodes {
             let cells = [
                 Cell::Text(text(c.name.as_ref())),
