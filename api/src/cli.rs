@@ -3,7 +3,13 @@
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use entity::{database::Database, tenants, users};
+use entity::{
+    DomainError,
+    audit::{self, Actor, Change},
+    database::Database,
+    tenants, users,
+};
+use sea_orm::TransactionTrait;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -174,7 +180,11 @@ async fn execute(config: &Config, command: Command) -> Result<(), AppError> {
         } => {
             let user = tenants::find_user_by_email(&db.conn, &email, account.as_deref()).await?;
             let password = read_password()?;
-            entity::sign_in::set_password_of(&db.conn, user, &password).await?;
+            let txn = db.conn.begin().await.map_err(DomainError::from)?;
+            let user = entity::sign_in::set_password_of(&txn, user, &password).await?;
+            let change = Change::new("user.password_set", "user", &user.id);
+            audit::record(&txn, &user.account_id, Actor::Cli, change).await?;
+            txn.commit().await.map_err(DomainError::from)?;
             eprintln!("Password set for {email}.");
         }
         Command::Schema => unreachable!("handled before configuration"),
@@ -235,7 +245,16 @@ async fn create_account(
     admin_email: &str,
     admin_name: Option<&str>,
 ) -> Result<(), AppError> {
-    let tenant = tenants::create_account(&db.conn, name, admin_email, admin_name).await?;
+    let txn = db.conn.begin().await.map_err(DomainError::from)?;
+    let tenant = tenants::create_account(&txn, name, admin_email, admin_name).await?;
+    let (account, admin) = (&tenant.account.id, &tenant.admin.id);
+    let created = Change::new("account.created", "account", account)
+        .with(serde_json::json!({"name": tenant.account.name}));
+    audit::record(&txn, account, Actor::Cli, created).await?;
+    let user =
+        Change::new("user.created", "user", admin).with(serde_json::json!({"role": "ADMIN"}));
+    audit::record(&txn, account, Actor::Cli, user).await?;
+    txn.commit().await.map_err(DomainError::from)?;
     let token = TokenKeys::new(&config.jwt_secret).mint(
         &tenant.admin.id,
         &tenant.account.id,
@@ -296,12 +315,19 @@ async fn token(
 ) -> Result<(), AppError> {
     if let Some(TokenCommand::Revoke { email, account }) = action {
         let user = tenants::find_user_by_email(&db.conn, &email, account.as_deref()).await?;
-        entity::users::revoke_cli_tokens(&db.conn, user).await?;
+        let txn = db.conn.begin().await.map_err(DomainError::from)?;
+        let change = Change::new("user.tokens_revoked", "user", &user.id);
+        audit::record(&txn, &user.account_id, Actor::Cli, change).await?;
+        entity::users::revoke_cli_tokens(&txn, user).await?;
+        txn.commit().await.map_err(DomainError::from)?;
         println!("tokens made until now for {email} no longer work");
         return Ok(());
     }
     let email = email.unwrap_or_default();
     let user = tenants::find_user_by_email(&db.conn, &email, account.as_deref()).await?;
+    let change =
+        Change::new("user.token_created", "user", &user.id).with(serde_json::json!({"days": days}));
+    audit::record(&db.conn, &user.account_id, Actor::Cli, change).await?;
     let token = TokenKeys::new(&config.jwt_secret).mint(
         &user.id,
         &user.account_id,

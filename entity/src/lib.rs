@@ -6,6 +6,7 @@
 
 pub mod activities;
 pub mod api_limits;
+pub mod audit;
 pub mod caller;
 pub mod contacts;
 pub mod credentials;
@@ -28,6 +29,7 @@ pub mod money;
 pub mod origins;
 pub mod page;
 pub mod platform;
+pub mod privacy;
 pub mod products;
 pub mod reconciliation;
 pub mod reports;

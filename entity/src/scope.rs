@@ -44,6 +44,7 @@ account_scoped! {
     lost_reason => "lost reason",
     activity => "activity",
     export => "export",
+    audit_entry => "audit entry",
 }
 
 /// All rows of `E` in the caller's account.

@@ -23,6 +23,7 @@ const SEALED_PREFIX: &str = "v1:";
 pub struct SecretKeys {
     mac_key: [u8; 32],
     seal_key: [u8; 32],
+    buyer_key: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretKeys {
@@ -42,6 +43,7 @@ impl SecretKeys {
         Self {
             mac_key: derive(master, b"checkout-crm/hottok-mac/v1"),
             seal_key: derive(master, b"checkout-crm/credentials/v1"),
+            buyer_key: derive(master, b"checkout-crm/erased-buyer/v1"),
         }
     }
 
@@ -57,6 +59,15 @@ impl SecretKeys {
     pub fn hottok_matches(&self, presented: &str, stored_mac: &str) -> bool {
         let computed = self.hottok_mac(presented);
         computed.as_bytes().ct_eq(stored_mac.as_bytes()).into()
+    }
+
+    /// An erased buyer's tombstone hash of a normalised e-mail or phone: keyed, so the
+    /// stored value cannot be matched against a list of addresses without the key.
+    pub fn buyer_hash(&self, normalised: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.buyer_key)
+            .expect("HMAC takes any key length");
+        mac.update(normalised.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
     /// Encrypts `plaintext` for storage.

@@ -107,22 +107,42 @@ fn sign_in_email(email: &str) -> DomainResult<String> {
     Ok(email)
 }
 
-/// Counts an attempt for `key`: `Err` with the refusal when the key is held.
+/// Counts an attempt for `key`: `Err` with the refusal when the key is held. A hold
+/// that starts on an e-mail's key (`locks`) is recorded in the audit log of each account
+/// with a user of that e-mail.
 async fn count_attempt(
     db: &impl ConnectionTrait,
     key: &str,
     limit: throttle::Limit,
     now: i64,
+    locks: Option<&str>,
 ) -> DomainResult<Result<i32, (Refusal, i32)>> {
     Ok(match throttle::attempt(db, key, limit, now).await? {
         throttle::Attempt::Allowed { attempts } => Ok(attempts),
-        throttle::Attempt::Held { retry_after_ms } => Err((
-            Refusal::Held {
-                seconds: (retry_after_ms + 999) / 1000,
-            },
-            limit.attempts,
-        )),
+        throttle::Attempt::Held {
+            retry_after_ms,
+            started,
+        } => {
+            let seconds = (retry_after_ms + 999) / 1000;
+            if let (true, Some(email)) = (started, locks) {
+                record_lockout(db, email, seconds).await?;
+            }
+            Err((Refusal::Held { seconds }, limit.attempts))
+        }
     })
+}
+
+async fn record_lockout(db: &impl ConnectionTrait, email: &str, seconds: i64) -> DomainResult<()> {
+    let users = user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .all(db)
+        .await?;
+    for u in users {
+        let change = crate::audit::Change::new("user.locked_out", "user", &u.id)
+            .with(serde_json::json!({"holdSeconds": seconds}));
+        crate::audit::record(db, &u.account_id, crate::audit::Actor::System, change).await?;
+    }
+    Ok(())
 }
 
 /// Signs in from `client_address`: the user and a new session, or why not (with the
@@ -140,11 +160,11 @@ pub async fn login(
     let now = now_ms();
     let address_key = throttle::address_key(client_address);
     let email_key = throttle::email_key(&email, client_address);
-    if let Err(held) = count_attempt(db, &address_key, throttle::PER_ADDRESS, now).await? {
+    if let Err(held) = count_attempt(db, &address_key, throttle::PER_ADDRESS, now, None).await? {
         return Ok(Err(held));
     }
-    let attempts = match count_attempt(db, &email_key, throttle::PER_EMAIL_AND_ADDRESS, now).await?
-    {
+    let limit = throttle::PER_EMAIL_AND_ADDRESS;
+    let attempts = match count_attempt(db, &email_key, limit, now, Some(&email)).await? {
         Ok(attempts) => attempts,
         Err(held) => return Ok(Err(held)),
     };
@@ -233,7 +253,7 @@ pub async fn change_password(
     }
     let key = throttle::password_change_key(&caller.user_id);
     let limit = throttle::PER_PASSWORD_CHANGE;
-    if let throttle::Attempt::Held { retry_after_ms } =
+    if let throttle::Attempt::Held { retry_after_ms, .. } =
         throttle::attempt(db, &key, limit, now_ms()).await?
     {
         return Err(DomainError::bad_input(

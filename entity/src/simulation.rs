@@ -42,6 +42,7 @@ fn answer(answer: &'static str, reason: Option<String>) -> Simulated {
 /// Runs `body` through intake and the engine for `integration_id`, and rolls it all back.
 pub async fn simulate(
     db: &Database,
+    keys: &crate::secrets::SecretKeys,
     caller: &Caller,
     integration_id: &str,
     body: &str,
@@ -61,12 +62,16 @@ pub async fn simulate(
         body: body.to_owned(),
     };
     let txn = db.begin_write().await?;
-    let simulated = run(&*txn, &item).await;
+    let simulated = run(&*txn, keys, &item).await;
     txn.rollback().await?;
     simulated
 }
 
-async fn run(txn: &impl ConnectionTrait, item: &Submission) -> DomainResult<Simulated> {
+async fn run(
+    txn: &impl ConnectionTrait,
+    keys: &crate::secrets::SecretKeys,
+    item: &Submission,
+) -> DomainResult<Simulated> {
     let intake = deliveries::intake_many(txn, &[item])
         .await?
         .pop()
@@ -82,7 +87,7 @@ async fn run(txn: &impl ConnectionTrait, item: &Submission) -> DomainResult<Simu
         Intake::Test { .. } => return Ok(answer("test", None)),
         Intake::Ignored { reason, .. } => return Ok(answer("ignored", Some(reason))),
     };
-    deliveries::process_in(txn, &delivery_id).await?;
+    deliveries::process_in(txn, keys, &delivery_id).await?;
     outcome(txn, &delivery_id).await
 }
 

@@ -46,8 +46,9 @@ const WINDOW_MS: i64 = 3_600_000;
 pub enum Attempt {
     /// Counted; `attempts` so far in the window, this one included.
     Allowed { attempts: i32 },
-    /// Held back for this many more milliseconds.
-    Held { retry_after_ms: i64 },
+    /// Held back for this many more milliseconds; `started` when this attempt began
+    /// the hold (a lockout to record).
+    Held { retry_after_ms: i64, started: bool },
 }
 
 /// The hold after `holds` earlier ones.
@@ -103,6 +104,7 @@ pub async fn attempt(
     if let Some(until) = held_until.filter(|until| *until > now) {
         return Ok(Attempt::Held {
             retry_after_ms: until - now,
+            started: false,
         });
     }
     if attempts <= limit.attempts {
@@ -112,6 +114,7 @@ pub async fn attempt(
     start_hold(db, key, limit, now, hold).await?;
     Ok(Attempt::Held {
         retry_after_ms: hold,
+        started: true,
     })
 }
 

@@ -15,7 +15,7 @@ pub async fn handle_deliveries(ctx: &JobContext, delivery_ids: &[String]) {
     let group: Vec<String> = delivery_ids.iter().chain(&ahead).cloned().collect();
     let attempt = tokio::time::timeout(
         ctx.settings.deadline,
-        deliveries::process_batch(&ctx.db, &group),
+        deliveries::process_batch(&ctx.db, &ctx.keys, &group),
     )
     .await;
     let mut processed = 0;

@@ -22,6 +22,7 @@ impl ImportedPage<'_> {
     pub async fn apply_events(
         &self,
         txn: &impl sea_orm::ConnectionTrait,
+        keys: &entity::secrets::SecretKeys,
         events: &[ImportedSale],
         mut counts: PageCounts,
     ) -> Result<PageCounts, entity::DomainError> {
@@ -37,12 +38,13 @@ impl ImportedPage<'_> {
                 (self.snap, sale.incoming(source))
             })
             .collect();
-        let outcome = apply_group(txn, &group).await?;
+        let outcome = apply_group(txn, keys, &group).await?;
         for applied in &outcome.applied {
             match applied {
                 Applied::Applied { .. } if reconciliation => counts.healed += 1,
                 Applied::Applied { .. } => {}
-                Applied::Duplicate => counts.skipped += 1,
+                // A sale of an erased buyer is skipped, never re-creating them.
+                Applied::Duplicate | Applied::Erased => counts.skipped += 1,
                 Applied::NoContact => counts.failed_sales += 1,
             }
         }
@@ -63,7 +65,7 @@ impl ImportedPage<'_> {
         to: &imports::WindowCursor,
     ) -> Result<bool, entity::DomainError> {
         let txn = ctx.db.begin_write().await?;
-        let counts = self.apply_events(&*txn, events, counts).await?;
+        let counts = self.apply_events(&*txn, &ctx.keys, events, counts).await?;
         if !imports::advance_cursor(&*txn, self.window_id, from, to).await? {
             txn.rollback().await?;
             return Ok(false);

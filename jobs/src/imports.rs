@@ -393,7 +393,9 @@ impl WindowWork<'_> {
             window_id: &self.window.id,
         };
         let txn = self.ctx.db.begin_write().await?;
-        let counts = page.apply_events(&*txn, &events, counts).await?;
+        let counts = page
+            .apply_events(&*txn, &self.ctx.keys, &events, counts)
+            .await?;
         if !imports::finish_window(&*txn, self.window).await? {
             txn.rollback().await?;
             return Ok(());

@@ -327,5 +327,8 @@ async fn sweep_forever(ctx: JobContext) {
         if let Err(err) = entity::exports::prune(&ctx.db.conn, entity::now_ms()).await {
             tracing::warn!(error = %err, "cannot prune expired exports");
         }
+        if let Err(err) = entity::audit::prune(&ctx.db.conn, entity::now_ms()).await {
+            tracing::warn!(error = %err, "cannot prune old audit entries");
+        }
     }
 }

@@ -18,6 +18,7 @@ mod m20261206_000001_working_the_pipeline;
 mod m20261207_000001_every_checkout;
 mod m20261208_000001_sign_in_throttle;
 mod m20261209_000001_exports;
+mod m20261210_000001_data_rights;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_every_checkout::Migration),
             Box::new(m20261208_000001_sign_in_throttle::Migration),
             Box::new(m20261209_000001_exports::Migration),
+            Box::new(m20261210_000001_data_rights::Migration),
         ]
     }
 }

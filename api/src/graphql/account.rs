@@ -1,9 +1,11 @@
 //! The caller, the account's users and labels.
 
 use async_graphql::{Context, ID, InputObject, Object};
-use entity::{labels, sign_in, users};
+use entity::{audit::Change, labels, sign_in, users};
+use serde_json::json;
 
 use super::{
+    audited::Audited,
     context::ContextExt,
     error::{ApiError, ApiResult},
     types::{Label, Role, User},
@@ -62,20 +64,26 @@ pub struct AccountMutation;
 #[Object]
 impl AccountMutation {
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> ApiResult<User> {
-        let db = &ctx.app().db.conn;
         if let Some(password) = &input.password {
             sign_in::check(password)?;
         }
+        let role: entity::Role = input.role.into();
         let new_user = users::NewUser {
             name: &input.name,
             email: &input.email,
-            role: input.role.into(),
+            role,
         };
-        let user = users::create(db, ctx.caller()?, new_user).await?;
-        Ok(User(match &input.password {
-            Some(password) => sign_in::set_password_of(db, user, password).await?,
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let user = users::create(tx.db(), caller, new_user).await?;
+        let user = match &input.password {
+            Some(password) => sign_in::set_password_of(tx.db(), user, password).await?,
             None => user,
-        }))
+        };
+        let details = json!({"role": role.as_str(), "passwordSet": input.password.is_some()});
+        let change = Change::new("user.created", "user", &user.id).with(details);
+        tx.commit(caller, change).await?;
+        Ok(User(user))
     }
 
     /// Signs in with an e-mail and a password (no token needed).
@@ -146,14 +154,12 @@ impl AccountMutation {
         new_password: String,
     ) -> ApiResult<bool> {
         let session = ctx.data_opt::<SessionId>().map(|s| s.0.as_str());
-        sign_in::change_password(
-            &ctx.app().db.conn,
-            ctx.caller()?,
-            session,
-            &current_password,
-            &new_password,
-        )
-        .await?;
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        sign_in::change_password(tx.db(), caller, session, &current_password, &new_password)
+            .await?;
+        let change = Change::new("user.password_changed", "user", &caller.user_id);
+        tx.commit(caller, change).await?;
         Ok(true)
     }
 
@@ -164,31 +170,43 @@ impl AccountMutation {
         user_id: ID,
         password: String,
     ) -> ApiResult<User> {
-        let user =
-            sign_in::set_password(&ctx.app().db.conn, ctx.caller()?, &user_id, &password).await?;
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let user = sign_in::set_password(tx.db(), caller, &user_id, &password).await?;
+        tx.commit(caller, Change::new("user.password_set", "user", &user.id))
+            .await?;
         Ok(User(user))
     }
 
     /// Changes a user's role (admins); the account's last admin stays an admin.
     async fn set_user_role(&self, ctx: &Context<'_>, user_id: ID, role: Role) -> ApiResult<User> {
-        let user =
-            users::set_role(&ctx.app().db.conn, ctx.caller()?, &user_id, role.into()).await?;
+        let role: entity::Role = role.into();
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let user = users::set_role(tx.db(), caller, &user_id, role).await?;
+        let change =
+            Change::new("user.role_changed", "user", &user.id).with(json!({"role": role.as_str()}));
+        tx.commit(caller, change).await?;
         Ok(User(user))
     }
 
     async fn create_label(&self, ctx: &Context<'_>, input: CreateLabelInput) -> ApiResult<Label> {
-        let label = labels::create(
-            &ctx.app().db.conn,
-            ctx.caller()?,
-            &input.name,
-            input.color.as_deref(),
-        )
-        .await?;
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let label = labels::create(tx.db(), caller, &input.name, input.color.as_deref()).await?;
+        let change =
+            Change::new("label.created", "label", &label.id).with(json!({"name": label.name}));
+        tx.commit(caller, change).await?;
         Ok(Label(label))
     }
 
     async fn delete_label(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
-        Ok(labels::delete(&ctx.app().db.conn, ctx.caller()?, &id).await?)
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let deleted = labels::delete(tx.db(), caller, &id).await?;
+        tx.commit(caller, Change::new("label.deleted", "label", &id))
+            .await?;
+        Ok(deleted)
     }
 }
 

@@ -5,7 +5,10 @@ use async_graphql::{Context, Enum, ID, Object};
 use chrono::{DateTime, Utc};
 use entity::{exports, tables::export};
 
+use entity::audit::Change;
+
 use super::{
+    audited::Audited,
     context::ContextExt,
     error::ApiResult,
     pipeline::{ContactFilter, DealFilter},
@@ -83,7 +86,11 @@ pub struct ExportMutation;
 async fn start(ctx: &Context<'_>, kind: &str, filter: exports::StoredFilter) -> ApiResult<Export> {
     let app = ctx.app();
     let caller = ctx.caller()?;
-    let created = exports::start(&app.db.conn, caller, kind, filter).await?;
+    let tx = Audited::begin(ctx).await?;
+    let created = exports::start(tx.db(), caller, kind, filter).await?;
+    let change = Change::new("export.started", "export", &created.id)
+        .with(serde_json::json!({"kind": kind}));
+    tx.commit(caller, change).await?;
     if let Err(err) = app.queue.enqueue_export(&created.id).await {
         tracing::error!(export = %created.id, error = %err, "cannot enqueue an export");
         exports::fail(&app.db.conn, &created.id, &err.to_string()).await?;

@@ -9,7 +9,11 @@ use entity::{
 };
 use futures::Stream;
 
+use entity::audit::Change;
+use serde_json::json;
+
 use super::{
+    audited::Audited,
     context::ContextExt,
     error::{ApiError, ApiResult},
     types::{HotmartEvent, ImportStatus, Integration, domain_events, time},
@@ -218,15 +222,19 @@ impl ImportMutation {
         input: CredentialsInput,
     ) -> ApiResult<Integration> {
         let app = ctx.app();
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
         let integration = imports::set_credentials(
-            &app.db.conn,
+            tx.db(),
             &app.keys,
-            ctx.caller()?,
+            caller,
             &integration_id,
             &input.client_id,
             &input.client_secret,
         )
         .await?;
+        let change = Change::new("credentials.set", "integration", &integration.id);
+        tx.commit(caller, change).await?;
         Ok(Integration(integration))
     }
 
@@ -238,16 +246,20 @@ impl ImportMutation {
         input: PlatformCredentialsInput,
     ) -> ApiResult<Integration> {
         let app = ctx.app();
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
         let integration = entity::credentials::set_platform_credentials(
-            &app.db.conn,
+            tx.db(),
             &app.keys,
-            ctx.caller()?,
+            caller,
             &integration_id,
             &input.client_id,
             &input.client_secret,
             input.account_id.as_deref(),
         )
         .await?;
+        let change = Change::new("credentials.set", "integration", &integration.id);
+        tx.commit(caller, change).await?;
         Ok(Integration(integration))
     }
 
@@ -271,8 +283,9 @@ impl ImportMutation {
             Some(ids) => Some(platform_ids(ctx, &integration.id, ids).await?),
             None => None,
         };
+        let tx = Audited::begin(ctx).await?;
         let (run, windows) = imports::start(
-            &app.db.conn,
+            tx.db(),
             &app.keys,
             caller,
             &integration_id,
@@ -285,6 +298,7 @@ impl ImportMutation {
             },
         )
         .await?;
+        tx.commit(caller, import_started(&run)).await?;
         enqueue_windows(app, windows).await;
         Ok(ImportRun(run))
     }
@@ -302,23 +316,31 @@ impl ImportMutation {
             every_minutes: input.every_minutes,
             lookback_hours: input.lookback_hours,
         };
-        let integration = entity::reconciliation::set(
-            &app.db.conn,
-            &app.keys,
-            ctx.caller()?,
-            &integration_id,
-            settings,
-        )
-        .await?;
+        let details = json!({"enabled": input.enabled, "everyMinutes": input.every_minutes,
+            "lookbackHours": input.lookback_hours});
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let integration =
+            entity::reconciliation::set(tx.db(), &app.keys, caller, &integration_id, settings)
+                .await?;
+        let change =
+            Change::new("reconciliation.changed", "integration", &integration.id).with(details);
+        tx.commit(caller, change).await?;
         Ok(super::types::Integration(integration))
     }
 
     /// Starts a reconciliation run at once (or returns the one still going).
     async fn reconcile_now(&self, ctx: &Context<'_>, integration_id: ID) -> ApiResult<ImportRun> {
         let app = ctx.app();
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
         let (run, windows) =
-            entity::reconciliation::now(&app.db.conn, &app.keys, ctx.caller()?, &integration_id)
-                .await?;
+            entity::reconciliation::now(tx.db(), &app.keys, caller, &integration_id).await?;
+        tx.commit(
+            caller,
+            Change::new("reconciliation.started", "import_run", &run.id),
+        )
+        .await?;
         enqueue_windows(app, windows).await;
         Ok(ImportRun(run))
     }
@@ -331,10 +353,12 @@ impl ImportMutation {
     ) -> ApiResult<ImportRun> {
         let app = ctx.app();
         let events = domain_events(&input.events);
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
         let (run, windows) = imports::start(
-            &app.db.conn,
+            tx.db(),
             &app.keys,
-            ctx.caller()?,
+            caller,
             &integration_id,
             NewImport {
                 from: input.from.timestamp_millis(),
@@ -345,6 +369,7 @@ impl ImportMutation {
             },
         )
         .await?;
+        tx.commit(caller, import_started(&run)).await?;
         enqueue_windows(app, windows).await;
         Ok(ImportRun(run))
     }
@@ -386,9 +411,15 @@ impl ImportMutation {
     }
 
     async fn cancel_import(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ImportRun> {
-        Ok(ImportRun(
-            imports::cancel(&ctx.app().db.conn, ctx.caller()?, &id).await?,
-        ))
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let run = imports::cancel(tx.db(), caller, &id).await?;
+        tx.commit(
+            caller,
+            Change::new("import.cancelled", "import_run", &run.id),
+        )
+        .await?;
+        Ok(ImportRun(run))
     }
 }
 
@@ -437,4 +468,13 @@ impl ImportSubscription {
             }
         })
     }
+}
+
+fn import_started(run: &import_run::Model) -> Change {
+    Change::new("import.started", "import_run", &run.id).with(json!({
+        "integrationId": run.integration_id,
+        "from": time(run.range_from).to_rfc3339(),
+        "to": time(run.range_to).to_rfc3339(),
+        "label": run.label,
+    }))
 }

@@ -2,6 +2,7 @@
 //! service with the caller, and map the result.
 
 pub mod account;
+pub mod audited;
 pub mod context;
 pub mod error;
 pub mod exports;
@@ -9,6 +10,7 @@ pub mod guard;
 pub mod imports;
 pub mod loaders;
 pub mod pipeline;
+pub mod privacy;
 pub mod setup;
 pub mod simulation;
 pub mod types;
@@ -48,6 +50,7 @@ pub struct Query(
     imports::ImportQuery,
     work::WorkQuery,
     exports::ExportQuery,
+    privacy::PrivacyQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -59,6 +62,7 @@ pub struct Mutation(
     simulation::SimulationMutation,
     work::WorkMutation,
     exports::ExportMutation,
+    privacy::PrivacyMutation,
 );
 
 #[derive(MergedSubscription, Default)]

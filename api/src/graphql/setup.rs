@@ -8,7 +8,11 @@ use entity::{
     products::{self, NewProduct, ProductChanges},
 };
 
+use entity::audit::Change;
+use serde_json::json;
+
 use super::{
+    audited::Audited,
     context::ContextExt,
     error::ApiResult,
     types::{
@@ -129,8 +133,10 @@ impl SetupMutation {
         input: CreateIntegrationInput,
     ) -> ApiResult<Integration> {
         let events = domain_events(&input.events);
-        let created =
-            integrations::create(&ctx.app().db.conn, ctx.caller()?, &input.name, &events).await?;
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let created = integrations::create(tx.db(), caller, &input.name, &events).await?;
+        tx.commit(caller, created_integration(&created)).await?;
         Ok(Integration(created))
     }
 
@@ -142,15 +148,18 @@ impl SetupMutation {
     ) -> ApiResult<Integration> {
         let events: Vec<entity::sale::CheckoutEvent> =
             input.events.into_iter().map(Into::into).collect();
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
         let created = integrations::create_checkout(
-            &ctx.app().db.conn,
-            ctx.caller()?,
+            tx.db(),
+            caller,
             input.platform.into(),
             &input.name,
             &events,
             input.group_id.as_ref().map(|id| id.as_str()),
         )
         .await?;
+        tx.commit(caller, created_integration(&created)).await?;
         Ok(Integration(created))
     }
 
@@ -169,14 +178,11 @@ impl SetupMutation {
             name: input.name.as_deref(),
             label: input.label.as_deref(),
         };
-        let product = products::add(
-            &app.db.conn,
-            &app.keys,
-            ctx.caller()?,
-            &integration_id,
-            new_product,
-        )
-        .await?;
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let product =
+            products::add(tx.db(), &app.keys, caller, &integration_id, new_product).await?;
+        tx.commit(caller, added_product(&product)).await?;
         Ok(Product(product))
     }
 
@@ -188,14 +194,13 @@ impl SetupMutation {
         secret: String,
     ) -> ApiResult<Integration> {
         let app = ctx.app();
-        let updated = integrations::set_webhook_secret(
-            &app.db.conn,
-            &app.keys,
-            ctx.caller()?,
-            &integration_id,
-            &secret,
-        )
-        .await?;
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let updated =
+            integrations::set_webhook_secret(tx.db(), &app.keys, caller, &integration_id, &secret)
+                .await?;
+        let change = Change::new("integration.secret_changed", "integration", &updated.id);
+        tx.commit(caller, change).await?;
         Ok(Integration(updated))
     }
 
@@ -213,14 +218,11 @@ impl SetupMutation {
             name: input.name.as_deref(),
             label: input.label.as_deref(),
         };
-        let product = products::add(
-            &app.db.conn,
-            &app.keys,
-            ctx.caller()?,
-            &integration_id,
-            new_product,
-        )
-        .await?;
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let product =
+            products::add(tx.db(), &app.keys, caller, &integration_id, new_product).await?;
+        tx.commit(caller, added_product(&product)).await?;
         Ok(Product(product))
     }
 
@@ -237,13 +239,30 @@ impl SetupMutation {
             hottok: input.hottok.as_deref(),
             same_as: input.same_as.as_ref().map(|id| id.as_str()),
         };
-        let product =
-            products::update(&app.db.conn, &app.keys, ctx.caller()?, &product_id, changes).await?;
+        let caller = ctx.caller()?;
+        let action = if input.hottok.is_some() {
+            "product.hottok_changed"
+        } else {
+            "product.updated"
+        };
+        let details = json!({"name": input.name, "label": input.label, "sameAs": input.same_as});
+        let tx = Audited::begin(ctx).await?;
+        let product = products::update(tx.db(), &app.keys, caller, &product_id, changes).await?;
+        let change = Change::new(action, "product", &product.id).with(details);
+        tx.commit(caller, change).await?;
         Ok(Product(product))
     }
 
     async fn remove_product(&self, ctx: &Context<'_>, product_id: ID) -> ApiResult<bool> {
-        Ok(products::remove(&ctx.app().db.conn, ctx.caller()?, &product_id).await?)
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let removed = products::remove(tx.db(), caller, &product_id).await?;
+        tx.commit(
+            caller,
+            Change::new("product.removed", "product", &product_id),
+        )
+        .await?;
+        Ok(removed)
     }
 
     async fn update_integration(
@@ -252,6 +271,13 @@ impl SetupMutation {
         id: ID,
         input: UpdateIntegrationInput,
     ) -> ApiResult<Integration> {
+        let details = json!({
+            "name": input.name, "label": input.label,
+            "events": as_json(&input.events), "checkoutEvents": as_json(&input.checkout_events),
+            "keepDealOwner": input.keep_deal_owner,
+            "tagContactsWithProductName": input.tag_contacts_with_product_name,
+            "mergeProducts": input.merge_products,
+        });
         let changes = IntegrationChanges {
             name: input.name,
             label: input.label,
@@ -263,7 +289,11 @@ impl SetupMutation {
             tag_contacts_with_product_name: input.tag_contacts_with_product_name,
             merge_products: input.merge_products,
         };
-        let updated = integrations::update(&ctx.app().db.conn, ctx.caller()?, &id, changes).await?;
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let updated = integrations::update(tx.db(), caller, &id, changes).await?;
+        let change = Change::new("integration.updated", "integration", &updated.id).with(details);
+        tx.commit(caller, change).await?;
         Ok(Integration(updated))
     }
 
@@ -274,28 +304,40 @@ impl SetupMutation {
         input: GroupVisibilityInput,
     ) -> ApiResult<Group> {
         let user_ids = ids(input.user_ids.unwrap_or_default());
+        let details = json!({"everyone": input.everyone, "userIds": user_ids,
+            "memberScope": input.member_scope.map(|s| entity::tables::enums::DealScope::from(s).as_str())});
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
         let group = groups::set_visibility(
-            &ctx.app().db.conn,
-            ctx.caller()?,
+            tx.db(),
+            caller,
             &group_id,
             input.everyone,
             &user_ids,
             input.member_scope.map(Into::into),
         )
         .await?;
+        let change = Change::new("visibility.changed", "group", &group.id).with(details);
+        tx.commit(caller, change).await?;
         Ok(Group(group))
     }
 
     async fn activate_integration(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Integration> {
-        Ok(Integration(
-            integrations::activate(&ctx.app().db.conn, ctx.caller()?, &id).await?,
-        ))
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let updated = integrations::activate(tx.db(), caller, &id).await?;
+        let change = Change::new("integration.activated", "integration", &updated.id);
+        tx.commit(caller, change).await?;
+        Ok(Integration(updated))
     }
 
     async fn pause_integration(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Integration> {
-        Ok(Integration(
-            integrations::pause(&ctx.app().db.conn, ctx.caller()?, &id).await?,
-        ))
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let updated = integrations::pause(tx.db(), caller, &id).await?;
+        let change = Change::new("integration.paused", "integration", &updated.id);
+        tx.commit(caller, change).await?;
+        Ok(Integration(updated))
     }
 
     /// A new webhook URL; with `graceHours` the old one keeps accepting until then.
@@ -305,16 +347,26 @@ impl SetupMutation {
         id: ID,
         #[graphql(default = 0)] grace_hours: Option<i32>,
     ) -> ApiResult<Integration> {
-        let db = &ctx.app().db.conn;
         let caller = ctx.caller()?;
         let grace = grace_hours.unwrap_or(0);
-        Ok(Integration(
-            integrations::rotate_webhook_token(db, caller, &id, grace).await?,
-        ))
+        let tx = Audited::begin(ctx).await?;
+        let updated = integrations::rotate_webhook_token(tx.db(), caller, &id, grace).await?;
+        let change = Change::new("integration.url_rotated", "integration", &updated.id)
+            .with(json!({"graceHours": grace}));
+        tx.commit(caller, change).await?;
+        Ok(Integration(updated))
     }
 
     async fn delete_integration(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
-        Ok(integrations::delete(&ctx.app().db.conn, ctx.caller()?, &id).await?)
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let deleted = integrations::delete(tx.db(), caller, &id).await?;
+        tx.commit(
+            caller,
+            Change::new("integration.deleted", "integration", &id),
+        )
+        .await?;
+        Ok(deleted)
     }
 
     async fn update_origin(
@@ -323,15 +375,21 @@ impl SetupMutation {
         origin_id: ID,
         input: UpdateOriginInput,
     ) -> ApiResult<Origin> {
+        let details = json!({"name": input.name, "entryStatus": input.entry_status.map(|s| entity::DealStatus::from(s).as_str()),
+            "messageTemplate": input.message_template});
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
         let origin = origins::update(
-            &ctx.app().db.conn,
-            ctx.caller()?,
+            tx.db(),
+            caller,
             &origin_id,
             input.name.as_deref(),
             input.entry_status.map(Into::into),
             input.message_template.as_deref(),
         )
         .await?;
+        let change = Change::new("origin.updated", "origin", &origin.id).with(details);
+        tx.commit(caller, change).await?;
         Ok(Origin(origin))
     }
 
@@ -341,13 +399,31 @@ impl SetupMutation {
         origin_id: ID,
         user_ids: Vec<ID>,
     ) -> ApiResult<Origin> {
-        let origin = origins::set_assignees(
-            &ctx.app().db.conn,
-            ctx.caller()?,
-            &origin_id,
-            &ids(user_ids),
-        )
-        .await?;
+        let user_ids = ids(user_ids);
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let origin = origins::set_assignees(tx.db(), caller, &origin_id, &user_ids).await?;
+        let change = Change::new("origin.assignees_changed", "origin", &origin.id)
+            .with(json!({"userIds": user_ids}));
+        tx.commit(caller, change).await?;
         Ok(Origin(origin))
     }
+}
+
+fn created_integration(created: &entity::tables::integration::Model) -> Change {
+    Change::new("integration.created", "integration", &created.id)
+        .with(json!({"name": created.name, "platform": created.platform}))
+}
+
+fn added_product(product: &entity::tables::product::Model) -> Change {
+    Change::new("product.added", "product", &product.id).with(json!({
+        "integrationId": product.integration_id,
+        "platformProductId": product.hotmart_product_id,
+        "name": product.name,
+    }))
+}
+
+/// An input value as the API spells it (enum names as in the schema).
+fn as_json<T: async_graphql::InputType>(value: &T) -> serde_json::Value {
+    value.to_value().into_json().unwrap_or_default()
 }

@@ -36,8 +36,14 @@ impl SimulationMutation {
         payload: String,
     ) -> ApiResult<Simulation> {
         let app = ctx.app();
-        let simulated =
-            entity::simulation::simulate(&app.db, ctx.caller()?, &integration_id, &payload).await?;
+        let simulated = entity::simulation::simulate(
+            &app.db,
+            &app.keys,
+            ctx.caller()?,
+            &integration_id,
+            &payload,
+        )
+        .await?;
         Ok(Simulation {
             answer: simulated.answer.to_owned(),
             reason: simulated.reason,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
+use entity::audit::Change;
 use entity::{
     activities::{self, ActivityFilter as DomainActivityFilter},
     groups, origins,
@@ -14,8 +15,10 @@ use entity::{
     work::{self, Intent},
 };
 use futures::Stream;
+use serde_json::json;
 
 use super::{
+    audited::Audited,
     context::ContextExt,
     error::{ApiError, ApiResult},
     pipeline::{Activity, Deal, TimelineEntry},
@@ -210,10 +213,13 @@ impl WorkMutation {
         group_id: ID,
         input: CreateOriginInput,
     ) -> ApiResult<Origin> {
-        let db = &ctx.app().db.conn;
-        Ok(Origin(
-            origins::create_hand_made(db, ctx.caller()?, &group_id, &input.name).await?,
-        ))
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let origin = origins::create_hand_made(tx.db(), caller, &group_id, &input.name).await?;
+        let change = Change::new("origin.created", "origin", &origin.id)
+            .with(json!({"groupId": origin.group_id, "name": origin.name}));
+        tx.commit(caller, change).await?;
+        Ok(Origin(origin))
     }
 
     async fn create_stage(
@@ -222,11 +228,14 @@ impl WorkMutation {
         origin_id: ID,
         input: StageInput,
     ) -> ApiResult<Stage> {
-        let db = &ctx.app().db.conn;
         let (name, position) = (input.name.as_deref(), input.position);
-        Ok(Stage(
-            stages::create(db, ctx.caller()?, &origin_id, name, position).await?,
-        ))
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let stage = stages::create(tx.db(), caller, &origin_id, name, position).await?;
+        let change = Change::new("stage.created", "stage", &stage.id)
+            .with(json!({"originId": stage.origin_id, "name": stage.name}));
+        tx.commit(caller, change).await?;
+        Ok(Stage(stage))
     }
 
     async fn update_stage(
@@ -235,11 +244,14 @@ impl WorkMutation {
         stage_id: ID,
         input: StageInput,
     ) -> ApiResult<Stage> {
-        let db = &ctx.app().db.conn;
         let (name, position) = (input.name.as_deref(), input.position);
-        Ok(Stage(
-            stages::update(db, ctx.caller()?, &stage_id, name, position).await?,
-        ))
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let stage = stages::update(tx.db(), caller, &stage_id, name, position).await?;
+        let change = Change::new("stage.updated", "stage", &stage.id)
+            .with(json!({"name": input.name, "position": input.position}));
+        tx.commit(caller, change).await?;
+        Ok(Stage(stage))
     }
 
     /// Deletes a stage; its deals go to `moveDealsTo` (required when it holds any).
@@ -249,9 +261,14 @@ impl WorkMutation {
         stage_id: ID,
         move_deals_to: Option<ID>,
     ) -> ApiResult<bool> {
-        let db = &ctx.app().db.conn;
         let target = move_deals_to.as_ref().map(|id| id.0.as_str());
-        Ok(stages::delete(db, ctx.caller()?, &stage_id, target).await?)
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let deleted = stages::delete(tx.db(), caller, &stage_id, target).await?;
+        let change =
+            Change::new("stage.deleted", "stage", &stage_id).with(json!({"moveDealsTo": target}));
+        tx.commit(caller, change).await?;
+        Ok(deleted)
     }
 
     async fn create_lost_reason(
@@ -260,15 +277,25 @@ impl WorkMutation {
         origin_id: ID,
         name: String,
     ) -> ApiResult<LostReason> {
-        let db = &ctx.app().db.conn;
-        Ok(LostReason(
-            stages::create_lost_reason(db, ctx.caller()?, &origin_id, &name).await?,
-        ))
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let reason = stages::create_lost_reason(tx.db(), caller, &origin_id, &name).await?;
+        let change = Change::new("lost_reason.created", "lost_reason", &reason.id)
+            .with(json!({"originId": origin_id.0, "name": name}));
+        tx.commit(caller, change).await?;
+        Ok(LostReason(reason))
     }
 
     async fn delete_lost_reason(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
-        let db = &ctx.app().db.conn;
-        Ok(stages::delete_lost_reason(db, ctx.caller()?, &id).await?)
+        let caller = ctx.caller()?;
+        let tx = Audited::begin(ctx).await?;
+        let deleted = stages::delete_lost_reason(tx.db(), caller, &id).await?;
+        tx.commit(
+            caller,
+            Change::new("lost_reason.deleted", "lost_reason", &id),
+        )
+        .await?;
+        Ok(deleted)
     }
 
     async fn move_deal(

@@ -13,6 +13,7 @@ use crate::{
     now_ms,
     platform::Platform,
     sale::event::SaleEvent,
+    secrets::SecretKeys,
     tables::webhook_delivery,
 };
 
@@ -23,7 +24,11 @@ use super::DeliveryStatus;
 /// commit together, so a crash leaves either both or neither. When the group fails, it is
 /// rolled back and processed again one delivery per transaction, so that one bad delivery
 /// does not hold back the others: the failures are returned, for the caller to retry.
-pub async fn process_batch(db: &Database, ids: &[String]) -> DomainResult<BatchOutcome> {
+pub async fn process_batch(
+    db: &Database,
+    keys: &SecretKeys,
+    ids: &[String],
+) -> DomainResult<BatchOutcome> {
     // By id alone: with `status = 'PENDING'` in the query, SQLite would walk the status
     // index over every pending delivery instead of looking the ids up.
     let mut rows = webhook_delivery::Entity::find()
@@ -49,7 +54,7 @@ pub async fn process_batch(db: &Database, ids: &[String]) -> DomainResult<BatchO
         })
         .collect();
     let txn = db.begin_write().await?;
-    match process_group(&*txn, &parsed).await {
+    match process_group(&*txn, keys, &parsed).await {
         Ok(()) => {
             txn.commit().await?;
             return Ok(BatchOutcome {
@@ -62,7 +67,7 @@ pub async fn process_batch(db: &Database, ids: &[String]) -> DomainResult<BatchO
     let mut outcome = BatchOutcome::default();
     for one in &parsed {
         let txn = db.begin_write().await?;
-        match process_group(&*txn, std::slice::from_ref(one)).await {
+        match process_group(&*txn, keys, std::slice::from_ref(one)).await {
             Ok(()) => {
                 txn.commit().await?;
                 outcome.processed += 1;
@@ -89,14 +94,18 @@ pub struct BatchOutcome {
 
 /// Processes one stored `PENDING` delivery inside the caller's transaction (the path of
 /// `simulateDelivery`; workers use [`process_batch`]).
-pub async fn process_in(txn: &impl ConnectionTrait, delivery_id: &str) -> DomainResult<()> {
+pub async fn process_in(
+    txn: &impl ConnectionTrait,
+    keys: &SecretKeys,
+    delivery_id: &str,
+) -> DomainResult<()> {
     let row = webhook_delivery::Entity::find_by_id(delivery_id.to_owned())
         .one(txn)
         .await?
         .ok_or(DomainError::NotFound("delivery"))?;
     let snap = IntegrationSnapshot::load(txn, &row.integration_id).await?;
     let parsed: Parsed<'_> = (&row, stored_events(&row, &snap), &snap);
-    process_group(txn, std::slice::from_ref(&parsed)).await
+    process_group(txn, keys, std::slice::from_ref(&parsed)).await
 }
 
 /// A stored delivery, its parsed body, and its integration.
@@ -141,7 +150,11 @@ fn dedup_id(delivery: &webhook_delivery::Model, sale: &SaleEvent, several: bool)
 
 /// Applies a group of parsed deliveries and marks them `PROCESSED`, with the reason when
 /// one had no effect.
-async fn process_group(txn: &impl ConnectionTrait, group: &[Parsed<'_>]) -> DomainResult<()> {
+async fn process_group(
+    txn: &impl ConnectionTrait,
+    keys: &SecretKeys,
+    group: &[Parsed<'_>],
+) -> DomainResult<()> {
     let mut done: Vec<(&webhook_delivery::Model, Option<String>)> = Vec::new();
     let mut items = Vec::with_capacity(group.len());
     // Per event, the index of its delivery in `applied_rows`.
@@ -163,9 +176,9 @@ async fn process_group(txn: &impl ConnectionTrait, group: &[Parsed<'_>]) -> Doma
             items.push((*snap, incoming));
             owners.push(applied_rows.len());
         }
-        applied_rows.push(*delivery);
+        applied_rows.push((*delivery, events));
     }
-    let outcome = apply_group(txn, &items).await?;
+    let outcome = apply_group(txn, keys, &items).await?;
     // A delivery is applied when any of its events was.
     let mut best: Vec<Option<&Applied>> = vec![None; applied_rows.len()];
     for (owner, applied) in owners.into_iter().zip(&outcome.applied) {
@@ -174,14 +187,20 @@ async fn process_group(txn: &impl ConnectionTrait, group: &[Parsed<'_>]) -> Doma
             *slot = Some(applied);
         }
     }
-    for (delivery, applied) in applied_rows.into_iter().zip(best) {
+    let mut erased = Vec::new();
+    for ((delivery, events), applied) in applied_rows.into_iter().zip(best) {
+        if matches!(applied, Some(Applied::Erased)) {
+            erased.push((delivery, events));
+        }
         let reason = match applied {
             Some(Applied::Duplicate) => Some("event already in the deal log: no second effect"),
             Some(Applied::NoContact) => Some("no buyer e-mail in the delivery: nothing to attach"),
+            Some(Applied::Erased) => Some(crate::privacy::BUYER_ERASED),
             Some(Applied::Applied { .. }) | None => None,
         };
         done.push((delivery, reason.map(str::to_owned)));
     }
+    crate::privacy::redact_skipped(txn, &erased).await?;
     mark_processed(txn, &done).await
 }
 

@@ -27,7 +27,8 @@ use super::{
     store,
 };
 use crate::{
-    DomainError, DomainResult, EventClass, new_id, now_ms,
+    DomainError, DomainResult, EventClass, new_id, now_ms, privacy,
+    secrets::SecretKeys,
     tables::{deal, deal_event, enums::EventSource as Src},
     values,
 };
@@ -46,26 +47,29 @@ pub struct GroupOutcome {
 /// Applies one event (a group of one).
 pub async fn apply_event(
     db: &impl ConnectionTrait,
+    keys: &SecretKeys,
     snap: &IntegrationSnapshot,
     incoming: IncomingEvent<'_>,
 ) -> DomainResult<Applied> {
-    let mut outcome = apply_group(db, &[(snap, incoming)]).await?;
+    let mut outcome = apply_group(db, keys, &[(snap, incoming)]).await?;
     Ok(outcome.applied.remove(0))
 }
 
 /// Applies a group of events with a fixed number of statements (see the module docs).
 pub async fn apply_group(
     db: &impl ConnectionTrait,
+    keys: &SecretKeys,
     items: &[(&IntegrationSnapshot, IncomingEvent<'_>)],
 ) -> DomainResult<GroupOutcome> {
     let now = now_ms();
-    let emails: Vec<Option<String>> = items
+    let mut emails: Vec<Option<String>> = items
         .iter()
         .map(|(_, e)| {
             let email = e.sale.buyer.email.as_deref()?;
             values::email("email", email).ok()
         })
         .collect();
+    let erased = skip_erased(db, keys, items, &mut emails).await?;
     let contacts = store::upsert_contacts(db, items, &emails, now).await?;
     let keys: Vec<Option<DealKey>> = items
         .iter()
@@ -77,7 +81,12 @@ pub async fn apply_group(
         Some((key.clone()?, *snap, product))
     });
     let mut logs = store::read_logs(db, heads).await?;
-    let applied = append(&mut logs, items, &keys)?;
+    let mut applied = append(&mut logs, items, &keys)?;
+    for (applied, erased) in applied.iter_mut().zip(erased) {
+        if erased {
+            *applied = Applied::Erased;
+        }
+    }
     let mut plan = store::read_deals(db, &logs).await?;
     plan.fold_keys(&mut logs, now)?;
     super::owners::assign(db, &mut plan.deals).await?;
@@ -91,6 +100,36 @@ pub async fn apply_group(
         changed: plan.changed_deals(),
         applied,
     })
+}
+
+/// Events of erased buyers: a sale from before the buyer's erasure, or a stored delivery
+/// the erasure redacted. Their e-mails are taken away (so no contact is made) and each
+/// is marked; one query for the group.
+async fn skip_erased(
+    db: &impl ConnectionTrait,
+    keys: &SecretKeys,
+    items: &[(&IntegrationSnapshot, IncomingEvent<'_>)],
+    emails: &mut [Option<String>],
+) -> DomainResult<Vec<bool>> {
+    let wanted: Vec<(&str, &str)> = items
+        .iter()
+        .zip(emails.iter())
+        .filter_map(|((snap, _), email)| Some((snap.account_id(), email.as_deref()?)))
+        .collect();
+    let erasures = privacy::erasures(db, keys, &wanted).await?;
+    let mut erased = Vec::with_capacity(items.len());
+    for ((snap, e), email) in items.iter().zip(emails.iter_mut()) {
+        let redacted = e.sale.buyer.email.as_deref() == Some(privacy::scrub::REDACTED);
+        let before_erasure = email.as_ref().is_some_and(|address| {
+            let key = (snap.account_id().to_owned(), address.clone());
+            erasures.get(&key).is_some_and(|at| e.occurred_at <= *at)
+        });
+        if redacted || before_erasure {
+            *email = None;
+        }
+        erased.push(redacted || before_erasure);
+    }
+    Ok(erased)
 }
 
 fn key_of(snap: &IntegrationSnapshot, e: &IncomingEvent<'_>, contact_id: &str) -> DealKey {

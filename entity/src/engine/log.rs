@@ -82,6 +82,9 @@ pub enum Applied {
     Duplicate,
     /// No usable e-mail: nobody to attach the event to.
     NoContact,
+    /// The buyer was erased after this sale (or the stored delivery was redacted by the
+    /// erasure): skipped, never re-creating them.
+    Erased,
     Applied {
         contact_id: String,
     },

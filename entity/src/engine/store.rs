@@ -110,6 +110,9 @@ pub(super) async fn upsert_contacts(
             data_at: Set(f.data_at.max(0)),
             created_at: Set(now),
             updated_at: Set(now),
+            erased_at: Set(None),
+            email_hash: Set(None),
+            phone_hash: Set(None),
         })
         .collect();
     for chunk in rows.chunks(CHUNK) {

@@ -15,6 +15,12 @@ pub struct Model {
     /// Version of the search-term rules its `contact_terms` were written with.
     pub created_at: i64,
     pub updated_at: i64,
+    /// Set when the buyer's data was erased: the row is then a tombstone.
+    pub erased_at: Option<i64>,
+    /// A tombstone's keyed hash of the normalised e-mail (see `privacy`).
+    pub email_hash: Option<String>,
+    /// A tombstone's keyed hash of the normalised phone.
+    pub phone_hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

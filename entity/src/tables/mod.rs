@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod activity;
+pub mod audit_entry;
 pub mod contact;
 pub mod contact_label;
 pub mod deal;

@@ -93,7 +93,8 @@ async fn count(conn: &DatabaseConnection, snap: &IntegrationSnapshot, bodies: &[
         .map(|(p, id)| (snap, IncomingEvent::webhook(p, id.clone(), "count", 0)))
         .collect();
     let txn = counting.begin().await.unwrap();
-    let outcome = apply_group(&txn, &items).await.unwrap();
+    let keys = SecretKeys::new(tests::SECRET_KEY.as_bytes());
+    let outcome = apply_group(&txn, &keys, &items).await.unwrap();
     txn.commit().await.unwrap();
     assert_eq!(outcome.applied.len(), bodies.len());
     statements.load(Ordering::Relaxed)

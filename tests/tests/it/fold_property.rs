@@ -309,13 +309,22 @@ async fn integration(
         .unwrap()
 }
 
+fn keys() -> SecretKeys {
+    SecretKeys::new(tests::SECRET_KEY.as_bytes())
+}
+
 async fn apply_all(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Value]) {
     for body in bodies {
         let (parsed, id) = parse(body);
         let txn = app.db.conn.begin().await.unwrap();
-        apply_event(&txn, snap, IncomingEvent::webhook(&parsed, id, "prop", 0))
-            .await
-            .unwrap();
+        apply_event(
+            &txn,
+            &keys(),
+            snap,
+            IncomingEvent::webhook(&parsed, id, "prop", 0),
+        )
+        .await
+        .unwrap();
         txn.commit().await.unwrap();
     }
 }
@@ -338,7 +347,7 @@ async fn apply_grouped(app: &TestApp, snap: &IntegrationSnapshot, bodies: &[Valu
             .map(|(p, id)| (snap, IncomingEvent::webhook(p, id.clone(), "prop", 0)))
             .collect();
         let txn = app.db.conn.begin().await.unwrap();
-        apply_group(&txn, &items).await.unwrap();
+        apply_group(&txn, &keys(), &items).await.unwrap();
         txn.commit().await.unwrap();
     }
 }

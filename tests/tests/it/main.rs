@@ -9,6 +9,7 @@ mod cli;
 mod console_session;
 mod contract;
 mod crash;
+mod data_rights;
 mod deal_engine;
 mod delivery_processing;
 mod drain;

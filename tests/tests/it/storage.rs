@@ -77,6 +77,9 @@ fn contact_row(account: &str, email: &str) -> contact::ActiveModel {
         data_at: Set(0),
         created_at: Set(now_ms()),
         updated_at: Set(now_ms()),
+        erased_at: Set(None),
+        email_hash: Set(None),
+        phone_hash: Set(None),
     }
 }
 
