@@ -88,19 +88,6 @@ const NOT_YET_BUILT: &[(&str, &[&str])] = &[
             "sendTestWebhook",
         ],
     ),
-    (
-        "data rights",
-        &[
-            "Export",
-            "ErasureReceipt",
-            "Audit",
-            "Query.export",
-            "Query.contactDataReport",
-            "Query.auditLog",
-            "Mutation.export",
-            "Mutation.eraseContact",
-        ],
-    ),
 ];
 
 fn pending(name: &str) -> Option<&'static str> {

@@ -171,7 +171,7 @@ fn value_for(ty: &str) -> Option<Value> {
         "StartImportInput!" => {
             json!({"from": "2025-01-01T00:00:00Z", "to": "2025-01-02T00:00:00Z", "events": ["PURCHASE_APPROVED"]})
         }
-        "DealFilter" | "ContactFilter" | "ActivityFilter" => json!({}),
+        "DealFilter" | "ContactFilter" | "ActivityFilter" | "AuditFilter" => json!({}),
         "CreateOriginInput!" => json!({"name": "Prospecção"}),
         "StageInput!" => json!({"name": "Outra etapa"}),
         "MoveDealInput!" => json!({"stageId": "x"}),
