@@ -52,6 +52,11 @@ const FILES: &[(&str, &[u8], &str)] = &[
         JS,
     ),
     (
+        "privacy.js",
+        include_bytes!("../assets/console/privacy.js"),
+        JS,
+    ),
+    (
         "report.js",
         include_bytes!("../assets/console/report.js"),
         JS,

@@ -240,8 +240,10 @@ async fn revoke_sessions(
 }
 
 /// The caller's own password: the current one must match; every other session ends.
-pub async fn change_password(
-    db: &impl ConnectionTrait,
+/// Attempts are counted outside the change's transaction (a wrong guess must stay
+/// counted); the change, the sessions' end and the audit entry commit together.
+pub async fn change_password<C: ConnectionTrait + sea_orm::TransactionTrait>(
+    db: &C,
     caller: &Caller,
     session_id: Option<&str>,
     current: &str,
@@ -282,10 +284,15 @@ pub async fn change_password(
             format!("must be at least {MIN_PASSWORD_LEN} characters long"),
         )
     })?;
+    let txn = db.begin().await?;
     let mut model = me.into_active_model();
     model.password_hash = Set(Some(hash));
-    model.update(db).await?;
-    revoke_sessions(db, &caller.user_id, session_id).await
+    model.update(&txn).await?;
+    revoke_sessions(&txn, &caller.user_id, session_id).await?;
+    let change = crate::audit::Change::new("user.password_changed", "user", &caller.user_id);
+    crate::audit::by(&txn, caller, change).await?;
+    sea_orm::TransactionSession::commit(txn).await?;
+    Ok(())
 }
 
 /// An admin sets a user's password; the user's sessions end.

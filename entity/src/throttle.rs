@@ -111,40 +111,41 @@ pub async fn attempt(
         return Ok(Attempt::Allowed { attempts });
     }
     let hold = hold_ms(limit, holds);
-    start_hold(db, key, limit, now, hold).await?;
+    let started = start_hold(db, key, limit, now, hold).await?;
     Ok(Attempt::Held {
         retry_after_ms: hold,
-        started: true,
+        started,
     })
 }
 
 /// Holds `key` back for `hold` ms. One attempt is allowed when the hold ends; only the
-/// first of parallel attempts sets it.
+/// first of parallel attempts sets it (and is told so).
 async fn start_hold(
     db: &impl ConnectionTrait,
     key: &str,
     limit: Limit,
     now: i64,
     hold: i64,
-) -> DomainResult<()> {
+) -> DomainResult<bool> {
     let backend = db.get_database_backend();
     let statement = sql(
         backend,
         "UPDATE login_failures SET locked_until = $2, holds = holds + 1, failures = $3 \
          WHERE email = $1 AND (locked_until IS NULL OR locked_until <= $4)",
     );
-    db.execute_raw(Statement::from_sql_and_values(
-        backend,
-        statement,
-        [
-            key.into(),
-            (now + hold).into(),
-            (limit.attempts - 1).into(),
-            now.into(),
-        ],
-    ))
-    .await?;
-    Ok(())
+    let started = db
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            statement,
+            [
+                key.into(),
+                (now + hold).into(),
+                (limit.attempts - 1).into(),
+                now.into(),
+            ],
+        ))
+        .await?;
+    Ok(started.rows_affected() > 0)
 }
 
 /// Clears `key` after a success.

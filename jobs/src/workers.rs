@@ -26,7 +26,7 @@ async fn hotmart_job(job: HotmartJob, ctx: Data<JobContext>) -> Result<(), BoxDy
         match job {
             HotmartJob::ImportWindow { window_id } => handle_window(&ctx, &window_id).await,
             HotmartJob::RunExport { export_id } => {
-                if let Err(err) = entity::exports::run(&ctx.db.conn, &export_id).await {
+                if let Err(err) = entity::exports::run(&ctx.db, &export_id).await {
                     tracing::warn!(export = %export_id, error = %err.chain(), "cannot run an export");
                 }
                 false

@@ -117,6 +117,25 @@ fn check(reports: &[Value], backend: &str) {
             "{key}: {graphql}"
         );
     }
+    // Every deal exported (those the loads added meanwhile too), one line each under the
+    // header; the webhooks offered meanwhile all acknowledged; both erasures timed.
+    let exports = scenario("exports");
+    assert_eq!(exports["deals"], 5000, "{exports}");
+    let rows = exports["rows"].as_u64().unwrap_or(0);
+    assert!(rows >= 5000, "{exports}");
+    assert_eq!(exports["file_lines"].as_u64(), Some(rows + 1), "{exports}");
+    assert_eq!(exports["ack_errors"], 0, "{exports}");
+    for key in [
+        "export_secs",
+        "peak_rss_mib",
+        "ack_during_p99_ms",
+        "erase_many_secs",
+    ] {
+        assert!(
+            exports[key].as_f64().unwrap_or(0.0) > 0.0,
+            "{key}: {exports}"
+        );
+    }
 }
 
 #[test]

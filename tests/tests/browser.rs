@@ -1244,3 +1244,98 @@ fn the_portuguese_check_catches_codes_and_english() {
     assert_eq!(not_portuguese("Loading… Sign out"), ["Loading", "Sign out"]);
     assert!(not_portuguese("Funil Aberto Ganho Carrinho abandonado R$ 10,00").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_answers_a_buyer_s_data_request_and_reads_the_audit_log() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    set_password(&app, &app.admin_id).await;
+    let (_, url) = app
+        .active_integration(&["PURCHASE_BILLET_PRINTED"], json!({}))
+        .await;
+    let mut body = purchase(
+        "lgpd-1",
+        "PURCHASE_BILLET_PRINTED",
+        Utc::now().timestamp_millis(),
+        "titular@x.test",
+        "HPL1",
+    );
+    body["data"]["buyer"]["name"] = json!("Rosa Titular");
+    app.post_webhook(&url, Some("hottok-secret-0001"), body.to_string())
+        .await;
+    app.wait_until_processed().await;
+    let deal = app
+        .ok(&app.admin, "query { deals { nodes { id } } }", json!({}))
+        .await["deals"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin_email = app.ok(&app.admin, "{ me { email } }", json!({})).await["me"]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let Some(browser) = Browser::start("data-rights", &app.base).await else {
+        return;
+    };
+    let b = &browser;
+    let deal_path = format!("/#/deals/{deal}");
+    browser
+        .run(async move {
+            b.sign_in(&admin_email, PASSWORD).await;
+            b.open(&deal_path).await;
+            b.find_text("#data-rights h2", "Dados do comprador (LGPD)")
+                .await;
+            b.click("#data-report").await;
+            b.find_text("#data-report-json", "titular@x.test").await;
+            b.find_text("#data-report-json", "Rosa Titular").await;
+            assert!(
+                b.find("#data-report-file")
+                    .await
+                    .attr("href")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .starts_with("blob:"),
+                "the report can be saved as a file"
+            );
+            // Without the confirmation, nothing is erased.
+            b.type_into("#erase-reason", "Pedido da titular por e-mail")
+                .await;
+            b.click("#erase").await;
+            assert_eq!(b.count("#erased-note").await, 0);
+            b.click("#erase-confirm").await;
+            b.click("#erase").await;
+            b.find_text("#erased-note", "foram apagados em").await;
+            let heading = b.find("main h1").await.text().await.unwrap();
+            assert!(!heading.contains("Rosa"), "{heading}");
+            b.shot("erased").await;
+            b.open("/#/audit").await;
+            b.find_text(
+                "#audit tr[data-action='contact.erased']",
+                "Dados do comprador apagados",
+            )
+            .await;
+            b.find_text(
+                "#audit tr[data-action='contact.erased']",
+                "Pedido da titular",
+            )
+            .await;
+            b.find_text(
+                "#audit tr[data-action='contact.data_reported']",
+                "Relatório LGPD gerado",
+            )
+            .await;
+            b.resize(390, 844).await;
+            b.open("/#/audit").await;
+            b.find("#audit").await;
+            b.assert_fits("/#/audit").await;
+        })
+        .await;
+    let left = app
+        .ok(
+            &app.admin,
+            "query { contacts { nodes { email name } } }",
+            json!({}),
+        )
+        .await;
+    assert!(!left.to_string().contains("titular@x.test"), "{left}");
+}

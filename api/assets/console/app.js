@@ -12,6 +12,7 @@ import * as search from './search.js';
 import * as team from './team.js';
 import * as setup from './setup.js';
 import * as report from './report.js';
+import * as privacy from './privacy.js';
 import { problem } from './explain.js';
 
 const ROUTES = [
@@ -27,6 +28,7 @@ const ROUTES = [
   [/^\/account$/, team.account],
   [/^\/team$/, team.page],
   [/^\/setup$/, setup.page],
+  [/^\/audit$/, privacy.audit],
   [/^\/wizard$/, wizard.step],
   [/^\/wizard\/([^/]+)\/([1-4])$/, wizard.step],
 ];
@@ -112,6 +114,7 @@ function header(user) {
       user.role === 'ADMIN' ? h('li', {}, link('#/wizard', 'nav.wizard')) : null,
       user.role === 'ADMIN' ? h('li', {}, link('#/setup', 'nav.setup')) : null,
       user.role === 'ADMIN' ? h('li', {}, link('#/team', 'nav.team')) : null,
+      user.role === 'ADMIN' ? h('li', {}, link('#/audit', 'nav.audit')) : null,
     ),
     search.box(),
     h('a', { class: 'who', href: '#/account', id: 'account' }, user.name || user.email),

@@ -1,6 +1,7 @@
 // The pipeline (one column per origin of a group, cards paged by cursor) and a deal's
 // detail page with its timeline.
 
+import { contactRights } from './privacy.js';
 import { h, fill, when, money, copy, toast, select, badge } from './dom.js';
 import { t, lang, named } from './i18n.js';
 import { gql, subscribe } from './gql.js';
@@ -246,7 +247,7 @@ function payment(p) {
 }
 
 const DEAL = `id status value currency transactions lostReason createdAt closedAt lastEventAt
-  contact { id name email phone document labels { name } }
+  contact { id name email erasedAt phone document labels { name } }
   group { id name } origin { name } product { name hotmartProductId } owner { id name }
   payment { method installments offerCode couponCode pixCode pixQrCodeUrl pixExpiresAt billetUrl billetBarcode refusalReason }
   subscription { subscriberCode planName recurrenceNumber nextChargeAt }
@@ -277,6 +278,7 @@ export async function deal(main, view, _params, id) {
     h('h1', { tabindex: '-1' }, d.contact.name || d.contact.email, ' ', badge(t(`deal.${d.status}`), d.status.toLowerCase())),
     actions(d, () => deal(main, view, _params, id)),
     dealActivities(d, () => deal(main, view, _params, id)),
+    contactRights(d.contact, () => deal(main, view, _params, id)),
     h(
       'div',
       { class: 'grid' },

@@ -154,12 +154,14 @@ impl AccountMutation {
         new_password: String,
     ) -> ApiResult<bool> {
         let session = ctx.data_opt::<SessionId>().map(|s| s.0.as_str());
-        let caller = ctx.caller()?;
-        let tx = Audited::begin(ctx).await?;
-        sign_in::change_password(tx.db(), caller, session, &current_password, &new_password)
-            .await?;
-        let change = Change::new("user.password_changed", "user", &caller.user_id);
-        tx.commit(caller, change).await?;
+        sign_in::change_password(
+            &ctx.app().db.conn,
+            ctx.caller()?,
+            session,
+            &current_password,
+            &new_password,
+        )
+        .await?;
         Ok(true)
     }
 

@@ -30,6 +30,10 @@ impl Contact {
     async fn email(&self) -> &str {
         &self.0.email
     }
+    /// Set when the buyer's personal data was erased (`eraseContact`).
+    async fn erased_at(&self) -> Option<DateTime<Utc>> {
+        self.0.erased_at.map(time)
+    }
     async fn name(&self) -> Option<&str> {
         self.0.name.as_deref()
     }

@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{audit, page::PageRequest, privacy, tables::audit_entry, tables::user};
+use entity::{DomainError, audit, page::PageRequest, privacy, tables::audit_entry, tables::user};
 
 use super::{
     context::ContextExt,
@@ -85,7 +85,16 @@ pub struct PrivacyQuery;
 impl PrivacyQuery {
     /// LGPD access: JSON of everything held about the buyer.
     async fn contact_data_report(&self, ctx: &Context<'_>, contact_id: ID) -> ApiResult<String> {
-        Ok(privacy::report(&ctx.app().db.conn, ctx.caller()?, &contact_id).await?)
+        let caller = ctx.caller()?;
+        let txn = ctx
+            .app()
+            .db
+            .begin_urgent_write()
+            .await
+            .map_err(DomainError::from)?;
+        let report = privacy::report(&*txn, caller, &contact_id).await?;
+        txn.commit().await.map_err(DomainError::from)?;
+        Ok(report)
     }
 
     #[graphql(complexity = "super::page_cost(first, child_complexity)")]
@@ -127,8 +136,16 @@ impl PrivacyMutation {
         reason: String,
     ) -> ApiResult<ErasureReceipt> {
         let app = ctx.app();
-        let receipt =
-            privacy::erase(&app.db.conn, &app.keys, ctx.caller()?, &contact_id, &reason).await?;
+        let caller = ctx.caller()?;
+        // The write transaction of the process (SQLite's writer), which the erasure's
+        // own transaction nests in.
+        let txn = app
+            .db
+            .begin_urgent_write()
+            .await
+            .map_err(DomainError::from)?;
+        let receipt = privacy::erase(&*txn, &app.keys, caller, &contact_id, &reason).await?;
+        txn.commit().await.map_err(DomainError::from)?;
         Ok(receipt.into())
     }
 }

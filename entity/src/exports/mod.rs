@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Caller, DomainError, DomainResult,
     contacts::ContactFilter,
+    database::Database,
     deals::DealFilter,
     new_id, now_ms,
     scope::find_scoped,
@@ -170,7 +171,8 @@ pub async fn chunk(
 
 /// Runs export `id` once: a queued or interrupted export starts over, a finished one is
 /// left alone.
-pub async fn run(db: &impl ConnectionTrait, id: &str) -> DomainResult<()> {
+pub async fn run(database: &Database, id: &str) -> DomainResult<()> {
+    let db = &database.conn;
     let Some(found) = export::Entity::find_by_id(id).one(db).await? else {
         return Ok(());
     };
@@ -182,7 +184,7 @@ pub async fn run(db: &impl ConnectionTrait, id: &str) -> DomainResult<()> {
         .exec(db)
         .await?;
     set_status(db, &found.id, "RUNNING", 0, None).await?;
-    match write(db, &found).await {
+    match write(database, &found).await {
         Ok(rows) => set_status(db, &found.id, "SUCCEEDED", rows, None).await,
         Err(err) => {
             tracing::warn!(export = id, error = %err.chain(), "export failed");
@@ -192,7 +194,8 @@ pub async fn run(db: &impl ConnectionTrait, id: &str) -> DomainResult<()> {
 }
 
 /// Writes the file of `found`, as its user may see the rows now; returns the row count.
-async fn write(db: &impl ConnectionTrait, found: &export::Model) -> DomainResult<i64> {
+async fn write(database: &Database, found: &export::Model) -> DomainResult<i64> {
+    let db = &database.conn;
     let person = user::Entity::find_by_id(found.user_id.as_str())
         .filter(user::Column::AccountId.eq(found.account_id.as_str()))
         .one(db)
@@ -205,13 +208,13 @@ async fn write(db: &impl ConnectionTrait, found: &export::Model) -> DomainResult
     };
     let filter: StoredFilter = serde_json::from_str(&found.filter)
         .map_err(|err| DomainError::Internal(format!("unreadable filter: {err}")))?;
-    let mut file = ChunkWriter::new(&found.id);
+    let mut file = ChunkWriter::new(&found.id, database.clone());
     if found.kind == "CONTACTS" {
         rows::contacts(db, &caller, filter.contacts(), &mut file).await?;
     } else {
         rows::deals(db, &caller, filter.deals(), &mut file).await?;
     }
-    file.finish(db).await
+    file.finish().await
 }
 
 async fn set_status(
@@ -268,6 +271,9 @@ pub async fn prune(db: &impl ConnectionTrait, now: i64) -> DomainResult<u64> {
 /// The file being written: rows gather in memory up to [`CHUNK_BYTES`], then go to the
 /// database as one chunk.
 pub(crate) struct ChunkWriter {
+    /// Chunks are written through the process's write path (on SQLite its one writer,
+    /// which gives way to webhook intake), never beside it.
+    database: Database,
     export_id: String,
     seq: i32,
     rows: i64,
@@ -275,8 +281,9 @@ pub(crate) struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    fn new(export_id: &str) -> Self {
+    fn new(export_id: &str, database: Database) -> Self {
         ChunkWriter {
+            database,
             export_id: export_id.to_owned(),
             seq: 0,
             rows: -1, // the header row is not counted
@@ -285,35 +292,33 @@ impl ChunkWriter {
     }
 
     /// Adds a row; writes a chunk when enough is ready.
-    pub(crate) async fn row(
-        &mut self,
-        db: &impl ConnectionTrait,
-        cells: &[csv::Cell<'_>],
-    ) -> DomainResult<()> {
+    pub(crate) async fn row(&mut self, cells: &[csv::Cell<'_>]) -> DomainResult<()> {
         csv::row(&mut self.buffer, cells);
         self.rows += 1;
         if self.buffer.len() >= CHUNK_BYTES {
-            self.flush(db).await?;
+            self.flush().await?;
         }
         Ok(())
     }
 
-    async fn flush(&mut self, db: &impl ConnectionTrait) -> DomainResult<()> {
+    async fn flush(&mut self) -> DomainResult<()> {
         let data = std::mem::take(&mut self.buffer).into_bytes();
-        export_chunk::ActiveModel {
+        let txn = self.database.begin_write().await?;
+        export_chunk::Entity::insert(export_chunk::ActiveModel {
             export_id: Set(self.export_id.clone()),
             seq: Set(self.seq),
             data: Set(data),
-        }
-        .insert(db)
+        })
+        .exec_without_returning(&*txn)
         .await?;
+        txn.commit().await?;
         self.seq += 1;
         Ok(())
     }
 
-    async fn finish(mut self, db: &impl ConnectionTrait) -> DomainResult<i64> {
+    async fn finish(mut self) -> DomainResult<i64> {
         if !self.buffer.is_empty() {
-            self.flush(db).await?;
+            self.flush().await?;
         }
         Ok(self.rows.max(0))
     }

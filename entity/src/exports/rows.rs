@@ -44,7 +44,7 @@ fn text(value: Option<&String>) -> &str {
 }
 
 /// Rows read per page.
-const PAGE: u64 = 200;
+const PAGE: u64 = 1000;
 
 const DEAL_HEADER: [&str; 16] = [
     "Comprador",
@@ -185,7 +185,7 @@ pub(super) async fn deals(
     file: &mut ChunkWriter,
 ) -> DomainResult<()> {
     let header: Vec<Cell<'_>> = DEAL_HEADER.iter().map(|h| Cell::Text(h)).collect();
-    file.row(db, &header).await?;
+    file.row(&header).await?;
     let names = Names::of(db, caller).await?;
     let mut after: Option<Cursor> = None;
     loop {
@@ -195,7 +195,6 @@ pub(super) async fn deals(
         let labels = labels_of(db, caller, &names, ids).await?;
         for d in &page.nodes {
             deal_row(
-                db,
                 file,
                 &names,
                 people.get(&d.contact_id),
@@ -212,7 +211,6 @@ pub(super) async fn deals(
 }
 
 async fn deal_row(
-    db: &impl ConnectionTrait,
     file: &mut ChunkWriter,
     names: &Names,
     person: Option<&contact::Model>,
@@ -233,27 +231,24 @@ async fn deal_row(
         "" => details.product_name.unwrap_or_default(),
         name => name.to_owned(),
     };
-    file.row(
-        db,
-        &[
-            Cell::Text(text(person.and_then(|p| p.name.as_ref()))),
-            Cell::Text(person.map_or("", |p| p.email.as_str())),
-            Cell::Text(text(person.and_then(|p| p.phone.as_ref()))),
-            Cell::Text(&product),
-            Cell::Text(names.of_id(Some(&d.group_id))),
-            Cell::Text(names.of_id(Some(&d.origin_id))),
-            Cell::Text(names.of_id(Some(&d.stage_id))),
-            Cell::Text(status_word(d.status)),
-            Cell::Plain(d.value_cents.map(money).unwrap_or_default()),
-            Cell::Text(text(d.currency.as_ref())),
-            Cell::Text(names.of_id(d.owner_id.as_deref())),
-            Cell::Plain(date(d.created_at)),
-            Cell::Plain(d.closed_at.map(date).unwrap_or_default()),
-            Cell::Text(text(d.lost_reason.as_ref())),
-            Cell::Text(&method),
-            Cell::Text(text(labels)),
-        ],
-    )
+    file.row(&[
+        Cell::Text(text(person.and_then(|p| p.name.as_ref()))),
+        Cell::Text(person.map_or("", |p| p.email.as_str())),
+        Cell::Text(text(person.and_then(|p| p.phone.as_ref()))),
+        Cell::Text(&product),
+        Cell::Text(names.of_id(Some(&d.group_id))),
+        Cell::Text(names.of_id(Some(&d.origin_id))),
+        Cell::Text(names.of_id(Some(&d.stage_id))),
+        Cell::Text(status_word(d.status)),
+        Cell::Plain(d.value_cents.map(money).unwrap_or_default()),
+        Cell::Text(text(d.currency.as_ref())),
+        Cell::Text(names.of_id(d.owner_id.as_deref())),
+        Cell::Plain(date(d.created_at)),
+        Cell::Plain(d.closed_at.map(date).unwrap_or_default()),
+        Cell::Text(text(d.lost_reason.as_ref())),
+        Cell::Text(&method),
+        Cell::Text(text(labels)),
+    ])
     .await
 }
 
@@ -265,7 +260,7 @@ pub(super) async fn contacts(
     file: &mut ChunkWriter,
 ) -> DomainResult<()> {
     let header: Vec<Cell<'_>> = CONTACT_HEADER.iter().map(|h| Cell::Text(h)).collect();
-    file.row(db, &header).await?;
+    file.row(&header).await?;
     let names = Names::of(db, caller).await?;
     let mut after: Option<Cursor> = None;
     loop {
@@ -281,7 +276,7 @@ pub(super) async fn contacts(
                 Cell::Plain(date(c.created_at)),
                 Cell::Text(text(labels.get(&c.id))),
             ];
-            file.row(db, &cells).await?;
+            file.row(&cells).await?;
         }
         after = next(&page, |c| (c.created_at, c.id.clone()));
         if after.is_none() {

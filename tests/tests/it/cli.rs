@@ -186,6 +186,21 @@ async fn the_first_admin_signs_in_with_the_generated_password_and_the_cli_sets_a
     assert_eq!(status, 401);
     let again = login(&url, "admin@example.com", "a-new-password-from-stdin").await;
     assert!(again["data"]["login"]["token"].is_string(), "{again}");
+    // The audit log says the command line set it (no user acted), without the password.
+    let new_token = again["data"]["login"]["token"].as_str().unwrap();
+    let (_, log) = query(
+        &url,
+        new_token,
+        "{ auditLog { nodes { action actor { id } details } } }",
+    )
+    .await;
+    let entries = log["data"]["auditLog"]["nodes"].as_array().unwrap();
+    let set = entries
+        .iter()
+        .find(|e| e["action"] == "user.password_set")
+        .expect("an entry");
+    assert!(set["actor"].is_null(), "{set}");
+    assert!(!log.to_string().contains("a-new-password"), "{log}");
     let old = login(&url, "admin@example.com", &password).await;
     assert_eq!(old["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
     // Too short: refused, nothing changed.

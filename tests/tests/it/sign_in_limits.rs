@@ -220,6 +220,25 @@ async fn a_guesser_elsewhere_cannot_lock_the_owner_out(backend: Backend) {
         message(&again).contains("try again in 2 minutes"),
         "{again}"
     );
+    // Each hold that started is in the audit log, by the system, once.
+    let log = app
+        .ok(
+            &app.admin,
+            "query { auditLog(filter: {action: \"user.locked_out\"}) { nodes { actor { id } details } } }",
+            json!({}),
+        )
+        .await;
+    let holds: Vec<Value> = log["auditLog"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert!(e["actor"].is_null(), "{e}");
+            serde_json::from_str::<Value>(e["details"].as_str().unwrap()).unwrap()["holdSeconds"]
+                .clone()
+        })
+        .collect();
+    assert_eq!(holds, [json!(120), json!(60)], "newest first");
 }
 
 async fn a_forwarded_header_from_anyone_else_is_ignored(backend: Backend) {

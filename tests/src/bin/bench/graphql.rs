@@ -22,16 +22,16 @@ use crate::{
 };
 
 /// Clones the server-made deals (and their events) until there are `total` deals.
-async fn fill(database_url: &str, total: usize) -> usize {
+pub async fn fill(database_url: &str, total: usize) -> usize {
     let postgres = database_url.starts_with("postgres");
     let statements: Vec<String> = if postgres {
         vec![
             "CREATE TEMP TABLE seed AS SELECT row_number() OVER (ORDER BY id) - 1 AS k, * FROM deals".into(),
             "CREATE INDEX ON seed (k)".into(),
             format!(
-                "INSERT INTO deals (id, account_id, group_id, origin_id, contact_id, product_id, deal_key, open_key, \
+                "INSERT INTO deals (id, account_id, group_id, origin_id, stage_id, contact_id, product_id, deal_key, open_key, \
                  status, paid, owner_id, value_cents, currency, lost_reason, created_at, closed_at, last_event_at, updated_at) \
-                 SELECT '00000000-0000-7000-8000-' || lpad(n::text, 12, '0'), s.account_id, s.group_id, s.origin_id, \
+                 SELECT '00000000-0000-7000-8000-' || lpad(n::text, 12, '0'), s.account_id, s.group_id, s.origin_id, s.stage_id, \
                  s.contact_id, s.product_id, s.deal_key || ':copy' || n, NULL, s.status, s.paid, s.owner_id, s.value_cents, \
                  s.currency, s.lost_reason, s.created_at - (n * 31) * 1000, s.closed_at, s.last_event_at, s.updated_at \
                  FROM generate_series(0, {total} - 1 - (SELECT count(*) FROM seed)) AS n \
@@ -51,9 +51,9 @@ async fn fill(database_url: &str, total: usize) -> usize {
             "CREATE INDEX temp.seed_k ON seed (k)".into(),
             format!(
                 "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {total} - (SELECT count(*) FROM seed)) \
-                 INSERT INTO deals (id, account_id, group_id, origin_id, contact_id, product_id, deal_key, open_key, \
+                 INSERT INTO deals (id, account_id, group_id, origin_id, stage_id, contact_id, product_id, deal_key, open_key, \
                  status, paid, owner_id, value_cents, currency, lost_reason, created_at, closed_at, last_event_at, updated_at) \
-                 SELECT printf('00000000-0000-7000-8000-%012d', n.i), s.account_id, s.group_id, s.origin_id, \
+                 SELECT printf('00000000-0000-7000-8000-%012d', n.i), s.account_id, s.group_id, s.origin_id, s.stage_id, \
                  s.contact_id, s.product_id, s.deal_key || ':copy' || n.i, NULL, s.status, s.paid, s.owner_id, s.value_cents, \
                  s.currency, s.lost_reason, s.created_at - (n.i * 31) * 1000, s.closed_at, s.last_event_at, s.updated_at \
                  FROM n JOIN seed s ON s.k = n.i % (SELECT count(*) FROM seed)"

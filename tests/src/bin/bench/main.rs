@@ -1,7 +1,7 @@
 //! Benchmarks of the real `checkout-crm` binary, each on a fresh database.
 //!
 //! ```text
-//! cargo run --release -p tests --bin bench -- <webhooks|latency|import|graphql|checkouts|all> [options]
+//! cargo run --release -p tests --bin bench -- <webhooks|latency|import|graphql|checkouts|exports|all> [options]
 //! ```
 //!
 //! Every scenario prints a table and one JSON line (`{"scenario": …}`) with its figures.
@@ -9,6 +9,7 @@
 
 mod baseline;
 mod checkouts;
+mod exports;
 mod graphql;
 mod import;
 mod load;
@@ -27,6 +28,7 @@ enum Scenario {
     Import,
     Graphql,
     Checkouts,
+    Exports,
     All,
 }
 
@@ -140,6 +142,7 @@ async fn main() {
             Scenario::Import,
             Scenario::Graphql,
             Scenario::Checkouts,
+            Scenario::Exports,
         ],
         one => vec![one],
     };
@@ -151,6 +154,7 @@ async fn main() {
             Scenario::Import => import::run(&args, &binary).await,
             Scenario::Graphql => graphql::run(&args, &binary).await,
             Scenario::Checkouts => checkouts::run(&args, &binary).await,
+            Scenario::Exports => exports::run(&args, &binary).await,
             Scenario::All => unreachable!(),
         };
         report.print();
