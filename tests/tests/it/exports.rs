@@ -269,9 +269,7 @@ async fn expired_exports_and_their_files_are_pruned(backend: Backend) {
     // Not written yet (no workers here): its file is not there to take.
     let path = format!("/exports/{}/download", started.id);
     assert_eq!(download(&app, &path, Some(&app.admin)).await.0, 409);
-    entity::exports::run(&app.db, &started.id)
-        .await
-        .unwrap();
+    entity::exports::run(&app.db, &started.id).await.unwrap();
     assert_eq!(download(&app, &path, Some(&app.admin)).await.0, 200);
     assert!(
         entity::exports::chunk(&app.db.conn, &started.id, 0)
