@@ -14,16 +14,20 @@ use super::{context::ContextExt, error::ApiResult};
 
 pub struct Audited(WriteTxn);
 
+/// The write transaction of a request someone waits for: on SQLite it goes before the
+/// background writers (the process's one writer).
+pub async fn write(ctx: &Context<'_>) -> ApiResult<WriteTxn> {
+    Ok(ctx
+        .app()
+        .db
+        .begin_urgent_write()
+        .await
+        .map_err(DomainError::from)?)
+}
+
 impl Audited {
-    /// Someone waits for the answer: on SQLite it goes before background writers.
     pub async fn begin(ctx: &Context<'_>) -> ApiResult<Self> {
-        let txn = ctx
-            .app()
-            .db
-            .begin_urgent_write()
-            .await
-            .map_err(DomainError::from)?;
-        Ok(Audited(txn))
+        Ok(Audited(write(ctx).await?))
     }
 
     pub fn db(&self) -> &DatabaseTransaction {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::{DomainError, audit, page::PageRequest, privacy, tables::audit_entry, tables::user};
 
 use super::{
+    audited::write,
     context::ContextExt,
     error::ApiResult,
     types::{PageInfo, User, time},
@@ -86,12 +87,7 @@ impl PrivacyQuery {
     /// LGPD access: JSON of everything held about the buyer.
     async fn contact_data_report(&self, ctx: &Context<'_>, contact_id: ID) -> ApiResult<String> {
         let caller = ctx.caller()?;
-        let txn = ctx
-            .app()
-            .db
-            .begin_urgent_write()
-            .await
-            .map_err(DomainError::from)?;
+        let txn = write(ctx).await?;
         let report = privacy::report(&*txn, caller, &contact_id).await?;
         txn.commit().await.map_err(DomainError::from)?;
         Ok(report)
@@ -137,13 +133,8 @@ impl PrivacyMutation {
     ) -> ApiResult<ErasureReceipt> {
         let app = ctx.app();
         let caller = ctx.caller()?;
-        // The write transaction of the process (SQLite's writer), which the erasure's
-        // own transaction nests in.
-        let txn = app
-            .db
-            .begin_urgent_write()
-            .await
-            .map_err(DomainError::from)?;
+        // The erasure's own transaction nests in the request's write transaction.
+        let txn = write(ctx).await?;
         let receipt = privacy::erase(&*txn, &app.keys, caller, &contact_id, &reason).await?;
         txn.commit().await.map_err(DomainError::from)?;
         Ok(receipt.into())
