@@ -489,7 +489,37 @@ async fn setup_changes_are_audited_without_secrets(backend: Backend) {
     assert_eq!(code, "BAD_USER_INPUT");
 }
 
+/// Entries are kept a year: the sweeper's prune removes older ones and nothing newer.
+async fn audit_entries_are_pruned_after_a_year(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    app.ok(
+        &app.admin,
+        "mutation { createLabel(input: {name: \"Recente\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    let old = entity::audit::Change::new("label.created", "label", "old-label");
+    entity::audit::record(
+        &app.db.conn,
+        &app.account_id,
+        entity::audit::Actor::System,
+        old,
+    )
+    .await
+    .unwrap();
+    let now = Utc::now().timestamp_millis();
+    // Seen from now, no entry is old; from a year and a day later, both are.
+    assert_eq!(entity::audit::prune(&app.db.conn, now).await.unwrap(), 0);
+    let later = now + entity::audit::KEEP_MS + 86_400_000;
+    assert_eq!(entity::audit::prune(&app.db.conn, later).await.unwrap(), 2);
+    let left = app
+        .ok(&app.admin, "query { auditLog { totalCount } }", json!({}))
+        .await;
+    assert_eq!(left["auditLog"]["totalCount"], 0);
+}
+
 on_both_backends!(
+    audit_entries_are_pruned_after_a_year,
     erasure_leaves_no_trace_and_old_sales_stay_erased,
     rights_are_admins_and_ids_are_checked,
     setup_changes_are_audited_without_secrets,
