@@ -68,6 +68,7 @@ pub fn http_state(config: &Config, db: Database) -> HttpState {
         webhook_body_timeout: config.webhook_body_timeout,
         live: crate::live::Live::new(live_db, polls.clone()),
         polls,
+        outbound_policy: config.workers.outbound.policy.clone(),
     };
     let guard = crate::graphql::guard::Guard::new(
         Some(tokens.clone()),

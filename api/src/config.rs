@@ -134,6 +134,25 @@ pub struct ConfigArgs {
     /// abandoned and handed back to the queue.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 20, global = true)]
     pub shutdown_grace_secs: u64,
+    /// Allow `http://` outbound webhook URLs (https only otherwise).
+    #[arg(long, env = "OUTBOUND_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub outbound_allow_http: bool,
+    /// Comma-separated networks outbound webhooks may reach although internal (a LAN).
+    #[arg(
+        long,
+        env = "OUTBOUND_ALLOWED_CIDRS",
+        default_value = "",
+        global = true
+    )]
+    pub outbound_allowed_cidrs: String,
+    /// Comma-separated seconds between an outbound message's attempts.
+    #[arg(
+        long,
+        env = "OUTBOUND_RETRY_SCHEDULE",
+        default_value = "5,300,1800,7200,18000,36000,36000",
+        global = true
+    )]
+    pub outbound_retry_schedule: String,
     /// Base URL of the Hotmart REST API.
     #[arg(
         long,
@@ -378,8 +397,47 @@ impl ConfigArgs {
             heartbeat: Duration::from_secs(heartbeat),
             lease: Duration::from_secs(lease),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            outbound: self.outbound_settings()?,
         })
     }
+
+    fn outbound_settings(&self) -> Result<jobs::outbound::OutboundSettings, ConfigError> {
+        let allowed = jobs::outbound_net::AddressPolicy::parse_cidrs(&self.outbound_allowed_cidrs)
+            .map_err(|e| ConfigError::Invalid(format!("OUTBOUND_ALLOWED_CIDRS: {e}")))?;
+        let retry = entity::outbound::delivery::RetryPolicy {
+            schedule_ms: parse_schedule(&self.outbound_retry_schedule)?,
+            ..Default::default()
+        };
+        Ok(jobs::outbound::OutboundSettings {
+            policy: std::sync::Arc::new(jobs::outbound_net::AddressPolicy {
+                allow_http: self.outbound_allow_http,
+                allowed,
+            }),
+            retry,
+            ..Default::default()
+        })
+    }
+}
+
+/// `OUTBOUND_RETRY_SCHEDULE`: 1 to 20 delays, each 1 s to 7 days.
+fn parse_schedule(text: &str) -> Result<Vec<i64>, ConfigError> {
+    let invalid = |why: &str| {
+        ConfigError::Invalid(format!(
+            "OUTBOUND_RETRY_SCHEDULE must be 1 to 20 comma-separated seconds (1 to 604800): {why}"
+        ))
+    };
+    let delays: Vec<i64> = text
+        .split(',')
+        .map(str::trim)
+        .map(|part| match part.parse::<i64>() {
+            Ok(secs) if (1..=604_800).contains(&secs) => Ok(secs * 1000),
+            _ => Err(invalid(&format!("{part:?}"))),
+        })
+        .collect::<Result<_, _>>()?;
+    if delays.is_empty() || delays.len() > 20 {
+        return Err(invalid("wrong number of delays"));
+    }
+    Ok(delays)
 }
 
 /// A secret from the environment; in development, generated once into `data_dir/file`.

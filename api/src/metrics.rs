@@ -87,6 +87,19 @@ async fn readings(state: &HttpState) -> Result<Readings, String> {
             .await
             .map_err(|e| e.to_string())?,
         integrations_by_health: cached_health(state).await?,
+        ..outbound_readings(&db.conn).await?
+    })
+}
+
+/// The outbound gauges: disabled endpoints and the oldest pending message's age.
+async fn outbound_readings(db: &sea_orm::DatabaseConnection) -> Result<Readings, String> {
+    let (disabled, oldest) = entity::outbound::delivery::stats(db)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Readings {
+        outbound_endpoints_disabled: disabled as i64,
+        outbound_oldest_pending_secs: oldest.map_or(0, |at| (entity::now_ms() - at).max(0) / 1000),
+        ..Readings::default()
     })
 }
 

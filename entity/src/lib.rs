@@ -27,6 +27,7 @@ pub mod kiwify;
 pub mod labels;
 pub mod money;
 pub mod origins;
+pub mod outbound;
 pub mod page;
 pub mod platform;
 pub mod privacy;

@@ -45,6 +45,8 @@ account_scoped! {
     activity => "activity",
     export => "export",
     audit_entry => "audit entry",
+    webhook_endpoint => "webhook endpoint",
+    outbound_message => "outbound message",
 }
 
 /// All rows of `E` in the caller's account.

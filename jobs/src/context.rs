@@ -39,6 +39,8 @@ pub struct WorkerSettings {
     /// On shutdown, how long the groups being processed get to finish before they are
     /// abandoned (their transactions roll back) and handed back.
     pub shutdown_grace: Duration,
+    /// How outbound webhooks are sent.
+    pub outbound: OutboundSettings,
 }
 
 impl Default for WorkerSettings {
@@ -54,6 +56,7 @@ impl Default for WorkerSettings {
             heartbeat: Duration::from_secs(5),
             lease: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(20),
+            outbound: Default::default(),
         }
     }
 }
@@ -73,6 +76,38 @@ impl WorkerSettings {
             .max(1)
             .saturating_mul(1u64 << exp);
         Some(Duration::from_secs(secs.min(3600)))
+    }
+}
+
+/// How outbound messages are sent. Defaults suit production; tests shorten the schedule.
+#[derive(Debug, Clone)]
+pub struct OutboundSettings {
+    pub policy: Arc<crate::outbound_net::AddressPolicy>,
+    pub retry: entity::outbound::delivery::RetryPolicy,
+    /// An attempt's deadline: a 2xx after this is a failure.
+    pub timeout: Duration,
+    /// Requests in flight per process.
+    pub max_in_flight: usize,
+    /// Requests in flight per endpoint.
+    pub per_endpoint: usize,
+    /// How often an idle dispatcher looks for due messages.
+    pub poll_interval: Duration,
+    /// A claimed message is another dispatcher's to take after this (its sender died), ms;
+    /// longer than an attempt.
+    pub lease_ms: i64,
+}
+
+impl Default for OutboundSettings {
+    fn default() -> Self {
+        OutboundSettings {
+            policy: Arc::new(crate::outbound_net::AddressPolicy::default()),
+            retry: Default::default(),
+            timeout: Duration::from_secs(15),
+            max_in_flight: 64,
+            per_endpoint: 8,
+            poll_interval: Duration::from_millis(200),
+            lease_ms: 60_000,
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Background work: job types, their handlers, the workers that run them, and the
-//! Hotmart API client. Jobs carry ids only; handlers are thin and call domain services.
+//! Hotmart API client; and the outbound webhook dispatcher. Jobs carry ids only; handlers are thin and call domain services.
 
 pub mod context;
 pub mod deliveries;
@@ -7,6 +7,7 @@ pub mod hotmart;
 pub mod import_pages;
 pub mod imports;
 pub mod kiwify;
+pub mod outbound;
 pub mod outbound_net;
 pub mod products;
 pub mod queue;

@@ -43,6 +43,41 @@ struct Inner {
     deliveries: Family<Status, Gauge>,
     integrations: Family<Health, Gauge>,
     queue: QueueGauges,
+    outbound: OutboundMetrics,
+}
+
+struct OutboundMetrics {
+    attempts: Family<Outcome, Counter>,
+    disabled: Counter,
+    endpoints_disabled: Gauge,
+    oldest_pending: Gauge,
+}
+
+impl OutboundMetrics {
+    fn register(r: &mut Registry) -> Self {
+        OutboundMetrics {
+            attempts: metric(
+                r,
+                "checkout_crm_outbound_attempts",
+                "Outbound webhook attempts, by outcome (sent, retried, failed)",
+            ),
+            disabled: metric(
+                r,
+                "checkout_crm_outbound_endpoints_disabled_by_failures",
+                "Webhook endpoints this process disabled (410 Gone, or days of failures)",
+            ),
+            endpoints_disabled: metric(
+                r,
+                "checkout_crm_outbound_endpoints_disabled",
+                "Webhook endpoints disabled now",
+            ),
+            oldest_pending: metric(
+                r,
+                "checkout_crm_outbound_oldest_pending_seconds",
+                "Age of the oldest outbound message not yet delivered or given up",
+            ),
+        }
+    }
 }
 
 /// The queue's gauges.
@@ -125,6 +160,8 @@ pub struct Readings {
     /// Active integrations by health (`OK`, `WARNING`, `FAILING`).
     pub integrations_by_health: Vec<(&'static str, i64)>,
     pub claims: crate::queue::ClaimStats,
+    pub outbound_endpoints_disabled: i64,
+    pub outbound_oldest_pending_secs: i64,
 }
 
 /// Registers a metric of the default kind under `name`.
@@ -178,6 +215,7 @@ impl Default for Telemetry {
             ),
             queue: QueueGauges::register(&mut r),
             acks: AckHistograms::register(&mut r),
+            outbound: OutboundMetrics::register(&mut r),
             // Last: the fields above registered themselves in it.
             registry: r,
         };
@@ -223,6 +261,22 @@ impl Telemetry {
         self.0.handed_back.inc_by(n);
     }
 
+    /// `n` outbound attempts ended with `outcome` (`sent`, `retried`, `failed`).
+    pub fn outbound(&self, outcome: &'static str, n: u64) {
+        if n > 0 {
+            self.0
+                .outbound
+                .attempts
+                .get_or_create(&Outcome { outcome })
+                .inc_by(n);
+        }
+    }
+
+    /// Endpoints disabled by their failures.
+    pub fn outbound_disabled(&self, n: u64) {
+        self.0.outbound.disabled.inc_by(n);
+    }
+
     /// The Prometheus text of the counters and of `readings`.
     pub fn render(&self, readings: &Readings) -> String {
         let inner = &self.0;
@@ -245,6 +299,14 @@ impl Telemetry {
             .queue
             .oldest_claim
             .set(readings.claims.oldest_age_secs);
+        inner
+            .outbound
+            .endpoints_disabled
+            .set(readings.outbound_endpoints_disabled);
+        inner
+            .outbound
+            .oldest_pending
+            .set(readings.outbound_oldest_pending_secs);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &inner.registry);

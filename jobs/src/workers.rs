@@ -1,4 +1,5 @@
-//! Worker processes: the delivery workers and the sweeper, until shutdown.
+//! Worker processes: the delivery workers, the outbound dispatcher and the sweeper,
+//! until shutdown.
 
 use std::{future::Future, time::Duration};
 
@@ -96,8 +97,11 @@ pub async fn run(
         stopping: Default::default(),
         busy: Default::default(),
     };
-    let sweeper = tokio::spawn(sweep_forever(ctx.clone()));
-    let statistics = tokio::spawn(refresh_statistics_forever(ctx.clone()));
+    // Stopped with this future, however it ends (returning, or dropped mid-way).
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(sweep_forever(ctx.clone()));
+    background.spawn(crate::outbound::dispatch_forever(ctx.clone()));
+    background.spawn(refresh_statistics_forever(ctx.clone()));
     let stopping = ctx.stopping.clone();
     let shutdown = async move {
         shutdown.await;
@@ -115,8 +119,7 @@ pub async fn run(
         tracing::warn!(?result, "workers stopped; restarting in 1 s");
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    sweeper.abort();
-    statistics.abort();
+    background.abort_all();
     result
 }
 
@@ -329,6 +332,9 @@ async fn sweep_forever(ctx: JobContext) {
         }
         if let Err(err) = entity::audit::prune(&ctx.db.conn, entity::now_ms()).await {
             tracing::warn!(error = %err, "cannot prune old audit entries");
+        }
+        if let Err(err) = entity::outbound::delivery::prune(&ctx.db.conn, entity::now_ms()).await {
+            tracing::warn!(error = %err, "cannot prune old outbound messages");
         }
     }
 }

@@ -19,6 +19,7 @@ mod m20261207_000001_every_checkout;
 mod m20261208_000001_sign_in_throttle;
 mod m20261209_000001_exports;
 mod m20261210_000001_data_rights;
+mod m20261211_000001_outbound;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000001_sign_in_throttle::Migration),
             Box::new(m20261209_000001_exports::Migration),
             Box::new(m20261210_000001_data_rights::Migration),
+            Box::new(m20261211_000001_outbound::Migration),
         ]
     }
 }

@@ -24,6 +24,7 @@ pub mod fake_hotmart;
 pub mod fake_kiwify;
 pub mod hotmart;
 pub mod process;
+pub mod receiver;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -205,6 +206,21 @@ pub fn fast_workers() -> WorkerSettings {
         heartbeat: Duration::from_secs(5),
         lease: Duration::from_secs(15),
         shutdown_grace: Duration::from_secs(5),
+        outbound: jobs::outbound::OutboundSettings {
+            policy: std::sync::Arc::new(jobs::outbound_net::AddressPolicy {
+                allow_http: true,
+                allowed: jobs::outbound_net::AddressPolicy::parse_cidrs("127.0.0.0/8, ::1")
+                    .unwrap(),
+            }),
+            retry: entity::outbound::delivery::RetryPolicy {
+                schedule_ms: vec![300, 600, 900],
+                ..Default::default()
+            },
+            poll_interval: Duration::from_millis(25),
+            lease_ms: 3_000,
+            timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
     }
 }
 

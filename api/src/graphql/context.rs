@@ -23,6 +23,9 @@ pub struct AppContext {
     pub polls: std::sync::Arc<tokio::sync::Semaphore>,
     /// Feeds shared by the subscriptions of this process (one poll per board, per run).
     pub live: std::sync::Arc<crate::live::Live>,
+    /// What outbound webhook URLs may point at (checked when an endpoint is saved, and
+    /// again by the dispatcher at connect time).
+    pub outbound_policy: std::sync::Arc<jobs::outbound_net::AddressPolicy>,
 }
 
 impl AppContext {

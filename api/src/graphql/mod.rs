@@ -9,6 +9,7 @@ pub mod exports;
 pub mod guard;
 pub mod imports;
 pub mod loaders;
+pub mod outbound;
 pub mod pipeline;
 pub mod privacy;
 pub mod setup;
@@ -51,6 +52,7 @@ pub struct Query(
     work::WorkQuery,
     exports::ExportQuery,
     privacy::PrivacyQuery,
+    outbound::OutboundQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -63,6 +65,7 @@ pub struct Mutation(
     work::WorkMutation,
     exports::ExportMutation,
     privacy::PrivacyMutation,
+    outbound::OutboundMutation,
 );
 
 #[derive(MergedSubscription, Default)]

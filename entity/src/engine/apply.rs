@@ -9,12 +9,16 @@
 //!    against the stored deals;
 //! 4. assign owners from one read of the assignees (and of the contacts' owners) and one
 //!    atomic advance of the rotation cursors;
-//! 5. write deals, references, events and tags with multi-row statements.
+//! 5. write deals, references, events and tags with multi-row statements;
+//! 6. write the outbox: a message per changed deal and new contact for each endpoint that
+//!    wants it (one read when the accounts have no endpoint; see `docs/outbound.md`).
 //!
 //! Runs inside the caller's transaction. Its first statement locks the group's contacts
 //! (on PostgreSQL, in e-mail order), so events of one contact are applied by one group at
 //! a time; SQLite has one writer anyway. People's actions lock their deals' contacts the
 //! same way.
+
+use std::collections::HashMap;
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
@@ -24,6 +28,7 @@ use super::{
     key::DealKey,
     log::{LogEntry, StoredEvent, append},
     model::{Action, Kind},
+    outbox::NewContact,
     store,
 };
 use crate::{
@@ -70,7 +75,7 @@ pub async fn apply_group(
         })
         .collect();
     let erased = skip_erased(db, keys, items, &mut emails).await?;
-    let contacts = store::upsert_contacts(db, items, &emails, now).await?;
+    let (contacts, created) = store::upsert_contacts(db, items, &emails, now).await?;
     let keys: Vec<Option<DealKey>> = items
         .iter()
         .zip(&contacts)
@@ -94,6 +99,9 @@ pub async fn apply_group(
     store::attach_info(db, &mut logs).await?;
     store::write_events(db, &logs).await?;
     store::tag_contacts(db, items, &applied, now).await?;
+    let new_contacts = new_contacts(items, &contacts, &created);
+    let changes = super::emit::changes(&plan, &logs, &HashMap::new());
+    super::outbox::write(db, &changes, &new_contacts, now).await?;
     Ok(GroupOutcome {
         deals_created: plan.deals.iter().filter(|d| d.is_new).count(),
         deals_updated: plan.deals.iter().filter(|d| !d.is_new && d.changed).count(),
@@ -130,6 +138,25 @@ async fn skip_erased(
         erased.push(redacted || before_erasure);
     }
     Ok(erased)
+}
+
+/// The contacts the group created, each with the snapshot of its first event.
+fn new_contacts<'s>(
+    items: &[(&'s IntegrationSnapshot, IncomingEvent<'_>)],
+    contacts: &[Option<String>],
+    created: &[String],
+) -> Vec<NewContact<'s>> {
+    let mut out: Vec<NewContact<'s>> = Vec::new();
+    for ((snap, _), contact) in items.iter().zip(contacts) {
+        let Some(id) = contact else { continue };
+        if created.contains(id) && !out.iter().any(|c| &c.contact_id == id) {
+            out.push(NewContact {
+                snap,
+                contact_id: id.clone(),
+            });
+        }
+    }
+    out
 }
 
 fn key_of(snap: &IntegrationSnapshot, e: &IncomingEvent<'_>, contact_id: &str) -> DealKey {
@@ -206,6 +233,13 @@ pub async fn apply_actions(
     super::owners::assign(db, &mut plan.deals).await?;
     store::write_deals(db, &plan).await?;
     store::write_events(db, &logs).await?;
+    // The deals as the caller read them, before it set claimed or assigned owners.
+    let before: HashMap<String, deal::Model> = actions
+        .iter()
+        .map(|a| (a.deal.id.clone(), a.deal.clone()))
+        .collect();
+    let changes = super::emit::changes(&plan, &logs, &before);
+    super::outbox::write(db, &changes, &[], now).await?;
     let written = plan.changed_deals();
     let mut out: Vec<deal::Model> = Vec::new();
     for a in actions {

@@ -40,6 +40,8 @@ pub(super) struct PlannedDeal {
     pub owner: OwnerPlan,
     pub is_new: bool,
     pub changed: bool,
+    /// The deal as stored before the fold (`None` for a new one).
+    pub previous: Option<deal::Model>,
 }
 
 /// The deals of the touched keys: as stored, and as they will be.
@@ -148,6 +150,7 @@ pub(super) fn plan_deal(
             owner,
             is_new: true,
             changed: true,
+            previous: None,
         };
     };
     if let Some(stage) = stored_stage(log, journey, existing) {
@@ -168,6 +171,7 @@ pub(super) fn plan_deal(
         owner,
         is_new: false,
         changed,
+        previous: Some(existing.clone()),
     }
 }
 

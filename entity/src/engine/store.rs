@@ -79,14 +79,14 @@ impl ContactFields {
 }
 
 /// Creates or updates the group's contacts; returns each event's contact id (`None`
-/// without a usable e-mail). Contacts are written in (account, e-mail) order, which is
+/// without a usable e-mail) and the ids of the contacts it created. Contacts are written in (account, e-mail) order, which is
 /// the order concurrent groups lock them in.
 pub(super) async fn upsert_contacts(
     db: &impl ConnectionTrait,
     items: &[(&IntegrationSnapshot, IncomingEvent<'_>)],
     emails: &[Option<String>],
     now: i64,
-) -> DomainResult<Vec<Option<String>>> {
+) -> DomainResult<(Vec<Option<String>>, Vec<String>)> {
     let mut fresh: BTreeMap<(&str, &str), (String, ContactFields)> = BTreeMap::new();
     for ((snap, e), email) in items.iter().zip(emails) {
         if let Some(email) = email {
@@ -129,14 +129,31 @@ pub(super) async fn upsert_contacts(
         }
     }
     merge_into_stored(db, items, emails, &fresh, &stored).await?;
-    Ok(items
+    let created = inserted(&fresh, &stored);
+    let ids = items
         .iter()
         .zip(emails)
         .map(|((snap, _), email)| {
             let key = (snap.integration.account_id.clone(), email.clone()?);
             stored.get(&key).map(|c| c.id.clone())
         })
-        .collect())
+        .collect();
+    Ok((ids, created))
+}
+
+/// The contacts the upsert inserted: a returned row carrying the id made here.
+fn inserted(
+    fresh: &BTreeMap<(&str, &str), (String, ContactFields)>,
+    stored: &HashMap<(String, String), contact::Model>,
+) -> Vec<String> {
+    fresh
+        .iter()
+        .filter(|((account, email), (id, _))| {
+            let key = ((*account).to_owned(), (*email).to_owned());
+            stored.get(&key).is_some_and(|c| &c.id == id)
+        })
+        .map(|(_, (id, _))| id.clone())
+        .collect()
 }
 
 /// Contacts that already existed: the group's data merged over theirs, event by event.

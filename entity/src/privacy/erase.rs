@@ -69,6 +69,8 @@ pub async fn erase<C: ConnectionTrait + TransactionTrait>(
     let deliveries = super::deliveries_naming(&txn, &found, Some(&found.email)).await?;
     let deliveries_redacted = redact_deliveries(&txn, &deliveries, &scrub).await?;
     withdraw_exports(&txn, &found.account_id, now).await?;
+    redact_outbound(&txn, &found, &scrub).await?;
+    crate::outbound::messages::contact_erased(&txn, &found.account_id, &found.id, now).await?;
     tombstone(&txn, keys, &found, now).await?;
     let receipt = ErasureReceipt {
         contact_id: found.id.clone(),
@@ -247,6 +249,33 @@ async fn redact_deliveries(
         .await?;
     }
     Ok(deliveries.len() as i64)
+}
+
+/// Outbound messages that carried the buyer's data (endpoints with contact data on) are
+/// redacted in place: a resend sends the redacted body.
+async fn redact_outbound(
+    db: &impl ConnectionTrait,
+    found: &contact::Model,
+    scrub: &Scrubber,
+) -> DomainResult<()> {
+    use crate::tables::outbound_message;
+    let naming = outbound_message::Entity::find()
+        .filter(outbound_message::Column::AccountId.eq(found.account_id.as_str()))
+        .filter(outbound_message::Column::Payload.contains(found.id.as_str()))
+        .all(db)
+        .await?;
+    for m in naming {
+        if let Some(payload) = scrub.payload(&m.payload) {
+            outbound_message::Entity::update(outbound_message::ActiveModel {
+                id: Set(m.id.clone()),
+                payload: Set(payload),
+                ..Default::default()
+            })
+            .exec(db)
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Export files made before the erasure may hold the buyer: they are withdrawn.

@@ -24,6 +24,7 @@ mod import;
 mod isolation;
 mod isolation_matrix;
 mod never_miss;
+mod outbound;
 mod pipeline_work;
 mod postgres_tcp;
 mod queue_contract;
