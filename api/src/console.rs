@@ -42,6 +42,11 @@ const FILES: &[(&str, &[u8], &str)] = &[
         JS,
     ),
     (
+        "outbound.js",
+        include_bytes!("../assets/console/outbound.js"),
+        JS,
+    ),
+    (
         "pipeline.js",
         include_bytes!("../assets/console/pipeline.js"),
         JS,

@@ -13,6 +13,7 @@ import * as team from './team.js';
 import * as setup from './setup.js';
 import * as report from './report.js';
 import * as privacy from './privacy.js';
+import * as outbound from './outbound.js';
 import { problem } from './explain.js';
 
 const ROUTES = [
@@ -29,6 +30,8 @@ const ROUTES = [
   [/^\/team$/, team.page],
   [/^\/setup$/, setup.page],
   [/^\/audit$/, privacy.audit],
+  [/^\/webhooks$/, outbound.page],
+  [/^\/webhooks\/([^/]+)$/, outbound.messages],
   [/^\/wizard$/, wizard.step],
   [/^\/wizard\/([^/]+)\/([1-4])$/, wizard.step],
 ];
@@ -114,6 +117,7 @@ function header(user) {
       user.role === 'ADMIN' ? h('li', {}, link('#/wizard', 'nav.wizard')) : null,
       user.role === 'ADMIN' ? h('li', {}, link('#/setup', 'nav.setup')) : null,
       user.role === 'ADMIN' ? h('li', {}, link('#/team', 'nav.team')) : null,
+      user.role === 'ADMIN' ? h('li', {}, link('#/webhooks', 'nav.webhooks')) : null,
       user.role === 'ADMIN' ? h('li', {}, link('#/audit', 'nav.audit')) : null,
     ),
     search.box(),

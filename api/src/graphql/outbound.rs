@@ -57,10 +57,12 @@ impl WebhookEndpoint {
         self.0.description.as_deref()
     }
     /// Standard Webhooks types (deal.won, ...); empty = all.
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn event_types(&self) -> Vec<String> {
         endpoints::event_types(&self.0)
     }
     /// Empty = every group.
+    #[graphql(complexity = "super::UNPAGED_LIST * child_complexity + 1")]
     async fn group_ids(&self) -> Vec<ID> {
         endpoints::group_ids(&self.0).into_iter().map(ID).collect()
     }

@@ -81,6 +81,41 @@ enum Subject {
     Contact(usize),
 }
 
+/// Each (endpoint, subject) whose type and group the endpoint wants.
+fn wanted<'e>(
+    endpoints: &'e [webhook_endpoint::Model],
+    changes: &[DealChange<'_>],
+    contacts: &[NewContact<'_>],
+    typed: &[(usize, &'static str)],
+) -> Vec<Wanted<'e>> {
+    let mut wanted = Vec::new();
+    for e in endpoints {
+        // A contact before its deals.
+        for (i, c) in contacts.iter().enumerate() {
+            if e.account_id == c.snap.account_id()
+                && wants(e, "contact.created", Some(&c.snap.group.id))
+            {
+                wanted.push(Wanted {
+                    endpoint: e,
+                    event_type: "contact.created",
+                    subject: Subject::Contact(i),
+                });
+            }
+        }
+        for &(i, event_type) in typed {
+            let c = &changes[i];
+            if e.account_id == c.snap.account_id() && wants(e, event_type, Some(&c.deal.group_id)) {
+                wanted.push(Wanted {
+                    endpoint: e,
+                    event_type,
+                    subject: Subject::Deal(i),
+                });
+            }
+        }
+    }
+    wanted
+}
+
 /// Writes the messages of a group's changes; returns how many.
 pub async fn write(
     db: &impl ConnectionTrait,
@@ -105,31 +140,7 @@ pub async fn write(
     if endpoints.is_empty() {
         return Ok(0);
     }
-    let mut wanted = Vec::new();
-    for e in &endpoints {
-        // A contact before its deals.
-        for (i, c) in contacts.iter().enumerate() {
-            if e.account_id == c.snap.account_id()
-                && wants(e, "contact.created", Some(&c.snap.group.id))
-            {
-                wanted.push(Wanted {
-                    endpoint: e,
-                    event_type: "contact.created",
-                    subject: Subject::Contact(i),
-                });
-            }
-        }
-        for &(i, event_type) in &typed {
-            let c = &changes[i];
-            if e.account_id == c.snap.account_id() && wants(e, event_type, Some(&c.deal.group_id)) {
-                wanted.push(Wanted {
-                    endpoint: e,
-                    event_type,
-                    subject: Subject::Deal(i),
-                });
-            }
-        }
-    }
+    let wanted = wanted(&endpoints, changes, contacts, &typed);
     if wanted.is_empty() {
         return Ok(0);
     }

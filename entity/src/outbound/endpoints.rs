@@ -82,6 +82,32 @@ async fn checked(
     caller: &Caller,
     input: &EndpointInput,
 ) -> DomainResult<()> {
+    checked_text(input)?;
+    if input.group_ids.len() > 200 {
+        return Err(DomainError::bad_input(
+            "input.groupIds",
+            "names too many groups",
+        ));
+    }
+    let found = scoped::<group::Entity>(caller)
+        .filter(group::Column::Id.is_in(input.group_ids.iter().map(String::as_str)))
+        .all(db)
+        .await?;
+    if let Some(missing) = input
+        .group_ids
+        .iter()
+        .find(|id| !found.iter().any(|g| &g.id == *id))
+    {
+        return Err(DomainError::bad_input(
+            "input.groupIds",
+            format!("{missing:?} is not a group of this account"),
+        ));
+    }
+    Ok(())
+}
+
+/// The URL's length, the description and the event types.
+fn checked_text(input: &EndpointInput) -> DomainResult<()> {
     if input.url.len() > MAX_URL {
         return Err(DomainError::bad_input(
             "input.url",
@@ -115,26 +141,6 @@ async fn checked(
                 "{unknown:?} is not an event type; known types: {}",
                 EVENT_TYPES.join(", ")
             ),
-        ));
-    }
-    if input.group_ids.len() > 200 {
-        return Err(DomainError::bad_input(
-            "input.groupIds",
-            "names too many groups",
-        ));
-    }
-    let found = scoped::<group::Entity>(caller)
-        .filter(group::Column::Id.is_in(input.group_ids.iter().map(String::as_str)))
-        .all(db)
-        .await?;
-    if let Some(missing) = input
-        .group_ids
-        .iter()
-        .find(|id| !found.iter().any(|g| &g.id == *id))
-    {
-        return Err(DomainError::bad_input(
-            "input.groupIds",
-            format!("{missing:?} is not a group of this account"),
         ));
     }
     Ok(())

@@ -230,3 +230,65 @@ async fn postgres_group_statements_are_constant() {
     }
     statements_do_not_grow_with_the_group(Backend::Postgres).await;
 }
+
+/// Messages written so far.
+async fn outbox_rows(conn: &DatabaseConnection) -> u64 {
+    use sea_orm::PaginatorTrait;
+    entity::tables::outbound_message::Entity::find()
+        .count(conn)
+        .await
+        .unwrap()
+}
+
+/// With an endpoint subscribed to everything (contact data on, so every read the outbox
+/// can make is made), a group still costs the same whatever its size, and the messages
+/// are written: a new sale emits `contact.created` and `deal.created`, a refund `deal.lost`.
+async fn the_outbox_does_not_grow_with_the_group(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    let snap = snapshot(&app).await;
+    let conn = &app.db.conn;
+    let keys = SecretKeys::new(tests::SECRET_KEY.as_bytes());
+    let input = entity::outbound::endpoints::EndpointInput {
+        url: "https://hooks.invalid/all".into(),
+        include_contact_data: true,
+        ..Default::default()
+    };
+    let secret = jobs::standard_webhooks::new_secret();
+    entity::outbound::endpoints::create(conn, &keys, &app.admin_caller(), &input, &secret)
+        .await
+        .unwrap();
+    let t0 = 1_745_000_000_000;
+    let one = count(conn, &snap, &[purchase(0, "PURCHASE_APPROVED", t0)]).await;
+    assert_eq!(outbox_rows(conn).await, 2);
+    let many: Vec<Value> = (1..=100)
+        .map(|n| purchase(n, "PURCHASE_APPROVED", t0))
+        .collect();
+    let hundred = count(conn, &snap, &many).await;
+    assert_eq!(outbox_rows(conn).await, 202);
+    assert_eq!(one, hundred, "a group of 100 new sales costs what one does");
+    let one = count(conn, &snap, &[purchase(0, "PURCHASE_REFUNDED", t0 + 1)]).await;
+    let many: Vec<Value> = (1..=100)
+        .map(|n| purchase(n, "PURCHASE_REFUNDED", t0 + 1))
+        .collect();
+    let hundred = count(conn, &snap, &many).await;
+    assert_eq!(one, hundred, "a group of 100 refunds costs what one does");
+    assert_eq!(outbox_rows(conn).await, 303);
+    // The same refunds again change nothing: no statement for the outbox, no message.
+    count(conn, &snap, &many).await;
+    assert_eq!(outbox_rows(conn).await, 303);
+    println!("statements per group with an endpoint: {hundred}");
+}
+
+#[tokio::test]
+async fn sqlite_outbox_statements_are_constant() {
+    the_outbox_does_not_grow_with_the_group(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_outbox_statements_are_constant() {
+    if tests::postgres_url().is_none() {
+        tests::skip_notice("postgres_outbox_statements_are_constant");
+        return;
+    }
+    the_outbox_does_not_grow_with_the_group(Backend::Postgres).await;
+}

@@ -90,7 +90,26 @@ async fn victim_ids(app: &TestApp, token: &str) -> Ids {
         .as_str()
         .unwrap()
         .to_owned();
+    // A reserved name that never resolves: nothing is sent anywhere.
+    let endpoint = app
+        .ok(token, "mutation { createWebhookEndpoint(input: {url: \"https://hooks.invalid/x\"}) { endpoint { id } } }", json!({}))
+        .await["createWebhookEndpoint"]["endpoint"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let message = app
+        .ok(
+            token,
+            "mutation($id: ID!) { sendTestWebhook(id: $id) { id } }",
+            json!({"id": endpoint}),
+        )
+        .await["sendTestWebhook"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     Ids(BTreeMap::from([
+        ("endpoint", endpoint),
+        ("message", message),
         ("export", export),
         ("stage", s(&origin["stages"][0]["id"])),
         ("lost_reason", s(&origin["lostReasons"][0]["id"])),
@@ -138,6 +157,15 @@ fn kind_of(field: &str, arg: &str) -> Option<&'static str> {
             "deleteLostReason" => "lost_reason",
             "completeActivity" | "cancelActivity" => "activity",
             "export" => "export",
+            "webhookEndpoint"
+            | "updateWebhookEndpoint"
+            | "deleteWebhookEndpoint"
+            | "enableWebhookEndpoint"
+            | "disableWebhookEndpoint"
+            | "rotateWebhookEndpointSecret"
+            | "sendTestWebhook"
+            | "recoverWebhookEndpoint" => "endpoint",
+            "resendOutboundMessage" | "outboundMessage" => "message",
             _ => return None,
         },
         _ => return None,
@@ -180,6 +208,8 @@ fn value_for(ty: &str) -> Option<Value> {
             json!({"kind": "CALL", "title": "Ligar", "dueAt": "2030-01-01T12:00:00Z"})
         }
         "DateTime!" => json!("2025-01-01T00:00:00Z"),
+        "DateTime" => Value::Null,
+        "WebhookEndpointInput!" => json!({"url": "https://hooks.invalid/y"}),
         "ReconciliationInput!" => json!({"enabled": false}),
         // simulateDelivery's body; sign-in's e-mail and passwords.
         "String!" => json!("{}"),

@@ -579,8 +579,8 @@ async fn bad_input_is_refused(backend: Backend) {
     let create =
         "mutation($i: WebhookEndpointInput!) { createWebhookEndpoint(input: $i) { secret } }";
     for (url, why) in [
-        ("ftp://hooks.example.com/x", "http(s)"),
-        ("https://user:pw@hooks.example.com/x", "credentials"),
+        ("ftp://hooks.invalid/x", "http(s)"),
+        ("https://user:pw@hooks.invalid/x", "credentials"),
         ("https://169.254.169.254/latest", "address"),
         ("not a url", "URL"),
     ] {
@@ -590,7 +590,7 @@ async fn bad_input_is_refused(backend: Backend) {
         assert_eq!(code, "BAD_USER_INPUT", "{url}");
         assert!(message.contains(why), "{url}: {message}");
     }
-    let long = format!("https://hooks.example.com/{}", "a".repeat(3000));
+    let long = format!("https://hooks.invalid/{}", "a".repeat(3000));
     assert_eq!(
         app.err(&app.admin, create, json!({"i": {"url": long}}))
             .await
@@ -601,7 +601,7 @@ async fn bad_input_is_refused(backend: Backend) {
         .err(
             &app.admin,
             create,
-            json!({"i": {"url": "https://hooks.example.com/x", "eventTypes": ["deal.exploded"]}}),
+            json!({"i": {"url": "https://hooks.invalid/x", "eventTypes": ["deal.exploded"]}}),
         )
         .await;
     assert_eq!(code, "BAD_USER_INPUT");
@@ -613,7 +613,7 @@ async fn bad_input_is_refused(backend: Backend) {
         .err(
             &app.admin,
             create,
-            json!({"i": {"url": "https://hooks.example.com/x", "groupIds": ["nope"]}}),
+            json!({"i": {"url": "https://hooks.invalid/x", "groupIds": ["nope"]}}),
         )
         .await;
     assert_eq!(code, "BAD_USER_INPUT");
@@ -621,7 +621,7 @@ async fn bad_input_is_refused(backend: Backend) {
         .ok(
             &app.admin,
             create.replace("{ secret }", "{ endpoint { id } }").as_str(),
-            json!({"i": {"url": "https://hooks.example.com/x"}}),
+            json!({"i": {"url": "https://hooks.invalid/x"}}),
         )
         .await;
     let id = data["createWebhookEndpoint"]["endpoint"]["id"]
@@ -634,7 +634,7 @@ async fn bad_input_is_refused(backend: Backend) {
         app.err(
             &member,
             create,
-            json!({"i": {"url": "https://hooks.example.com/y"}})
+            json!({"i": {"url": "https://hooks.invalid/y"}})
         )
         .await
         .0,
