@@ -532,4 +532,16 @@ mod tests {
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
     }
+
+    #[test]
+    fn retry_schedules_are_checked() {
+        assert_eq!(
+            parse_schedule("5, 300,1800").unwrap(),
+            [5_000, 300_000, 1_800_000]
+        );
+        for bad in ["", "5,,6", "0", "-1", "5,abc", "604801", &"1,".repeat(21)] {
+            let err = parse_schedule(bad).unwrap_err().to_string();
+            assert!(err.contains("OUTBOUND_RETRY_SCHEDULE"), "{bad:?}: {err}");
+        }
+    }
 }

@@ -138,6 +138,7 @@ pub async fn of(
 ) -> DomainResult<Health> {
     let facts = facts(db, integration, now_ms()).await?;
     let mut health = judge(&facts, crate::platform::Platform::of(integration));
+    outbound_reasons(db, integration, &mut health).await?;
     if crate::platform::Platform::of(integration) == crate::platform::Platform::Eduzz {
         health.reasons.push(
             "reconciliation is off for Eduzz: its sales API cannot be read yet, so a webhook Eduzz never delivers is not recovered"
@@ -145,6 +146,40 @@ pub async fn of(
         );
     }
     Ok(health)
+}
+
+/// Outbound endpoints of the integration's group that failures or an admin disabled: its
+/// deal changes no longer reach them (a warning, with the endpoint's reason).
+async fn outbound_reasons(
+    db: &impl ConnectionTrait,
+    integration: &integration::Model,
+    health: &mut Health,
+) -> DomainResult<()> {
+    use crate::tables::webhook_endpoint;
+    let disabled = webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::AccountId.eq(integration.account_id.as_str()))
+        .filter(webhook_endpoint::Column::Enabled.eq(false))
+        .all(db)
+        .await?;
+    let mut group_id: Option<String> = None;
+    for e in disabled {
+        let groups = crate::outbound::endpoints::group_ids(&e);
+        if !groups.is_empty() {
+            if group_id.is_none() {
+                group_id = Some(crate::integrations::group_of(db, integration).await?.id);
+            }
+            if !group_id.as_ref().is_some_and(|g| groups.contains(g)) {
+                continue;
+            }
+        }
+        health.status = health.status.max(HealthStatus::Warning);
+        health.reasons.push(format!(
+            "the outbound webhook {} is disabled ({}): deal changes are not sent to it until it is enabled",
+            e.url,
+            e.disabled_reason.as_deref().unwrap_or("no reason given")
+        ));
+    }
+    Ok(())
 }
 
 /// Why a platform's deliveries are refused: the secret here no longer matches the platform's.

@@ -1339,3 +1339,83 @@ async fn an_admin_answers_a_buyer_s_data_request_and_reads_the_audit_log() {
         .await;
     assert!(!left.to_string().contains("titular@x.test"), "{left}");
 }
+
+/// An admin adds an outbound webhook in the console, keeps the one-time secret, sees the
+/// messages a sale sent with their attempts, and resends one; the receiver verifies both
+/// requests with the secret the page showed.
+#[tokio::test]
+async fn an_admin_connects_an_outbound_webhook_and_resends_a_message() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    set_password(&app, &app.admin_id).await;
+    let (_, url) = app
+        .active_integration(&["PURCHASE_BILLET_PRINTED"], json!({}))
+        .await;
+    let receiver = tests::receiver::Receiver::start().await;
+    let admin_email = app.ok(&app.admin, "{ me { email } }", json!({})).await["me"]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let Some(browser) = Browser::start("outbound", &app.base).await else {
+        return;
+    };
+    let b = &browser;
+    let (app_ref, receiver_ref, url_ref) = (&app, &receiver, &url);
+    let secret = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let kept = secret.clone();
+    browser
+        .run(async move {
+            b.sign_in(&admin_email, PASSWORD).await;
+            b.open("/#/webhooks").await;
+            b.find_text("main h1", "Webhooks de saída").await;
+            b.find("#no-endpoints").await;
+            b.type_into("#endpoint-url", &receiver_ref.url).await;
+            b.type_into("#endpoint-description", "n8n do time").await;
+            b.click("input[data-type='deal.created']").await;
+            b.click("#endpoint-create").await;
+            let shown = b.find("#secret-value").await.text().await.unwrap();
+            assert!(shown.starts_with("whsec_"), "{shown}");
+            *kept.lock().unwrap() = shown.clone();
+            b.find_text("#endpoints td", "deal.created").await;
+            b.shot("outbound-endpoints").await;
+            let body = purchase(
+                "out-1",
+                "PURCHASE_BILLET_PRINTED",
+                Utc::now().timestamp_millis(),
+                "hook@x.test",
+                "HPO1",
+            );
+            app_ref
+                .post_webhook(url_ref, Some("hottok-secret-0001"), body.to_string())
+                .await;
+            app_ref.wait_until_processed().await;
+            receiver_ref.wait_for(1, Duration::from_secs(20)).await;
+            b.click("#endpoints a").await;
+            b.find_text("#messages tr[data-status='DELIVERED']", "deal.created")
+                .await;
+            b.find_text("#messages tr[data-status='DELIVERED']", "AUTO")
+                .await;
+            b.click("#messages button[data-resend]").await;
+            receiver_ref.wait_for(2, Duration::from_secs(20)).await;
+            b.find_text("#messages tr", "MANUAL").await;
+            b.shot("outbound-messages").await;
+            b.resize(390, 844).await;
+            b.open("/#/webhooks").await;
+            b.find("#endpoints").await;
+            b.assert_fits("/#/webhooks").await;
+        })
+        .await;
+    let secret = secret.lock().unwrap().clone();
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    for r in &got {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+            headers.insert(name, r.header(name).parse().unwrap());
+        }
+        standardwebhooks::Webhook::new(&secret)
+            .unwrap()
+            .verify(&r.body, &headers)
+            .expect("the page's secret verifies the request");
+    }
+}

@@ -25,7 +25,7 @@ function secretBox(secret) {
 }
 
 function createForm(reload) {
-  const url = h('input', { id: 'endpoint-url', type: 'url', required: true, placeholder: 'https://', maxlength: 2000 });
+  const url = h('input', { id: 'endpoint-url', type: 'url', required: true, maxlength: 2000 });
   const description = h('input', { id: 'endpoint-description', maxlength: 500 });
   const contact = h('input', { id: 'endpoint-contact', type: 'checkbox' });
   const boxes = TYPES.map((type) => h('input', { type: 'checkbox', value: type, 'data-type': type }));
@@ -162,10 +162,14 @@ function recoverForm(id, reload) {
   return form;
 }
 
-/** One endpoint's messages, newest first, with their attempts. */
+/** One endpoint's messages, newest first, with their attempts; refreshed every few
+ * seconds while any is pending. */
 export async function messages(main, view, params, id) {
   const status = params.get('status') || null;
+  let timer = null;
+  view.onLeave(() => clearTimeout(timer));
   async function reload() {
+    clearTimeout(timer);
     const query = `query($id: ID!, $s: OutboundStatus) { webhookEndpoint(id: $id) { ${FIELDS} messages(status: $s, first: 50) { totalCount nodes { id type status createdAt nextAttemptAt attempts { at httpStatus error durationMs trigger } } } } }`;
     const data = await gql(query, { id, s: status });
     if (!view.alive) return;
@@ -182,6 +186,9 @@ export async function messages(main, view, params, id) {
       h('p', { class: 'muted' }, t('outbound.count', e.messages.totalCount)),
       h('div', { class: 'table-wrap' }, h('table', { id: 'messages' }, h('thead', {}, head), h('tbody', {}, e.messages.nodes.map((m) => messageRow(m, reload))))),
     );
+    if (e.messages.nodes.some((m) => m.status === 'PENDING')) {
+      timer = setTimeout(() => reload().catch(() => {}), 2000);
+    }
   }
   await reload();
 }

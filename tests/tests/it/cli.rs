@@ -353,7 +353,18 @@ async fn accounts_and_tokens_from_the_command_line() {
 #[test]
 fn bad_configuration_is_reported_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, &str); 6] = [
+    let cases: [(&str, &str, &str); 9] = [
+        (
+            "OUTBOUND_RETRY_SCHEDULE",
+            "5,soon",
+            "OUTBOUND_RETRY_SCHEDULE must be 1 to 20 comma-separated seconds",
+        ),
+        (
+            "OUTBOUND_ALLOWED_CIDRS",
+            "10.0.0.0/99",
+            "OUTBOUND_ALLOWED_CIDRS: \"10.0.0.0/99\" is not a network",
+        ),
+        ("OUTBOUND_ALLOW_HTTP", "maybe", "OUTBOUND_ALLOW_HTTP"),
         (
             "WORKER_LEASE_SECS",
             "9",

@@ -780,6 +780,136 @@ async fn a_crash_mid_send_loses_no_message(backend: Backend) {
     assert_eq!(listed[0]["attempts"].as_array().unwrap().len(), 1);
 }
 
+/// A seller's claim, a loss with its reason, a reopening and a win each emit their type
+/// once; an erasure emits `contact.erased` and redacts the buyer from messages already
+/// written; `/metrics` counts what was sent.
+async fn sellers_actions_and_erasure_emit_their_types(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let all = Receiver::start().await;
+    let full = Receiver::start().await;
+    let (endpoint, _) = create_endpoint(&app, json!({"url": all.url})).await;
+    let (full_id, _) =
+        create_endpoint(&app, json!({"url": full.url, "includeContactData": true})).await;
+    let (_, url) = app
+        .active_integration(&["PURCHASE_BILLET_PRINTED"], json!({}))
+        .await;
+    post(
+        &app,
+        &url,
+        &purchase(
+            "evt-1",
+            "PURCHASE_BILLET_PRINTED",
+            1_764_000_000_000,
+            "gil@x.test",
+            "HP1",
+        ),
+    )
+    .await;
+    all.wait_for(2, WAIT).await;
+    let (deal, _) = deal_of(&app, "gil@x.test").await;
+    let (seller, sara) = app.user("sara@acme.test", "MEMBER").await;
+    let step = |n: usize| all.wait_for(n, WAIT);
+    app.ok(
+        &sara,
+        "mutation($d: ID!) { claimDeal(dealId: $d) { id } }",
+        json!({"d": deal}),
+    )
+    .await;
+    let got = step(3).await;
+    let claimed = got[2].json();
+    assert_eq!(claimed["type"], "deal.owner_changed");
+    assert_eq!(claimed["data"]["deal"]["owner"]["id"], seller.as_str());
+    assert_eq!(claimed["data"]["deal"]["owner"]["email"], "sara@acme.test");
+    assert!(claimed["data"]["previous"]["owner"].is_null());
+    assert_eq!(claimed["data"]["cause"]["user"]["id"], seller.as_str());
+    let reasons = app
+        .ok(
+            &app.admin,
+            "query($d: ID!) { deal(id: $d) { origin { lostReasons { id name } } } }",
+            json!({"d": deal}),
+        )
+        .await;
+    let reason = &reasons["deal"]["origin"]["lostReasons"][0];
+    app.ok(
+        &sara,
+        "mutation($d: ID!, $r: ID) { loseDeal(dealId: $d, input: {lostReasonId: $r}) { id } }",
+        json!({"d": deal, "r": reason["id"]}),
+    )
+    .await;
+    let lost = step(4).await[3].json();
+    assert_eq!(lost["type"], "deal.lost");
+    assert_eq!(lost["data"]["deal"]["lostReason"], reason["name"]);
+    app.ok(
+        &sara,
+        "mutation($d: ID!) { reopenDeal(dealId: $d) { id } }",
+        json!({"d": deal}),
+    )
+    .await;
+    let reopened = step(5).await[4].json();
+    assert_eq!(reopened["type"], "deal.reopened");
+    assert_eq!(reopened["data"]["previous"]["status"], "LOST");
+    app.ok(
+        &sara,
+        "mutation($d: ID!) { winDeal(dealId: $d) { id } }",
+        json!({"d": deal}),
+    )
+    .await;
+    let won = step(6).await[5].json();
+    assert_eq!(won["type"], "deal.won");
+    assert!(
+        won["data"]["deal"]["version"].as_i64().unwrap()
+            > reopened["data"]["deal"]["version"].as_i64().unwrap()
+    );
+    // A note changes none of the four: nothing is sent.
+    app.ok(
+        &sara,
+        "mutation($d: ID!) { addDealNote(dealId: $d, text: \"ligou\") { description } }",
+        json!({"d": deal}),
+    )
+    .await;
+    // The erasure: contact.erased to both, and no trace of the buyer in the outbox.
+    full.wait_for(6, WAIT).await;
+    assert!(String::from_utf8_lossy(&full.received()[0].body).contains("gil@x.test"));
+    let contact = won["data"]["deal"]["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(&app.admin, "mutation($c: ID!) { eraseContact(contactId: $c, reason: \"pedido do titular\") { erasedAt } }", json!({"c": contact})).await;
+    let got = all.wait_for(7, WAIT).await;
+    let erased = got[6].json();
+    assert_eq!(erased["type"], "contact.erased");
+    assert_eq!(erased["data"]["contact"], json!({"id": contact}));
+    full.wait_for(7, WAIT).await;
+    for id in [&endpoint, &full_id] {
+        let listed = settled(&app, id).await;
+        assert_eq!(listed.len(), 7, "{listed:?}");
+        assert!(
+            listed
+                .iter()
+                .all(|m| !m["payload"].as_str().unwrap().contains("gil@x.test")),
+            "redacted: {listed:?}"
+        );
+    }
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sent = text
+        .lines()
+        .find(|l| l.starts_with("checkout_crm_outbound_attempts_total{outcome=\"sent\"}"))
+        .unwrap_or_else(|| panic!("no sent counter in:\n{text}"));
+    assert!(sent.ends_with(" 14"), "{sent}");
+    assert!(
+        text.contains("checkout_crm_outbound_oldest_pending_seconds 0"),
+        "{text}"
+    );
+}
+
 on_both_backends!(
     each_change_emits_one_signed_message,
     retries_keep_their_id_and_honour_retry_after,
@@ -789,4 +919,5 @@ on_both_backends!(
     bad_input_is_refused,
     the_address_guard_holds_at_connect_time,
     a_crash_mid_send_loses_no_message,
+    sellers_actions_and_erasure_emit_their_types,
 );
