@@ -17,7 +17,7 @@ use entity::{
     },
     tables::{outbound_message, webhook_endpoint},
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 pub use crate::context::OutboundSettings;
 use crate::{context::JobContext, outbound_net, standard_webhooks};
@@ -38,6 +38,8 @@ pub async fn dispatch_forever(ctx: JobContext) {
     tasks.spawn(record_forever(ctx.clone(), received));
     let slots = Arc::new(Semaphore::new(settings.max_in_flight));
     let in_flight: InFlight = Arc::default();
+    // A finished send frees a slot (and its endpoint's share): look again at once.
+    let freed = Arc::new(Notify::new());
     while !ctx.is_stopping() {
         while tasks.try_join_next().is_some() {}
         let free = slots.available_permits();
@@ -47,22 +49,30 @@ pub async fn dispatch_forever(ctx: JobContext) {
             claim(&ctx, &in_flight, free).await
         };
         if claimed.is_empty() {
-            tokio::time::sleep(settings.poll_interval).await;
+            tokio::select! {
+                () = freed.notified() => {
+                    // A few more sends finish meanwhile: one claim takes their slots.
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                () = tokio::time::sleep(settings.poll_interval) => {}
+            }
             continue;
         }
         for (message, endpoint) in claimed {
             let permit = slots.clone().acquire_owned().await.expect("never closed");
-            let (client, ctx, results, in_flight) = (
+            let (client, ctx, results, in_flight, freed) = (
                 client.clone(),
                 ctx.clone(),
                 results.clone(),
                 in_flight.clone(),
+                freed.clone(),
             );
             tasks.spawn(async move {
                 let result = send(&client, &ctx, &endpoint, message).await;
                 let _ = results.send(result);
                 release(&in_flight, &endpoint.id);
                 drop(permit);
+                freed.notify_one();
             });
         }
     }
@@ -90,6 +100,7 @@ async fn claim(
         db,
         now,
         free as u64,
+        per_endpoint as u64,
         ctx.settings.outbound.lease_ms,
         &busy,
     )

@@ -115,6 +115,11 @@ impl Receiver {
         *self.inner.always.lock().unwrap() = Some(reply);
     }
 
+    /// How many requests arrived.
+    pub fn count(&self) -> usize {
+        self.inner.received.lock().unwrap().len()
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.received.lock().unwrap().clone()
     }

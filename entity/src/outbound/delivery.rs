@@ -10,7 +10,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionSession, TransactionTrait,
-    sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query},
+    sea_query::{Expr, ExprTrait},
 };
 
 use super::{DELIVERED, FAILED, PENDING};
@@ -58,42 +58,63 @@ impl RetryPolicy {
     }
 }
 
-/// Claims up to `limit` due messages of enabled endpoints for `lease_ms`, leaving out
-/// `busy` endpoints (those with as many requests in flight as they may have). On
-/// PostgreSQL rows other dispatchers are claiming are skipped, not waited for.
+/// Most due rows one claim looks at (the oldest first).
+const CLAIM_WINDOW: u64 = 2_000;
+
+/// Claims up to `limit` due messages of enabled endpoints for `lease_ms`, at most
+/// `per_endpoint` of any one endpoint, leaving out `busy` endpoints (those with as many
+/// requests in flight as they may have). On PostgreSQL rows other dispatchers are
+/// claiming are skipped, not waited for. One statement.
 pub async fn claim_due(
     db: &impl ConnectionTrait,
     now: i64,
     limit: u64,
+    per_endpoint: u64,
     lease_ms: i64,
     busy: &[String],
 ) -> DomainResult<Vec<outbound_message::Model>> {
-    use outbound_message::Column as M;
-    let mut due = Query::select();
-    due.column(M::Id)
-        .from(outbound_message::Entity)
-        .and_where(M::Status.eq(PENDING))
-        .and_where(M::NextAttemptAt.lte(now))
-        .and_where(M::LeaseUntil.is_null().or(M::LeaseUntil.lt(now)))
-        .and_where(M::EndpointId.is_not_in(busy.iter().map(String::as_str)))
-        .and_where(
-            M::EndpointId.in_subquery(
-                Query::select()
-                    .column(webhook_endpoint::Column::Id)
-                    .from(webhook_endpoint::Entity)
-                    .and_where(webhook_endpoint::Column::Enabled.eq(true))
-                    .take(),
-            ),
-        )
-        .order_by(M::NextAttemptAt, sea_orm::Order::Asc)
-        .limit(limit);
-    if db.get_database_backend() == DbBackend::Postgres {
-        due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    }
-    let mut claimed = outbound_message::Entity::update_many()
-        .col_expr(M::LeaseUntil, Expr::value(now + lease_ms))
-        .filter(M::Id.in_subquery(due.take()))
-        .exec_with_returning(db)
+    let backend = db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut param = |v: sea_orm::Value| {
+        values.push(v);
+        match backend {
+            DbBackend::Postgres => format!("${}", values.len()),
+            _ => "?".to_owned(),
+        }
+    };
+    let lease = param((now + lease_ms).into());
+    let (due, fresh) = (param(now.into()), param(now.into()));
+    let busy_sql = if busy.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = busy.iter().map(|id| param(id.clone().into())).collect();
+        format!(" AND m.endpoint_id NOT IN ({})", list.join(", "))
+    };
+    let window = param((CLAIM_WINDOW as i64).into());
+    let share = param((per_endpoint as i64).into());
+    let most = param((limit as i64).into());
+    let lock = if backend == DbBackend::Postgres {
+        " FOR UPDATE OF m SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE outbound_messages SET lease_until = {lease} WHERE id IN (\
+           SELECT id FROM (\
+             SELECT id, next_attempt_at, ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS rn FROM (\
+               SELECT m.id, m.endpoint_id, m.next_attempt_at FROM outbound_messages m \
+               WHERE m.status = '{PENDING}' AND m.next_attempt_at <= {due} \
+                 AND (m.lease_until IS NULL OR m.lease_until < {fresh}){busy_sql} \
+                 AND m.endpoint_id IN (SELECT e.id FROM webhook_endpoints e WHERE e.enabled) \
+               ORDER BY m.next_attempt_at LIMIT {window}{lock}\
+             ) AS due_rows\
+           ) AS ranked WHERE rn <= {share} ORDER BY next_attempt_at LIMIT {most}\
+         ) RETURNING *"
+    );
+    let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
+    let mut claimed = outbound_message::Entity::find()
+        .from_raw_sql(statement)
+        .all(db)
         .await?;
     claimed.sort_by_key(|m| m.next_attempt_at);
     Ok(claimed)

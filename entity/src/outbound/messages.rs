@@ -23,7 +23,7 @@ pub const MAX_RECOVER: u64 = 10_000;
 const CHUNK: usize = 500;
 
 /// The enabled endpoints of some accounts.
-pub(crate) async fn enabled_endpoints<'a>(
+pub async fn enabled_endpoints<'a>(
     db: &impl ConnectionTrait,
     accounts: impl Iterator<Item = &'a str>,
 ) -> DomainResult<Vec<webhook_endpoint::Model>> {
@@ -35,7 +35,7 @@ pub(crate) async fn enabled_endpoints<'a>(
 }
 
 /// A pending message for `endpoint`, due now.
-pub(crate) fn new_row(
+pub fn new_row(
     endpoint: &webhook_endpoint::Model,
     event_type: &str,
     payload: String,
@@ -59,7 +59,7 @@ pub(crate) fn new_row(
 }
 
 /// Inserts messages, a few hundred per statement.
-pub(crate) async fn insert(
+pub async fn insert(
     db: &impl ConnectionTrait,
     rows: Vec<outbound_message::ActiveModel>,
 ) -> DomainResult<usize> {

@@ -1,7 +1,7 @@
 //! Benchmarks of the real `checkout-crm` binary, each on a fresh database.
 //!
 //! ```text
-//! cargo run --release -p tests --bin bench -- <webhooks|latency|import|graphql|checkouts|exports|all> [options]
+//! cargo run --release -p tests --bin bench -- <webhooks|latency|import|graphql|checkouts|exports|outbound|all> [options]
 //! ```
 //!
 //! Every scenario prints a table and one JSON line (`{"scenario": …}`) with its figures.
@@ -13,6 +13,7 @@ mod exports;
 mod graphql;
 mod import;
 mod load;
+mod outbound;
 mod report;
 mod server;
 mod webhooks;
@@ -29,6 +30,7 @@ enum Scenario {
     Graphql,
     Checkouts,
     Exports,
+    Outbound,
     All,
 }
 
@@ -143,6 +145,7 @@ async fn main() {
             Scenario::Graphql,
             Scenario::Checkouts,
             Scenario::Exports,
+            Scenario::Outbound,
         ],
         one => vec![one],
     };
@@ -155,6 +158,7 @@ async fn main() {
             Scenario::Graphql => graphql::run(&args, &binary).await,
             Scenario::Checkouts => checkouts::run(&args, &binary).await,
             Scenario::Exports => exports::run(&args, &binary).await,
+            Scenario::Outbound => outbound::run(&args, &binary).await,
             Scenario::All => unreachable!(),
         };
         report.print();
