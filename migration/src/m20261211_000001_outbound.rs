@@ -65,7 +65,7 @@ impl MigrationTrait for Migration {
             manager,
             "idx_outbound_messages_due",
             "outbound_messages",
-            &["status", "next_attempt_at"],
+            &["endpoint_id", "status", "next_attempt_at"],
         )
         .await?;
         index(

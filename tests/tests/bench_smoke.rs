@@ -136,6 +136,23 @@ fn check(reports: &[Value], backend: &str) {
             "{key}: {exports}"
         );
     }
+    // Outbound events: messages reached the receiver; every rate was measured.
+    let outbound = scenario("outbound");
+    assert!(
+        outbound["messages_received"].as_u64().unwrap_or(0)
+            >= outbound["deliveries"].as_u64().unwrap_or(1) / 2,
+        "{outbound}"
+    );
+    for key in [
+        "with_to_without",
+        "dispatch_per_sec",
+        "beside_hanging_to_alone",
+    ] {
+        assert!(
+            outbound[key].as_f64().unwrap_or(0.0) > 0.0,
+            "{key}: {outbound}"
+        );
+    }
 }
 
 #[test]

@@ -58,13 +58,12 @@ impl RetryPolicy {
     }
 }
 
-/// Most due rows one claim looks at (the oldest first).
-const CLAIM_WINDOW: u64 = 2_000;
-
-/// Claims up to `limit` due messages of enabled endpoints for `lease_ms`, at most
-/// `per_endpoint` of any one endpoint, leaving out `busy` endpoints (those with as many
-/// requests in flight as they may have). On PostgreSQL rows other dispatchers are
-/// claiming are skipped, not waited for. One statement.
+/// Claims up to `limit` due messages of enabled endpoints for `lease_ms`: each endpoint's
+/// oldest, at most `per_endpoint` of any one, leaving out `busy` endpoints (those with as
+/// many requests in flight as they may have); endpoints in a random order, so none is
+/// always served last. One statement, an index probe per endpoint (`endpoint_id, status,
+/// next_attempt_at`) whatever the backlog. On PostgreSQL rows other dispatchers are
+/// claiming are skipped, not waited for.
 pub async fn claim_due(
     db: &impl ConnectionTrait,
     now: i64,
@@ -84,31 +83,27 @@ pub async fn claim_due(
     };
     let lease = param((now + lease_ms).into());
     let (due, fresh) = (param(now.into()), param(now.into()));
+    let share = param((per_endpoint as i64).into());
     let busy_sql = if busy.is_empty() {
         String::new()
     } else {
         let list: Vec<String> = busy.iter().map(|id| param(id.clone().into())).collect();
-        format!(" AND m.endpoint_id NOT IN ({})", list.join(", "))
+        format!(" AND e.id NOT IN ({})", list.join(", "))
     };
-    let window = param((CLAIM_WINDOW as i64).into());
-    let share = param((per_endpoint as i64).into());
     let most = param((limit as i64).into());
     let lock = if backend == DbBackend::Postgres {
-        " FOR UPDATE OF m SKIP LOCKED"
+        " FOR UPDATE SKIP LOCKED"
     } else {
         ""
     };
     let sql = format!(
         "UPDATE outbound_messages SET lease_until = {lease} WHERE id IN (\
-           SELECT id FROM (\
-             SELECT id, next_attempt_at, ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS rn FROM (\
-               SELECT m.id, m.endpoint_id, m.next_attempt_at FROM outbound_messages m \
-               WHERE m.status = '{PENDING}' AND m.next_attempt_at <= {due} \
-                 AND (m.lease_until IS NULL OR m.lease_until < {fresh}){busy_sql} \
-                 AND m.endpoint_id IN (SELECT e.id FROM webhook_endpoints e WHERE e.enabled) \
-               ORDER BY m.next_attempt_at LIMIT {window}{lock}\
-             ) AS due_rows\
-           ) AS ranked WHERE rn <= {share} ORDER BY next_attempt_at LIMIT {most}\
+           SELECT m.id FROM webhook_endpoints e JOIN outbound_messages m ON m.id IN (\
+             SELECT d.id FROM outbound_messages d WHERE d.endpoint_id = e.id \
+               AND d.status = '{PENDING}' AND d.next_attempt_at <= {due} \
+               AND (d.lease_until IS NULL OR d.lease_until < {fresh}) \
+             ORDER BY d.next_attempt_at LIMIT {share}{lock}\
+           ) WHERE e.enabled{busy_sql} ORDER BY RANDOM() LIMIT {most}\
          ) RETURNING *"
     );
     let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);

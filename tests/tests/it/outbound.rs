@@ -910,6 +910,72 @@ async fn sellers_actions_and_erasure_emit_their_types(backend: Backend) {
     );
 }
 
+/// Messages are kept 30 days and attempts 90, then the sweeper's prune removes them.
+async fn old_messages_and_attempts_are_pruned(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let (endpoint, _) = create_endpoint(&app, json!({"url": receiver.url})).await;
+    for _ in 0..3 {
+        app.ok(
+            &app.admin,
+            "mutation($id: ID!) { sendTestWebhook(id: $id) { id } }",
+            json!({"id": endpoint}),
+        )
+        .await;
+    }
+    receiver.wait_for(3, WAIT).await;
+    let listed = settled(&app, &endpoint).await;
+    let day = 24 * 3_600_000i64;
+    let now = entity::now_ms();
+    let ids: Vec<&str> = listed.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let db = &app.db.conn;
+    let run = |sql: String| async move {
+        db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .unwrap();
+    };
+    // One message 31 days old (its attempt 31 days old too); one 29 days old with an
+    // attempt of 91 days (kept, the attempt goes); one new.
+    run(format!(
+        "UPDATE outbound_messages SET created_at = {} WHERE id = '{}'",
+        now - 31 * day,
+        ids[0]
+    ))
+    .await;
+    run(format!(
+        "UPDATE outbound_attempts SET at = {} WHERE message_id = '{}'",
+        now - 31 * day,
+        ids[0]
+    ))
+    .await;
+    run(format!(
+        "UPDATE outbound_messages SET created_at = {} WHERE id = '{}'",
+        now - 29 * day,
+        ids[1]
+    ))
+    .await;
+    run(format!(
+        "UPDATE outbound_attempts SET at = {} WHERE message_id = '{}'",
+        now - 91 * day,
+        ids[1]
+    ))
+    .await;
+    let removed = entity::outbound::delivery::prune(db, now).await.unwrap();
+    assert_eq!(removed, 2, "one message and one attempt");
+    let left = messages(&app, &endpoint).await;
+    let left_ids: Vec<&str> = left.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(left_ids.len(), 2);
+    assert!(!left_ids.contains(&ids[0]));
+    let attempts = |id: &str| {
+        left.iter().find(|m| m["id"] == id).unwrap()["attempts"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(attempts(ids[1]), 0, "the 91-day-old attempt went");
+    assert_eq!(attempts(ids[2]), 1);
+}
+
 on_both_backends!(
     each_change_emits_one_signed_message,
     retries_keep_their_id_and_honour_retry_after,
@@ -920,4 +986,5 @@ on_both_backends!(
     the_address_guard_holds_at_connect_time,
     a_crash_mid_send_loses_no_message,
     sellers_actions_and_erasure_emit_their_types,
+    old_messages_and_attempts_are_pruned,
 );
