@@ -104,7 +104,7 @@ impl Default for OutboundSettings {
             retry: Default::default(),
             timeout: Duration::from_secs(15),
             max_in_flight: 64,
-            per_endpoint: 16,
+            per_endpoint: 32,
             poll_interval: Duration::from_millis(200),
             lease_ms: 60_000,
         }

@@ -52,7 +52,7 @@ pub async fn dispatch_forever(ctx: JobContext) {
             tokio::select! {
                 () = freed.notified() => {
                     // A few more sends finish meanwhile: one claim takes their slots.
-                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
                 () = tokio::time::sleep(settings.poll_interval) => {}
             }

@@ -91,21 +91,31 @@ pub async fn claim_due(
         format!(" AND e.id NOT IN ({})", list.join(", "))
     };
     let most = param((limit as i64).into());
-    let lock = if backend == DbBackend::Postgres {
-        " FOR UPDATE SKIP LOCKED"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "UPDATE outbound_messages SET lease_until = {lease} WHERE id IN (\
-           SELECT m.id FROM webhook_endpoints e JOIN outbound_messages m ON m.id IN (\
-             SELECT d.id FROM outbound_messages d WHERE d.endpoint_id = e.id \
-               AND d.status = '{PENDING}' AND d.next_attempt_at <= {due} \
-               AND (d.lease_until IS NULL OR d.lease_until < {fresh}) \
-             ORDER BY d.next_attempt_at LIMIT {share}{lock}\
-           ) WHERE e.enabled{busy_sql} ORDER BY RANDOM() LIMIT {most}\
-         ) RETURNING *"
+    let pending = format!(
+        "d.status = '{PENDING}' AND d.next_attempt_at <= {due} \
+         AND (d.lease_until IS NULL OR d.lease_until < {fresh})"
     );
+    // PostgreSQL walks the endpoints and takes each one's share by a lateral index probe;
+    // SQLite (no LATERAL) runs the same probe as a correlated subquery.
+    let sql = if backend == DbBackend::Postgres {
+        format!(
+            "UPDATE outbound_messages SET lease_until = {lease} WHERE id IN (\
+               SELECT d.id FROM webhook_endpoints e CROSS JOIN LATERAL (\
+                 SELECT d.id FROM outbound_messages d WHERE d.endpoint_id = e.id AND {pending} \
+                 ORDER BY d.next_attempt_at LIMIT {share} FOR UPDATE SKIP LOCKED\
+               ) d WHERE e.enabled{busy_sql} ORDER BY RANDOM() LIMIT {most}\
+             ) RETURNING *"
+        )
+    } else {
+        format!(
+            "UPDATE outbound_messages SET lease_until = {lease} WHERE id IN (\
+               SELECT m.id FROM webhook_endpoints e JOIN outbound_messages m ON m.id IN (\
+                 SELECT d.id FROM outbound_messages d WHERE d.endpoint_id = e.id AND {pending} \
+                 ORDER BY d.next_attempt_at LIMIT {share}\
+               ) WHERE e.enabled{busy_sql} ORDER BY RANDOM() LIMIT {most}\
+             ) RETURNING *"
+        )
+    };
     let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
     let mut claimed = outbound_message::Entity::find()
         .from_raw_sql(statement)
