@@ -1,7 +1,7 @@
 //! Contacts: lists, search, labels.
 
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Set,
     sea_query::{Expr, Func, Query},
 };
 
@@ -38,8 +38,12 @@ async fn visibility(_db: &impl ConnectionTrait, caller: &Caller) -> DomainResult
 }
 
 /// The condition "the buyer's name, e-mail or phone matches" on `contacts`; `None` for
-/// an empty search.
-pub fn search_condition(search: Option<&str>) -> DomainResult<Option<Condition>> {
+/// an empty search. Where the search index can answer it (terms of three characters or
+/// more), the index narrows the contacts first and the columns are checked on those.
+pub fn search_condition(
+    backend: DbBackend,
+    search: Option<&str>,
+) -> DomainResult<Option<Condition>> {
     use contact::Column;
     let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
@@ -50,12 +54,8 @@ pub fn search_condition(search: Option<&str>) -> DomainResult<Option<Condition>>
             "must be at most 100 characters",
         ));
     }
-    let escaped = search
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    let pattern = format!("%{escaped}%");
+    let lowered = search.to_lowercase();
+    let pattern = format!("%{}%", escape_like(&lowered));
     let mut any = Condition::any()
         .add(sea_orm::sea_query::ExprTrait::like(
             Expr::expr(Func::lower(Expr::col(Column::Name))),
@@ -64,10 +64,55 @@ pub fn search_condition(search: Option<&str>) -> DomainResult<Option<Condition>>
         .add(Column::Email.like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\')));
     // Phones are stored as `+digits`: they match on the digits of the search (at least
     // three, a leading trunk `0` dropped), never on its punctuation or wildcards.
-    for digits in phone_forms(search) {
-        any = any.add(Column::Phone.contains(&digits));
+    let digits = phone_forms(search);
+    for form in &digits {
+        any = any.add(Column::Phone.contains(form));
     }
-    Ok(Some(any))
+    Ok(Some(match indexed(backend, &lowered, &digits) {
+        Some(narrowed) => Condition::all().add(narrowed).add(any),
+        None => any,
+    }))
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The text the search index holds for each contact, on PostgreSQL (its index is built
+/// on exactly this expression): lower-case name, e-mail and phone.
+const POSTGRES_SEARCH_TEXT: &str =
+    "(lower(coalesce(name, '')) || ' ' || email || ' ' || coalesce(phone, ''))";
+
+/// A condition the search index answers that holds for every contact whose name or
+/// e-mail contains `text` or whose phone contains one of `digits`; `None` when the index
+/// cannot narrow (a term under three characters, which trigrams do not cover).
+fn indexed(backend: DbBackend, text: &str, digits: &[String]) -> Option<Expr> {
+    if text.chars().count() < 3 {
+        return None;
+    }
+    let terms = std::iter::once(text.to_owned()).chain(digits.iter().cloned());
+    match backend {
+        DbBackend::Sqlite => {
+            // FTS5 phrases: a trigram phrase matches where the text contains it.
+            let phrase = |t: String| format!("\"{}\"", t.replace('"', "\"\""));
+            let query = terms.map(phrase).collect::<Vec<_>>().join(" OR ");
+            Some(Expr::cust_with_values(
+                "contacts.rowid IN (SELECT rowid FROM contact_search WHERE contact_search MATCH ?)",
+                [query],
+            ))
+        }
+        _ => {
+            let patterns: Vec<String> = terms.map(|t| format!("%{}%", escape_like(&t))).collect();
+            // PostgreSQL's custom expressions number their parameters.
+            let sql = (1..=patterns.len())
+                .map(|n| format!("{POSTGRES_SEARCH_TEXT} LIKE ${n}"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            Some(Expr::cust_with_values(format!("({sql})"), patterns))
+        }
+    }
 }
 
 /// The digits a phone search matches: as typed, and — for a Brazilian mobile typed
@@ -114,7 +159,7 @@ pub async fn page(
             ),
         );
     }
-    if let Some(any) = search_condition(filter.search.as_deref())? {
+    if let Some(any) = search_condition(db.get_database_backend(), filter.search.as_deref())? {
         query = query.filter(any);
     }
     crate::page::fetch(db, query, Column::CreatedAt, Column::Id, page, |c| Cursor {

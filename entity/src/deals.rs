@@ -70,7 +70,9 @@ async fn by_contact(
     mut query: sea_orm::Select<deal::Entity>,
 ) -> DomainResult<sea_orm::Select<deal::Entity>> {
     use deal::Column;
-    if let Some(matches) = crate::contacts::search_condition(filter.search.as_deref())? {
+    if let Some(matches) =
+        crate::contacts::search_condition(db.get_database_backend(), filter.search.as_deref())?
+    {
         query = query.filter(
             Column::ContactId.in_subquery(
                 sea_orm::sea_query::Query::select()

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, QueryFilter, QuerySelect, Select,
+    sea_query::{Expr, ExprTrait},
+};
 
 use crate::{
     Caller, DomainError, DomainResult, groups, origins,
@@ -44,7 +47,26 @@ pub struct PipelineFigures {
     pub sellers: Vec<SellerFigures>,
 }
 
+/// One aggregate row of the report's query: the deals of one origin, owner, status and
+/// currency, split by whether they are recovered sales (and recovered by the team).
+#[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
+pub struct Tally {
+    pub origin_id: String,
+    pub owner_id: Option<String>,
+    pub status: DealStatus,
+    pub currency: Option<String>,
+    /// 1 when these deals began in a pre-sale origin and were paid.
+    pub recovered: i64,
+    /// 1 when a person acted on these deals before their payment.
+    pub by_team: i64,
+    pub deals: i64,
+    pub cents: i64,
+}
+
 /// The report of a group over deals created in `[from, to)`, as far as the caller sees.
+///
+/// The database adds the deals up (one aggregate query, whatever the group's size); only
+/// the waits before a first action, which need a median, come back one per deal.
 pub async fn pipeline(
     db: &impl ConnectionTrait,
     caller: &Caller,
@@ -59,44 +81,90 @@ pub async fn pipeline(
             "must be after `from`, at most 366 days later",
         ));
     }
-    let deals = scoped::<deal::Entity>(caller)
-        .filter(deal::Column::GroupId.eq(group.id.as_str()))
-        .filter(deal::Column::CreatedAt.gte(from))
-        .filter(deal::Column::CreatedAt.lt(to))
-        .filter(groups::deal_condition(caller))
+    let window = || {
+        scoped::<deal::Entity>(caller)
+            .select_only()
+            .filter(deal::Column::GroupId.eq(group.id.as_str()))
+            .filter(deal::Column::CreatedAt.gte(from))
+            .filter(deal::Column::CreatedAt.lt(to))
+            .filter(groups::deal_condition(caller))
+    };
+    let tallies = tally(window()).into_model::<Tally>().all(db).await?;
+    let waits: Vec<(Option<String>, i64)> = window()
+        .column(deal::Column::OwnerId)
+        .column_as(
+            Expr::col(deal::Column::FirstActionAt).sub(Expr::col(deal::Column::CreatedAt)),
+            "wait",
+        )
+        .filter(deal::Column::FirstActionAt.is_not_null())
+        .into_tuple()
         .all(db)
         .await?;
-    let done = scoped::<activity::Entity>(caller)
+    let done: Vec<(Option<String>, i64)> = scoped::<activity::Entity>(caller)
+        .select_only()
+        .column(activity::Column::AssigneeId)
+        .column_as(Expr::col(activity::Column::Id).count(), "done")
         .filter(activity::Column::GroupId.eq(group.id.as_str()))
         .filter(activity::Column::DoneAt.gte(from))
         .filter(activity::Column::DoneAt.lt(to))
+        .group_by(activity::Column::AssigneeId)
+        .into_tuple()
         .all(db)
         .await?;
     let origins = origins::of_group(db, &group.id).await?;
-    Ok(figures(&deals, &done, origins))
+    Ok(figures(&tallies, waits, &done, origins))
 }
 
-/// The report's arithmetic, from the rows.
+/// The aggregate columns of [`Tally`] over `window`.
+fn tally(window: Select<deal::Entity>) -> Select<deal::Entity> {
+    use deal::Column as C;
+    // Plain SQL without parameters, so that PostgreSQL sees the grouped expressions and
+    // the selected ones as the same (a comparison with a missing time is not true).
+    let recovered = || {
+        Expr::cust(
+            "CAST(CASE WHEN began_pre_sale = TRUE AND paid = TRUE THEN 1 ELSE 0 END AS BIGINT)",
+        )
+    };
+    let by_team =
+        || Expr::cust("CAST(CASE WHEN first_action_at < paid_at THEN 1 ELSE 0 END AS BIGINT)");
+    window
+        .column(C::OriginId)
+        .column(C::OwnerId)
+        .column(C::Status)
+        .column(C::Currency)
+        .column_as(recovered(), "recovered")
+        .column_as(by_team(), "by_team")
+        .column_as(Expr::col(C::Id).count(), "deals")
+        .column_as(
+            Expr::cust("CAST(COALESCE(SUM(value_cents), 0) AS BIGINT)"),
+            "cents",
+        )
+        .group_by(C::OriginId)
+        .group_by(C::OwnerId)
+        .group_by(C::Status)
+        .group_by(C::Currency)
+        .group_by(recovered())
+        .group_by(by_team())
+}
+
+/// The report's arithmetic, from the aggregate rows, each owner's waits before a first
+/// action (ms) and each assignee's activities done.
 pub fn figures(
-    deals: &[deal::Model],
-    done: &[activity::Model],
+    tallies: &[Tally],
+    waits: Vec<(Option<String>, i64)>,
+    done: &[(Option<String>, i64)],
     origins: Vec<origin::Model>,
 ) -> PipelineFigures {
-    let won = |d: &&deal::Model| d.status == DealStatus::Won;
-    let recovered: Vec<&deal::Model> = deals
+    let won: Vec<&Tally> = tallies
         .iter()
-        .filter(won)
-        .filter(|d| d.began_pre_sale && d.paid)
+        .filter(|t| t.status == DealStatus::Won)
         .collect();
-    let by_team = recovered
-        .iter()
-        .filter(|d| matches!((d.first_action_at, d.paid_at), (Some(a), Some(p)) if a < p))
-        .count() as u64;
-    let mut currencies: BTreeMap<&str, usize> = BTreeMap::new();
-    for d in deals.iter().filter(won) {
+    let recovered = || won.iter().filter(|t| t.recovered == 1);
+    let mut currencies: BTreeMap<&str, i64> = BTreeMap::new();
+    for t in &won {
         *currencies
-            .entry(d.currency.as_deref().unwrap_or("BRL"))
-            .or_default() += 1;
+            .entry(t.currency.as_deref().unwrap_or("BRL"))
+            .or_default() += t.deals;
     }
     let currency = currencies
         .into_iter()
@@ -105,17 +173,17 @@ pub fn figures(
     let origins = origins
         .into_iter()
         .map(|origin| {
-            let of: Vec<&deal::Model> = deals.iter().filter(|d| d.origin_id == origin.id).collect();
-            let count = |s: DealStatus| of.iter().filter(|d| d.status == s).count() as u64;
+            let of = || tallies.iter().filter(|t| t.origin_id == origin.id);
+            let count =
+                |s: DealStatus| of().filter(|t| t.status == s).map(|t| t.deals).sum::<i64>() as u64;
             OriginFigures {
-                entered: of.len() as u64,
+                entered: of().map(|t| t.deals).sum::<i64>() as u64,
                 open: count(DealStatus::Open),
                 won: count(DealStatus::Won),
                 lost: count(DealStatus::Lost),
-                won_cents: of
-                    .iter()
-                    .filter(|d| d.status == DealStatus::Won)
-                    .filter_map(|d| d.value_cents)
+                won_cents: of()
+                    .filter(|t| t.status == DealStatus::Won)
+                    .map(|t| t.cents)
                     .sum(),
                 origin,
             }
@@ -123,35 +191,39 @@ pub fn figures(
         .collect();
     PipelineFigures {
         currency,
-        recovered_deals: recovered.len() as u64,
-        recovered_cents: recovered.iter().filter_map(|d| d.value_cents).sum(),
-        recovered_by_team: by_team,
+        recovered_deals: recovered().map(|t| t.deals).sum::<i64>() as u64,
+        recovered_cents: recovered().map(|t| t.cents).sum(),
+        recovered_by_team: recovered()
+            .filter(|t| t.by_team == 1)
+            .map(|t| t.deals)
+            .sum::<i64>() as u64,
         origins,
-        sellers: sellers(deals, done),
+        sellers: sellers(tallies, waits, done),
     }
 }
 
-fn sellers(deals: &[deal::Model], done: &[activity::Model]) -> Vec<SellerFigures> {
+fn sellers(
+    tallies: &[Tally],
+    waits: Vec<(Option<String>, i64)>,
+    done: &[(Option<String>, i64)],
+) -> Vec<SellerFigures> {
     let mut by: BTreeMap<Option<String>, (SellerFigures, Vec<i64>)> = BTreeMap::new();
-    for d in deals {
-        let (s, waits) = by.entry(d.owner_id.clone()).or_default();
-        match d.status {
+    for t in tallies {
+        let (s, _) = by.entry(t.owner_id.clone()).or_default();
+        match t.status {
             DealStatus::Won => {
-                s.won += 1;
-                s.won_cents += d.value_cents.unwrap_or(0);
+                s.won += t.deals as u64;
+                s.won_cents += t.cents;
             }
-            DealStatus::Lost => s.lost += 1,
+            DealStatus::Lost => s.lost += t.deals as u64,
             DealStatus::Open => {}
         }
-        if let Some(at) = d.first_action_at {
-            waits.push(at - d.created_at);
-        }
     }
-    for a in done {
-        by.entry(a.assignee_id.clone())
-            .or_default()
-            .0
-            .activities_done += 1;
+    for (owner, wait) in waits {
+        by.entry(owner).or_default().1.push(wait);
+    }
+    for (assignee, n) in done {
+        by.entry(assignee.clone()).or_default().0.activities_done += *n as u64;
     }
     by.into_iter()
         .map(|(user_id, (mut s, mut waits))| {

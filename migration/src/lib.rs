@@ -20,6 +20,7 @@ mod m20261208_000001_sign_in_throttle;
 mod m20261209_000001_exports;
 mod m20261210_000001_data_rights;
 mod m20261211_000001_outbound;
+mod m20261212_000001_contact_search;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_000001_exports::Migration),
             Box::new(m20261210_000001_data_rights::Migration),
             Box::new(m20261211_000001_outbound::Migration),
+            Box::new(m20261212_000001_contact_search::Migration),
         ]
     }
 }

@@ -1304,12 +1304,68 @@ async fn next_changes(socket: &mut Socket, last: impl Fn(&Value) -> bool) -> Vec
     seen
 }
 
+/// The search index follows the contacts: new data is found and replaced data is not,
+/// an erased buyer is not found, short terms still search, and a term that only spans
+/// two fields (the index's text joins them) finds nothing.
+async fn search_follows_the_contacts(backend: Backend) {
+    let board = Board::new(backend).await;
+    let app = &board.app;
+    let count = |search: &'static str| async move {
+        app.ok(
+            &app.admin,
+            "query($s: String) { deals(filter: {search: $s}) { totalCount } }",
+            json!({"s": search}),
+        )
+        .await["deals"]["totalCount"]
+            .as_u64()
+            .unwrap()
+    };
+    board
+        .post(cart(
+            "c-1",
+            now() - 2 * MINUTE,
+            "ana.souza@x.test",
+            1_234_567,
+        ))
+        .await;
+    let mut newer = cart("c-2", now() - MINUTE, "ana.souza@x.test", 1_234_567);
+    newer["data"]["buyer"]["name"] = json!("Ana Beatriz Lima");
+    newer["data"]["buyer"]["phone"] = json!("+55 21 98888-7777");
+    board.post(newer).await;
+    assert!(count("beatriz").await >= 1, "the new name is found");
+    assert!(
+        count("(21) 98888-7777").await >= 1,
+        "the new phone is found"
+    );
+    assert_eq!(count("souza ana").await, 0, "no match across fields");
+    assert_eq!(count("99999-0000").await, 0, "the replaced phone is gone");
+    assert!(count("li").await >= 1, "two letters still search");
+    let contact = app
+        .ok(
+            &app.admin,
+            "{ contacts(filter: {search: \"beatriz\"}) { nodes { id } } }",
+            json!({}),
+        )
+        .await["contacts"]["nodes"][0]["id"]
+        .clone();
+    app.ok(
+        &app.admin,
+        "mutation($c: ID!) { eraseContact(contactId: $c, reason: \"pedido do titular\") { contactId } }",
+        json!({"c": contact}),
+    )
+    .await;
+    for search in ["beatriz", "ana.souza", "98888-7777"] {
+        assert_eq!(count(search).await, 0, "{search} after erasure");
+    }
+}
+
 on_both_backends!(
     stages_and_origins_are_managed_by_admins,
     a_seller_works_a_deal,
     actions_and_checkout_events_fold_together,
     members_see_what_the_group_scope_allows,
     search_whatsapp_and_activities,
+    search_follows_the_contacts,
     bad_input_loses_nothing,
     the_report_counts_recovered_sales,
     the_board_is_live,

@@ -13,6 +13,7 @@ mod exports;
 mod graphql;
 mod import;
 mod load;
+mod moves;
 mod outbound;
 mod report;
 mod server;

@@ -154,6 +154,13 @@ impl Server {
 
     /// A GraphQL operation that must succeed; returns `data`.
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let body = self.graphql_body(query, variables).await;
+        assert!(body["errors"].is_null(), "GraphQL error: {body}");
+        body["data"].clone()
+    }
+
+    /// A GraphQL operation's whole answer (`data` and `errors`).
+    pub async fn graphql_body(&self, query: &str, variables: Value) -> Value {
         let response = self
             .http
             .post(format!("{}/graphql", self.base))
@@ -162,9 +169,7 @@ impl Server {
             .send()
             .await
             .expect("GraphQL request");
-        let body: Value = response.json().await.expect("GraphQL JSON");
-        assert!(body["errors"].is_null(), "GraphQL error: {body}");
-        body["data"].clone()
+        response.json().await.expect("GraphQL JSON")
     }
 
     /// The text of this server's `/metrics` (empty when unreadable).

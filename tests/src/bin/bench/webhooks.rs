@@ -12,6 +12,7 @@ use crate::{
     Args,
     baseline::Baseline,
     load::{self, Delivery, PRODUCTS},
+    moves,
     report::{Report, Target},
     server::{FreshDatabase, Server},
 };
@@ -205,13 +206,23 @@ pub async fn latency(args: &Args, binary: &Path) -> Report {
     let database = FreshDatabase::create(args.database_url.as_deref(), dir.path()).await;
     let server = Server::start(binary, dir.path(), &database.url, &[]).await;
     let (_, _, url) = server.integration(&PRODUCTS).await;
-    let mut outcome = load::open_loop(
-        &url,
-        deliveries,
-        args.rate,
-        Duration::from_secs(args.seconds),
-    )
-    .await;
+    let until = Instant::now() + Duration::from_secs(args.seconds);
+    let (mut outcome, mut moves) = tokio::join!(
+        load::open_loop(
+            &url,
+            deliveries,
+            args.rate,
+            Duration::from_secs(args.seconds),
+        ),
+        moves::during(&server, until),
+    );
+    report.latency(
+        "move_deal",
+        "moveDeal meanwhile (50 a second)",
+        &mut moves.latencies,
+        Target::AtMost(20.0),
+    );
+    report.fact("moves_refused", json!(moves.refused));
     let handler = server
         .histogram("checkout_crm_webhook_handler_seconds")
         .await;
