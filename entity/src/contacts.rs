@@ -37,13 +37,26 @@ async fn visibility(_db: &impl ConnectionTrait, caller: &Caller) -> DomainResult
     ))
 }
 
-/// The condition "the buyer's name, e-mail or phone matches" on `contacts`; `None` for
-/// an empty search. Where the search index can answer it (terms of three characters or
-/// more), the index narrows the contacts first and the columns are checked on those.
-pub fn search_condition(
-    backend: DbBackend,
+/// A search of contacts, ready to filter by.
+pub struct ContactSearch {
+    /// On `contacts`: the contacts that match.
+    pub condition: Condition,
+    /// The index found few contacts (at most [`FEW`]; its narrowing is then part of
+    /// `condition`), so reading those first is cheapest. Otherwise many match, and rows
+    /// read in list order are checked one by one until a page is full.
+    pub few: bool,
+}
+
+/// At most this many contacts found by the index make a search "few".
+pub const FEW: u64 = 5_000;
+
+/// The search "the buyer's name, e-mail or phone contains it"; `None` for an empty one.
+/// Where the search index can answer (terms of three characters or more) and finds few
+/// contacts, it narrows them first and the columns are checked on those.
+pub async fn search(
+    db: &impl ConnectionTrait,
     search: Option<&str>,
-) -> DomainResult<Option<Condition>> {
+) -> DomainResult<Option<ContactSearch>> {
     use contact::Column;
     let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
@@ -68,10 +81,44 @@ pub fn search_condition(
     for form in &digits {
         any = any.add(Column::Phone.contains(form));
     }
-    Ok(Some(match indexed(backend, &lowered, &digits) {
-        Some(narrowed) => Condition::all().add(narrowed).add(any),
-        None => any,
+    let Some(index) = indexed(db.get_database_backend(), &lowered, &digits) else {
+        return Ok(Some(ContactSearch {
+            condition: any,
+            few: false,
+        }));
+    };
+    if found_by_index(db, &index).await? > FEW {
+        return Ok(Some(ContactSearch {
+            condition: any,
+            few: false,
+        }));
+    }
+    Ok(Some(ContactSearch {
+        condition: Condition::all().add(index.narrowing).add(any),
+        few: true,
     }))
+}
+
+/// How many contacts the index finds, counted up to `FEW + 1` (of every account: an
+/// estimate of the work, never a result).
+async fn found_by_index(db: &impl ConnectionTrait, index: &Indexed) -> DomainResult<u64> {
+    let sql = format!(
+        "SELECT count(*) AS n FROM ({} LIMIT {}) AS found",
+        index.probe,
+        FEW + 1
+    );
+    let statement = sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        index.values.clone(),
+    );
+    let n: i64 = db
+        .query_one_raw(statement)
+        .await?
+        .map(|row| row.try_get("", "n"))
+        .transpose()?
+        .unwrap_or(0);
+    Ok(n as u64)
 }
 
 fn escape_like(text: &str) -> String {
@@ -85,10 +132,19 @@ fn escape_like(text: &str) -> String {
 const POSTGRES_SEARCH_TEXT: &str =
     "(lower(coalesce(name, '')) || ' ' || email || ' ' || coalesce(phone, ''))";
 
-/// A condition the search index answers that holds for every contact whose name or
-/// e-mail contains `text` or whose phone contains one of `digits`; `None` when the index
-/// cannot narrow (a term under three characters, which trigrams do not cover).
-fn indexed(backend: DbBackend, text: &str, digits: &[String]) -> Option<Expr> {
+/// What the search index answers for a search.
+struct Indexed {
+    /// On `contacts`: holds for every contact whose name or e-mail contains the text or
+    /// whose phone contains one of the digit forms.
+    narrowing: Expr,
+    /// A query of the rows the index finds (for counting them), with its `values`.
+    probe: String,
+    values: Vec<sea_orm::Value>,
+}
+
+/// The index's part of a search; `None` when it cannot narrow (a term under three
+/// characters, which trigrams do not cover).
+fn indexed(backend: DbBackend, text: &str, digits: &[String]) -> Option<Indexed> {
     if text.chars().count() < 3 {
         return None;
     }
@@ -98,10 +154,15 @@ fn indexed(backend: DbBackend, text: &str, digits: &[String]) -> Option<Expr> {
             // FTS5 phrases: a trigram phrase matches where the text contains it.
             let phrase = |t: String| format!("\"{}\"", t.replace('"', "\"\""));
             let query = terms.map(phrase).collect::<Vec<_>>().join(" OR ");
-            Some(Expr::cust_with_values(
-                "contacts.rowid IN (SELECT rowid FROM contact_search WHERE contact_search MATCH ?)",
-                [query],
-            ))
+            let probe = "SELECT rowid FROM contact_search WHERE contact_search MATCH ?";
+            Some(Indexed {
+                narrowing: Expr::cust_with_values(
+                    format!("contacts.rowid IN ({probe})"),
+                    [query.clone()],
+                ),
+                probe: probe.to_owned(),
+                values: vec![query.into()],
+            })
         }
         _ => {
             let patterns: Vec<String> = terms.map(|t| format!("%{}%", escape_like(&t))).collect();
@@ -110,7 +171,11 @@ fn indexed(backend: DbBackend, text: &str, digits: &[String]) -> Option<Expr> {
                 .map(|n| format!("{POSTGRES_SEARCH_TEXT} LIKE ${n}"))
                 .collect::<Vec<_>>()
                 .join(" OR ");
-            Some(Expr::cust_with_values(format!("({sql})"), patterns))
+            Some(Indexed {
+                narrowing: Expr::cust_with_values(format!("({sql})"), patterns.clone()),
+                probe: format!("SELECT 1 FROM contacts WHERE {sql}"),
+                values: patterns.into_iter().map(Into::into).collect(),
+            })
         }
     }
 }
@@ -159,8 +224,8 @@ pub async fn page(
             ),
         );
     }
-    if let Some(any) = search_condition(db.get_database_backend(), filter.search.as_deref())? {
-        query = query.filter(any);
+    if let Some(found) = search(db, filter.search.as_deref()).await? {
+        query = query.filter(found.condition);
     }
     crate::page::fetch(db, query, Column::CreatedAt, Column::Id, page, |c| Cursor {
         at: c.created_at,

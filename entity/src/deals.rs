@@ -70,19 +70,27 @@ async fn by_contact(
     mut query: sea_orm::Select<deal::Entity>,
 ) -> DomainResult<sea_orm::Select<deal::Entity>> {
     use deal::Column;
-    if let Some(matches) =
-        crate::contacts::search_condition(db.get_database_backend(), filter.search.as_deref())?
-    {
-        query = query.filter(
-            Column::ContactId.in_subquery(
-                sea_orm::sea_query::Query::select()
-                    .column(contact::Column::Id)
-                    .from(contact::Entity)
-                    .and_where(contact::Column::AccountId.eq(caller.account_id.as_str()))
-                    .cond_where(matches)
+    if let Some(found) = crate::contacts::search(db, filter.search.as_deref()).await? {
+        let mut contacts = sea_orm::sea_query::Query::select()
+            .column((contact::Entity, contact::Column::Id))
+            .from(contact::Entity)
+            .and_where(contact::Column::AccountId.eq(caller.account_id.as_str()))
+            .cond_where(found.condition)
+            .to_owned();
+        query = query.filter(if found.few {
+            // Few contacts: read them, then their deals by index.
+            Column::ContactId.in_subquery(contacts)
+        } else {
+            // Many: deals read in list order, each one's contact checked.
+            sea_orm::sea_query::Expr::exists(
+                contacts
+                    .and_where(sea_orm::sea_query::ExprTrait::equals(
+                        sea_orm::sea_query::Expr::col((contact::Entity, contact::Column::Id)),
+                        (deal::Entity, Column::ContactId),
+                    ))
                     .to_owned(),
-            ),
-        );
+            )
+        });
     }
     if let Some(email) = &filter.contact_email {
         let email = email.trim().to_lowercase();

@@ -1359,6 +1359,62 @@ async fn search_follows_the_contacts(backend: Backend) {
     }
 }
 
+/// A term most contacts share reads deals in list order and checks each one's contact
+/// (the index finds more than `entity::contacts::FEW`); the answer is the same as
+/// through the index.
+async fn a_common_search_term_reads_deals_in_order(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    let board = Board::new(backend).await;
+    let app = &board.app;
+    board
+        .post(cart("c-1", now() - MINUTE, "ana.souza@x.test", 1_234_567))
+        .await;
+    let many = entity::contacts::FEW + 10;
+    let rows = match backend {
+        Backend::Sqlite => format!(
+            "WITH RECURSIVE m(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM m WHERE n < {many}) \
+             SELECT 'bulk-' || n, '{account}', 'bulk' || n || '@x.test', 'Bia Souza ' || n, 0, n, n FROM m",
+            account = app.account_id
+        ),
+        Backend::Postgres => format!(
+            "SELECT 'bulk-' || n, '{account}', 'bulk' || n || '@x.test', 'Bia Souza ' || n, 0, n, n \
+             FROM generate_series(1, {many}) AS n",
+            account = app.account_id
+        ),
+    };
+    app.db
+        .conn
+        .execute_unprepared(&format!(
+            "INSERT INTO contacts (id, account_id, email, name, data_at, created_at, updated_at) {rows}"
+        ))
+        .await
+        .unwrap();
+    let found = |query: &'static str, search: &'static str| async move {
+        app.ok(&app.admin, query, json!({"s": search})).await
+    };
+    let deals = "query($s: String) { deals(filter: {search: $s}) { totalCount nodes { contact { email } } } }";
+    for search in ["souza", "ana souza", "SOUZA"] {
+        let data = found(deals, search).await;
+        assert_eq!(data["deals"]["totalCount"], 1, "{search}");
+        assert_eq!(
+            data["deals"]["nodes"][0]["contact"]["email"],
+            "ana.souza@x.test"
+        );
+    }
+    let contacts = "query($s: String) { contacts(filter: {search: $s}) { totalCount } }";
+    assert_eq!(
+        found(contacts, "souza").await["contacts"]["totalCount"],
+        many + 1
+    );
+    let fives = (1..=many)
+        .filter(|n| n.to_string().starts_with('5'))
+        .count();
+    assert_eq!(
+        found(contacts, "bia souza 5").await["contacts"]["totalCount"],
+        fives
+    );
+}
+
 on_both_backends!(
     stages_and_origins_are_managed_by_admins,
     a_seller_works_a_deal,
@@ -1366,6 +1422,7 @@ on_both_backends!(
     members_see_what_the_group_scope_allows,
     search_whatsapp_and_activities,
     search_follows_the_contacts,
+    a_common_search_term_reads_deals_in_order,
     bad_input_loses_nothing,
     the_report_counts_recovered_sales,
     the_board_is_live,
