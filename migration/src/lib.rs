@@ -21,6 +21,7 @@ mod m20261209_000001_exports;
 mod m20261210_000001_data_rights;
 mod m20261211_000001_outbound;
 mod m20261212_000001_contact_search;
+mod m20261213_000001_deal_rollups;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000001_data_rights::Migration),
             Box::new(m20261211_000001_outbound::Migration),
             Box::new(m20261212_000001_contact_search::Migration),
+            Box::new(m20261213_000001_deal_rollups::Migration),
         ]
     }
 }
