@@ -87,38 +87,49 @@ pub async fn search(
             few: false,
         }));
     };
-    if found_by_index(db, &index).await? > FEW {
+    let found = found_by_index(db, &index).await?;
+    if found.len() as u64 > FEW {
         return Ok(Some(ContactSearch {
             condition: any,
             few: false,
         }));
     }
+    // The rows the index found, by key: the index is read once per search.
+    let key = match db.get_database_backend() {
+        DbBackend::Sqlite => Expr::cust("contacts.rowid"),
+        _ => Expr::col((contact::Entity, Column::Id)),
+    };
     Ok(Some(ContactSearch {
-        condition: Condition::all().add(index.narrowing).add(any),
+        condition: Condition::all()
+            .add(sea_orm::sea_query::ExprTrait::is_in(key, found))
+            .add(any),
         few: true,
     }))
 }
 
-/// How many contacts the index finds, counted up to `FEW + 1` (of every account: an
-/// estimate of the work, never a result).
-async fn found_by_index(db: &impl ConnectionTrait, index: &Indexed) -> DomainResult<u64> {
-    let sql = format!(
-        "SELECT count(*) AS n FROM ({} LIMIT {}) AS found",
-        index.probe,
-        FEW + 1
-    );
+/// The keys of the contacts the index finds (SQLite: rowids; PostgreSQL: ids), at most
+/// `FEW + 1` (of every account: the columns are checked, and the account, afterwards).
+async fn found_by_index(
+    db: &impl ConnectionTrait,
+    index: &Indexed,
+) -> DomainResult<Vec<sea_orm::Value>> {
+    let sql = format!("{} LIMIT {}", index.probe, FEW + 1);
     let statement = sea_orm::Statement::from_sql_and_values(
         db.get_database_backend(),
         sql,
         index.values.clone(),
     );
-    let n: i64 = db
-        .query_one_raw(statement)
-        .await?
-        .map(|row| row.try_get("", "n"))
-        .transpose()?
-        .unwrap_or(0);
-    Ok(n as u64)
+    let rows = db.query_all_raw(statement).await?;
+    let sqlite = db.get_database_backend() == DbBackend::Sqlite;
+    rows.iter()
+        .map(|row| {
+            Ok(if sqlite {
+                row.try_get::<i64>("", "id")?.into()
+            } else {
+                row.try_get::<String>("", "id")?.into()
+            })
+        })
+        .collect()
 }
 
 fn escape_like(text: &str) -> String {
@@ -134,10 +145,8 @@ const POSTGRES_SEARCH_TEXT: &str =
 
 /// What the search index answers for a search.
 struct Indexed {
-    /// On `contacts`: holds for every contact whose name or e-mail contains the text or
-    /// whose phone contains one of the digit forms.
-    narrowing: Expr,
-    /// A query of the rows the index finds (for counting them), with its `values`.
+    /// A query of the keys (`id`) of every contact whose name or e-mail contains the
+    /// text or whose phone contains one of the digit forms, and more, with its `values`.
     probe: String,
     values: Vec<sea_orm::Value>,
 }
@@ -154,13 +163,8 @@ fn indexed(backend: DbBackend, text: &str, digits: &[String]) -> Option<Indexed>
             // FTS5 phrases: a trigram phrase matches where the text contains it.
             let phrase = |t: String| format!("\"{}\"", t.replace('"', "\"\""));
             let query = terms.map(phrase).collect::<Vec<_>>().join(" OR ");
-            let probe = "SELECT rowid FROM contact_search WHERE contact_search MATCH ?";
             Some(Indexed {
-                narrowing: Expr::cust_with_values(
-                    format!("contacts.rowid IN ({probe})"),
-                    [query.clone()],
-                ),
-                probe: probe.to_owned(),
+                probe: "SELECT rowid AS id FROM contact_search WHERE contact_search MATCH ?".into(),
                 values: vec![query.into()],
             })
         }
@@ -172,8 +176,7 @@ fn indexed(backend: DbBackend, text: &str, digits: &[String]) -> Option<Indexed>
                 .collect::<Vec<_>>()
                 .join(" OR ");
             Some(Indexed {
-                narrowing: Expr::cust_with_values(format!("({sql})"), patterns.clone()),
-                probe: format!("SELECT 1 FROM contacts WHERE {sql}"),
+                probe: format!("SELECT id FROM contacts WHERE {sql}"),
                 values: patterns.into_iter().map(Into::into).collect(),
             })
         }

@@ -565,9 +565,7 @@ impl PipelineMutation {
         let intent = entity::work::Intent::Assign {
             user_id: user_id.map(|id| id.0),
         };
-        let deal =
-            entity::work::act(&ctx.app().db.conn, ctx.caller()?, &deal_id, intent, None).await?;
-        Ok(Deal(deal))
+        super::work::act(ctx, &deal_id, intent, None).await
     }
 
     async fn label_contact(

@@ -431,21 +431,25 @@ impl WorkMutation {
     }
 }
 
-async fn act(
+/// A person's action on one deal, in the request's write transaction: on SQLite it takes
+/// its turn at the process's one writer ahead of background writers, instead of polling
+/// for SQLite's lock while processing writes.
+pub(super) async fn act(
     ctx: &Context<'_>,
     deal_id: &str,
     intent: Intent,
     expected_version: Option<i64>,
 ) -> ApiResult<Deal> {
-    let db = &ctx.app().db.conn;
-    Ok(Deal(
-        work::act(db, ctx.caller()?, deal_id, intent, expected_version).await?,
-    ))
+    let txn = super::audited::write(ctx).await?;
+    let deal = work::act(&*txn, ctx.caller()?, deal_id, intent, expected_version).await?;
+    txn.commit().await.map_err(entity::DomainError::from)?;
+    Ok(Deal(deal))
 }
 
 async fn act_many(ctx: &Context<'_>, deal_ids: Vec<ID>, intent: Intent) -> ApiResult<Vec<Deal>> {
-    let db = &ctx.app().db.conn;
-    let deals = work::act_many(db, ctx.caller()?, &ids(deal_ids), intent).await?;
+    let txn = super::audited::write(ctx).await?;
+    let deals = work::act_many(&*txn, ctx.caller()?, &ids(deal_ids), intent).await?;
+    txn.commit().await.map_err(entity::DomainError::from)?;
     Ok(deals.into_iter().map(Deal).collect())
 }
 
