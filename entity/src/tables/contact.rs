@@ -12,7 +12,6 @@ pub struct Model {
     pub document: Option<String>,
     /// Event time of the newest data merged into this contact.
     pub data_at: i64,
-    /// Version of the search-term rules its `contact_terms` were written with.
     pub created_at: i64,
     pub updated_at: i64,
     /// Set when the buyer's data was erased: the row is then a tombstone.
