@@ -15,14 +15,12 @@ use super::{context::ContextExt, error::ApiResult};
 pub struct Audited(WriteTxn);
 
 /// The write transaction of a request someone waits for: on SQLite it goes before the
-/// background writers (the process's one writer).
+/// background writers (the process's one writer), which give way while it waits, as they
+/// do for a webhook's acknowledgement.
 pub async fn write(ctx: &Context<'_>) -> ApiResult<WriteTxn> {
-    Ok(ctx
-        .app()
-        .db
-        .begin_urgent_write()
-        .await
-        .map_err(DomainError::from)?)
+    let db = &ctx.app().db;
+    let _waiting = db.intake_ticket();
+    Ok(db.begin_urgent_write().await.map_err(DomainError::from)?)
 }
 
 impl Audited {

@@ -565,7 +565,10 @@ impl PipelineMutation {
         let intent = entity::work::Intent::Assign {
             user_id: user_id.map(|id| id.0),
         };
-        super::work::act(ctx, &deal_id, intent, None).await
+        let txn = super::audited::write(ctx).await?;
+        let deal = entity::work::act(&*txn, ctx.caller()?, &deal_id, intent, None).await?;
+        txn.commit().await.map_err(entity::DomainError::from)?;
+        Ok(Deal(deal))
     }
 
     async fn label_contact(

@@ -434,7 +434,7 @@ impl WorkMutation {
 /// A person's action on one deal, in the request's write transaction: on SQLite it takes
 /// its turn at the process's one writer ahead of background writers, instead of polling
 /// for SQLite's lock while processing writes.
-pub(super) async fn act(
+async fn act(
     ctx: &Context<'_>,
     deal_id: &str,
     intent: Intent,
