@@ -353,10 +353,10 @@ impl WorkMutation {
         deal_id: ID,
         text: String,
     ) -> ApiResult<TimelineEntry> {
-        let db = &ctx.app().db.conn;
-        Ok(TimelineEntry(
-            work::add_note(db, ctx.caller()?, &deal_id, &text).await?,
-        ))
+        let txn = super::audited::write(ctx).await?;
+        let entry = work::add_note(&*txn, ctx.caller()?, &deal_id, &text).await?;
+        txn.commit().await.map_err(entity::DomainError::from)?;
+        Ok(TimelineEntry(entry))
     }
 
     /// Takes an unowned deal the caller can see.
@@ -399,9 +399,9 @@ impl WorkMutation {
         deal_id: ID,
         input: ScheduleActivityInput,
     ) -> ApiResult<Activity> {
-        let db = &ctx.app().db.conn;
+        let txn = super::audited::write(ctx).await?;
         let activity = activities::schedule(
-            db,
+            &*txn,
             ctx.caller()?,
             &deal_id,
             input.kind.into(),
@@ -410,6 +410,7 @@ impl WorkMutation {
             input.assignee_id.as_ref().map(|id| id.0.as_str()),
         )
         .await?;
+        txn.commit().await.map_err(entity::DomainError::from)?;
         Ok(Activity(activity))
     }
 
@@ -419,15 +420,17 @@ impl WorkMutation {
         id: ID,
         note: Option<String>,
     ) -> ApiResult<Activity> {
-        let db = &ctx.app().db.conn;
-        Ok(Activity(
-            activities::complete(db, ctx.caller()?, &id, note.as_deref()).await?,
-        ))
+        let txn = super::audited::write(ctx).await?;
+        let activity = activities::complete(&*txn, ctx.caller()?, &id, note.as_deref()).await?;
+        txn.commit().await.map_err(entity::DomainError::from)?;
+        Ok(Activity(activity))
     }
 
     async fn cancel_activity(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
-        let db = &ctx.app().db.conn;
-        Ok(activities::cancel(db, ctx.caller()?, &id).await?)
+        let txn = super::audited::write(ctx).await?;
+        let cancelled = activities::cancel(&*txn, ctx.caller()?, &id).await?;
+        txn.commit().await.map_err(entity::DomainError::from)?;
+        Ok(cancelled)
     }
 }
 
