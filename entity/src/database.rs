@@ -349,6 +349,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| Box::pin(busy::retry_often(conn)))
             .connect_with(options.clone())
             .await
             .map_err(|err| DbErr::Custom(format!("cannot open {url}: {err}")))?;
@@ -358,6 +359,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
             .idle_timeout(None)
             .max_lifetime(None)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| Box::pin(busy::retry_often(conn)))
             .connect_with(options.pragma("cache_size", WRITER_CACHE_SIZE))
             .await
             .map_err(|err| DbErr::Custom(format!("cannot open {url}: {err}")))?;
@@ -390,6 +392,59 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Database, DbErr>
         Err(DbErr::Custom(
             "DATABASE_URL must start with sqlite:// or postgres://".into(),
         ))
+    }
+}
+
+/// How a SQLite connection waits for a lock another connection holds.
+///
+/// SQLite's own busy handler (what `busy_timeout` installs) sleeps in growing steps, up to
+/// 100 ms between two tries. Against this process's writer, which hands the lock from one
+/// transaction to the next with gaps of a millisecond or two, a connection trying only
+/// every 100 ms can miss every gap for the whole timeout and fail with "database is
+/// locked": the job queue's polls and acknowledgements (apalis' statements, on pool
+/// connections outside the write gate) did exactly that under a backlog, and a failed
+/// poll can leave a worker idle until the watchdog restarts it. This handler tries again
+/// every millisecond, for the same [`SQLITE_BUSY_TIMEOUT`] in all.
+mod busy {
+    use std::{ffi::c_void, os::raw::c_int, time::Duration};
+
+    use sea_orm::sqlx::{self, SqliteConnection};
+
+    /// Pause between two tries.
+    const STEP: Duration = Duration::from_millis(1);
+
+    /// Tries before giving up: [`super::SQLITE_BUSY_TIMEOUT`] of [`STEP`]s (at least; a
+    /// sleep may last longer than asked).
+    const TRIES: c_int = (super::SQLITE_BUSY_TIMEOUT.as_millis() / STEP.as_millis()) as c_int;
+
+    /// Called by SQLite on the connection's own thread while a lock is taken; `tries` is
+    /// how many times it was called for this lock. Non-zero: try again.
+    extern "C" fn wait(_: *mut c_void, tries: c_int) -> c_int {
+        if tries >= TRIES {
+            return 0;
+        }
+        std::thread::sleep(STEP);
+        1
+    }
+
+    /// Installs [`wait`] as the connection's busy handler (it replaces `busy_timeout`).
+    pub(super) async fn retry_often(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        let mut handle = conn.lock_handle().await?;
+        // SAFETY: the handle is locked, so no statement runs on the connection meanwhile;
+        // `wait` is a plain function without state (its context pointer is null).
+        let code = unsafe {
+            libsqlite3_sys::sqlite3_busy_handler(
+                handle.as_raw_handle().as_ptr(),
+                Some(wait),
+                std::ptr::null_mut(),
+            )
+        };
+        if code != libsqlite3_sys::SQLITE_OK {
+            return Err(sqlx::Error::Configuration(
+                format!("cannot set SQLite's busy handler (code {code})").into(),
+            ));
+        }
+        Ok(())
     }
 }
 

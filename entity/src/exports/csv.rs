@@ -3,7 +3,7 @@
 //! time. A text cell that a spreadsheet would read as a formula (it starts with `=`, `+`,
 //! `-`, `@`, a tab or a carriage return) gets a leading `'`, so nothing a buyer typed runs.
 
-use chrono::{FixedOffset, TimeZone};
+use chrono::{Datelike, FixedOffset, TimeZone, Timelike};
 
 /// What starts the file: the UTF-8 byte-order mark.
 pub const BOM: &str = "\u{feff}";
@@ -65,6 +65,16 @@ pub fn money(cents: i64) -> String {
 pub fn date(ms: i64) -> String {
     let sao_paulo = FixedOffset::west_opt(3 * 3600).expect("a valid offset");
     match sao_paulo.timestamp_millis_opt(ms).single() {
+        // The fields written directly: an export formats two dates per row, and a
+        // format string is parsed on every call.
+        Some(at) if (0..=9999).contains(&at.year()) => format!(
+            "{:02}/{:02}/{:04} {:02}:{:02}",
+            at.day(),
+            at.month(),
+            at.year(),
+            at.hour(),
+            at.minute()
+        ),
         Some(at) => at.format("%d/%m/%Y %H:%M").to_string(),
         None => String::new(),
     }
@@ -124,6 +134,18 @@ mod tests {
     }
 
     proptest! {
+        /// The fields written directly read as the format string writes them.
+        #[test]
+        fn dates_read_as_the_format_writes_them(ms in -70_000_000_000_000i64..250_000_000_000_000) {
+            let sao_paulo = FixedOffset::west_opt(3 * 3600).unwrap();
+            let expected = sao_paulo
+                .timestamp_millis_opt(ms)
+                .single()
+                .map(|at| at.format("%d/%m/%Y %H:%M").to_string())
+                .unwrap_or_default();
+            prop_assert_eq!(date(ms), expected);
+        }
+
         /// Whatever the text, the row reads back as the same cells, and no cell read back
         /// starts a formula.
         #[test]

@@ -15,7 +15,6 @@ use crate::{
     contacts::{self, ContactFilter},
     deals::{self, DealFilter},
     page::{Cursor, Page, PageRequest},
-    sale::details::DealDetails,
     scope::scoped,
     tables::{
         contact, contact_label, deal, enums::DealStatus, group, label, origin, product, stage, user,
@@ -210,6 +209,22 @@ pub(super) async fn deals(
     }
 }
 
+/// The two parts of a deal's details a row shows; the rest of the JSON is skipped, not
+/// built (a million rows parse it once each).
+#[derive(Default, serde::Deserialize)]
+struct Shown {
+    #[serde(default)]
+    payment: Option<ShownPayment>,
+    #[serde(default)]
+    product_name: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ShownPayment {
+    #[serde(default)]
+    method: Option<String>,
+}
+
 async fn deal_row(
     file: &mut ChunkWriter,
     names: &Names,
@@ -217,7 +232,7 @@ async fn deal_row(
     labels: Option<&String>,
     d: &deal::Model,
 ) -> DomainResult<()> {
-    let details: DealDetails = d
+    let details: Shown = d
         .details
         .as_deref()
         .and_then(|json| serde_json::from_str(json).ok())
