@@ -81,19 +81,18 @@ pub async fn search(
     for form in &digits {
         any = any.add(Column::Phone.contains(form));
     }
-    let Some(index) = indexed(db.get_database_backend(), &lowered, &digits) else {
+    // No index (PostgreSQL without pg_trgm), or more hits than a key list holds: the
+    // contacts' columns alone.
+    let found = match indexed(db.get_database_backend(), &lowered, &digits) {
+        Some(index) => Some(found_by_index(db, &index).await?),
+        None => None,
+    };
+    let Some(found) = found.filter(|keys| keys.len() as u64 <= FEW) else {
         return Ok(Some(ContactSearch {
             condition: any,
             few: false,
         }));
     };
-    let found = found_by_index(db, &index).await?;
-    if found.len() as u64 > FEW {
-        return Ok(Some(ContactSearch {
-            condition: any,
-            few: false,
-        }));
-    }
     // The rows the index found, by key: the index is read once per search.
     let key = match db.get_database_backend() {
         DbBackend::Sqlite => Expr::cust("contacts.rowid"),
