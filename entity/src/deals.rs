@@ -34,6 +34,27 @@ pub async fn page(
     filter: DealFilter,
     page: PageRequest,
 ) -> DomainResult<Page<deal::Model>> {
+    let query = filtered(db, caller, &filter).await?;
+    crate::page::fetch(
+        db,
+        query,
+        deal::Column::CreatedAt,
+        deal::Column::Id,
+        page,
+        |d| Cursor {
+            at: d.created_at,
+            id: d.id.clone(),
+        },
+    )
+    .await
+}
+
+/// The deals the caller may see under `filter`, unordered: what [`page`] pages through.
+pub async fn filtered(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    filter: &DealFilter,
+) -> DomainResult<sea_orm::Select<deal::Entity>> {
     use deal::Column;
     let mut query = scoped::<deal::Entity>(caller).filter(groups::deal_condition(caller));
     if let Some(group) = &filter.group_id {
@@ -54,12 +75,7 @@ pub async fn page(
     if let Some(product) = &filter.product_id {
         query = query.filter(Column::ProductId.eq(product.as_str()));
     }
-    query = by_contact(db, caller, &filter, query).await?;
-    crate::page::fetch(db, query, Column::CreatedAt, Column::Id, page, |d| Cursor {
-        at: d.created_at,
-        id: d.id.clone(),
-    })
-    .await
+    by_contact(db, caller, filter, query).await
 }
 
 /// The filters on the deal's contact: e-mail, label and search.

@@ -288,15 +288,29 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<i64> {
     Some((at.timestamp_millis() - entity::now_ms()).max(0))
 }
 
-/// Writes finished attempts, as many as are waiting per transaction.
+/// How long finished attempts gather before they are written: sends finish one by one,
+/// and one transaction per few of them cost the database more than the sends did.
+const RECORD_GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Most attempts written per transaction.
+const RECORD_BATCH: usize = 500;
+
+/// Writes finished attempts, those that finish within [`RECORD_GATHER`] of the first in
+/// one transaction. (A message whose attempt is not written yet stays claimed; if the
+/// process stops first, its claim expires and it is sent again with the same id.)
 async fn record_forever(ctx: JobContext, mut received: mpsc::UnboundedReceiver<AttemptResult>) {
     let policy = ctx.settings.outbound.retry.clone();
     while let Some(first) = received.recv().await {
         let mut batch = vec![first];
-        while batch.len() < 500 {
-            match received.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+        let gathered = tokio::time::sleep(RECORD_GATHER);
+        tokio::pin!(gathered);
+        while batch.len() < RECORD_BATCH {
+            tokio::select! {
+                next = received.recv() => match next {
+                    Some(next) => batch.push(next),
+                    None => break,
+                },
+                () = &mut gathered => break,
             }
         }
         let sent = batch.iter().filter(|r| r.delivered()).count() as u64;

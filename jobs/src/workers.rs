@@ -1,7 +1,7 @@
 //! Worker processes: the delivery workers, the outbound dispatcher and the sweeper,
 //! until shutdown.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use apalis::prelude::{BoxDynError, Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use apalis_core::backend::ext::BackendExt;
@@ -133,7 +133,10 @@ async fn run_until_stopped(
     // watchdog restarts the workers when runnable jobs wait while nothing has been
     // processed for a while.
     let watchdog = watch_for_stuck_queue(ctx.clone());
-    let (monitor, names) = monitor(ctx);
+    // apalis ends a worker whose queue backend failed once (a fetch that met a locked or
+    // lost database) and keeps running the others: the whole set is restarted instead.
+    let died = Arc::new(tokio::sync::Notify::new());
+    let (monitor, names) = monitor(ctx, died.clone());
     let leases = tokio::spawn(renew_leases_forever(ctx.clone(), names.clone()));
     // The monitor is not asked to shut down: a stopping apalis worker stops driving its
     // queue backend while its jobs finish, and a half-done fetch would keep SQLite's
@@ -145,6 +148,7 @@ async fn run_until_stopped(
             tokio::select! {
                 _ = stop => drain(ctx).await,
                 _ = watchdog => tracing::warn!("queue looks stuck; restarting the workers"),
+                () = died.notified() => tracing::warn!("a worker stopped; restarting the workers"),
             }
         } => Ok(()),
     };
@@ -239,16 +243,21 @@ fn missed_heartbeats(settings: &WorkerSettings) -> usize {
 }
 
 /// The workers of this process (deliveries, and work against the Hotmart API), and
-/// their names.
-fn monitor(ctx: &JobContext) -> (Monitor, Vec<String>) {
+/// their names. A worker that stops on an error is not restarted alone: `died` is told.
+fn monitor(ctx: &JobContext, died: Arc<tokio::sync::Notify>) -> (Monitor, Vec<String>) {
     // Worker names are unique per process (and run): several processes share one queue.
     // The process id in them tells an operator which process holds a claim.
     let pid = std::process::id();
     let deliveries = format!("deliveries-{pid}-{}", crate::queue::new_job_id());
     let hotmart = format!("imports-{pid}-{}", crate::queue::new_job_id());
     let names = vec![deliveries.clone(), hotmart.clone()];
+    let monitor = Monitor::new().should_restart(move |worker, error| {
+        tracing::warn!(worker = worker.name(), ?error, "worker stopped on an error");
+        died.notify_one();
+        false
+    });
     let monitor = register!(
-        Monitor::new(),
+        monitor,
         ctx,
         DELIVERY_QUEUE,
         ProcessDeliveries,

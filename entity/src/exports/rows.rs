@@ -1,10 +1,14 @@
-//! The rows of an export: page after page of the same scoped lists the API serves, each
-//! page's contacts and labels read in one query apiece, names of groups, origins, stages,
-//! people and products read once.
+//! The rows of an export: page after page of the same scoped lists the API serves (a
+//! deal page reads its buyers in the same statement, by a join), each page's labels in
+//! one query, names of groups, origins, stages, people and products read once.
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    RelationTrait, Select,
+    sea_query::{Expr, ExprTrait},
+};
 
 use super::{
     ChunkWriter,
@@ -73,8 +77,9 @@ const CONTACT_HEADER: [&str; 6] = [
     "Etiquetas",
 ];
 
-/// Names by id of the account's groups, origins, stages, people, products and labels.
-struct Names(HashMap<String, String>);
+/// Names by id of the account's groups, origins, stages, people, products and labels;
+/// whether the account has labels at all (when not, no page looks for them).
+struct Names(HashMap<String, String>, bool);
 
 impl Names {
     async fn of(db: &impl ConnectionTrait, caller: &Caller) -> DomainResult<Names> {
@@ -94,28 +99,17 @@ impl Names {
         for p in scoped::<product::Entity>(caller).all(db).await? {
             names.insert(p.id, p.name.unwrap_or(p.hotmart_product_id));
         }
+        let mut labels = false;
         for l in scoped::<label::Entity>(caller).all(db).await? {
             names.insert(l.id, l.name);
+            labels = true;
         }
-        Ok(Names(names))
+        Ok(Names(names, labels))
     }
 
     fn of_id(&self, id: Option<&str>) -> &str {
         id.and_then(|id| self.0.get(id)).map_or("", String::as_str)
     }
-}
-
-/// The contacts of `ids`, by id.
-async fn contacts_of(
-    db: &impl ConnectionTrait,
-    caller: &Caller,
-    ids: Vec<String>,
-) -> DomainResult<HashMap<String, contact::Model>> {
-    let found = scoped::<contact::Entity>(caller)
-        .filter(contact::Column::Id.is_in(ids))
-        .all(db)
-        .await?;
-    Ok(found.into_iter().map(|c| (c.id.clone(), c)).collect())
 }
 
 /// For each contact of `ids` that has labels, their names joined by `, `.
@@ -125,6 +119,9 @@ async fn labels_of(
     names: &Names,
     ids: Vec<String>,
 ) -> DomainResult<HashMap<String, String>> {
+    if !names.1 {
+        return Ok(HashMap::new());
+    }
     let mut labels: HashMap<String, Vec<&str>> = HashMap::new();
     for link in contact_label::Entity::find()
         .filter(contact_label::Column::AccountId.eq(caller.account_id.as_str()))
@@ -186,27 +183,99 @@ pub(super) async fn deals(
     let header: Vec<Cell<'_>> = DEAL_HEADER.iter().map(|h| Cell::Text(h)).collect();
     file.row(&header).await?;
     let names = Names::of(db, caller).await?;
+    let query = deals::filtered(db, caller, &filter).await?;
     let mut after: Option<Cursor> = None;
     loop {
-        let page = deals::page(db, caller, filter.clone(), request(after.take())).await?;
-        let ids: Vec<String> = page.nodes.iter().map(|d| d.contact_id.clone()).collect();
-        let people = contacts_of(db, caller, ids.clone()).await?;
+        let page = deal_rows(db, &query, after.take()).await?;
+        let ids: Vec<String> = page.iter().map(|d| d.contact_id.clone()).collect();
         let labels = labels_of(db, caller, &names, ids).await?;
-        for d in &page.nodes {
-            deal_row(
-                file,
-                &names,
-                people.get(&d.contact_id),
-                labels.get(&d.contact_id),
-                d,
-            )
-            .await?;
+        for d in &page {
+            deal_row(file, &names, labels.get(&d.contact_id), d).await?;
         }
-        after = next(&page, |d| (d.created_at, d.id.clone()));
-        if after.is_none() {
-            return Ok(());
+        match page.last() {
+            Some(last) if page.len() as u64 == PAGE => {
+                after = Some(Cursor {
+                    at: last.created_at,
+                    id: last.id.clone(),
+                });
+            }
+            _ => return Ok(()),
         }
     }
+}
+
+/// A deal as its row shows it, with its buyer's name, e-mail and phone.
+#[derive(sea_orm::FromQueryResult)]
+struct DealRow {
+    id: String,
+    contact_id: String,
+    group_id: String,
+    origin_id: String,
+    stage_id: String,
+    product_id: Option<String>,
+    status: DealStatus,
+    owner_id: Option<String>,
+    value_cents: Option<i64>,
+    currency: Option<String>,
+    lost_reason: Option<String>,
+    details: Option<String>,
+    created_at: i64,
+    closed_at: Option<i64>,
+    buyer_name: Option<String>,
+    buyer_email: Option<String>,
+    buyer_phone: Option<String>,
+}
+
+/// The page of `query`'s deals after `after` (newest first), each with its buyer: one
+/// statement, only the columns a row shows.
+async fn deal_rows(
+    db: &impl ConnectionTrait,
+    query: &Select<deal::Entity>,
+    after: Option<Cursor>,
+) -> DomainResult<Vec<DealRow>> {
+    use deal::Column as D;
+    let buyer = deal::Entity::belongs_to(contact::Entity)
+        .from(D::ContactId)
+        .to(contact::Column::Id)
+        .into();
+    let mut query = query
+        .clone()
+        .select_only()
+        .columns([
+            D::Id,
+            D::ContactId,
+            D::GroupId,
+            D::OriginId,
+            D::StageId,
+            D::ProductId,
+            D::Status,
+            D::OwnerId,
+            D::ValueCents,
+            D::Currency,
+            D::LostReason,
+            D::Details,
+            D::CreatedAt,
+            D::ClosedAt,
+        ])
+        .column_as(contact::Column::Name, "buyer_name")
+        .column_as(contact::Column::Email, "buyer_email")
+        .column_as(contact::Column::Phone, "buyer_phone")
+        .join(JoinType::LeftJoin, buyer);
+    if let Some(after) = after {
+        // The same row-value range the lists page with.
+        let row = Expr::tuple([
+            Expr::col((deal::Entity, D::CreatedAt)),
+            Expr::col((deal::Entity, D::Id)),
+        ]);
+        query = query.filter(row.lt(Expr::tuple([Expr::val(after.at), Expr::val(after.id)])));
+    }
+    Ok(query
+        .order_by_desc(D::CreatedAt)
+        .order_by_desc(D::Id)
+        .limit(PAGE)
+        .into_model::<DealRow>()
+        .all(db)
+        .await?)
 }
 
 /// The two parts of a deal's details a row shows; the rest of the JSON is skipped, not
@@ -228,9 +297,8 @@ struct ShownPayment {
 async fn deal_row(
     file: &mut ChunkWriter,
     names: &Names,
-    person: Option<&contact::Model>,
     labels: Option<&String>,
-    d: &deal::Model,
+    d: &DealRow,
 ) -> DomainResult<()> {
     let details: Shown = d
         .details
@@ -247,9 +315,9 @@ async fn deal_row(
         name => name.to_owned(),
     };
     file.row(&[
-        Cell::Text(text(person.and_then(|p| p.name.as_ref()))),
-        Cell::Text(person.map_or("", |p| p.email.as_str())),
-        Cell::Text(text(person.and_then(|p| p.phone.as_ref()))),
+        Cell::Text(text(d.buyer_name.as_ref())),
+        Cell::Text(text(d.buyer_email.as_ref())),
+        Cell::Text(text(d.buyer_phone.as_ref())),
         Cell::Text(&product),
         Cell::Text(names.of_id(Some(&d.group_id))),
         Cell::Text(names.of_id(Some(&d.origin_id))),

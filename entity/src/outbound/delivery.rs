@@ -238,7 +238,16 @@ async fn mark_delivered(
             .await?;
     }
     let endpoints: BTreeSet<&str> = ok.iter().map(|r| r.message.endpoint_id.as_str()).collect();
+    // The last success is kept to the second: a busy endpoint's row is not written on
+    // every batch (on PostgreSQL each write of that one row waits for the one before).
+    use webhook_endpoint::Column as E;
     webhook_endpoint::Entity::update_many()
+        .filter(
+            sea_orm::Condition::any()
+                .add(E::LastSuccessAt.is_null())
+                .add(E::LastSuccessAt.lt(now - 1000))
+                .add(E::FailingSince.is_not_null()),
+        )
         .col_expr(webhook_endpoint::Column::LastSuccessAt, Expr::value(now))
         .col_expr(
             webhook_endpoint::Column::FailingSince,

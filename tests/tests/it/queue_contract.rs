@@ -81,4 +81,102 @@ async fn the_queue_runs_jobs_written_in_our_transaction(backend: Backend) {
     assert!(scalar(&app.db, &live).await >= 1);
 }
 
-on_both_backends!(the_queue_runs_jobs_written_in_our_transaction);
+async fn execute(db: &Database, sql: &str) {
+    db.conn
+        .execute_raw(Statement::from_string(db.conn.get_database_backend(), sql))
+        .await
+        .unwrap();
+}
+
+/// While `fault_injection` has a row, every claim of a job of `queue` fails in the
+/// database, as a claim that meets a lost or locked database does.
+async fn fail_claims_of(db: &Database, queue: &str) {
+    execute(db, "CREATE TABLE fault_injection (active INTEGER)").await;
+    if db.is_sqlite() {
+        execute(
+            db,
+            &format!(
+                "CREATE TRIGGER fail_claims BEFORE UPDATE OF status ON Jobs \
+                 WHEN NEW.job_type = '{queue}' AND NEW.status IN ('Queued', 'Running') \
+                 AND EXISTS (SELECT 1 FROM fault_injection) \
+                 BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+            ),
+        )
+        .await;
+    } else {
+        execute(
+            db,
+            "CREATE FUNCTION fail_claims() RETURNS trigger AS $$ BEGIN \
+             IF EXISTS (SELECT 1 FROM fault_injection) THEN RAISE EXCEPTION 'injected fault'; \
+             END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+        )
+        .await;
+        execute(
+            db,
+            &format!(
+                "CREATE TRIGGER fail_claims BEFORE UPDATE ON apalis.jobs FOR EACH ROW \
+                 WHEN (NEW.job_type = '{queue}' AND NEW.status IN ('Queued', 'Running')) \
+                 EXECUTE FUNCTION fail_claims()"
+            ),
+        )
+        .await;
+    }
+    execute(db, "INSERT INTO fault_injection VALUES (1)").await;
+}
+
+/// apalis ends a worker whose claim failed and keeps running the process's other worker;
+/// the process notices and starts its workers again, so the failed queue's jobs still run.
+async fn a_worker_whose_claim_failed_is_started_again(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let jobs = if app.db.is_sqlite() {
+        "Jobs"
+    } else {
+        "apalis.jobs"
+    };
+    fail_claims_of(&app.db, jobs::queue::IMPORT_QUEUE).await;
+    // An export runs on the import queue: its claim fails while the fault lasts.
+    let started = app
+        .ok(
+            &app.admin,
+            "mutation { exportDeals { id } }",
+            serde_json::json!({}),
+        )
+        .await;
+    let id = started["exportDeals"]["id"].clone();
+    let pending = format!(
+        "SELECT count(*) FROM {jobs} WHERE job_type = '{}' AND status = 'Pending'",
+        jobs::queue::IMPORT_QUEUE
+    );
+    assert_eq!(scalar(&app.db, &pending).await, 1);
+    // Several polls meet the fault (they run every 25 ms).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        scalar(&app.db, &pending).await,
+        1,
+        "the fault held the claim"
+    );
+    execute(&app.db, "DELETE FROM fault_injection").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = app
+            .ok(
+                &app.admin,
+                "query($id: ID!) { export(id: $id) { status } }",
+                serde_json::json!({"id": id}),
+            )
+            .await;
+        if found["export"]["status"] == "SUCCEEDED" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the export never ran after the fault: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+on_both_backends!(
+    the_queue_runs_jobs_written_in_our_transaction,
+    a_worker_whose_claim_failed_is_started_again,
+);
