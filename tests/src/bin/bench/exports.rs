@@ -76,7 +76,13 @@ async fn export_all(server: &Server) -> (f64, String, i64) {
                 );
             }
             Some("FAILED") => panic!("the export failed: {found}"),
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            _ => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(600),
+                    "the export did not finish in 10 minutes: {found}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
     }
 }
