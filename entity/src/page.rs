@@ -139,17 +139,39 @@ where
     E::Model: Send + Sync,
     C: sea_orm::ConnectionTrait,
 {
-    use sea_orm::{
-        ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-        sea_query::{Expr, ExprTrait},
-    };
+    use sea_orm::PaginatorTrait;
     let total = if page.count {
         query.clone().count(db).await?
     } else {
         0
     };
+    let rows = keyset(
+        query,
+        (time, id),
+        ascending,
+        page.after.as_ref(),
+        page.first + 1,
+    )
+    .all(db)
+    .await?;
+    Ok(Page::from_rows(rows, page.first, total, cursor))
+}
+
+/// `query`'s rows after `after` in `(time, id)` order (newest first unless `ascending`),
+/// at most `limit` of them: the statement every page is read with.
+pub fn keyset<E: sea_orm::EntityTrait>(
+    query: sea_orm::Select<E>,
+    (time, id): (E::Column, E::Column),
+    ascending: bool,
+    after: Option<&Cursor>,
+    limit: u64,
+) -> sea_orm::Select<E> {
+    use sea_orm::{
+        ColumnTrait, QueryFilter, QueryOrder, QuerySelect,
+        sea_query::{Expr, ExprTrait},
+    };
     let mut query = query;
-    if let Some(after) = &page.after {
+    if let Some(after) = after {
         // A row-value comparison, `(time, id) < (at, id)`: both backends read it as one
         // range of the `(…, time, id)` index, so a page deep in a long list costs what
         // the first one does.
@@ -162,13 +184,10 @@ where
     } else {
         sea_orm::Order::Desc
     };
-    let rows = query
+    query
         .order_by(time, order.clone())
         .order_by(id, order)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_rows(rows, page.first, total, cursor))
+        .limit(limit)
 }
 
 #[cfg(test)]

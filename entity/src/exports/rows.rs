@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
-    Select,
-    sea_query::{Expr, ExprTrait},
+    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect, Select,
 };
 
 use super::{
@@ -79,7 +77,10 @@ const CONTACT_HEADER: [&str; 6] = [
 
 /// Names by id of the account's groups, origins, stages, people, products and labels;
 /// whether the account has labels at all (when not, no page looks for them).
-struct Names(HashMap<String, String>, bool);
+struct Names {
+    by_id: HashMap<String, String>,
+    any_labels: bool,
+}
 
 impl Names {
     async fn of(db: &impl ConnectionTrait, caller: &Caller) -> DomainResult<Names> {
@@ -104,11 +105,15 @@ impl Names {
             names.insert(l.id, l.name);
             labels = true;
         }
-        Ok(Names(names, labels))
+        Ok(Names {
+            by_id: names,
+            any_labels: labels,
+        })
     }
 
     fn of_id(&self, id: Option<&str>) -> &str {
-        id.and_then(|id| self.0.get(id)).map_or("", String::as_str)
+        id.and_then(|id| self.by_id.get(id))
+            .map_or("", String::as_str)
     }
 }
 
@@ -119,7 +124,7 @@ async fn labels_of(
     names: &Names,
     ids: Vec<String>,
 ) -> DomainResult<HashMap<String, String>> {
-    if !names.1 {
+    if !names.any_labels {
         return Ok(HashMap::new());
     }
     let mut labels: HashMap<String, Vec<&str>> = HashMap::new();
@@ -238,7 +243,7 @@ async fn deal_rows(
         .from(D::ContactId)
         .to(contact::Column::Id)
         .into();
-    let mut query = query
+    let query = query
         .clone()
         .select_only()
         .columns([
@@ -261,21 +266,8 @@ async fn deal_rows(
         .column_as(contact::Column::Email, "buyer_email")
         .column_as(contact::Column::Phone, "buyer_phone")
         .join(JoinType::LeftJoin, buyer);
-    if let Some(after) = after {
-        // The same row-value range the lists page with.
-        let row = Expr::tuple([
-            Expr::col((deal::Entity, D::CreatedAt)),
-            Expr::col((deal::Entity, D::Id)),
-        ]);
-        query = query.filter(row.lt(Expr::tuple([Expr::val(after.at), Expr::val(after.id)])));
-    }
-    Ok(query
-        .order_by_desc(D::CreatedAt)
-        .order_by_desc(D::Id)
-        .limit(PAGE)
-        .into_model::<DealRow>()
-        .all(db)
-        .await?)
+    let query = crate::page::keyset(query, (D::CreatedAt, D::Id), false, after.as_ref(), PAGE);
+    Ok(query.into_model::<DealRow>().all(db).await?)
 }
 
 /// The two parts of a deal's details a row shows; the rest of the JSON is skipped, not

@@ -56,7 +56,7 @@ async fn sales(app: &TestApp) -> Vec<String> {
 }
 
 /// Starts an export with `mutation` and waits until it has finished; returns it.
-async fn export(app: &TestApp, token: &str, mutation: &str) -> Value {
+pub(crate) async fn export(app: &TestApp, token: &str, mutation: &str) -> Value {
     let started = app
         .ok(
             token,
