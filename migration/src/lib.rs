@@ -22,6 +22,7 @@ mod m20261210_000001_data_rights;
 mod m20261211_000001_outbound;
 mod m20261212_000001_contact_search;
 mod m20261213_000001_deal_rollups;
+mod m20261214_000001_tombstone_index;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261211_000001_outbound::Migration),
             Box::new(m20261212_000001_contact_search::Migration),
             Box::new(m20261213_000001_deal_rollups::Migration),
+            Box::new(m20261214_000001_tombstone_index::Migration),
         ]
     }
 }

@@ -116,6 +116,9 @@ pub async fn claim_due(
              ) RETURNING *"
         )
     };
+    if backend == DbBackend::Sqlite && !any_due(db, now).await? {
+        return Ok(Vec::new());
+    }
     let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
     let mut claimed = outbound_message::Entity::find()
         .from_raw_sql(statement)
@@ -123,6 +126,21 @@ pub async fn claim_due(
         .await?;
     claimed.sort_by_key(|m| m.next_attempt_at);
     Ok(claimed)
+}
+
+/// Whether any enabled endpoint has a message due: a read, so on SQLite an idle
+/// dispatcher's polls never take the write lock (an `UPDATE` takes it even when it
+/// matches no row, and waits for the engine's transactions to get it).
+async fn any_due(db: &impl ConnectionTrait, now: i64) -> DomainResult<bool> {
+    let sql = format!(
+        "SELECT 1 FROM webhook_endpoints e WHERE e.enabled AND EXISTS (\
+           SELECT 1 FROM outbound_messages d WHERE d.endpoint_id = e.id \
+           AND d.status = '{PENDING}' AND d.next_attempt_at <= ? \
+           AND (d.lease_until IS NULL OR d.lease_until < ?)) LIMIT 1"
+    );
+    let statement =
+        sea_orm::Statement::from_sql_and_values(DbBackend::Sqlite, sql, [now.into(), now.into()]);
+    Ok(db.query_one_raw(statement).await?.is_some())
 }
 
 /// Hands claimed messages back unsent (due again at once).

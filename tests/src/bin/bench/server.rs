@@ -101,7 +101,12 @@ impl Server {
             .env("DATABASE_URL", database_url)
             .env("BIND", format!("127.0.0.1:{port}"))
             .env("PUBLIC_URL", &base)
-            .env("RUST_LOG", "error")
+            // `BENCH_SERVER_LOG` (a `RUST_LOG` filter) shows the server's logs, for example
+            // `sqlx::query=debug` for every statement with its time.
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "error".to_owned()),
+            )
             .env_remove("CHECKOUT_CRM_DATA_DIR")
             .env_remove("JWT_SECRET")
             .env_remove("CRM_SECRET_KEY")
