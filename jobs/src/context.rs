@@ -117,8 +117,13 @@ pub struct JobContext {
     pub db: Database,
     pub queue: Queue,
     pub settings: WorkerSettings,
-    /// When this process last started a job (epoch ms), for the stuck-queue watchdog.
+    /// When this process last started a delivery job (epoch ms), for the stuck-queue
+    /// watchdog.
     pub progress: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// The same for the import queue (imports, exports, product refreshes), with how many
+    /// of its jobs run now: the watchdog looks at it only while a slot is free.
+    pub import_progress: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    pub imports_running: Arc<AtomicUsize>,
     /// Decrypts stored Hotmart credentials.
     pub keys: entity::secrets::SecretKeys,
     pub hotmart: HotmartEndpoints,
@@ -165,8 +170,16 @@ impl JobContext {
     }
 }
 
-/// A job doing work (see [`JobContext::start_work`]).
+/// A job doing work (see [`JobContext::start_work`]): counted until dropped.
 pub struct Working(Arc<AtomicUsize>);
+
+impl Working {
+    /// Counts one more in `counter` until dropped.
+    pub fn count(counter: &Arc<AtomicUsize>) -> Working {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Working(counter.clone())
+    }
+}
 
 impl Drop for Working {
     fn drop(&mut self) {

@@ -291,14 +291,19 @@ pub async fn deliveries_in_unfinished_jobs(
         .collect())
 }
 
-/// Delivery jobs due for longer than `age` and still not started.
-pub async fn runnable_jobs_older_than(db: &Database, age: Duration) -> Result<i64, sqlx::Error> {
+/// Jobs of `queue` due for longer than `age` and still not started.
+pub async fn runnable_jobs_older_than(
+    db: &Database,
+    queue: &str,
+    age: Duration,
+) -> Result<i64, sqlx::Error> {
     let cutoff_secs = (entity::now_ms() / 1000) - age.as_secs() as i64;
     match &db.pool {
         Pool::Sqlite(pool) => sqlx::query_scalar(
-            "SELECT count(*) FROM Jobs WHERE job_type = ? AND status = 'Pending' AND run_at <= ?",
+            "SELECT count(*) FROM Jobs WHERE job_type = ? AND status = 'Pending' AND lock_by IS NULL \
+             AND run_at <= ?",
         )
-        .bind(DELIVERY_QUEUE)
+        .bind(queue)
         .bind(cutoff_secs)
         .fetch_one(pool)
         .await,
@@ -307,7 +312,7 @@ pub async fn runnable_jobs_older_than(db: &Database, age: Duration) -> Result<i6
                 "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status = 'Pending' \
                  AND run_at <= to_timestamp($2)",
             )
-            .bind(DELIVERY_QUEUE)
+            .bind(queue)
             .bind(cutoff_secs as f64)
             .fetch_one(pool)
             .await

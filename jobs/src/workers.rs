@@ -17,13 +17,17 @@ use crate::{
     queue::{DELIVERY_QUEUE, HotmartJob, IMPORT_QUEUE, ProcessDeliveries, Queue},
 };
 
+/// Import-queue jobs one process runs at a time.
+const IMPORT_CONCURRENCY: usize = 2;
+
 async fn hotmart_job(job: HotmartJob, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
     let handed_over = {
         let Some(_working) = ctx.start_work() else {
             return park().await;
         };
-        ctx.progress
+        ctx.import_progress
             .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed);
+        let _running = crate::context::Working::count(&ctx.imports_running);
         match job {
             HotmartJob::ImportWindow { window_id } => handle_window(&ctx, &window_id).await,
             HotmartJob::RunExport { export_id } => {
@@ -92,6 +96,8 @@ pub async fn run(
         db: db.clone(),
         settings: settings.clone(),
         progress: Default::default(),
+        import_progress: Default::default(),
+        imports_running: Default::default(),
         keys,
         hotmart,
         stopping: Default::default(),
@@ -271,30 +277,62 @@ fn monitor(ctx: &JobContext, died: Arc<tokio::sync::Notify>) -> (Monitor, Vec<St
         IMPORT_QUEUE,
         HotmartJob,
         hotmart,
-        2,
+        IMPORT_CONCURRENCY,
         hotmart_job
     );
     (monitor, names)
 }
 
-/// Completes when runnable jobs have been waiting longer than `stale_after` while this
-/// process has not started a job for that long.
+/// Completes when a queue's runnable jobs have been waiting longer than `stale_after`
+/// while this process has not started one of them for that long (for the import queue:
+/// while it also had a slot free). A worker can be alive and never fetch again; this is
+/// the net under that, whatever the cause.
 async fn watch_for_stuck_queue(ctx: JobContext) {
-    let stale = ctx.settings.stale_after;
-    ctx.progress
-        .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed);
+    use std::sync::atomic::Ordering::Relaxed;
+    ctx.progress.store(entity::now_ms(), Relaxed);
+    ctx.import_progress.store(entity::now_ms(), Relaxed);
     loop {
         tokio::time::sleep(ctx.settings.sweep_interval).await;
-        let idle_ms = entity::now_ms() - ctx.progress.load(std::sync::atomic::Ordering::Relaxed);
-        if idle_ms < stale.as_millis() as i64 {
-            continue;
+        let deliveries = stuck(&ctx, DELIVERY_QUEUE, &ctx.progress, false).await;
+        let busy = ctx.imports_running.load(Relaxed) >= IMPORT_CONCURRENCY;
+        let imports = stuck(&ctx, IMPORT_QUEUE, &ctx.import_progress, busy).await;
+        if deliveries || imports {
+            tracing::warn!(
+                deliveries,
+                imports,
+                "jobs wait while this process starts none"
+            );
+            return;
         }
-        match crate::queue::runnable_jobs_older_than(&ctx.db, stale).await {
-            Ok(0) => ctx
-                .progress
-                .store(entity::now_ms(), std::sync::atomic::Ordering::Relaxed),
-            Ok(_) => return,
-            Err(err) => tracing::debug!(error = %err, "watchdog: cannot read the queue"),
+    }
+}
+
+/// Whether `queue` looks stuck to this process (see [`watch_for_stuck_queue`]); when
+/// nothing waits, its clock starts again.
+async fn stuck(
+    ctx: &JobContext,
+    queue: &str,
+    started: &std::sync::atomic::AtomicI64,
+    busy: bool,
+) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stale = ctx.settings.stale_after;
+    if busy {
+        started.store(entity::now_ms(), Relaxed);
+        return false;
+    }
+    if entity::now_ms() - started.load(Relaxed) < stale.as_millis() as i64 {
+        return false;
+    }
+    match crate::queue::runnable_jobs_older_than(&ctx.db, queue, stale).await {
+        Ok(0) => {
+            started.store(entity::now_ms(), Relaxed);
+            false
+        }
+        Ok(_) => true,
+        Err(err) => {
+            tracing::debug!(error = %err, "watchdog: cannot read the queue");
+            false
         }
     }
 }

@@ -23,6 +23,7 @@ mod m20261211_000001_outbound;
 mod m20261212_000001_contact_search;
 mod m20261213_000001_deal_rollups;
 mod m20261214_000001_tombstone_index;
+mod m20261214_000002_pending_messages_index;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261212_000001_contact_search::Migration),
             Box::new(m20261213_000001_deal_rollups::Migration),
             Box::new(m20261214_000001_tombstone_index::Migration),
+            Box::new(m20261214_000002_pending_messages_index::Migration),
         ]
     }
 }

@@ -884,3 +884,25 @@ mod tests {
         assert_eq!(replace_database("postgres://h", "x"), "postgres://h/x");
     }
 }
+
+/// The plan the database makes for `statement` (SQLite's `EXPLAIN QUERY PLAN` details, or
+/// PostgreSQL's `EXPLAIN` lines), one step per line: to check that a query reads the index
+/// meant for it.
+pub async fn query_plan(
+    db: &sea_orm::DatabaseConnection,
+    mut statement: sea_orm::Statement,
+) -> String {
+    use sea_orm::ConnectionTrait;
+    let sqlite = db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+    statement.sql = if sqlite {
+        format!("EXPLAIN QUERY PLAN {}", statement.sql)
+    } else {
+        format!("EXPLAIN {}", statement.sql)
+    };
+    let rows = db.query_all_raw(statement).await.unwrap();
+    let column = if sqlite { 3 } else { 0 };
+    rows.iter()
+        .map(|row| row.try_get_by_index::<String>(column).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -95,9 +95,31 @@ pub async fn claim_due(
         "d.status = '{PENDING}' AND d.next_attempt_at <= {due} \
          AND (d.lease_until IS NULL OR d.lease_until < {fresh})"
     );
+    let sql = claim_sql(backend, &lease, &pending, &share, &busy_sql, &most);
+    if backend == DbBackend::Sqlite && !any_due(db, now).await? {
+        return Ok(Vec::new());
+    }
+    let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
+    let mut claimed = outbound_message::Entity::find()
+        .from_raw_sql(statement)
+        .all(db)
+        .await?;
+    claimed.sort_by_key(|m| m.next_attempt_at);
+    Ok(claimed)
+}
+
+/// The claim statement of [`claim_due`], from its parts.
+fn claim_sql(
+    backend: DbBackend,
+    lease: &str,
+    pending: &str,
+    share: &str,
+    busy_sql: &str,
+    most: &str,
+) -> String {
     // PostgreSQL walks the endpoints and takes each one's share by a lateral index probe;
     // SQLite (no LATERAL) runs the same probe as a correlated subquery.
-    let sql = if backend == DbBackend::Postgres {
+    if backend == DbBackend::Postgres {
         format!(
             "UPDATE outbound_messages SET lease_until = {lease} WHERE id IN (\
                SELECT d.id FROM webhook_endpoints e CROSS JOIN LATERAL (\
@@ -115,17 +137,7 @@ pub async fn claim_due(
                ) WHERE e.enabled{busy_sql} ORDER BY RANDOM() LIMIT {most}\
              ) RETURNING *"
         )
-    };
-    if backend == DbBackend::Sqlite && !any_due(db, now).await? {
-        return Ok(Vec::new());
     }
-    let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
-    let mut claimed = outbound_message::Entity::find()
-        .from_raw_sql(statement)
-        .all(db)
-        .await?;
-    claimed.sort_by_key(|m| m.next_attempt_at);
-    Ok(claimed)
 }
 
 /// Whether any enabled endpoint has a message due: a read, so on SQLite an idle
@@ -402,6 +414,19 @@ pub async fn prune(db: &impl ConnectionTrait, now: i64) -> DomainResult<u64> {
     Ok(messages.rows_affected + attempts.rows_affected)
 }
 
+/// When the oldest pending message was made: read from the partial index of pending
+/// messages, whatever the delivered history kept.
+pub fn oldest_pending() -> sea_orm::Select<outbound_message::Entity> {
+    outbound_message::Entity::find()
+        .select_only()
+        .column(outbound_message::Column::CreatedAt)
+        // Written out, not bound: only a literal lets the planners use the partial index
+        // of pending messages (`ix_outbound_messages_pending`).
+        .filter(Expr::cust(format!("status = '{PENDING}'")))
+        .order_by_asc(outbound_message::Column::CreatedAt)
+        .limit(1)
+}
+
 /// For `/metrics`: disabled endpoints, and when the oldest pending message was made.
 pub async fn stats(db: &impl ConnectionTrait) -> DomainResult<(u64, Option<i64>)> {
     use sea_orm::PaginatorTrait;
@@ -409,14 +434,6 @@ pub async fn stats(db: &impl ConnectionTrait) -> DomainResult<(u64, Option<i64>)
         .filter(webhook_endpoint::Column::Enabled.eq(false))
         .count(db)
         .await?;
-    let oldest: Option<i64> = outbound_message::Entity::find()
-        .select_only()
-        .column(outbound_message::Column::CreatedAt)
-        .filter(outbound_message::Column::Status.eq(PENDING))
-        .order_by_asc(outbound_message::Column::CreatedAt)
-        .limit(1)
-        .into_tuple()
-        .one(db)
-        .await?;
+    let oldest: Option<i64> = oldest_pending().into_tuple().one(db).await?;
     Ok((disabled, oldest))
 }

@@ -560,27 +560,11 @@ async fn erased_buyers_are_looked_up_by_the_tombstone_index(backend: Backend) {
     assert!(none.is_empty(), "a buyer never erased is not: {none:?}");
 
     let hash = keys.buyer_hash(EMAIL);
-    let mut query = sea_orm::QueryTrait::build(
+    let query = sea_orm::QueryTrait::build(
         &entity::privacy::tombstones([app.account_id.as_str()], [hash.as_str()]),
         kind,
     );
-    query.sql = match kind {
-        sea_orm::DbBackend::Sqlite => format!("EXPLAIN QUERY PLAN {}", query.sql),
-        _ => format!("EXPLAIN {}", query.sql),
-    };
-    let rows = db.query_all_raw(query).await.unwrap();
-    let plan: Vec<String> = rows
-        .iter()
-        .map(|row| {
-            let column = if kind == sea_orm::DbBackend::Sqlite {
-                3
-            } else {
-                0
-            };
-            row.try_get_by_index::<String>(column).unwrap()
-        })
-        .collect();
-    let plan = plan.join("\n");
+    let plan = tests::query_plan(db, query).await;
     assert!(
         plan.contains("ix_contacts_tombstones"),
         "the lookup reads the tombstone index:\n{plan}"

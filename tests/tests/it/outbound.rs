@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use serde_json::{Value, json};
 use tests::{
     Backend, TestApp,
@@ -976,7 +976,56 @@ async fn old_messages_and_attempts_are_pruned(backend: Backend) {
     assert_eq!(attempts(ids[2]), 1);
 }
 
+/// `/metrics`' oldest pending message, beside thousands of delivered ones (statistics
+/// taken): found, and read from the partial index of pending messages, not by walking the
+/// delivered history.
+async fn the_oldest_pending_message_is_read_by_its_index(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    let receiver = Receiver::start().await;
+    let (endpoint, _) = create_endpoint(&app, json!({"url": receiver.url})).await;
+    let db = &app.db.conn;
+    let found = entity::tables::webhook_endpoint::Entity::find_by_id(endpoint.clone())
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    let rows: Vec<_> = (0..3_000)
+        .map(|i| {
+            let body = entity::outbound::body("deal.moved", i, json!({"deal": {"id": i}}));
+            entity::outbound::messages::new_row(&found, "deal.moved", body, i)
+        })
+        .collect();
+    entity::outbound::messages::insert(db, rows).await.unwrap();
+    let run = |sql: &'static str| async move {
+        db.execute_unprepared(sql).await.unwrap();
+    };
+    // All delivered but the newest, made last.
+    run("UPDATE outbound_messages SET status = 'DELIVERED', created_at = 1000").await;
+    run(
+        "UPDATE outbound_messages SET status = 'PENDING', created_at = 2000 \
+         WHERE id = (SELECT max(id) FROM outbound_messages)",
+    )
+    .await;
+    run("ANALYZE").await;
+    let (_, oldest) = entity::outbound::delivery::stats(db).await.unwrap();
+    assert_eq!(
+        oldest,
+        Some(2000),
+        "the pending message, not a delivered one"
+    );
+    let query = sea_orm::QueryTrait::build(
+        &entity::outbound::delivery::oldest_pending(),
+        db.get_database_backend(),
+    );
+    let plan = tests::query_plan(db, query).await;
+    assert!(
+        plan.contains("ix_outbound_messages_pending"),
+        "read from the index of pending messages:\n{plan}"
+    );
+}
+
 on_both_backends!(
+    the_oldest_pending_message_is_read_by_its_index,
     each_change_emits_one_signed_message,
     retries_keep_their_id_and_honour_retry_after,
     gone_and_five_days_of_failures_disable,

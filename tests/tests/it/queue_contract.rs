@@ -154,7 +154,41 @@ async fn a_worker_whose_claim_failed_is_started_again(backend: Backend) {
     );
 }
 
+/// The watchdog's view of a queue: a job of the import queue (an export) that waits
+/// unclaimed counts there once it has waited the given time, and nowhere else.
+async fn the_watchdog_sees_waiting_jobs_of_each_queue(backend: Backend) {
+    let app = TestApp::spawn_without_workers(backend).await;
+    app.ok(
+        &app.admin,
+        "mutation { exportDeals { id } }",
+        serde_json::json!({}),
+    )
+    .await;
+    let waiting = |queue: &'static str, age: u64| {
+        let db = app.db.clone();
+        async move {
+            jobs::queue::runnable_jobs_older_than(&db, queue, Duration::from_secs(age))
+                .await
+                .unwrap()
+        }
+    };
+    // Due since it was written (run_at is to the second): older than 0 s once a second ends.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(waiting(jobs::queue::IMPORT_QUEUE, 0).await, 1);
+    assert_eq!(
+        waiting(jobs::queue::IMPORT_QUEUE, 3600).await,
+        0,
+        "not an hour old"
+    );
+    assert_eq!(
+        waiting(jobs::queue::DELIVERY_QUEUE, 0).await,
+        0,
+        "another queue"
+    );
+}
+
 on_both_backends!(
+    the_watchdog_sees_waiting_jobs_of_each_queue,
     the_queue_runs_jobs_written_in_our_transaction,
     a_worker_whose_claim_failed_is_started_again,
 );

@@ -45,14 +45,15 @@ async fn endpoint(server: &Server, url: &str) -> String {
         .to_owned()
 }
 
-/// Posts the deliveries and waits until all are processed: deliveries per second, and
-/// how many messages the receiver got once the outbox drained.
+/// Posts the deliveries and waits until all are processed: deliveries per second, how
+/// many messages the receiver got once the outbox drained, and how long after the last
+/// delivery was processed the last of them arrived (s).
 async fn end_to_end(
     args: &Args,
     binary: &Path,
     deliveries: Arc<Vec<load::Delivery>>,
     subscribed: bool,
-) -> (f64, usize) {
+) -> (f64, usize, f64) {
     let dir = args.run_dir();
     let database = FreshDatabase::create(args.database_url.as_deref(), dir.path()).await;
     let server = Server::start(binary, dir.path(), &database.url, &env()).await;
@@ -66,15 +67,20 @@ async fn end_to_end(
     load::closed_loop(&url, deliveries, args.concurrency).await;
     drained(&server, total as u64, Duration::from_secs(1800)).await;
     let rate = total as f64 / started.elapsed().as_secs_f64();
+    let processed = Instant::now();
     // The messages keep arriving after the last fold; wait until they stop.
     let mut seen = usize::MAX;
     while subscribed && receiver.count() != seen {
         seen = receiver.count();
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
+    let last = receiver.received().iter().map(|r| r.at).max();
+    let lag = last.map_or(0.0, |at| {
+        at.saturating_duration_since(processed).as_secs_f64()
+    });
     drop(server);
     database.drop_database().await;
-    (rate, receiver.count())
+    (rate, receiver.count(), lag)
 }
 
 /// Writes `n` messages for each endpoint, all due at one instant a moment from now.
@@ -144,8 +150,8 @@ pub async fn run(args: &Args, binary: &Path) -> Report {
             args.backend()
         ),
     );
-    let (without, _) = end_to_end(args, binary, deliveries.clone(), false).await;
-    let (with, received) = end_to_end(args, binary, deliveries.clone(), true).await;
+    let (without, _, _) = end_to_end(args, binary, deliveries.clone(), false).await;
+    let (with, received, lag) = end_to_end(args, binary, deliveries.clone(), true).await;
     let alone = dispatch(args, binary, n, false).await;
     let beside = dispatch(args, binary, n, true).await;
     let target = |at_least: f64| Target::AtLeast(if args.smoke { 0.0 } else { at_least });
@@ -169,6 +175,13 @@ pub async fn run(args: &Args, binary: &Path) -> Report {
         with / without,
         "x",
         target(0.8),
+    );
+    report.figure(
+        "last_message_after_processed_secs",
+        "Last message received, after the last delivery was processed",
+        lag,
+        "s",
+        Target::None,
     );
     report.figure(
         "dispatch_per_sec",
