@@ -1024,7 +1024,61 @@ async fn the_oldest_pending_message_is_read_by_its_index(backend: Backend) {
     );
 }
 
+/// The endpoint's last success is written at most once a second, but a success always
+/// stops the failure clock: an endpoint that failed right after a success (under a second
+/// ago) and then succeeds again is not left failing (it would be disabled after 5 days).
+async fn a_success_stops_the_failure_clock_even_within_a_second(backend: Backend) {
+    use entity::{outbound::delivery, tables::webhook_endpoint};
+    let app = TestApp::spawn_without_workers(backend).await;
+    let receiver = Receiver::start().await;
+    let (endpoint, _) = create_endpoint(&app, json!({"url": receiver.url})).await;
+    let db = &app.db.conn;
+    let found = webhook_endpoint::Entity::find_by_id(endpoint.clone())
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = entity::now_ms();
+    let row = entity::outbound::messages::new_row(&found, "deal.moved", "{}".into(), now);
+    entity::outbound::messages::insert(db, vec![row])
+        .await
+        .unwrap();
+    let message = entity::tables::outbound_message::Entity::find()
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    db.execute_unprepared(&format!(
+        "UPDATE webhook_endpoints SET last_success_at = {}, failing_since = {} WHERE id = '{endpoint}'",
+        now - 300,
+        now - 200
+    ))
+    .await
+    .unwrap();
+    let ok = delivery::AttemptResult {
+        message,
+        at: now,
+        http_status: Some(200),
+        error: None,
+        duration_ms: 3,
+        response: None,
+        retry_after_ms: None,
+    };
+    let disabled = delivery::record(db, &[ok], &delivery::RetryPolicy::default(), now)
+        .await
+        .unwrap();
+    assert!(disabled.is_empty());
+    let after = webhook_endpoint::Entity::find_by_id(endpoint)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.failing_since, None, "the success stopped the clock");
+    assert_eq!(after.last_success_at, Some(now));
+}
+
 on_both_backends!(
+    a_success_stops_the_failure_clock_even_within_a_second,
     the_oldest_pending_message_is_read_by_its_index,
     each_change_emits_one_signed_message,
     retries_keep_their_id_and_honour_retry_after,
