@@ -164,8 +164,7 @@ impl JobContext {
     pub fn start_work(&self) -> Option<Working> {
         // Counted first, checked second: the drain either sees the job busy or the job
         // sees the process stopping.
-        let working = Working(self.busy.clone());
-        self.busy.fetch_add(1, Ordering::SeqCst);
+        let working = Working::count(&self.busy);
         (!self.is_stopping()).then_some(working)
     }
 }

@@ -76,13 +76,13 @@ pub async fn dispatch_forever(ctx: JobContext) {
 }
 
 /// How long the dispatcher waits after a send finished before it claims again: more
-/// sends finish meanwhile, and one claim (a write) takes their slots. While this process's
-/// engine is at work the pause is longer, so claims are fewer and larger and outbound
-/// events give way to intake (at 10 ms a claim took 16 messages on average); a backlog
+/// sends finish meanwhile, and one claim (a write) takes their slots. While any job of
+/// this process is at work (the engine applying deliveries or an import, an export) the
+/// pause is longer, so claims are fewer and larger and outbound events give way to it (at 10 ms a claim took 16 messages on average); a backlog
 /// built during a burst is sent once it is quiet.
 fn claim_pause(ctx: &JobContext) -> std::time::Duration {
-    let engine_busy = ctx.busy.load(std::sync::atomic::Ordering::Relaxed) > 0;
-    std::time::Duration::from_millis(if engine_busy { 40 } else { 10 })
+    let jobs_busy = ctx.busy.load(std::sync::atomic::Ordering::Relaxed) > 0;
+    std::time::Duration::from_millis(if jobs_busy { 40 } else { 10 })
 }
 
 /// Claims due messages for the free slots; those beyond an endpoint's share are handed

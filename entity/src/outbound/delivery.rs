@@ -96,7 +96,7 @@ pub async fn claim_due(
          AND (d.lease_until IS NULL OR d.lease_until < {fresh})"
     );
     let sql = claim_sql(backend, &lease, &pending, &share, &busy_sql, &most);
-    if backend == DbBackend::Sqlite && !any_due(db, now).await? {
+    if backend == DbBackend::Sqlite && !any_due(db, &pending, now).await? {
         return Ok(Vec::new());
     }
     let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
@@ -140,15 +140,14 @@ fn claim_sql(
     }
 }
 
-/// Whether any enabled endpoint has a message due: a read, so on SQLite an idle
-/// dispatcher's polls never take the write lock (an `UPDATE` takes it even when it
-/// matches no row, and waits for the engine's transactions to get it).
-async fn any_due(db: &impl ConnectionTrait, now: i64) -> DomainResult<bool> {
+/// Whether any enabled endpoint has a message due under `pending` (the claim's own
+/// condition, with SQLite's two `?` for `now`): a read, so on SQLite an idle dispatcher's
+/// polls never take the write lock (an `UPDATE` takes it even when it matches no row, and
+/// waits for the engine's transactions to get it).
+async fn any_due(db: &impl ConnectionTrait, pending: &str, now: i64) -> DomainResult<bool> {
     let sql = format!(
         "SELECT 1 FROM webhook_endpoints e WHERE e.enabled AND EXISTS (\
-           SELECT 1 FROM outbound_messages d WHERE d.endpoint_id = e.id \
-           AND d.status = '{PENDING}' AND d.next_attempt_at <= ? \
-           AND (d.lease_until IS NULL OR d.lease_until < ?)) LIMIT 1"
+           SELECT 1 FROM outbound_messages d WHERE d.endpoint_id = e.id AND {pending}) LIMIT 1"
     );
     let statement =
         sea_orm::Statement::from_sql_and_values(DbBackend::Sqlite, sql, [now.into(), now.into()]);
